@@ -1,0 +1,12 @@
+"""fastloss: torch.nn's losses from NumPy arrays, value and gradient in one fused call.
+
+Every loss has torch.nn.functional's name, arguments and numbers, plus keyword-only
+``grad=True`` to get ``(loss, grad)``; criterion classes carry the same names as
+torch.nn's. See README.md and the API contract for the details.
+"""
+from ._warmup import warmup
+from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, KLDivLoss, NLLLoss,
+                             SigmoidFocalLoss, binary_cross_entropy, binary_cross_entropy_with_logits,
+                             cross_entropy, focal_loss, kl_div, nll_loss, sigmoid_focal_loss)
+
+__version__ = "0.1.0"

@@ -1,0 +1,94 @@
+"""Zero-copy views that give kernels a fixed rank, and the gradient buffer."""
+import numpy as np
+
+
+def reshape_view(array, shape):
+    """``array`` reshaped without a copy, or None when its strides do not allow it."""
+    try:
+        return np.reshape(array, shape, copy=False)
+    except ValueError:
+        return None
+
+
+def class_rows(array):
+    """(N, C, d1, ..., dk) -> (N, K, C) with K = d1 * ... * dk; (C,) -> (1, 1, C).
+
+    A view whenever the strides allow it (always for contiguous input), so class
+    rows are read in place; otherwise a copy. :func:`class_rows_undo` inverts it.
+    """
+    if array.ndim == 1:
+        shape = (1, 1, array.shape[0])
+        view = reshape_view(array, shape)
+        return np.reshape(array, shape) if view is None else view
+    n, c = array.shape[:2]
+    k = int(np.prod(array.shape[2:], dtype=np.int64))
+    view = reshape_view(array, (n, c, k))
+    return (np.reshape(array, (n, c, k)) if view is None else view).transpose(0, 2, 1)
+
+
+def class_rows_undo(rows, shape):
+    """The array of ``shape`` whose :func:`class_rows` is ``rows``."""
+    return rows.transpose(0, 2, 1).reshape(shape)
+
+
+def read_only(array):
+    """A read-only view: kernels then see one Numba type whether or not the caller's
+    array (a memmap opened "r", say) was writeable, and compile once."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _two_d(shape):
+    return (1, 1) if len(shape) == 0 else (-1, shape[-1])
+
+
+def flat_rows(array, shape):
+    """``array`` broadcast to ``shape`` and viewed as 2-D (rows, last axis), read-only."""
+    full = np.broadcast_to(array, shape)
+    view = reshape_view(full, _two_d(shape))
+    return read_only(np.reshape(full, _two_d(shape)) if view is None else view)
+
+
+def flat_rows_out(array):
+    """A writeable 2-D (rows, last axis) view of an output array (a copy if its strides forbid one)."""
+    view = reshape_view(array, _two_d(array.shape))
+    return np.reshape(array, _two_d(array.shape)) if view is None else view
+
+
+class GradientBuffer:
+    """Where a kernel writes a gradient shaped like ``like``.
+
+    A new C-contiguous array, or the caller's ``grad_out`` (possibly the input itself,
+    for an in-place gradient). ``view(rank_fn)`` gives the kernel's view of it; when
+    ``grad_out``'s strides admit no view, the kernel writes to a scratch array and
+    :meth:`result` copies it back.
+    """
+
+    def __init__(self, like, dtype, grad_out, name="grad_out"):
+        if grad_out is None:
+            self.array = np.empty(like.shape, dtype)
+        else:
+            if not isinstance(grad_out, np.ndarray):
+                raise TypeError(f"{name} must be a NumPy array, got {type(grad_out).__name__}")
+            if grad_out.shape != like.shape:
+                raise ValueError(f"{name} has shape {grad_out.shape}; expected the input's shape {like.shape}")
+            if grad_out.dtype != dtype:
+                raise TypeError(f"{name} has dtype {grad_out.dtype}; the gradient is computed in {np.dtype(dtype)}")
+            if not grad_out.flags.writeable:
+                raise ValueError(f"{name} is read-only")
+            self.array = grad_out
+        self._scratch = None
+
+    def view(self, make_view, undo):
+        """``make_view(array)``; if that is a copy, ``undo(copy, shape)`` writes it back in :meth:`result`."""
+        view = make_view(self.array)
+        if self.array.size and not np.shares_memory(view, self.array):
+            self._scratch = (view, undo)
+        return view
+
+    def result(self):
+        if self._scratch is not None:
+            view, undo = self._scratch
+            self.array[...] = undo(view, self.array.shape)
+        return self.array

@@ -1,0 +1,53 @@
+"""The one reduction helper: how a per-element loss becomes the result, and how
+``grad_output`` becomes the per-element factor that the fused kernels multiply their
+gradient by (so that gradients are written once, already scaled)."""
+import numpy as np
+
+from ._validation import check_choice
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(reduction, choices=REDUCTIONS):
+    return check_choice(reduction, "reduction", choices)
+
+
+def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
+    """d(result)/d(loss_i) times ``grad_output``, broadcastable to ``loss_shape``.
+
+    ``reduction="none"``: ``grad_output`` (default ones) must broadcast to the loss's
+    shape. ``"mean"``/``"sum"``: ``grad_output`` is a scalar (default 1), divided by
+    ``denominator`` for the mean. A zero denominator (every element ignored) gives
+    inf here, which multiplies no element, as in torch.
+    """
+    if reduction == "none":
+        if grad_output is None:
+            return np.ones((), dtype)
+        g = np.asarray(grad_output, dtype=dtype)
+        try:
+            if np.broadcast_shapes(g.shape, tuple(loss_shape)) == tuple(loss_shape):
+                return g
+        except ValueError:
+            pass
+        raise ValueError(f"grad_output has shape {g.shape}; expected the loss's shape {tuple(loss_shape)}")
+    g = 1.0 if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+    if np.ndim(g) != 0:
+        raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
+    g = float(g)
+    if reduction == "mean":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.float64(g) / np.float64(denominator)
+    return np.asarray(g, dtype)
+
+
+def finish(total, losses, reduction, denominator, dtype):
+    """The result: ``losses`` for "none", the sum, or the sum over ``denominator``.
+
+    A mean over nothing (empty batch, every target ignored) is NaN, as in torch.
+    """
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return dtype.type(total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dtype.type(np.float64(total) / np.float64(denominator))

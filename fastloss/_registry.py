@@ -1,0 +1,25 @@
+"""Tiny example calls of every public loss, for :func:`fastloss.warmup`.
+
+Each family adds its own calls here, so that warming up covers every kernel.
+"""
+import numpy as np
+
+
+def warmup_calls(rng, dtype):
+    from . import classification as cl
+
+    x = rng.standard_normal((4, 3)).astype(dtype)
+    t = rng.integers(0, 3, 4)
+    p = (rng.random((4, 3)) * 0.98 + 0.01).astype(dtype)
+    calls = []
+    for grad in (False, True):
+        calls += [
+            lambda: cl.cross_entropy(x, t, grad=grad),
+            lambda: cl.cross_entropy(x, p, grad=grad),
+            lambda: cl.nll_loss(x, t, grad=grad),
+            lambda: cl.binary_cross_entropy(p, p, grad=grad),
+            lambda: cl.binary_cross_entropy_with_logits(x, p, grad=grad),
+            lambda: cl.kl_div(x, p, grad=grad),
+            lambda: cl.sigmoid_focal_loss(x, p, grad=grad),
+        ]
+    return calls

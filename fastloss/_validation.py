@@ -1,0 +1,117 @@
+"""Input checks shared by every loss: run before any kernel, so that a kernel never
+sees an index it could read out of bounds (Numba does not bounds-check).
+
+Every error names the argument and the offending value or shapes.
+"""
+import numbers
+
+import numpy as np
+
+
+def compute_dtype(array):
+    """float64 stays float64; every other float (float32, float16, ...) computes in float32."""
+    return np.dtype(np.float64) if array.dtype == np.float64 else np.dtype(np.float32)
+
+
+def as_float_array(value, name, dtype=None):
+    """``value`` as a floating-point ndarray in ``dtype`` (default: its compute dtype).
+
+    No copy when it already has that dtype: strides, read-only flags and memmaps are
+    kept. Integers and booleans are not accepted for differentiable inputs.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be a floating-point array, got dtype {array.dtype}; "
+            f"cast it with {name}.astype(np.float32) or np.float64"
+        )
+    target = compute_dtype(array) if dtype is None else np.dtype(dtype)
+    return array if array.dtype == target else array.astype(target)
+
+
+def as_target_array(value, name, dtype):
+    """A real-valued target (probabilities, labels in {-1, 1}, regression targets) in ``dtype``.
+
+    Integers and booleans are accepted and converted; strings, objects and complex are not.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}")
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+def as_index_array(value, name):
+    """Integer class indices as an intp array (any integer dtype in)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices, got dtype {array.dtype}")
+    return array if array.dtype == np.intp else array.astype(np.intp)
+
+
+def check_class_indices(target, n_classes, name, ignore_index=None):
+    """ValueError unless every entry is in [0, n_classes) or equals ``ignore_index``."""
+    if target.size == 0:
+        return
+    bad = (target < 0) | (target >= n_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        value = int(target.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
+        allowed = f"[0, {n_classes})"
+        if ignore_index is not None:
+            allowed += f" or ignore_index={ignore_index}"
+        raise ValueError(f"{name} holds class index {value}; valid indices are {allowed}")
+
+
+def check_shape(actual, expected, name, what="input"):
+    """ValueError naming both shapes unless ``actual == expected``."""
+    if tuple(actual) != tuple(expected):
+        raise ValueError(f"{name} has shape {tuple(actual)}; expected {tuple(expected)} to match {what}")
+
+
+def check_broadcast(shape, target_shape, name):
+    """ValueError unless an array of ``shape`` broadcasts to ``target_shape``."""
+    try:
+        if np.broadcast_shapes(shape, target_shape) == tuple(target_shape):
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to the input's shape {tuple(target_shape)}")
+
+
+def as_class_weight(weight, n_classes, dtype, name="weight"):
+    """A per-class weight vector of length ``n_classes`` (ones when None)."""
+    if weight is None:
+        return np.ones(n_classes, dtype)
+    array = as_target_array(weight, name, dtype)
+    if array.ndim != 1 or array.shape[0] != n_classes:
+        raise ValueError(f"{name} must have shape ({n_classes},) (one entry per class), got {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def check_real(value, name, low=None, high=None, low_open=False):
+    """A finite real scalar option, optionally inside [low, high] (or (low, high])."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_integer(value, name):
+    """An integer scalar option (ignore_index, blank, ...)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def check_choice(value, name, choices):
+    """ValueError unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value

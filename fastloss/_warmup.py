@@ -1,0 +1,18 @@
+"""Compile (or load from the cache) every kernel ahead of the first real call."""
+import numpy as np
+
+
+def warmup(dtypes=("float32", "float64")):
+    """Run every public loss once, with and without its gradient, on tiny C-contiguous inputs.
+
+    The first call of a Numba kernel in a process compiles it (about a second per
+    kernel) or loads it from the on-disk cache (a fraction of that); call this at
+    start-up to pay that cost before timing-sensitive work. Strided or transposed
+    inputs compile their own specialisations on first use.
+    """
+    from . import _registry
+
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for call in _registry.warmup_calls(rng, np.dtype(dtype)):
+            call()

@@ -1,0 +1,489 @@
+r"""Classification losses: cross-entropy and its relatives, value and gradient fused.
+
+Layers, as in the rest of fastloss: row kernels (Numba, parallel over rows), then
+thin wrappers that validate, lay the arrays out for the kernels without copying, and
+reduce. A class-dimension input (N, C, d1, ..., dk) is viewed as (N, K, C) rows with
+K = d1 * ... * dk; a kernel reads each row of C logits once from memory and keeps it
+in cache for its passes (max, sum of exp, gradient).
+
+The softmax kernel serves cross-entropy (weights, ignore_index, label smoothing) and
+the focal loss with one formula. With :math:`\mathrm{nll}_t = -\log p_t`, class
+weight (or focal alpha) :math:`w`, smoothing :math:`\varepsilon` over :math:`C`
+classes and focal exponent :math:`\gamma`, the loss of one row is
+
+.. math::
+
+    \ell = (1 - \varepsilon)\, w_t\, (1 - p_t)^\gamma\, \mathrm{nll}_t
+           + \frac{\varepsilon}{C} \sum_c w_c\, (-\log p_c)
+
+and its gradient with respect to the logits is
+:math:`\partial\ell/\partial x_c = A\,p_c - B\,[c = t] - \frac{\varepsilon}{C} w_c` with
+:math:`B = (1 - \varepsilon) w_t g`, :math:`A = B + \frac{\varepsilon}{C}\sum_c w_c` and
+:math:`g = (1 - p_t)^\gamma - \gamma\, p_t (1 - p_t)^{\gamma - 1} \log p_t` (Lin et al.
+2017; ``g = 1`` for ``gamma = 0``).
+"""
+import numpy as np
+from numba import prange
+
+from ._criterion import criterion
+from ._elementwise import elementwise_loss, register
+from ._jit import jit
+from ._layout import GradientBuffer, class_rows, class_rows_undo, read_only
+from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, sum_float64, typed,
+                    weighted_gap_sum, weighted_target_sums)
+from ._reduction import check_reduction, finish, loss_scale
+from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
+                          check_class_indices, check_integer, check_real, check_shape)
+
+__all__ = [
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+    "focal_loss", "sigmoid_focal_loss",
+    "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "FocalLoss", "SigmoidFocalLoss",
+]
+
+
+# --------------------------------------------------------------------------- kernels
+
+@jit()
+def _write_softmax_grad(row, top, a_over_s, spread_scale, weight, out):
+    """out[c] = a_over_s * exp(row[c] - top) - spread_scale * weight[c] (vectorised)."""
+    for c in range(row.shape[0]):
+        out[c] = a_over_s * exp_fast(row[c] - top) - spread_scale * weight[c]
+
+
+@jit()
+def _zero(out):
+    for c in range(out.shape[0]):
+        out[c] = 0
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
+                               scale, loss, grad, want_grad):
+    """Fused softmax cross-entropy / focal loss over (N, K, C) logits, class targets.
+
+    ``keep = 1 - label_smoothing``, ``spread = label_smoothing / C``, ``weight_sum =
+    sum(weight)``; ``scale`` (N*K,) multiplies each row's gradient. Writes the
+    per-row loss into ``loss`` (N*K,) and, if ``want_grad``, the gradient into
+    ``grad`` (N, K, C), which may be ``logits`` itself. See the module docstring.
+    """
+    n_batch, n_pos, n_classes = logits.shape
+    for r in prange(n_batch * n_pos):
+        n = r // n_pos
+        k = r - n * n_pos
+        row = logits[n, k]
+        t = target[n, k]
+        if t == ignore_index:
+            loss[r] = 0
+            if want_grad:
+                _zero(grad[n, k])
+            continue
+        top = row_max(row)
+        total = sum_exp_shifted(row, top)
+        log_total = np.log(total)
+        nll = log_total + (top - row[t])
+        w_t = weight[t]
+        g = typed(1, nll)
+        focal = g
+        if gamma != 0:
+            log_p = -nll
+            q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
+            focal = q ** gamma
+            # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
+            g = focal - gamma * np.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else q
+        value = keep * w_t * focal * nll
+        if spread != 0:
+            value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
+        loss[r] = value
+        if want_grad:
+            s = scale[r]
+            b = keep * w_t * g * s
+            a = b + spread * weight_sum * s
+            _write_softmax_grad(row, top, a / total, spread * s, weight, grad[n, k])
+            grad[n, k, t] -= b
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale, loss, grad, want_grad):
+    """Fused softmax cross-entropy with probability targets over (N, K, C) rows.
+
+    With q = keep * target + spread: loss = sum_c w_c q_c (-log p_c) and
+    d loss / d x_c = p_c * sum_j w_j q_j - w_c q_c.
+    """
+    n_batch, n_pos, n_classes = logits.shape
+    for r in prange(n_batch * n_pos):
+        n = r // n_pos
+        k = r - n * n_pos
+        row = logits[n, k]
+        y = target[n, k]
+        top = row_max(row)
+        total = sum_exp_shifted(row, top)
+        log_total = np.log(total)
+        mass, gap = weighted_target_sums(row, y, weight, keep, spread, top)
+        loss[r] = log_total * mass + gap
+        if want_grad:
+            s = scale[r]
+            out = grad[n, k]
+            factor = mass * s / total
+            for c in range(n_classes):
+                out[c] = factor * exp_fast(row[c] - top) - s * weight[c] * (keep * y[c] + spread)
+
+
+@jit(parallel=True)
+def nll_rows(log_probs, target, weight, ignore_index, scale, loss, grad, want_grad):
+    """Negative log-likelihood over (N, K, C) log-probabilities: loss = -w_t x_t."""
+    n_batch, n_pos, n_classes = log_probs.shape
+    for r in prange(n_batch * n_pos):
+        n = r // n_pos
+        k = r - n * n_pos
+        t = target[n, k]
+        value = log_probs[n, k, t] if t != ignore_index else log_probs[n, k, 0] * 0
+        w_t = weight[t] if t != ignore_index else value * 0
+        loss[r] = -w_t * value if t != ignore_index else 0
+        if want_grad:
+            _zero(grad[n, k])
+            if t != ignore_index:
+                grad[n, k, t] = -w_t * scale[r]
+
+
+# ---------------------------------------------------------------- scalar kernels
+
+@jit(inline="always")
+def _bce_point(x, y, unused, p0, p1, p2):
+    """torch's BCE: logs clamped at -100; gradient (x - y) / max(x (1 - x), 1e-12)."""
+    floor = typed(-100, x)
+    one = typed(1, x)
+    loss = (y - one) * max(np.log1p(-x), floor) - y * max(np.log(x), floor)
+    return loss, (x - y) / max((one - x) * x, typed(1e-12, x)), x * 0
+
+
+@jit(inline="always")
+def _bce_logits_point(x, y, pos_weight, p0, p1, p2):
+    """(1 - y) x + lw softplus(-x) with lw = 1 + (pw - 1) y; gradient lw sigmoid(x) - pw y."""
+    one = typed(1, x)
+    log_weight = one + (pos_weight - one) * y
+    loss = (one - y) * x + log_weight * log1p_exp(-x)
+    return loss, log_weight * sigmoid(x) - pos_weight * y, x * 0
+
+
+@jit(inline="always")
+def _kl_div_point(x, y, unused, log_target, p1, p2):
+    """y (log y - x), 0 where y = 0 (torch's xlogy); or exp(y) (y - x) for log targets."""
+    if log_target != 0:
+        e = np.exp(y)
+        return e * (y - x), -e, x * 0
+    xlogy = y * np.log(y) if y != 0 else y * 0
+    return xlogy - y * x, -y, x * 0
+
+
+@jit(inline="always")
+def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
+    """torchvision.ops.sigmoid_focal_loss, its formula step by step, and its derivative."""
+    one = typed(1, x)
+    p = sigmoid(x)
+    ce = (one - y) * x + log1p_exp(-x)
+    p_t = p * y + (one - p) * (one - y)
+    q = one - p_t
+    modulator = q ** gamma
+    dce = p - y
+    dq = -p * (one - p) * (y + y - one)
+    dmod = gamma * q ** (gamma - one) * dq if q > 0 and gamma != 0 else x * 0
+    loss = ce * modulator
+    dloss = dce * modulator + ce * dmod
+    if alpha >= 0:
+        a_t = alpha * y + (one - alpha) * (one - y)
+        loss = a_t * loss
+        dloss = a_t * dloss
+    return loss, dloss, x * 0
+
+
+_BCE = register(_bce_point)
+_BCE_LOGITS = register(_bce_logits_point)
+_KL_DIV = register(_kl_div_point)
+_SIGMOID_FOCAL = register(_sigmoid_focal_point)
+
+
+# ---------------------------------------------------------------- wrappers
+
+def _class_input(input, name="input"):
+    """Validated logits or log-probs: (N, C, d...) or unbatched (C,)."""
+    x = as_float_array(input, name)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a class dimension: (C,), (N, C) or (N, C, d1, ...); got a scalar")
+    n_classes = x.shape[0] if x.ndim == 1 else x.shape[1]
+    if n_classes == 0:
+        raise ValueError(f"{name} has shape {x.shape}: zero classes")
+    return x, n_classes
+
+
+def _loss_shape(x):
+    """Shape of the unreduced loss of class input ``x``: the input without its class axis."""
+    return () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
+
+
+def _class_targets(target, x, n_classes, ignore_index):
+    t = as_index_array(target, "target")
+    check_shape(t.shape, _loss_shape(x), "target", f"input of shape {x.shape} (class indices drop the class axis)")
+    check_class_indices(t, n_classes, "target", ignore_index)
+    return t
+
+
+def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, grad_out, args):
+    """Common tail of the row losses: scale, gradient buffer, kernel call, reduction."""
+    dtype = x.dtype
+    rows = read_only(class_rows(x))
+    n_rows = rows.shape[0] * rows.shape[1]
+    loss = np.empty(n_rows, dtype)
+    if grad:
+        scale = np.ascontiguousarray(np.broadcast_to(
+            loss_scale(reduction, grad_output, loss_shape, denominator, dtype), loss_shape), dtype).reshape(-1)
+        buffer = GradientBuffer(x, dtype, grad_out)
+        grad_rows = buffer.view(class_rows, class_rows_undo)
+    else:
+        scale = np.empty(0, dtype)
+        grad_rows = np.empty((0, 0, 0), dtype)
+    kernel(rows, *args, scale, loss, grad_rows, grad)
+    total = sum_float64(loss) if reduction != "none" else 0.0
+    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
+    return (result, buffer.result()) if grad else result
+
+
+def _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, gamma, reduction, denominator,
+                        grad, grad_output, grad_out):
+    dtype = x.dtype.type
+    args = (read_only(_target_rows(t)), read_only(weight), dtype(weight.sum(dtype=np.float64)), dtype(1 - smoothing),
+            dtype(smoothing / n_classes), dtype(gamma), ignore_index)
+    return _run_rows(softmax_cross_entropy_rows, x, _loss_shape(x), reduction, denominator,
+                     grad, grad_output, grad_out, args)
+
+
+def _target_rows(t):
+    """Class-index targets (N, d...) or () as (N, K), matching :func:`class_rows`."""
+    return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
+
+
+def _weighted_count(t, weight, ignore_index):
+    """sum of weight[t] over the targets that are not ignored: torch's mean denominator."""
+    kept = t[t != ignore_index]
+    return weight[kept].sum(dtype=np.float64)
+
+
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                  grad=False, grad_output=None, grad_out=None):
+    r"""Cross-entropy between logits and class indices or class probabilities, as
+    ``torch.nn.functional.cross_entropy``.
+
+    .. math::
+
+        \ell_i = -\sum_c w_c\, q_{ic} \log \frac{e^{x_{ic}}}{\sum_j e^{x_{ij}}},
+        \qquad q_i = (1 - \varepsilon)\, y_i + \varepsilon / C
+
+    with :math:`y_i` the one-hot class (or the given probabilities). For class
+    targets, "mean" divides by :math:`\sum_i w_{t_i}` over the elements that are not
+    ``ignore_index`` (NaN when all are ignored); for probabilities it divides by the
+    number of elements. Wraps the parallel kernels
+    :func:`softmax_cross_entropy_rows` and :func:`softmax_cross_entropy_soft_rows`:
+    one read of each logit row, value and gradient in the same pass.
+
+    Parameters
+    ----------
+    input : array (N, C), (N, C, d1, ..., dk) or (C,)
+        Unnormalised logits; ``-inf`` masks a class.
+    target : int array (N, d1, ..., dk) / () or float array shaped like ``input``
+        Class indices, or class probabilities.
+    weight : array (C,), optional
+        Per-class rescaling.
+    ignore_index : int
+        Class-index targets equal to it contribute nothing (class targets only).
+    reduction : {"mean", "sum", "none"}
+    label_smoothing : float in [0, 1]
+    grad : bool
+        Also return the gradient with respect to ``input``: ``(loss, grad)``.
+    grad_output : scalar or array shaped like the unreduced loss, optional
+        Multiplies the gradient (the incoming gradient of a backward pass).
+    grad_out : array shaped like ``input``, optional
+        Where to write the gradient; may be ``input`` itself.
+
+    References
+    ----------
+    PyTorch ``torch.nn.CrossEntropyLoss``; Szegedy et al., "Rethinking the Inception
+    Architecture" (2016) for label smoothing.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, 0.5, -1.0]], np.float32)
+    >>> loss, g = fastloss.cross_entropy(logits, np.array([0]), grad=True)
+    >>> round(float(loss), 4)
+    0.2413
+    """
+    check_reduction(reduction)
+    smoothing = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
+    ignore_index = check_integer(ignore_index, "ignore_index")
+    x, n_classes = _class_input(input)
+    weight = as_class_weight(weight, n_classes, x.dtype)
+    target_array = np.asarray(target)
+    if target_array.dtype.kind == "f":
+        y = as_target_array(target_array, "target", x.dtype)
+        check_shape(y.shape, x.shape, "target", "input (probability targets have the input's shape)")
+        dtype = x.dtype.type
+        args = (read_only(class_rows(y)), read_only(weight), dtype(1 - smoothing), dtype(smoothing / n_classes))
+        denominator = int(np.prod(_loss_shape(x), dtype=np.int64))
+        return _run_rows(softmax_cross_entropy_soft_rows, x, _loss_shape(x), reduction, denominator,
+                         grad, grad_output, grad_out, args)
+    t = _class_targets(target_array, x, n_classes, ignore_index)
+    denominator = _weighted_count(t, weight, ignore_index) if reduction == "mean" else 1.0
+    return _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, 0.0, reduction, denominator,
+                               grad, grad_output, grad_out)
+
+
+def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", *,
+               grad=False, grad_output=None, grad_out=None):
+    r"""Multi-class softmax focal loss (Lin, Goyal, Girshick, He, Dollar, ICCV 2017).
+
+    .. math::
+
+        \mathrm{FL}_i = -\alpha_{t_i} (1 - p_{i,t_i})^\gamma \log p_{i,t_i},
+        \qquad p_i = \mathrm{softmax}(x_i)
+
+    ``alpha``: None (1 for every class), a scalar (the same for every class, as in
+    kornia's ``focal_loss``) or a per-class array (C,). "mean" averages over the
+    elements whose target is not ``ignore_index`` (NaN if there are none). With
+    ``gamma=0`` and ``alpha=None`` this is exactly :func:`cross_entropy`: both run the
+    same kernel, :func:`softmax_cross_entropy_rows`. The gradient with respect to the
+    logits is :math:`g\,(p - \mathrm{onehot}_t)` with
+    :math:`g = \alpha_t[(1 - p_t)^\gamma - \gamma p_t (1 - p_t)^{\gamma - 1}\log p_t]`;
+    at :math:`p_t = 1` the second term takes its limit, 0.
+
+    Parameters are those of :func:`cross_entropy` (class-index targets only), plus
+    ``alpha`` and ``gamma >= 0``.
+    """
+    check_reduction(reduction)
+    gamma = check_real(gamma, "gamma", 0.0)
+    ignore_index = check_integer(ignore_index, "ignore_index")
+    x, n_classes = _class_input(input)
+    if alpha is None or np.ndim(alpha) == 0:
+        value = 1.0 if alpha is None else check_real(alpha, "alpha")
+        alpha_vec = np.full(n_classes, value, x.dtype)
+    else:
+        alpha_vec = as_class_weight(alpha, n_classes, x.dtype, "alpha")
+    t = _class_targets(target, x, n_classes, ignore_index)
+    denominator = float(np.count_nonzero(t != ignore_index)) if reduction == "mean" else 1.0
+    return _softmax_class_loss(x, n_classes, t, alpha_vec, ignore_index, 0.0, gamma, reduction, denominator,
+                               grad, grad_output, grad_out)
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+             grad=False, grad_output=None, grad_out=None):
+    r"""Negative log-likelihood of class indices under log-probabilities, as
+    ``torch.nn.functional.nll_loss``: :math:`\ell_i = -w_{t_i} x_{i, t_i}`.
+
+    "mean" divides by :math:`\sum_i w_{t_i}` over targets that are not ignored. The
+    gradient is :math:`-w_{t_i}` at the target class and 0 elsewhere. Wraps the
+    parallel kernel :func:`nll_rows`. Options as :func:`cross_entropy`.
+    """
+    check_reduction(reduction)
+    ignore_index = check_integer(ignore_index, "ignore_index")
+    x, n_classes = _class_input(input)
+    weight = as_class_weight(weight, n_classes, x.dtype)
+    t = _class_targets(target, x, n_classes, ignore_index)
+    denominator = _weighted_count(t, weight, ignore_index) if reduction == "mean" else 1.0
+    return _run_rows(nll_rows, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out,
+                     (read_only(_target_rows(t)), read_only(weight), ignore_index))
+
+
+def _elementwise_args(input, target, weight, name="input"):
+    x = as_float_array(input, name)
+    y = as_target_array(target, "target", x.dtype)
+    check_shape(y.shape, x.shape, "target", "input")
+    if weight is not None:
+        weight = as_target_array(weight, "weight", x.dtype)
+        check_broadcast(weight.shape, x.shape, "weight")
+    return x, y, weight
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
+                         grad_out=None):
+    r"""Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
+
+    .. math:: \ell = -w\,[\,y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100)\,]
+
+    torch's clamp of the logs at -100 keeps the loss finite at x = 0 and 1; its
+    gradient is torch's :math:`w (x - y) / \max(x (1 - x), 10^{-12})`. Inputs outside
+    [0, 1] raise ValueError (torch raises too); NaN propagates.
+    """
+    check_reduction(reduction)
+    x, y, weight = _elementwise_args(input, target, weight)
+    if ((x < 0) | (x > 1)).any():
+        bad = x[(x < 0) | (x > 1)].flat[0]
+        raise ValueError(f"input must hold probabilities in [0, 1]; found {bad}")
+    return elementwise_loss(_BCE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
+                            grad_out=grad_out)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None,
+                                     grad=False, grad_output=None, grad_out=None):
+    r"""Sigmoid and binary cross-entropy fused, as
+    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    .. math:: \ell = w\,[\,(1 - y)\,x + (1 + (p_w - 1)\,y)\,\log(1 + e^{-x})\,]
+
+    computed as a softplus that never overflows; ``weight`` broadcasts to the input
+    and ``pos_weight`` broadcasts along the last (class) axis. The gradient is
+    :math:`w\,[(1 + (p_w - 1) y)\,\sigma(x) - p_w y]`.
+    """
+    check_reduction(reduction)
+    x, y, weight = _elementwise_args(input, target, weight)
+    if pos_weight is not None:
+        pos_weight = as_target_array(pos_weight, "pos_weight", x.dtype)
+        check_broadcast(pos_weight.shape, x.shape, "pos_weight")
+    return elementwise_loss(_BCE_LOGITS, x, y, pos_weight, weight, reduction=reduction, grad=grad,
+                            grad_output=grad_output, grad_out=grad_out)
+
+
+def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None):
+    r"""Kullback-Leibler divergence with log-probability input, as ``torch.nn.functional.kl_div``.
+
+    .. math:: \ell = y\,(\log y - x)\ \ (0\text{ where } y = 0), \qquad
+              \ell = e^{y} (y - x)\ \text{ with } \texttt{log\_target}
+
+    ``reduction="batchmean"`` divides the sum by the batch size ``input.shape[0]``
+    (the mathematically correct KL); "mean" divides by the number of elements.
+    """
+    check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    x, y, _ = _elementwise_args(input, target, None)
+    denominator = None
+    if reduction == "batchmean":
+        denominator = x.shape[0] if x.ndim else 1
+        reduction = "mean"
+    return elementwise_loss(_KL_DIV, x, y, None, None, (float(bool(log_target)), 0.0, 0.0), reduction=reduction,
+                            grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator)
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False,
+                       grad_output=None, grad_out=None):
+    r"""Binary focal loss on logits, as ``torchvision.ops.sigmoid_focal_loss`` (same defaults).
+
+    .. math::
+
+        \ell = \alpha_t (1 - p_t)^\gamma\, \mathrm{BCE}(x, y), \quad
+        p = \sigma(x),\ p_t = p y + (1 - p)(1 - y),\ \alpha_t = \alpha y + (1 - \alpha)(1 - y)
+
+    ``alpha < 0`` disables the alpha weighting. Reference: Lin et al., "Focal Loss for
+    Dense Object Detection", ICCV 2017.
+    """
+    check_reduction(reduction)
+    alpha = check_real(alpha, "alpha")
+    gamma = check_real(gamma, "gamma", 0.0)
+    x, y, _ = _elementwise_args(inputs, targets, None, "inputs")
+    return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
+                            grad=grad, grad_output=grad_output, grad_out=grad_out)
+
+
+CrossEntropyLoss = criterion("CrossEntropyLoss", cross_entropy, 2)
+NLLLoss = criterion("NLLLoss", nll_loss, 2)
+BCELoss = criterion("BCELoss", binary_cross_entropy, 2)
+BCEWithLogitsLoss = criterion("BCEWithLogitsLoss", binary_cross_entropy_with_logits, 2)
+KLDivLoss = criterion("KLDivLoss", kl_div, 2)
+FocalLoss = criterion("FocalLoss", focal_loss, 2)
+SigmoidFocalLoss = criterion("SigmoidFocalLoss", sigmoid_focal_loss, 2)
