@@ -67,7 +67,8 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
     args = parser.parse_args(argv)
     json_path = os.path.join(HERE, "results.json")
-    command = [sys.executable, "-m", "pytest", HERE, "-q", "-p", "no:cacheprovider", "--benchmark-only",
+    command = [sys.executable, "-m", "pytest", HERE, "-c", os.path.join(HERE, "pytest.ini"), "-q",
+               "-p", "no:cacheprovider", "--benchmark-only",
                f"--benchmark-json={json_path}", "--benchmark-min-rounds=5", "--benchmark-warmup=on"]
     if args.k:
         command += ["-k", args.k]
