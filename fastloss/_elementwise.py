@@ -8,10 +8,15 @@ where ``x`` is the input, ``y`` the target, ``z`` an optional third operand (a
 positive-class weight, a variance, a second input) and ``p0..p2`` float options.
 :func:`elementwise_tiles` applies it over broadcast operands, multiplies by the
 elementwise ``weight``, reduces, and writes both gradients already scaled by
-``grad_output``. The kernel is chosen by an integer that Numba sees as a literal,
-so each loss gets its own machine code, and that code is cached (a kernel passed as
-a first-class function or a closure is not cacheable in Numba 0.68).
+``grad_output``. The kernel is chosen by a string that Numba sees as a literal, so
+each loss gets its own machine code, and that code is cached (a kernel passed as a
+first-class function or a closure is not cacheable in Numba 0.68). The string holds
+a hash of the scalar kernel's source: Numba keys its cache on the driver's file
+alone, so editing a scalar kernel must change the key, or a stale build would run.
 """
+import hashlib
+import inspect
+
 import numpy as np
 from numba import literally, prange, types
 from numba.extending import overload
@@ -21,7 +26,7 @@ from ._layout import GradientBuffer, flat_rows, flat_rows_out
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
-_KERNELS = []
+_KERNELS = {}
 
 # Columns per parallel work item: long enough to vectorise, short enough that a
 # single long row still spreads over all threads.
@@ -30,8 +35,10 @@ TILE = 4096
 
 def register(kernel):
     """Register a scalar kernel (a :func:`jit` function, ``inline="always"``); returns its kind."""
-    _KERNELS.append(kernel)
-    return len(_KERNELS) - 1
+    source = inspect.getsource(kernel.py_func).encode()
+    kind = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
+    _KERNELS[kind] = kernel
+    return kind
 
 
 def _pointwise(kind, x, y, z, p0, p1, p2):
@@ -40,7 +47,7 @@ def _pointwise(kind, x, y, z, p0, p1, p2):
 
 @overload(_pointwise, jit_options=overload_jit_options(STRICT))
 def _pointwise_overload(kind, x, y, z, p0, p1, p2):
-    if not isinstance(kind, types.IntegerLiteral):
+    if not isinstance(kind, types.StringLiteral):
         return None
     kernel = _KERNELS[kind.literal_value]
 

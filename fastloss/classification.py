@@ -154,7 +154,8 @@ def _bce_point(x, y, unused, p0, p1, p2):
     floor = typed(-100, x)
     one = typed(1, x)
     loss = (y - one) * max(np.log1p(-x), floor) - y * max(np.log(x), floor)
-    return loss, (x - y) / max((one - x) * x, typed(1e-12, x)), x * 0
+    # torch's EPSILON is the float 1e-12 = 9.999999960041972e-13 in float64 as well.
+    return loss, (x - y) / max((one - x) * x, typed(9.999999960041972e-13, x)), x * 0
 
 
 @jit(inline="always")
@@ -259,7 +260,7 @@ def _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, gamma,
 
 def _target_rows(t):
     """Class-index targets (N, d...) or () as (N, K), matching :func:`class_rows`."""
-    return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
+    return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], int(np.prod(t.shape[1:], dtype=np.int64)))
 
 
 def _weighted_count(t, weight, ignore_index):

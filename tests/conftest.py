@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def rng(request):
+    """A fresh generator per test, seeded from the test's id so a failure reproduces."""
+    return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)
+
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    """Compare with the tolerance of ``dtype``; ``scale`` loosens it for long sums."""
+    tol = TOL[np.dtype(dtype).type]
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
+                               rtol=tol["rtol"] * scale, atol=tol["atol"] * scale)
+
+
+def torch_value_and_grad(fn, inputs, diff=(0,), grad_output=None, **kwargs):
+    """The oracle: ``fn`` (a torch function) on ``inputs`` and torch autograd's gradient
+    with respect to the inputs at the positions ``diff``, times ``grad_output``."""
+    tensors = [torch.tensor(np.asarray(a)) if a is not None else None for a in inputs]
+    for i in diff:
+        tensors[i].requires_grad_(True)
+    value = fn(*tensors, **kwargs)
+    if grad_output is None:
+        grad_output = np.ones(value.shape)
+    value.backward(torch.tensor(np.asarray(grad_output), dtype=value.dtype).expand(value.shape))
+    grads = [tensors[i].grad.numpy() for i in diff]
+    return value.detach().numpy(), grads[0] if len(diff) == 1 else tuple(grads)
