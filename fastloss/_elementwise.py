@@ -8,53 +8,24 @@ where ``x`` is the input, ``y`` the target, ``z`` an optional third operand (a
 positive-class weight, a variance, a second input) and ``p0..p2`` float options.
 :func:`elementwise_tiles` applies it over broadcast operands, multiplies by the
 elementwise ``weight``, reduces, and writes both gradients already scaled by
-``grad_output``. The kernel is chosen by a string that Numba sees as a literal, so
-each loss gets its own machine code, and that code is cached (a kernel passed as a
-first-class function or a closure is not cacheable in Numba 0.68). The string holds
-a hash of the scalar kernel's source: Numba keys its cache on the driver's file
-alone, so editing a scalar kernel must change the key, or a stale build would run.
+``grad_output``. The kernel is chosen by a :class:`fastloss._jit.KernelKind`, so
+each loss gets its own machine code, and that code is cached.
 """
-import hashlib
-import inspect
-
 import numpy as np
-from numba import literally, prange, types
-from numba.extending import overload
+from numba import prange
 
-from ._jit import STRICT, jit, overload_jit_options
+from ._jit import KernelRegistry, jit
 from ._layout import GradientBuffer, flat_rows, flat_rows_out
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
-_KERNELS = {}
+_KERNELS = KernelRegistry("elementwise")
+register = _KERNELS.register
+_pointwise = _KERNELS.call
 
 # Columns per parallel work item: long enough to vectorise, short enough that a
 # single long row still spreads over all threads.
 TILE = 4096
-
-
-def register(kernel):
-    """Register a scalar kernel (a :func:`jit` function, ``inline="always"``); returns its kind."""
-    source = inspect.getsource(kernel.py_func).encode()
-    kind = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
-    _KERNELS[kind] = kernel
-    return kind
-
-
-def _pointwise(kind, x, y, z, p0, p1, p2):
-    raise NotImplementedError  # only called from compiled code
-
-
-@overload(_pointwise, jit_options=overload_jit_options(STRICT))
-def _pointwise_overload(kind, x, y, z, p0, p1, p2):
-    if not isinstance(kind, types.StringLiteral):
-        return None
-    kernel = _KERNELS[kind.literal_value]
-
-    def impl(kind, x, y, z, p0, p1, p2):
-        return kernel(x, y, z, p0, p1, p2)
-
-    return impl
 
 
 @jit(parallel=True)
@@ -65,7 +36,6 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
     ``dx``/``dz`` = ``scale * weight * dloss`` (if asked). Tiles of :data:`TILE`
     columns of one row are the parallel work items.
     """
-    kind = literally(kind)
     rows, cols = x.shape
     per_row = (cols + TILE - 1) // TILE
     n_tiles = rows * per_row

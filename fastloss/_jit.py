@@ -18,9 +18,12 @@ options are decided in one place:
 Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
 Python threads may call them at once; the workqueue layer is not thread-safe.
 """
+import hashlib
+import inspect
 import os
 
 import numba
+from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
@@ -45,3 +48,86 @@ def jit(*, parallel=False, fastmath=STRICT, inline="never"):
 def overload_jit_options(fastmath=STRICT):
     """Options for ``numba.extending.overload`` implementations (same policy as :func:`jit`)."""
     return dict(fastmath=set(fastmath), error_model="numpy", boundscheck=False, nogil=True)
+
+
+class KernelKind:
+    """A registered kernel's handle, passed to a driver as its first argument.
+
+    Numba types each handle as its own :class:`KernelKindType`, so a driver compiles
+    (and caches) one specialisation per kernel, with the kernel inlined. This replaces
+    ``numba.literally``, which re-resolves the literal through an exception on every
+    call from Python (milliseconds), and first-class function arguments or closures,
+    which Numba 0.68 cannot cache.
+    """
+
+    __slots__ = ("key", "numba_type")
+
+    def __init__(self, registry, key):
+        self.key = key
+        self.numba_type = KernelKindType(registry, key)
+
+    def __repr__(self):
+        return f"KernelKind({self.key!r})"
+
+
+class KernelKindType(numba.types.Dummy):
+    def __init__(self, registry, key):
+        self.registry = registry
+        self.kernel_key = key
+        super().__init__(name=f"KernelKind({registry}:{key})")
+
+    def __reduce__(self):  # the cache index pickles signatures
+        return (KernelKindType, (self.registry, self.kernel_key))
+
+
+register_model(KernelKindType)(models.OpaqueModel)
+
+
+@typeof_impl.register(KernelKind)
+def _typeof_kernel_kind(value, context):
+    return value.numba_type
+
+
+@unbox(KernelKindType)
+def _unbox_kernel_kind(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+class KernelRegistry:
+    """Scalar or row kernels that one parametrised driver applies.
+
+    ``kind = registry.register(kernel)``; inside a driver ``registry.call(kind, *args)``
+    calls ``kernel(*args)``, resolved when the driver is compiled. The key holds a hash
+    of the kernel's source: Numba keys a driver's cache on the driver's file only, so
+    an edited kernel must change the key, or a stale build would be loaded.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.kernels = {}
+        registry = self
+
+        def call(kind, *args):
+            raise NotImplementedError  # only called from compiled code
+
+        @overload(call, jit_options=overload_jit_options(STRICT))
+        def _call_overload(kind, *args):
+            if not (isinstance(kind, KernelKindType) and kind.registry == registry.name):
+                return None
+            kernel = registry.kernels[kind.kernel_key]
+
+            def impl(kind, *args):
+                return kernel(*args)
+
+            return impl
+
+        self.call = call
+
+    def register(self, kernel):
+        if kernel.targetoptions.get("inline", "never") != "never":
+            # Numba cannot IR-inline through the registry's *args; LLVM inlines it instead.
+            raise ValueError(f"register {kernel.py_func.__name__} without inline=...: it is inlined by LLVM")
+        source = inspect.getsource(kernel.py_func).encode()
+        key = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
+        self.kernels[key] = kernel
+        return KernelKind(self.name, key)

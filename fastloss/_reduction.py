@@ -1,6 +1,8 @@
 """The one reduction helper: how a per-element loss becomes the result, and how
 ``grad_output`` becomes the per-element factor that the fused kernels multiply their
 gradient by (so that gradients are written once, already scaled)."""
+import math
+
 import numpy as np
 
 from ._validation import check_choice
@@ -35,9 +37,18 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
         raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
     g = float(g)
     if reduction == "mean":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.float64(g) / np.float64(denominator)
+        g = _divide(g, denominator)
     return np.asarray(g, dtype)
+
+
+def _divide(a, b):
+    """a / b with IEEE results for b = 0 (inf, or NaN for 0/0) and no warning."""
+    a, b = float(a), float(b)
+    if b != 0:
+        return a / b
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def finish(total, losses, reduction, denominator, dtype):
@@ -49,5 +60,4 @@ def finish(total, losses, reduction, denominator, dtype):
         return losses
     if reduction == "sum":
         return dtype.type(total)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return dtype.type(np.float64(total) / np.float64(denominator))
+    return dtype.type(_divide(total, denominator))

@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from ._jit import jit
+
 
 def compute_dtype(array):
     """float64 stays float64; every other float (float32, float16, ...) computes in float32."""
@@ -48,19 +50,41 @@ def as_index_array(value, name):
     return array if array.dtype == np.intp else array.astype(np.intp)
 
 
-def check_class_indices(target, n_classes, name, ignore_index=None):
-    """ValueError unless every entry is in [0, n_classes) or equals ``ignore_index``."""
-    if target.size == 0:
-        return
-    bad = (target < 0) | (target >= n_classes)
-    if ignore_index is not None:
-        bad &= target != ignore_index
-    if bad.any():
-        value = int(target.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
+@jit()
+def _scan_class_indices(target, n_classes, has_ignore, ignore_index, weight, weighted):
+    """(position of the first index outside [0, n_classes) that is not ignored, or -1;
+    sum of weight[t] (or the count, if not ``weighted``) over the targets kept)."""
+    kept = 0.0
+    for i in range(target.shape[0]):
+        t = target[i]
+        if has_ignore and t == ignore_index:
+            continue
+        if t < 0 or t >= n_classes:
+            return i, kept
+        kept += weight[t] if weighted else 1.0
+    return -1, kept
+
+
+_NO_WEIGHT = np.zeros(1)
+
+
+def check_class_indices(target, n_classes, name, ignore_index=None, weight=None):
+    """ValueError unless every entry is in [0, n_classes) or equals ``ignore_index``.
+
+    Returns the sum of ``weight[t]`` over the targets that are not ignored (their
+    count when ``weight`` is None): torch's denominator of a weighted mean. One pass.
+    """
+    flat = target.reshape(-1)
+    weighted = weight is not None
+    bad, kept = _scan_class_indices(flat, n_classes, ignore_index is not None,
+                                    0 if ignore_index is None else ignore_index,
+                                    weight if weighted else _NO_WEIGHT, weighted)
+    if bad >= 0:
         allowed = f"[0, {n_classes})"
         if ignore_index is not None:
             allowed += f" or ignore_index={ignore_index}"
-        raise ValueError(f"{name} holds class index {value}; valid indices are {allowed}")
+        raise ValueError(f"{name} holds class index {int(flat[bad])}; valid indices are {allowed}")
+    return kept
 
 
 def check_shape(actual, expected, name, what="input"):
@@ -79,10 +103,20 @@ def check_broadcast(shape, target_shape, name):
     raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to the input's shape {tuple(target_shape)}")
 
 
+_ONES = {}
+
+
 def as_class_weight(weight, n_classes, dtype, name="weight"):
-    """A per-class weight vector of length ``n_classes`` (ones when None)."""
+    """A per-class weight vector of length ``n_classes`` (shared read-only ones when None)."""
     if weight is None:
-        return np.ones(n_classes, dtype)
+        key = (n_classes, np.dtype(dtype))
+        ones = _ONES.get(key)
+        if ones is None:
+            ones = np.ones(n_classes, dtype)
+            ones.flags.writeable = False
+            if n_classes <= 1 << 16:
+                _ONES[key] = ones
+        return ones
     array = as_target_array(weight, name, dtype)
     if array.ndim != 1 or array.shape[0] != n_classes:
         raise ValueError(f"{name} must have shape ({n_classes},) (one entry per class), got {array.shape}")
@@ -91,7 +125,7 @@ def as_class_weight(weight, n_classes, dtype, name="weight"):
 
 def check_real(value, name, low=None, high=None, low_open=False):
     """A finite real scalar option, optionally inside [low, high] (or (low, high])."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not np.isfinite(value):
@@ -105,7 +139,7 @@ def check_real(value, name, low=None, high=None, low_open=False):
 
 def check_integer(value, name):
     """An integer scalar option (ignore_index, blank, ...)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     return int(value)
 

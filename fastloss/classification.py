@@ -29,7 +29,7 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
 from ._layout import GradientBuffer, class_rows, class_rows_undo, read_only
-from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, sum_float64, typed,
+from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
@@ -65,9 +65,11 @@ def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread,
     ``keep = 1 - label_smoothing``, ``spread = label_smoothing / C``, ``weight_sum =
     sum(weight)``; ``scale`` (N*K,) multiplies each row's gradient. Writes the
     per-row loss into ``loss`` (N*K,) and, if ``want_grad``, the gradient into
-    ``grad`` (N, K, C), which may be ``logits`` itself. See the module docstring.
+    ``grad`` (N, K, C), which may be ``logits`` itself. Returns the float64 sum of the
+    row losses. See the module docstring.
     """
     n_batch, n_pos, n_classes = logits.shape
+    total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n = r // n_pos
         k = r - n * n_pos
@@ -95,12 +97,14 @@ def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread,
         if spread != 0:
             value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
         loss[r] = value
+        total_loss += value
         if want_grad:
             s = scale[r]
             b = keep * w_t * g * s
             a = b + spread * weight_sum * s
             _write_softmax_grad(row, top, a / total, spread * s, weight, grad[n, k])
             grad[n, k, t] -= b
+    return total_loss
 
 
 @jit(parallel=True)
@@ -111,6 +115,7 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
     d loss / d x_c = p_c * sum_j w_j q_j - w_c q_c.
     """
     n_batch, n_pos, n_classes = logits.shape
+    total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n = r // n_pos
         k = r - n * n_pos
@@ -120,64 +125,74 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
         total = sum_exp_shifted(row, top)
         log_total = np.log(total)
         mass, gap = weighted_target_sums(row, y, weight, keep, spread, top)
-        loss[r] = log_total * mass + gap
+        value = log_total * mass + gap
+        loss[r] = value
+        total_loss += value
         if want_grad:
             s = scale[r]
             out = grad[n, k]
             factor = mass * s / total
             for c in range(n_classes):
                 out[c] = factor * exp_fast(row[c] - top) - s * weight[c] * (keep * y[c] + spread)
+    return total_loss
 
 
 @jit(parallel=True)
 def nll_rows(log_probs, target, weight, ignore_index, scale, loss, grad, want_grad):
-    """Negative log-likelihood over (N, K, C) log-probabilities: loss = -w_t x_t."""
+    """Negative log-likelihood over (N, K, C) log-probabilities: loss = -w_t x_t.
+
+    Reads ``log_probs[n, k, t]`` before zeroing the gradient row, so ``grad`` may be
+    ``log_probs`` itself. Returns the float64 sum of the losses.
+    """
     n_batch, n_pos, n_classes = log_probs.shape
+    total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n = r // n_pos
         k = r - n * n_pos
         t = target[n, k]
-        value = log_probs[n, k, t] if t != ignore_index else log_probs[n, k, 0] * 0
-        w_t = weight[t] if t != ignore_index else value * 0
-        loss[r] = -w_t * value if t != ignore_index else 0
+        kept = t != ignore_index
+        value = -weight[t] * log_probs[n, k, t] if kept else typed(0, log_probs[n, k, 0])
+        loss[r] = value
+        total_loss += value
         if want_grad:
             _zero(grad[n, k])
-            if t != ignore_index:
-                grad[n, k, t] = -w_t * scale[r]
+            if kept:
+                grad[n, k, t] = -weight[t] * scale[r]
+    return total_loss
 
 
 # ---------------------------------------------------------------- scalar kernels
 
-@jit(inline="always")
+@jit()
 def _bce_point(x, y, unused, p0, p1, p2):
     """torch's BCE: logs clamped at -100; gradient (x - y) / max(x (1 - x), 1e-12)."""
     floor = typed(-100, x)
     one = typed(1, x)
     loss = (y - one) * max(np.log1p(-x), floor) - y * max(np.log(x), floor)
     # torch's EPSILON is the float 1e-12 = 9.999999960041972e-13 in float64 as well.
-    return loss, (x - y) / max((one - x) * x, typed(9.999999960041972e-13, x)), x * 0
+    return loss, (x - y) / max((one - x) * x, typed(9.999999960041972e-13, x)), typed(0, x)
 
 
-@jit(inline="always")
+@jit()
 def _bce_logits_point(x, y, pos_weight, p0, p1, p2):
     """(1 - y) x + lw softplus(-x) with lw = 1 + (pw - 1) y; gradient lw sigmoid(x) - pw y."""
     one = typed(1, x)
     log_weight = one + (pos_weight - one) * y
     loss = (one - y) * x + log_weight * log1p_exp(-x)
-    return loss, log_weight * sigmoid(x) - pos_weight * y, x * 0
+    return loss, log_weight * sigmoid(x) - pos_weight * y, typed(0, x)
 
 
-@jit(inline="always")
+@jit()
 def _kl_div_point(x, y, unused, log_target, p1, p2):
     """y (log y - x), 0 where y = 0 (torch's xlogy); or exp(y) (y - x) for log targets."""
     if log_target != 0:
         e = np.exp(y)
-        return e * (y - x), -e, x * 0
-    xlogy = y * np.log(y) if y != 0 else y * 0
-    return xlogy - y * x, -y, x * 0
+        return e * (y - x), -e, typed(0, x)
+    xlogy = y * np.log(y) if y != 0 else typed(0, y)
+    return xlogy - y * x, -y, typed(0, x)
 
 
-@jit(inline="always")
+@jit()
 def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
     """torchvision.ops.sigmoid_focal_loss, its formula step by step, and its derivative."""
     one = typed(1, x)
@@ -188,14 +203,14 @@ def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
     modulator = q ** gamma
     dce = p - y
     dq = -p * (one - p) * (y + y - one)
-    dmod = gamma * q ** (gamma - one) * dq if q > 0 and gamma != 0 else x * 0
+    dmod = gamma * q ** (gamma - one) * dq if q > 0 and gamma != 0 else typed(0, x)
     loss = ce * modulator
     dloss = dce * modulator + ce * dmod
     if alpha >= 0:
         a_t = alpha * y + (one - alpha) * (one - y)
         loss = a_t * loss
         dloss = a_t * dloss
-    return loss, dloss, x * 0
+    return loss, dloss, typed(0, x)
 
 
 _BCE = register(_bce_point)
@@ -222,11 +237,12 @@ def _loss_shape(x):
     return () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
 
 
-def _class_targets(target, x, n_classes, ignore_index):
+def _class_targets(target, x, n_classes, ignore_index, weight):
+    """Validated class-index targets and sum(weight[t]) over those not ignored."""
     t = as_index_array(target, "target")
-    check_shape(t.shape, _loss_shape(x), "target", f"input of shape {x.shape} (class indices drop the class axis)")
-    check_class_indices(t, n_classes, "target", ignore_index)
-    return t
+    if t.shape != _loss_shape(x):
+        check_shape(t.shape, _loss_shape(x), "target", f"input of shape {x.shape} (class indices drop the class axis)")
+    return t, check_class_indices(t, n_classes, "target", ignore_index, weight)
 
 
 def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, grad_out, args):
@@ -243,8 +259,7 @@ def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, 
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0, 0), dtype)
-    kernel(rows, *args, scale, loss, grad_rows, grad)
-    total = sum_float64(loss) if reduction != "none" else 0.0
+    total = kernel(rows, *args, scale, loss, grad_rows, grad)
     result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
     return (result, buffer.result()) if grad else result
 
@@ -260,13 +275,9 @@ def _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, gamma,
 
 def _target_rows(t):
     """Class-index targets (N, d...) or () as (N, K), matching :func:`class_rows`."""
+    if t.ndim == 1:
+        return t[:, None]
     return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], int(np.prod(t.shape[1:], dtype=np.int64)))
-
-
-def _weighted_count(t, weight, ignore_index):
-    """sum of weight[t] over the targets that are not ignored: torch's mean denominator."""
-    kept = t[t != ignore_index]
-    return weight[kept].sum(dtype=np.float64)
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0,
@@ -332,8 +343,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         denominator = int(np.prod(_loss_shape(x), dtype=np.int64))
         return _run_rows(softmax_cross_entropy_soft_rows, x, _loss_shape(x), reduction, denominator,
                          grad, grad_output, grad_out, args)
-    t = _class_targets(target_array, x, n_classes, ignore_index)
-    denominator = _weighted_count(t, weight, ignore_index) if reduction == "mean" else 1.0
+    t, denominator = _class_targets(target_array, x, n_classes, ignore_index, weight)
     return _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, 0.0, reduction, denominator,
                                grad, grad_output, grad_out)
 
@@ -368,8 +378,7 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
         alpha_vec = np.full(n_classes, value, x.dtype)
     else:
         alpha_vec = as_class_weight(alpha, n_classes, x.dtype, "alpha")
-    t = _class_targets(target, x, n_classes, ignore_index)
-    denominator = float(np.count_nonzero(t != ignore_index)) if reduction == "mean" else 1.0
+    t, denominator = _class_targets(target, x, n_classes, ignore_index, None)  # count of kept targets
     return _softmax_class_loss(x, n_classes, t, alpha_vec, ignore_index, 0.0, gamma, reduction, denominator,
                                grad, grad_output, grad_out)
 
@@ -387,8 +396,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
-    t = _class_targets(target, x, n_classes, ignore_index)
-    denominator = _weighted_count(t, weight, ignore_index) if reduction == "mean" else 1.0
+    t, denominator = _class_targets(target, x, n_classes, ignore_index, weight)
     return _run_rows(nll_rows, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out,
                      (read_only(_target_rows(t)), read_only(weight), ignore_index))
 
