@@ -3,6 +3,7 @@ sees an index it could read out of bounds (Numba does not bounds-check).
 
 Every error names the argument and the offending value or shapes.
 """
+import math
 import numbers
 
 import numpy as np
@@ -107,13 +108,12 @@ _ONES = {}
 
 
 def as_class_weight(weight, n_classes, dtype, name="weight"):
-    """A per-class weight vector of length ``n_classes`` (shared read-only ones when None)."""
+    """A per-class weight vector of length ``n_classes`` (shared ones when None)."""
     if weight is None:
         key = (n_classes, np.dtype(dtype))
         ones = _ONES.get(key)
         if ones is None:
-            ones = np.ones(n_classes, dtype)
-            ones.flags.writeable = False
+            ones = np.ones(n_classes, dtype)  # kernels never write weights
             if n_classes <= 1 << 16:
                 _ONES[key] = ones
         return ones
@@ -128,7 +128,7 @@ def check_real(value, name, low=None, high=None, low_open=False):
     if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")

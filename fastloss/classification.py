@@ -28,7 +28,7 @@ from numba import prange
 from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
-from ._layout import GradientBuffer, class_rows, class_rows_undo, read_only
+from ._layout import GradientBuffer, class_rows, class_rows_undo
 from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
 from ._reduction import check_reduction, finish, loss_scale
@@ -57,6 +57,47 @@ def _zero(out):
         out[c] = 0
 
 
+@jit()
+def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
+                               scale, loss, grad, want_grad):
+    """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss."""
+    n_pos = logits.shape[1]
+    n = r // n_pos
+    k = r - n * n_pos
+    row = logits[n, k]
+    t = target[n, k]
+    if t == ignore_index:
+        loss[r] = 0
+        if want_grad:
+            _zero(grad[n, k])
+        return 0.0
+    top = row_max(row)
+    total = sum_exp_shifted(row, top)
+    log_total = np.log(total)
+    nll = log_total + (top - row[t])
+    w_t = weight[t]
+    # Per-row scalars are float64 (the options are); per-class loops stay in the logits' type.
+    g = 1.0
+    focal = 1.0
+    if gamma != 0:
+        log_p = -np.float64(nll)
+        q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
+        focal = q ** gamma
+        # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
+        g = focal - gamma * np.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else 0.0
+    value = keep * w_t * focal * nll
+    if spread != 0:
+        value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
+    loss[r] = value
+    if want_grad:
+        s = scale[r]
+        b = keep * w_t * g * s
+        a = b + spread * weight_sum * s
+        _write_softmax_grad(row, top, typed(a / total, top), typed(spread * s, top), weight, grad[n, k])
+        grad[n, k, t] -= b
+    return value
+
+
 @jit(parallel=True)
 def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
                                scale, loss, grad, want_grad):
@@ -68,43 +109,23 @@ def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread,
     ``grad`` (N, K, C), which may be ``logits`` itself. Returns the float64 sum of the
     row losses. See the module docstring.
     """
-    n_batch, n_pos, n_classes = logits.shape
-    total_loss = 0.0
-    for r in prange(n_batch * n_pos):
-        n = r // n_pos
-        k = r - n * n_pos
-        row = logits[n, k]
-        t = target[n, k]
-        if t == ignore_index:
-            loss[r] = 0
-            if want_grad:
-                _zero(grad[n, k])
-            continue
-        top = row_max(row)
-        total = sum_exp_shifted(row, top)
-        log_total = np.log(total)
-        nll = log_total + (top - row[t])
-        w_t = weight[t]
-        g = typed(1, nll)
-        focal = g
-        if gamma != 0:
-            log_p = -nll
-            q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
-            focal = q ** gamma
-            # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
-            g = focal - gamma * np.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else q
-        value = keep * w_t * focal * nll
-        if spread != 0:
-            value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
-        loss[r] = value
-        total_loss += value
-        if want_grad:
-            s = scale[r]
-            b = keep * w_t * g * s
-            a = b + spread * weight_sum * s
-            _write_softmax_grad(row, top, a / total, spread * s, weight, grad[n, k])
-            grad[n, k, t] -= b
-    return total_loss
+    total = 0.0
+    for r in prange(logits.shape[0] * logits.shape[1]):
+        total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
+                                            ignore_index, scale, loss, grad, want_grad)
+    return total
+
+
+@jit()
+def softmax_cross_entropy_rows_serial(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
+                                      scale, loss, grad, want_grad):
+    """:func:`softmax_cross_entropy_rows` on the calling thread, for inputs so small that
+    starting the parallel region (microseconds) would cost more than the work."""
+    total = 0.0
+    for r in range(logits.shape[0] * logits.shape[1]):
+        total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
+                                            ignore_index, scale, loss, grad, want_grad)
+    return total
 
 
 @jit(parallel=True)
@@ -245,10 +266,13 @@ def _class_targets(target, x, n_classes, ignore_index, weight):
     return t, check_class_indices(t, n_classes, "target", ignore_index, weight)
 
 
+_NO_GRAD = {np.dtype(d): (np.empty(0, d), np.empty((0, 0, 0), d)) for d in (np.float32, np.float64)}
+
+
 def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, grad_out, args):
     """Common tail of the row losses: scale, gradient buffer, kernel call, reduction."""
     dtype = x.dtype
-    rows = read_only(class_rows(x))
+    rows = class_rows(x)
     n_rows = rows.shape[0] * rows.shape[1]
     loss = np.empty(n_rows, dtype)
     if grad:
@@ -257,20 +281,22 @@ def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, 
         buffer = GradientBuffer(x, dtype, grad_out)
         grad_rows = buffer.view(class_rows, class_rows_undo)
     else:
-        scale = np.empty(0, dtype)
-        grad_rows = np.empty((0, 0, 0), dtype)
+        scale, grad_rows = _NO_GRAD[dtype]
     total = kernel(rows, *args, scale, loss, grad_rows, grad)
     result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
     return (result, buffer.result()) if grad else result
 
 
+# Below this many logits a call runs on the calling thread (see the serial kernel).
+SERIAL_BELOW = 1 << 14
+
+
 def _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, gamma, reduction, denominator,
                         grad, grad_output, grad_out):
-    dtype = x.dtype.type
-    args = (read_only(_target_rows(t)), read_only(weight), dtype(weight.sum(dtype=np.float64)), dtype(1 - smoothing),
-            dtype(smoothing / n_classes), dtype(gamma), ignore_index)
-    return _run_rows(softmax_cross_entropy_rows, x, _loss_shape(x), reduction, denominator,
-                     grad, grad_output, grad_out, args)
+    weight_sum = float(weight.sum(dtype=np.float64)) if smoothing else 0.0  # only smoothing reads it
+    args = (_target_rows(t), weight, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma, ignore_index)
+    kernel = softmax_cross_entropy_rows_serial if x.size < SERIAL_BELOW else softmax_cross_entropy_rows
+    return _run_rows(kernel, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out, args)
 
 
 def _target_rows(t):
@@ -334,12 +360,12 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
-    target_array = np.asarray(target)
+    target_array = target if isinstance(target, np.ndarray) else np.asarray(target)
     if target_array.dtype.kind == "f":
         y = as_target_array(target_array, "target", x.dtype)
         check_shape(y.shape, x.shape, "target", "input (probability targets have the input's shape)")
         dtype = x.dtype.type
-        args = (read_only(class_rows(y)), read_only(weight), dtype(1 - smoothing), dtype(smoothing / n_classes))
+        args = (class_rows(y), weight, dtype(1 - smoothing), dtype(smoothing / n_classes))
         denominator = int(np.prod(_loss_shape(x), dtype=np.int64))
         return _run_rows(softmax_cross_entropy_soft_rows, x, _loss_shape(x), reduction, denominator,
                          grad, grad_output, grad_out, args)
@@ -398,7 +424,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
     weight = as_class_weight(weight, n_classes, x.dtype)
     t, denominator = _class_targets(target, x, n_classes, ignore_index, weight)
     return _run_rows(nll_rows, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out,
-                     (read_only(_target_rows(t)), read_only(weight), ignore_index))
+                     (_target_rows(t), weight, ignore_index))
 
 
 def _elementwise_args(input, target, weight, name="input"):
