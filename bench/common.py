@@ -9,27 +9,18 @@ timing, so JIT compilation and cache loading are never timed.
 import numpy as np
 import pytest
 
-IMPLS = ("numpy", "torch", "fastloss")
-
-try:
-    import torch
-except ImportError:  # torch is an optional bench dependency
-    torch = None
+from fastloss.benchmarks import IMPLS, _torch  # noqa: F401 (re-exported for bench files)
 
 
 def rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def logits(n, c, dtype, seed=0):
-    return (rng(seed).standard_normal((n, c)) * 2).astype(dtype)
-
-
 def run(benchmark, group, impl, fn):
-    """Time ``fn`` under ``group``; torch cases skip when torch is absent."""
-    if impl == "torch" and torch is None:
+    """Time ``fn`` under ``group``, after one untimed call; torch cases skip without torch."""
+    if impl == "torch" and _torch() is None:
         pytest.skip("torch not installed")
     benchmark.group = group
     benchmark.extra_info["impl"] = impl
-    fn()  # compile / warm caches outside the timing
+    fn()
     benchmark(fn)

@@ -1,0 +1,156 @@
+"""Benchmark cases: seeded inputs and the same loss in NumPy, torch and fastloss.
+
+One definition serves the ``fastloss bench`` command and the pytest-benchmark files
+in ``bench/``. NumPy baselines are written as a NumPy expert would (stable
+log-sum-exp, in-place ufuncs, one fancy-index gather); torch's forward+gradient is
+``loss.backward()`` on a leaf; fastloss's is one ``grad=True`` call. Each factory
+returns a zero-argument callable, so input preparation is never timed.
+"""
+import dataclasses
+import time
+
+import numpy as np
+
+import fastloss as fl
+
+IMPLS = ("numpy", "torch", "fastloss")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmark: a loss, a mode ("forward" or "forward+grad") and its implementations."""
+
+    loss: str
+    mode: str
+    make_inputs: object  # (rng, n, c, dtype) -> dict of arrays
+    impls: dict  # impl name -> (inputs) -> zero-argument callable
+
+    def label(self, n, c, dtype):
+        return f"{self.loss} {n}x{c} {np.dtype(dtype).name} {self.mode}"
+
+
+def _class_inputs(rng, n, c, dtype):
+    return {"x": (rng.standard_normal((n, c)) * 2).astype(dtype), "t": rng.integers(0, c, n)}
+
+
+def _binary_inputs(rng, n, c, dtype):
+    return {"x": (rng.standard_normal((n, c)) * 2).astype(dtype), "y": (rng.random((n, c)) < 0.3).astype(dtype)}
+
+
+def numpy_cross_entropy(x, t, grad=False):
+    n = x.shape[0]
+    rows = np.arange(n)
+    m = x.max(axis=1, keepdims=True)
+    e = np.subtract(x, m)
+    np.exp(e, out=e)
+    s = e.sum(axis=1, keepdims=True)
+    loss = (np.log(s[:, 0]) + m[:, 0] - x[rows, t]).mean()
+    if not grad:
+        return loss
+    e /= s * n
+    e[rows, t] -= 1.0 / n
+    return loss, e
+
+
+def numpy_focal(x, t, gamma=2.0):
+    m = x.max(axis=1, keepdims=True)
+    s = np.exp(x - m).sum(axis=1)
+    logp_t = x[np.arange(x.shape[0]), t] - m[:, 0] - np.log(s)
+    return (-(-np.expm1(logp_t)) ** gamma * logp_t).mean()
+
+
+def numpy_bce_with_logits(x, y, grad=False):
+    e = np.exp(-np.abs(x))
+    loss = (np.maximum(x, 0) - x * y + np.log1p(e)).mean()
+    if not grad:
+        return loss
+    sig = np.where(x >= 0, 1, e) / (1 + e)
+    return loss, (sig - y) / x.size
+
+
+def _torch_forward_backward(loss_fn, x, *rest):
+    torch = _torch()
+    leaf = torch.from_numpy(x).clone().requires_grad_(True)
+    rest = [torch.from_numpy(a) for a in rest]
+
+    def run():
+        leaf.grad = None
+        loss = loss_fn(leaf, *rest)
+        loss.backward()
+        return loss, leaf.grad
+
+    return run
+
+
+def _torch_forward(loss_fn, *arrays):
+    torch = _torch()
+    tensors = [torch.from_numpy(a) for a in arrays]
+    return lambda: loss_fn(*tensors)
+
+
+def _cross_entropy(mode):
+    grad = mode != "forward"
+
+    def torch_impl(d):
+        f = _torch().nn.functional.cross_entropy
+        return _torch_forward_backward(f, d["x"], d["t"]) if grad else _torch_forward(f, d["x"], d["t"])
+
+    return Case("cross_entropy", mode, _class_inputs, {
+        "numpy": lambda d: lambda: numpy_cross_entropy(d["x"], d["t"], grad),
+        "torch": torch_impl,
+        "fastloss": lambda d: lambda: fl.cross_entropy(d["x"], d["t"], grad=grad),
+    })
+
+
+def _torch_focal(x, t, gamma=2.0):
+    logp_t = _torch().log_softmax(x, 1).gather(1, t[:, None])[:, 0]
+    return (-(1 - logp_t.exp()) ** gamma * logp_t).mean()
+
+
+def _bce_with_logits(mode):
+    grad = mode != "forward"
+
+    def torch_impl(d):
+        f = _torch().nn.functional.binary_cross_entropy_with_logits
+        return _torch_forward_backward(f, d["x"], d["y"]) if grad else _torch_forward(f, d["x"], d["y"])
+
+    return Case("binary_cross_entropy_with_logits", mode, _binary_inputs, {
+        "numpy": lambda d: lambda: numpy_bce_with_logits(d["x"], d["y"], grad),
+        "torch": torch_impl,
+        "fastloss": lambda d: lambda: fl.binary_cross_entropy_with_logits(d["x"], d["y"], grad=grad),
+    })
+
+
+CASES = [
+    _cross_entropy("forward"),
+    _cross_entropy("forward+grad"),
+    Case("focal_loss", "forward", _class_inputs, {
+        "numpy": lambda d: lambda: numpy_focal(d["x"], d["t"]),
+        "torch": lambda d: _torch_forward(_torch_focal, d["x"], d["t"]),
+        "fastloss": lambda d: lambda: fl.focal_loss(d["x"], d["t"]),
+    }),
+    _bce_with_logits("forward+grad"),
+]
+
+
+def available_impls():
+    return [impl for impl in IMPLS if impl != "torch" or _torch() is not None]
+
+
+def time_call(fn, repeat=5, min_time=0.0):
+    """Median seconds of ``fn()`` over ``repeat`` runs after one untimed warm-up call."""
+    fn()
+    times = []
+    while len(times) < repeat or sum(times) < min_time:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
