@@ -132,26 +132,31 @@ def _exp_fast_overload(x):
     return None
 
 
+@intrinsic
+def _maxnum(typingctx, a, b):
+    """LLVM's ``maxnum``: the larger of a and b, the other one if either is NaN. Unlike
+    a compare-and-select, LLVM vectorises a reduction of it without fast-math flags."""
+    if a not in (types.float32, types.float64) or a != b:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = context.get_value_type(signature.return_type)
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
 @jit(fastmath=STRICT)
 def row_max(row):
-    """Maximum of a 1-D array, with 16 independent lanes so that the loop pipelines.
+    """Maximum of a non-empty 1-D array, vectorised.
 
-    The row must not be empty. NaN entries are skipped here; a NaN still makes the
-    row's log-sum-exp NaN, since ``exp(NaN - max)`` is NaN.
+    NaN entries are skipped here; a NaN still makes the row's log-sum-exp NaN, since
+    ``exp(NaN - max)`` is NaN.
     """
-    n = row.shape[0]
     m = row[0]
-    lanes = np.full(16, m)
-    blocks = n // 16
-    for b in range(blocks):
-        base = b * 16
-        for j in range(16):
-            v = row[base + j]
-            lanes[j] = v if v > lanes[j] else lanes[j]
-    for j in range(16):
-        m = lanes[j] if lanes[j] > m else m
-    for i in range(blocks * 16, n):
-        m = row[i] if row[i] > m else m
+    for i in range(1, row.shape[0]):
+        m = _maxnum(m, row[i])
     return m
 
 
