@@ -96,37 +96,37 @@ def _torch_forward(loss_fn, *arrays):
     return lambda: loss_fn(*tensors)
 
 
-def _cross_entropy(mode):
+def _forward_or_grad_case(loss, mode, make_inputs, keys, numpy_fn, torch_name, fastloss_fn):
+    """A case whose three implementations take the inputs named by ``keys`` and, for
+    "forward+grad", return the gradient with respect to the first."""
     grad = mode != "forward"
 
     def torch_impl(d):
-        f = _torch().nn.functional.cross_entropy
-        return _torch_forward_backward(f, d["x"], d["t"]) if grad else _torch_forward(f, d["x"], d["t"])
+        f = getattr(_torch().nn.functional, torch_name)
+        arrays = [d[k] for k in keys]
+        return _torch_forward_backward(f, *arrays) if grad else _torch_forward(f, *arrays)
 
-    return Case("cross_entropy", mode, _class_inputs, {
-        "numpy": lambda d: lambda: numpy_cross_entropy(d["x"], d["t"], grad),
+    return Case(loss, mode, make_inputs, {
+        "numpy": lambda d: lambda: numpy_fn(*[d[k] for k in keys], grad),
         "torch": torch_impl,
-        "fastloss": lambda d: lambda: fl.cross_entropy(d["x"], d["t"], grad=grad),
+        "fastloss": lambda d: lambda: fastloss_fn(*[d[k] for k in keys], grad=grad),
     })
+
+
+def _cross_entropy(mode):
+    return _forward_or_grad_case("cross_entropy", mode, _class_inputs, ("x", "t"), numpy_cross_entropy,
+                                 "cross_entropy", fl.cross_entropy)
+
+
+def _bce_with_logits(mode):
+    return _forward_or_grad_case("binary_cross_entropy_with_logits", mode, _binary_inputs, ("x", "y"),
+                                 numpy_bce_with_logits, "binary_cross_entropy_with_logits",
+                                 fl.binary_cross_entropy_with_logits)
 
 
 def _torch_focal(x, t, gamma=2.0):
     logp_t = _torch().log_softmax(x, 1).gather(1, t[:, None])[:, 0]
     return (-(1 - logp_t.exp()) ** gamma * logp_t).mean()
-
-
-def _bce_with_logits(mode):
-    grad = mode != "forward"
-
-    def torch_impl(d):
-        f = _torch().nn.functional.binary_cross_entropy_with_logits
-        return _torch_forward_backward(f, d["x"], d["y"]) if grad else _torch_forward(f, d["x"], d["y"])
-
-    return Case("binary_cross_entropy_with_logits", mode, _binary_inputs, {
-        "numpy": lambda d: lambda: numpy_bce_with_logits(d["x"], d["y"], grad),
-        "torch": torch_impl,
-        "fastloss": lambda d: lambda: fl.binary_cross_entropy_with_logits(d["x"], d["y"], grad=grad),
-    })
 
 
 CASES = [

@@ -52,6 +52,13 @@ def _write_softmax_grad(row, top, a_over_s, spread_scale, weight, out):
 
 
 @jit()
+def _row_position(r, n_pos):
+    """Flat row r of (N, K, C) rows as (n, k)."""
+    n = r // n_pos
+    return n, r - n * n_pos
+
+
+@jit()
 def _zero(out):
     for c in range(out.shape[0]):
         out[c] = 0
@@ -61,9 +68,7 @@ def _zero(out):
 def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
                                scale, loss, grad, want_grad):
     """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss."""
-    n_pos = logits.shape[1]
-    n = r // n_pos
-    k = r - n * n_pos
+    n, k = _row_position(r, logits.shape[1])
     row = logits[n, k]
     t = target[n, k]
     if t == ignore_index:
@@ -138,8 +143,7 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
     n_batch, n_pos, n_classes = logits.shape
     total_loss = 0.0
     for r in prange(n_batch * n_pos):
-        n = r // n_pos
-        k = r - n * n_pos
+        n, k = _row_position(r, n_pos)
         row = logits[n, k]
         y = target[n, k]
         top = row_max(row)
@@ -168,8 +172,7 @@ def nll_rows(log_probs, target, weight, ignore_index, scale, loss, grad, want_gr
     n_batch, n_pos, n_classes = log_probs.shape
     total_loss = 0.0
     for r in prange(n_batch * n_pos):
-        n = r // n_pos
-        k = r - n * n_pos
+        n, k = _row_position(r, n_pos)
         t = target[n, k]
         kept = t != ignore_index
         value = -weight[t] * log_probs[n, k, t] if kept else typed(0, log_probs[n, k, 0])
