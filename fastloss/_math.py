@@ -46,6 +46,54 @@ _bits_to_float = _bitcast({types.int32: types.float32, types.int64: types.float6
 _float_to_bits = _bitcast({types.float32: types.int32, types.float64: types.int64}, "float32/64 as int32/64 bits")
 
 
+def _exp_f32(x):
+    # Below -127 ln2 the biased exponent n + 127 would be <= 0: clamp so that it is
+    # exactly 0 and the result is exactly 0.0. `not (x < lo)` lets NaN through.
+    x = x if not (x < np.float32(-88.02969193111305)) else np.float32(-88.02969193111305)
+    x = x if not (x > np.float32(88.8)) else np.float32(88.8)  # 2**128 bits: inf
+    shifted = x * np.float32(1.4426950408889634) + np.float32(12582912.0)  # 1.5 * 2**23
+    n = _float_to_bits(shifted) - np.int32(0x4B400000)
+    fn = shifted - np.float32(12582912.0)
+    # Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4, the first part exact in 9 bits.
+    r = x - fn * np.float32(0.693359375)
+    r = r - fn * np.float32(-2.12194440e-4)
+    # Cephes expf.c coefficients.
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    y = p * r * r + r + np.float32(1.0)
+    return y * _bits_to_float(np.int32((n + 127) << 23))
+
+
+def _exp_f64(x):
+    x = x if not (x < -709.0895657128241) else -709.0895657128241  # -1023 ln2
+    x = x if not (x > 709.8) else 709.8
+    shifted = x * 1.4426950408889634 + 6755399441055744.0  # 1.5 * 2**52
+    n = _float_to_bits(shifted) - np.int64(0x4338000000000000)
+    fn = shifted - 6755399441055744.0
+    # Cephes exp.c Cody-Waite split of ln2.
+    r = x - fn * 6.93145751953125e-1
+    r = r - fn * 1.42860682030941723212e-6
+    # Taylor coefficients 1/k!, k = 13 .. 2.
+    p = 1.6059043836821613e-10
+    p = p * r + 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 1.984126984126984e-04
+    p = p * r + 1.388888888888889e-03
+    p = p * r + 8.333333333333333e-03
+    p = p * r + 4.1666666666666664e-02
+    p = p * r + 1.6666666666666666e-01
+    p = p * r + 0.5
+    y = p * (r * r) + r + 1.0
+    return y * _bits_to_float(np.int64((n + 1023) << 52))
+
+
 def typed(value, like):
     """``value`` converted to the float type of ``like``.
 
