@@ -107,7 +107,7 @@ def bench_triplet(benchmark, impl, strategy):
 
 _MEMORY_SCRIPT = """
 import sys
-sys.path.insert(0, {here!r})
+sys.path[:0] = [{here!r}, {root!r}]
 import numpy as np
 import fastloss as fl
 from bench_triplet import inputs
@@ -132,7 +132,7 @@ def memory_report():
 
     here = os.path.dirname(os.path.abspath(__file__))
     for strategy in FASTLOSS:
-        script = _MEMORY_SCRIPT.format(here=here, strategy=strategy)
+        script = _MEMORY_SCRIPT.format(here=here, root=os.path.dirname(here), strategy=strategy)
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
         print(out.stdout.strip())
 

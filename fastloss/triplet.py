@@ -9,9 +9,11 @@ Method (no B^3 mask and no triplet list inside the losses):
 
 1. One Gram product ``x @ x.T`` (BLAS, a symmetric rank-k update), the only B x B
    buffer. Each anchor's kernel iteration turns *its own row* of it into distances,
-   mines that row, and, when a gradient is asked for, overwrites the row with the
-   weights :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain
-   factor. Rows are independent, so anchors run in parallel (``prange``) in place.
+   mines that row, and, when a gradient is asked for, produces the weights
+   :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain factor:
+   as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor; ``semi_hard``:
+   at most 2P), or, for ``batch_all``, over the row itself. Rows are independent, so
+   anchors run in parallel (``prange``) in place.
 2. Per anchor, the positive distances are sorted (P = class size - 1 values) and every
    negative distance is placed among them by binary search. For ``semi_hard`` a
    suffix minimum over those buckets gives, for each positive, the smallest
@@ -23,12 +25,13 @@ Method (no B^3 mask and no triplet list inside the losses):
    the roles of the two sides swapped: O(B log P) per anchor instead of O(B log B).
    (Soft-margin ``batch_all`` has no such shortcut: it sums over every (p, n) of an
    anchor, O(B P) time, still O(B) memory per anchor.)
-3. The gradient: with :math:`S = W + W^T` (formed in place),
+3. The gradient: with :math:`S = W + W^T`,
    :math:`\partial L / \partial x_k = 2 \sum_j S_{kj} (x_k - x_j)` for squared
    Euclidean distances (the Euclidean chain factor :math:`1 / (2 d)` is folded into
    W), and :math:`-\sum_j S_{kj} \hat x_j` pushed through the normalisation for
-   cosine. Sparse weight matrices (``batch_hard``, ``semi_hard``) are applied pair by
-   pair, only where :math:`S_{kj} \ne 0`; dense ones by one more BLAS product.
+   cosine. Sparse lists are applied pair by pair, each pair both ways (W and its
+   transpose, by a counting sort on the column); a dense W is symmetrised in place
+   and applied by one more BLAS product.
 
 At a hinge of exactly 0 the derivative is 0 (``torch.relu``'s convention, which
 pytorch-metric-learning's ``TripletMarginLoss`` follows). Zero distances: the Euclidean distance is not differentiable at 0. fastloss takes
@@ -239,7 +242,7 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
 
 @jit(parallel=True)
 def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margin, soft, want_grad,
-                      loss, nonzero, nnz):
+                      sparse, offsets, cols, vals, loss, nonzero, nnz):
     r"""Per-anchor triplet losses from the Gram matrix ``dist`` (B, B), in place.
 
     Anchor a's iteration reads and writes row a only: it converts it to distances,
@@ -247,7 +250,8 @@ def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margi
     the number of positive terms into ``nonzero[a]``; if ``want_grad``, it overwrites
     the row with :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain
     factor to the squared distance (:math:`1 / (2 d)`, 0 at d = 0, for Euclidean) and
-    counts its nonzero entries into ``nnz[a]``. ``members[starts[c]:starts[c + 1]]``
+    counts its nonzero entries into ``nnz[a]``; with ``sparse``, it writes them instead
+    as (``cols``, ``vals``) pairs from ``offsets[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
     are the indices of class c, ascending. Anchors with no positive or no negative
     get zeros.
     """
@@ -260,7 +264,7 @@ def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margi
         nonzero[a] = 0.0
         nnz[a] = 0
         if positives.shape[0] < 2 or positives.shape[0] == n:
-            if want_grad:
+            if want_grad and not sparse:
                 row[:] = 0
             continue
         _gram_row_to_distances(row, a, sq, metric)
@@ -277,13 +281,18 @@ def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margi
             k = 0
             zero = typed(0, margin)
             half = typed(0.5, margin)
+            base = offsets[a]
             for j in range(n):
                 g = w[j]
                 if g != zero:
-                    k += 1
                     if metric == _EUCLIDEAN:
                         g = g * half / row[j] if row[j] > zero else zero
-                row[j] = g
+                    if sparse:
+                        cols[base + k] = j
+                        vals[base + k] = g
+                    k += 1
+                if not sparse:
+                    row[j] = g
             nnz[a] = k
 
 
@@ -318,52 +327,86 @@ def _row_sum(row):
 
 
 @jit(parallel=True)
-def gradient_from_pair_weights(s, x, product, dense, metric, inv_norm, eps, scale, out):
-    """d loss / d x from the symmetric pair weights ``s`` (B, B).
-
-    Euclidean metrics: out_k = 2 scale sum_j s_kj (x_k - x_j). Cosine (``x`` the
-    normalised embeddings): g = -scale sum_j s_kj x_j, then through x / max(|x|, eps):
-    (g - x_k (x_k . g)) / |x_k|, or g / eps below eps. ``dense``: ``product`` holds
-    s @ x (a BLAS product); otherwise the nonzero s_kj are applied one by one.
-    """
+def gradient_from_pair_weights(s, product, x, metric, inv_norm, eps, scale, out):
+    """d loss / d x from the symmetric pair weights ``s`` (B, B) and ``product = s @ x``
+    (a BLAS product): 2 (rowsum(s)_k x_k - product_k) for the Euclidean metrics,
+    -product_k for cosine (``x`` the normalised embeddings)."""
     n, dim = x.shape
     two = typed(2, scale)
     for k in prange(n):
-        acc = np.zeros(dim, x.dtype)
+        acc = np.empty(dim, x.dtype)
         xk = x[k]
-        srow = s[k]
-        if dense:
-            r = _row_sum(srow)
-            pk = product[k]
-            if metric == _COSINE:
-                for d in range(dim):
-                    acc[d] = -pk[d]
-            else:
-                for d in range(dim):
-                    acc[d] = two * (r * xk[d] - pk[d])
-        else:
-            for j in range(n):
-                c = srow[j]
-                if c != 0:
-                    xj = x[j]
-                    if metric == _COSINE:
-                        for d in range(dim):
-                            acc[d] -= c * xj[d]
-                    else:
-                        c = two * c
-                        for d in range(dim):
-                            acc[d] += c * (xk[d] - xj[d])
-        o = out[k]
+        pk = product[k]
         if metric == _COSINE:
-            if inv_norm[k] < typed(1, scale) / eps:
-                dot = _row_sum(xk * acc)
-                for d in range(dim):
-                    acc[d] -= xk[d] * dot
             for d in range(dim):
-                o[d] = scale * inv_norm[k] * acc[d]
+                acc[d] = -pk[d]
         else:
+            r = _row_sum(s[k])
             for d in range(dim):
-                o[d] = scale * acc[d]
+                acc[d] = two * (r * xk[d] - pk[d])
+        _finish_gradient_row(acc, xk, metric, inv_norm[k], eps, scale, out[k])
+
+
+@jit()
+def transpose_pairs(offsets, nnz, cols, vals, n):
+    """The (row, weight) pairs of each column: a counting sort of the sparse weights."""
+    count = np.zeros(n + 1, np.int64)
+    for a in range(n):
+        for e in range(offsets[a], offsets[a] + nnz[a]):
+            count[cols[e] + 1] += 1
+    for j in range(n):
+        count[j + 1] += count[j]
+    fill = count[:n].copy()
+    rows = np.empty(count[n], np.int64)
+    weights = np.empty(count[n], vals.dtype)
+    for a in range(n):
+        for e in range(offsets[a], offsets[a] + nnz[a]):
+            j = cols[e]
+            rows[fill[j]] = a
+            weights[fill[j]] = vals[e]
+            fill[j] += 1
+    return count, rows, weights
+
+
+@jit(inline="always")
+def _add_pairs(acc, xk, x, idx, weights, lo, hi, metric):
+    """acc += sum_e w_e (x_k - x_idx[e]) (Euclidean) or -sum_e w_e x_idx[e] (cosine)."""
+    two = typed(2, acc[0])
+    for e in range(lo, hi):
+        xj = x[idx[e]]
+        c = weights[e]
+        if metric == _COSINE:
+            for d in range(acc.shape[0]):
+                acc[d] -= c * xj[d]
+        else:
+            c = two * c
+            for d in range(acc.shape[0]):
+                acc[d] += c * (xk[d] - xj[d])
+
+
+@jit(inline="always")
+def _finish_gradient_row(acc, xk, metric, inv_norm, eps, scale, o):
+    """o = scale * acc, pushed through x / max(|x|, eps) for cosine."""
+    if metric == _COSINE:
+        if inv_norm < typed(1, scale) / eps:
+            dot = _row_sum(xk * acc)
+            for d in range(acc.shape[0]):
+                acc[d] -= xk[d] * dot
+        scale = scale * inv_norm
+    for d in range(acc.shape[0]):
+        o[d] = scale * acc[d]
+
+
+@jit(parallel=True)
+def gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, x, metric, inv_norm, eps,
+                               scale, out):
+    """d loss / d x from sparse pair weights: row k's own pairs and, transposed, the
+    pairs that name k (S = W + W^T without forming it)."""
+    for k in prange(x.shape[0]):
+        acc = np.zeros(x.shape[1], x.dtype)
+        _add_pairs(acc, x[k], x, cols, vals, offsets[k], offsets[k] + nnz[k], metric)
+        _add_pairs(acc, x[k], x, t_rows, t_vals, t_offsets[k], t_offsets[k + 1], metric)
+        _finish_gradient_row(acc, x[k], metric, inv_norm[k], eps, scale, out[k])
 
 
 @jit(inline="always")
@@ -490,8 +533,10 @@ def _grad_buffer(x, grad_out):
     return grad_out
 
 
-# Below this fraction of nonzero pair weights the gradient is applied pair by pair.
-SPARSE_BELOW = 1 / 16
+# batch_hard and semi_hard keep their pair weights as sparse lists, and apply them pair
+# by pair, while the lists hold at most this fraction of B^2 entries (else a dense B x B
+# matrix and one BLAS product, as batch_all).
+SPARSE_BELOW = 1 / 8
 
 
 def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2, metric="euclidean",
@@ -581,14 +626,21 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
             buffer[...] = np.nan
             return dtype.type(np.nan), buffer
         return dtype.type(np.nan)
+    sizes = np.diff(starts)[codes] - 1  # positives of each anchor
+    valid = (sizes > 0) & (sizes + 1 < n)  # a positive and a negative
+    # Sparse pair weights when few: batch_hard has 2 per anchor, semi_hard up to 2P.
+    capacity = np.where(valid, {_BATCH_HARD: 2, _SEMI_HARD: 2 * sizes}.get(strat, n - 1), 0)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.minimum(capacity, n - 1), out=offsets[1:])
+    sparse = grad and strat != _BATCH_ALL and offsets[-1] <= SPARSE_BELOW * n * n
+    cols = np.empty(offsets[-1] if sparse else 0, np.int64)
+    vals = np.empty(cols.shape[0], dtype)
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
     triplet_loss_rows(gram, codes, members, starts, sq, code, strat, dtype.type(margin), bool(soft_margin),
-                      bool(grad), loss, nonzero, nnz)
+                      bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
-    sizes = np.diff(starts)[codes] - 1  # positives of each anchor
-    valid = (sizes > 0) & (sizes + 1 < n)  # a positive and a negative
     if reduction == "sum":
         denominator = 1.0
     elif reduction == "mean_nonzero":
@@ -602,15 +654,18 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     value = dtype.type(total / denominator if denominator else 0.0)
     if not grad:
         return value
-    scale = _grad_scale(grad_output, denominator)
-    symmetrize_in_place(gram)
-    dense = 2 * int(nnz.sum()) > SPARSE_BELOW * n * n
-    product = np.dot(gram, base) if dense else base[:1]
+    scale = dtype.type(_grad_scale(grad_output, denominator))
     target = buffer if buffer.flags.c_contiguous and not np.shares_memory(buffer, x) else None
     out = np.empty(x.shape, dtype) if target is None else target
-    gradient_from_pair_weights(gram, base, product, dense, code,
-                               inv_norm if inv_norm is not None else sq, dtype.type(COSINE_EPS),
-                               dtype.type(scale), out)
+    norms = inv_norm if inv_norm is not None else sq  # read for cosine only
+    eps = dtype.type(COSINE_EPS)
+    if sparse:
+        t_offsets, t_rows, t_vals = transpose_pairs(offsets, nnz, cols, vals, n)
+        gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
+                                   scale, out)
+    else:
+        symmetrize_in_place(gram)
+        gradient_from_pair_weights(gram, np.dot(gram, base), base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out
     return value, buffer
