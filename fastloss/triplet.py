@@ -7,15 +7,16 @@ has :math:`y_p = y_a`, :math:`p \ne a` and :math:`y_n \ne y_a`; with a distance
 
 Method (no B^3 mask and no triplet list inside the losses):
 
-1. One Gram product ``x @ x.T`` (BLAS, a symmetric rank-k update), the only B x B
-   buffer. Each anchor's kernel iteration turns *its own row* of it into distances,
-   mines that row, and, when a gradient is asked for, produces the weights
+1. One Gram product ``x @ x.T`` (BLAS), the only B x B buffer, turned into
+   distances in place. Each anchor's kernel iteration mines *its own row* and, when
+   a gradient is asked for, produces the weights
    :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain factor:
    as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor; ``semi_hard``:
    at most 2P), or, for ``batch_all``, over the row itself. Rows are independent, so
    anchors run in parallel (``prange``) in place.
 2. Per anchor, the positive distances are sorted (P = class size - 1 values) and every
-   negative distance is placed among them by binary search. For ``semi_hard`` a
+   negative distance is placed among them by binary search (a branch-free linear
+   count up to 32 positives). For ``semi_hard`` a
    suffix minimum over those buckets gives, for each positive, the smallest
    :math:`d_{an} > d_{ap}`; for ``batch_all`` prefix counts and sums over the buckets
    give, for each positive, the number c of violating negatives and their distance
@@ -90,30 +91,29 @@ def distances_from_gram(gram, sq, metric):
         _gram_row_to_distances(gram[a], a, sq, metric)
 
 
-@jit(inline="always")
-def _count_below(values, v):
-    """Number of entries of the ascending ``values`` that are < v (searchsorted left)."""
-    lo, hi = 0, values.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+# Up to this many sorted values a count is a branch-free linear scan (vectorised);
+# above it, a binary search whose steps are selects, not branches.
+_LINEAR_COUNT = 32
 
 
 @jit(inline="always")
-def _count_at_most(values, v):
-    """Number of entries of the ascending ``values`` that are <= v (searchsorted right)."""
-    lo, hi = 0, values.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _count_below(values, v, strict):
+    """Number of entries of the ascending ``values`` that are < v (``strict``) or <= v
+    (searchsorted left / right)."""
+    n = values.shape[0]
+    if n <= _LINEAR_COUNT:
+        c = 0
+        for q in range(n):
+            c += (values[q] < v) if strict else (values[q] <= v)
+        return c
+    base = 0
+    while n > 1:
+        half = n >> 1
+        below = values[base + half - 1] < v if strict else values[base + half - 1] <= v
+        base = base + half if below else base
+        n -= half
+    last = values[base] < v if strict else values[base] <= v
+    return base + (1 if last else 0)
 
 
 @jit(inline="always")
@@ -175,7 +175,7 @@ def _semi_hard_row(row, a, label, labels, positives, margin, soft, w):
         if labels[j] == label:
             continue
         v = row[j]
-        b = _count_below(t, v)
+        b = _count_below(t, v, True)
         if b > 0 and (best[b] < 0 or v < row[best[b]]):
             best[b] = j
         if top < 0 or v > row[top]:
@@ -225,7 +225,7 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
     for j in range(row.shape[0]):
         if labels[j] != label:
             v = row[j]
-            b = _count_at_most(t, v)
+            b = _count_below(t, v, False)
             count[b] += 1
             dist_sum[b] += v
             w[j] -= n_pos - b
@@ -241,15 +241,15 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
 
 
 @jit(parallel=True)
-def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margin, soft, want_grad,
+def triplet_loss_rows(dist, labels, members, starts, metric, strategy, margin, soft, want_grad,
                       sparse, offsets, cols, vals, loss, nonzero, nnz):
-    r"""Per-anchor triplet losses from the Gram matrix ``dist`` (B, B), in place.
+    r"""Per-anchor triplet losses from the distance matrix ``dist`` (B, B), in place.
 
-    Anchor a's iteration reads and writes row a only: it converts it to distances,
-    mines it with ``strategy``, writes the sum of its terms' losses into ``loss[a]`` and
-    the number of positive terms into ``nonzero[a]``; if ``want_grad``, it overwrites
-    the row with :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain
-    factor to the squared distance (:math:`1 / (2 d)`, 0 at d = 0, for Euclidean) and
+    Anchor a's iteration reads and writes row a only: it mines it with ``strategy``,
+    writes the sum of its terms' losses into ``loss[a]`` and the number of positive
+    terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
+    :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
+    squared distance (:math:`1 / (2 d)`, 0 at d = 0, for Euclidean) and
     counts its nonzero entries into ``nnz[a]``; with ``sparse``, it writes them instead
     as (``cols``, ``vals``) pairs from ``offsets[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
     are the indices of class c, ascending. Anchors with no positive or no negative
@@ -267,7 +267,6 @@ def triplet_loss_rows(dist, labels, members, starts, sq, metric, strategy, margi
             if want_grad and not sparse:
                 row[:] = 0
             continue
-        _gram_row_to_distances(row, a, sq, metric)
         w = np.zeros(n, dist.dtype)
         if strategy == _BATCH_HARD:
             total, count = _batch_hard_row(row, a, label, labels, positives, margin, soft, w)
@@ -638,7 +637,8 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    triplet_loss_rows(gram, codes, members, starts, sq, code, strat, dtype.type(margin), bool(soft_margin),
+    distances_from_gram(gram, sq, code)
+    triplet_loss_rows(gram, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":

@@ -166,6 +166,21 @@ def test_no_valid_triplet_gives_zero(rng, strategy, reduction):
     assert value == 0 and g.shape == (0, 3)
 
 
+@pytest.mark.parametrize("strategy", ["semi_hard", "batch_all"])
+def test_many_positives(rng, strategy):
+    # A class of 36: its anchors have 35 positives, more than triplet._LINEAR_COUNT, so
+    # the negatives are placed among the sorted positives by binary search.
+    assert triplet._LINEAR_COUNT < 35
+    x = rng.standard_normal((50, 3))
+    y = np.repeat([0, 1], [36, 14])
+    rng.shuffle(y)
+    options = dict(strategy=strategy, margin=0.8, metric="euclidean", soft_margin=False, reduction="mean")
+    expected, expected_grad = _reference(x, y, **options)
+    value, g = fl.batch_triplet_loss(x, y, **options, grad=True)
+    assert_close(value, expected, np.float64)
+    assert_grad_close(g, expected_grad, np.float64)
+
+
 def test_anchors_without_positive_are_left_out(rng):
     # Class 9 has one member: it is never an anchor; it still serves as a negative.
     x = rng.standard_normal((9, 4))
