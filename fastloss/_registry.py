@@ -7,6 +7,7 @@ import numpy as np
 
 def warmup_calls(rng, dtype):
     from . import classification as cl
+    from . import triplet as tr
 
     x = rng.standard_normal((4, 3)).astype(dtype)
     t = rng.integers(0, 3, 4)
@@ -22,4 +23,10 @@ def warmup_calls(rng, dtype):
             lambda: cl.kl_div(x, p, grad=grad),
             lambda: cl.sigmoid_focal_loss(x, p, grad=grad),
         ]
+    e = rng.standard_normal((6, 3)).astype(dtype)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    calls.append(lambda: tr.mine_triplets(e, labels))
+    for strategy in tr.STRATEGIES:
+        calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy))
+        calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy, grad=True))
     return calls
