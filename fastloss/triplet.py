@@ -48,6 +48,7 @@ from numba import prange
 
 from ._criterion import criterion
 from ._jit import REDUCE, jit
+from ._layout import GradientBuffer
 from ._math import log1p_exp, sigmoid, typed
 from ._validation import as_float_array, as_index_array, check_choice, check_real
 
@@ -518,20 +519,6 @@ def _grad_scale(grad_output, denominator):
     return float(g) / denominator if denominator else 0.0
 
 
-def _grad_buffer(x, grad_out):
-    if grad_out is None:
-        return np.empty(x.shape, x.dtype)
-    if not isinstance(grad_out, np.ndarray):
-        raise TypeError(f"grad_out must be a NumPy array, got {type(grad_out).__name__}")
-    if grad_out.shape != x.shape:
-        raise ValueError(f"grad_out has shape {grad_out.shape}; expected the embeddings' shape {x.shape}")
-    if grad_out.dtype != x.dtype:
-        raise TypeError(f"grad_out has dtype {grad_out.dtype}; the gradient is computed in {x.dtype}")
-    if not grad_out.flags.writeable:
-        raise ValueError("grad_out is read-only")
-    return grad_out
-
-
 # batch_hard and semi_hard keep their pair weights as sparse lists, and apply them pair
 # by pair, while the lists hold at most this fraction of B^2 entries (else a dense B x B
 # matrix and one BLAS product, as batch_all).
@@ -616,7 +603,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     dtype = x.dtype
     n = x.shape[0]
     if grad:
-        buffer = _grad_buffer(x, grad_out)
+        buffer = GradientBuffer(x, x.dtype, grad_out, "grad_out").array
     if n == 0:
         return (dtype.type(0), buffer) if grad else dtype.type(0)
     gram, sq, base, inv_norm = _gram(x, code)
