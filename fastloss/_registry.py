@@ -22,4 +22,12 @@ def warmup_calls(rng, dtype):
             lambda: cl.kl_div(x, p, grad=grad),
             lambda: cl.sigmoid_focal_loss(x, p, grad=grad),
         ]
+    from . import ctc
+
+    z = rng.standard_normal((3, 2, 3)).astype(dtype)
+    labels, lengths = np.array([[1, 2], [2, 2]]), np.array([2, 1])
+    calls += [
+        lambda: ctc.ctc_loss(z, labels, [3, 3], lengths, from_logits=True, grad=True),
+        lambda: ctc.ctc_forced_align(z.transpose(1, 0, 2), labels, [3, 3], lengths),
+    ]
     return calls
