@@ -36,7 +36,9 @@ How the kernel spends its time (:func:`ctc_alpha_beta_batch`, parallel over the 
 * The backward sweep keeps beta in two rolling rows and writes the gradient of each
   frame as it goes: the dense part (``scale * softmax``, or zeros) once, then the at
   most ``L + 1`` posterior classes subtracted. Memory: the alpha table
-  (``sum_b T_b (2 L_b + 5)`` values) and the gradient; no (T, N, C) temporary.
+  (``sum_b T_b (2 L_b + 5)`` values; two rows per sample for the loss alone) and the
+  gradient; no (T, N, C) temporary (an input whose class axis is not contiguous is
+  copied once, so that every class row is).
 * Deterministic: each sample is one thread's sequential work.
 """
 import numpy as np
@@ -127,7 +129,8 @@ def _write_scaled_softmax(row, log_norm, scale, out):
 def _log_softmax_norm(row):
     """log(sum_c exp(row[c])), stable; NaN if the row holds a NaN or is all -inf (as torch)."""
     top = row_max(row)
-    return top + np.log(sum_exp_shifted(row, top))
+    # typed: the forward and backward sweeps must subtract the same (float32) normaliser
+    return typed(top + np.log(sum_exp_shifted(row, top)), top)
 
 
 @jit()
@@ -157,9 +160,9 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
     sample b at row ``b * batch_stride + t * frame_stride``.
 
     Parallel over the batch; per sample a forward sweep fills the alpha table (a
-    slice of ``table`` from ``table_starts[b]``, T_b rows of 2 L_b + 5 cells) and, if
-    ``want_grad``, a backward sweep keeps beta in two rolling rows and writes
-    ``grad[b, t]`` frame by frame, multiplied by ``scale[b]``: ``-posterior`` for
+    slice of ``table`` from ``table_starts[b]``: T_b rows of 2 L_b + 5 cells, or two
+    rolling rows without ``want_grad``) and, if ``want_grad``, a backward sweep keeps
+    beta in two rolling rows and writes the gradient row of each frame as it goes, multiplied by ``scale[b]``: ``-posterior`` for
     log-probabilities, ``softmax - posterior`` for logits (``from_logits``, whose
     per-frame normalisers go to ``log_norm`` (N, T)). ``loss[b]`` gets the negative
     log-likelihood; +inf for an infeasible sample (0 with ``zero_infinity``). As in
@@ -180,7 +183,9 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
         if n_frames == 0:
             nll = zero if n_labels == 0 else -neg_inf
         else:
-            alpha = table[table_starts[b]:table_starts[b] + n_frames * padded].reshape((n_frames, padded))
+            # the whole alpha table for the backward sweep; two rolling rows for the loss alone
+            n_rows = n_frames if want_grad else min(n_frames, 2)
+            alpha = table[table_starts[b]:table_starts[b] + n_rows * padded].reshape((n_rows, padded))
             emit = np.empty(padded, loss.dtype)
             for t in range(n_frames):
                 row = log_probs[first + t * frame_stride]
@@ -188,7 +193,7 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
                 if from_logits:
                     shift = _log_softmax_norm(row)
                     log_norm[b, t] = shift
-                cur = alpha[t]
+                cur = alpha[t % n_rows]
                 if t == 0:
                     # torch's first row: the first blank and the first label, no other cell.
                     _fill(cur, neg_inf)
@@ -200,8 +205,8 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
                 cur[0] = neg_inf
                 cur[1] = neg_inf
                 _gather_emissions(row, ext, shift, lo, width - 1, emit)
-                _alpha_row(alpha[t - 1], cur, emit, skip, lo, width - 1)
-            last = alpha[n_frames - 1]
+                _alpha_row(alpha[(t - 1) % n_rows], cur, emit, skip, lo, width - 1)
+            last = alpha[(n_frames - 1) % n_rows]
             if n_labels == 0:
                 log_lik = last[_PAD]
             else:
@@ -466,7 +471,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     dtype = x.dtype
     rows, layout = _frame_rows(x, batched, batch_first)
     widths = 2 * tg_len + 1 + 2 * _PAD
-    sizes = in_len * widths
+    sizes = (in_len if grad else np.minimum(in_len, 2)) * widths
     table_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if n else sizes
     table = np.empty(int(sizes.sum()), dtype)
     log_norm = np.empty((n, n_time) if from_logits else (0, 0), dtype)
