@@ -224,7 +224,8 @@ def _log_f32(x):
     p = p * w2 + np.float32(1.0 / 5.0)
     p = p * w2 + np.float32(1.0 / 3.0)
     kf = np.float32(k)
-    r = kf * np.float32(0.693359375) + (kf * np.float32(-2.12194440e-4) + np.float32(2.0) * w * (p * w2 + np.float32(1.0)))
+    series = np.float32(2.0) * w * (p * w2 + np.float32(1.0))
+    r = kf * np.float32(0.693359375) + (kf * np.float32(-2.12194440e-4) + series)
     r = r if x > np.float32(0.0) else (np.float32(-np.inf) if x == np.float32(0.0) else np.float32(np.nan))
     return r if x < np.float32(np.inf) else x
 

@@ -98,7 +98,8 @@ def _alpha_row(prev, cur, emit, skip, lo, hi):
 def _beta_row(nxt, cur, emit, skip, lo, hi):
     """One backward step over the band [lo, hi] of padded rows (vectorised)."""
     a, b = lo + _PAD, hi + _PAD + 1
-    dest, stay, step, jump, mask, e = cur[a:b], nxt[a:b], nxt[a + 1:b + 1], nxt[a + 2:b + 2], skip[a + 2:b + 2], emit[a:b]
+    dest, stay, step, jump = cur[a:b], nxt[a:b], nxt[a + 1:b + 1], nxt[a + 2:b + 2]
+    mask, e = skip[a + 2:b + 2], emit[a:b]
     for i in range(dest.shape[0]):
         dest[i] = _log_add3(stay[i], step[i], jump[i] + mask[i]) + e[i]
 
@@ -162,9 +163,10 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
     Parallel over the batch; per sample a forward sweep fills the alpha table (a
     slice of ``table`` from ``table_starts[b]``: T_b rows of 2 L_b + 5 cells, or two
     rolling rows without ``want_grad``) and, if ``want_grad``, a backward sweep keeps
-    beta in two rolling rows and writes the gradient row of each frame as it goes, multiplied by ``scale[b]``: ``-posterior`` for
-    log-probabilities, ``softmax - posterior`` for logits (``from_logits``, whose
-    per-frame normalisers go to ``log_norm`` (N, T)). ``loss[b]`` gets the negative
+    beta in two rolling rows and writes the gradient row of each frame as it goes,
+    multiplied by ``scale[b]``: ``-posterior`` for log-probabilities, ``softmax -
+    posterior`` for logits (``from_logits``, whose per-frame normalisers go to
+    ``log_norm`` (N, T)). ``loss[b]`` gets the negative
     log-likelihood; +inf for an infeasible sample (0 with ``zero_infinity``). As in
     torch, a NaN (or +inf) loss gives a NaN gradient over the sample's frames; a
     zeroed infinite loss a zero gradient; frames past ``input_lengths[b]`` get 0.
@@ -282,9 +284,9 @@ def _max3_step(prev, cur, emit, skip, lo, hi, back, t):
 def ctc_viterbi_batch(log_probs, layout, blank, targets, target_starts, target_lengths, input_lengths, neg_inf,
                       labels, scores):
     """Best CTC path of each sample of ``log_probs`` (rows located as in
-    :func:`ctc_alpha_beta_batch`): ``labels[b, t]`` the class
-    of frame t on the path, ``scores[b, t]`` its log-probability; frames past
-    ``input_lengths[b]`` get the blank and score 0. Parallel over the batch."""
+    :func:`ctc_alpha_beta_batch`): ``labels[b, t]`` the class of frame t on the path,
+    ``scores[b, t]`` its log-probability; frames past ``input_lengths[b]`` get the
+    blank and score 0. Parallel over the batch; back-pointers take T_b (2 L_b + 1) bytes."""
     n_batch, n_time, batch_stride, frame_stride = layout
     for b in prange(n_batch):
         n_frames = input_lengths[b]
