@@ -115,6 +115,10 @@ def test_concatenated_int32_targets_and_unbatched(rng, dtype):
                          from_logits=True, grad=True)
     np.testing.assert_array_equal(padded[0], joined[0])
     np.testing.assert_array_equal(padded[1], joined[1])
+    # entries past a row's length are never read (torch ignores them too): -1 padding is fine
+    minus_one = np.where(np.arange(4)[None, :] < tl[:, None], targets, -1)
+    padded_minus_one = fl.ctc_loss(z, minus_one, il, tl, blank=blank, reduction="none", from_logits=True, grad=True)
+    np.testing.assert_array_equal(padded[1], padded_minus_one[1])
     # unbatched (T, C): torch's result on the same sample, a 0-d loss
     x = torch.tensor(z[:, 0]).log_softmax(-1).numpy()
     expected, expected_grad = _torch_ctc(x, targets[0, :tl[0]], il[0], tl[0], blank, "none", False, False, 1.0)
