@@ -1,12 +1,14 @@
 """Run the benchmarks and write the ratio table to bench/RESULTS.md.
 
-    python bench/report.py                 # every benchmark
+    python bench/report.py                   # every benchmark
     python bench/report.py -k cross_entropy  # a subset (pytest -k expression)
 
 For each group (a loss, size, dtype and mode) the table gives each implementation's
 median and how many times faster fastloss is (their median / fastloss's median), all
-from one pytest-benchmark run on the same inputs. The machine, thread count and
-versions head the file.
+from one pytest-benchmark run on the same inputs. The medians are kept in
+bench/RESULTS.json, so a subset run replaces its own groups and keeps the others;
+every row names the run it comes from, and each run's machine, thread count,
+versions and command are listed.
 """
 import argparse
 import json
@@ -41,13 +43,11 @@ def machine_header():
     return lines
 
 
-def table(results):
-    groups = defaultdict(dict)
-    for bench in results["benchmarks"]:
-        groups[bench["group"]][bench["extra_info"]["impl"]] = bench["stats"]["median"]
-    rows = ["| benchmark | numpy | torch | fastloss | vs numpy | vs torch |", "|---|---|---|---|---|---|"]
-    for group in sorted(groups):
-        medians = groups[group]
+def table(store):
+    rows = ["| benchmark | numpy | torch | fastloss | vs numpy | vs torch | run |",
+            "|---|---|---|---|---|---|---|"]
+    for group in sorted(store["groups"]):
+        medians = store["groups"][group]["medians"]
         fast = medians.get("fastloss")
 
         def cell(impl):
@@ -57,8 +57,21 @@ def table(results):
             return f"{medians[impl] / fast:.2f}x" if fast and impl in medians else "-"
 
         rows.append(f"| {group} | {cell('numpy')} | {cell('torch')} | {cell('fastloss')} | "
-                    f"{ratio('numpy')} | {ratio('torch')} |")
+                    f"{ratio('numpy')} | {ratio('torch')} | {store['groups'][group]['run']} |")
     return rows
+
+
+def merge(store, results, run_id, header, command):
+    """Put one pytest-benchmark run's medians into the store, replacing its groups."""
+    groups = defaultdict(dict)
+    for bench in results["benchmarks"]:
+        groups[bench["group"]][bench["extra_info"]["impl"]] = bench["stats"]["median"]
+    for group, medians in groups.items():
+        store["groups"][group] = {"medians": medians, "run": run_id}
+    store["runs"][run_id] = {"header": header, "command": command}
+    used = {g["run"] for g in store["groups"].values()}
+    store["runs"] = {k: v for k, v in store["runs"].items() if k in used}
+    return store
 
 
 def main(argv=None):
@@ -75,9 +88,22 @@ def main(argv=None):
     subprocess.run(command, check=True)
     with open(json_path) as f:
         results = json.load(f)
-    shown = " ".join(["python bench/report.py"] + (["-k", repr(args.k)] if args.k else []))
-    lines = ["# Benchmark results", "", f"Produced by `{shown}` (medians of one pytest-benchmark run; "
-             "ratios are how many times faster fastloss is).", ""] + machine_header() + [""] + table(results)
+    store_path = os.path.splitext(args.output)[0] + ".json"
+    store = {"groups": {}, "runs": {}}
+    if os.path.exists(store_path):
+        with open(store_path) as f:
+            store = json.load(f)
+    run_id = results["datetime"][:16].replace("T", " ")
+    command = " ".join(["python bench/report.py"] + (["-k", repr(args.k)] if args.k else []))
+    merge(store, results, run_id, machine_header(), command)
+    with open(store_path, "w") as f:
+        json.dump(store, f, indent=1, sort_keys=True)
+    lines = ["# Benchmark results", "",
+             "Medians from pytest-benchmark; a ratio is how many times faster fastloss is than that "
+             "implementation, both measured in the same run on the same inputs.", ""]
+    for run_id_, run in sorted(store["runs"].items()):
+        lines += [f"Run {run_id_}: `{run['command']}`"] + run["header"] + [""]
+    lines += table(store)
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -7,6 +7,8 @@ import numpy as np
 
 def warmup_calls(rng, dtype):
     from . import classification as cl
+    from . import ctc
+    from . import triplet as tr
 
     x = rng.standard_normal((4, 3)).astype(dtype)
     t = rng.integers(0, 3, 4)
@@ -22,12 +24,16 @@ def warmup_calls(rng, dtype):
             lambda: cl.kl_div(x, p, grad=grad),
             lambda: cl.sigmoid_focal_loss(x, p, grad=grad),
         ]
-    from . import ctc
-
+    e = rng.standard_normal((6, 3)).astype(dtype)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    calls.append(lambda: tr.mine_triplets(e, labels))
+    for strategy in tr.STRATEGIES:
+        calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy))
+        calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy, grad=True))
     z = rng.standard_normal((3, 2, 3)).astype(dtype)
-    labels, lengths = np.array([[1, 2], [2, 2]]), np.array([2, 1])
+    ctc_targets, ctc_lengths = np.array([[1, 2], [2, 2]]), np.array([2, 1])
     calls += [
-        lambda: ctc.ctc_loss(z, labels, [3, 3], lengths, from_logits=True, grad=True),
-        lambda: ctc.ctc_forced_align(z.transpose(1, 0, 2), labels, [3, 3], lengths),
+        lambda: ctc.ctc_loss(z, ctc_targets, [3, 3], ctc_lengths, from_logits=True, grad=True),
+        lambda: ctc.ctc_forced_align(z.transpose(1, 0, 2), ctc_targets, [3, 3], ctc_lengths),
     ]
     return calls

@@ -11,9 +11,12 @@ import numpy as np
 from ._jit import jit
 
 
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def compute_dtype(array):
     """float64 stays float64; every other float (float32, float16, ...) computes in float32."""
-    return np.dtype(np.float64) if array.dtype == np.float64 else np.dtype(np.float32)
+    return _NATIVE[1] if array.dtype == _NATIVE[1] else _NATIVE[0]
 
 
 def as_float_array(value, name, dtype=None):
@@ -22,7 +25,9 @@ def as_float_array(value, name, dtype=None):
     No copy when it already has that dtype: strides, read-only flags and memmaps are
     kept. Integers and booleans are not accepted for differentiable inputs.
     """
-    array = np.asarray(value)
+    array = value if type(value) is np.ndarray else np.asarray(value)
+    if dtype is None and array.dtype in _NATIVE:  # the common case, checked first
+        return array
     if array.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array, got dtype {array.dtype}; "
@@ -45,28 +50,43 @@ def as_target_array(value, name, dtype):
 
 def as_index_array(value, name):
     """Integer class indices as an intp array (any integer dtype in)."""
-    array = np.asarray(value)
+    array = value if type(value) is np.ndarray else np.asarray(value)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class indices, got dtype {array.dtype}")
     return array if array.dtype == np.intp else array.astype(np.intp)
 
 
 @jit()
-def _scan_class_indices(target, n_classes, has_ignore, ignore_index, weight, weighted):
-    """(position of the first index outside [0, n_classes) that is not ignored, or -1;
-    sum of weight[t] (or the count, if not ``weighted``) over the targets kept)."""
+def scan_class_indices(target, n_classes, has_ignore, ignore_index, weight, weighted):
+    """Check (N, K) class indices before a kernel uses them to index.
+
+    Returns (flat position of the first index outside [0, n_classes) that is not
+    ignored, or -1; the sum of ``weight[t]`` over the targets kept, or their count
+    if not ``weighted``: torch's denominator of a mean). Kernels that take class
+    indices call it first and write nothing when it finds a bad one.
+    """
     kept = 0.0
-    for i in range(target.shape[0]):
-        t = target[i]
-        if has_ignore and t == ignore_index:
-            continue
-        if t < 0 or t >= n_classes:
-            return i, kept
-        kept += weight[t] if weighted else 1.0
+    n_pos = target.shape[1]
+    for n in range(target.shape[0]):
+        for k in range(n_pos):
+            t = target[n, k]
+            if has_ignore and t == ignore_index:
+                continue
+            if t < 0 or t >= n_classes:
+                return n * n_pos + k, kept
+            kept += weight[t] if weighted else 1.0
     return -1, kept
 
 
 _NO_WEIGHT = np.zeros(1)
+
+
+def class_index_error(target, position, n_classes, name, ignore_index=None):
+    """The ValueError for the bad class index at flat ``position`` of ``target``."""
+    allowed = f"[0, {n_classes})"
+    if ignore_index is not None:
+        allowed += f" or ignore_index={ignore_index}"
+    return ValueError(f"{name} holds class index {int(target.reshape(-1)[position])}; valid indices are {allowed}")
 
 
 def check_class_indices(target, n_classes, name, ignore_index=None, weight=None):
@@ -75,16 +95,12 @@ def check_class_indices(target, n_classes, name, ignore_index=None, weight=None)
     Returns the sum of ``weight[t]`` over the targets that are not ignored (their
     count when ``weight`` is None): torch's denominator of a weighted mean. One pass.
     """
-    flat = target.reshape(-1)
     weighted = weight is not None
-    bad, kept = _scan_class_indices(flat, n_classes, ignore_index is not None,
-                                    0 if ignore_index is None else ignore_index,
-                                    weight if weighted else _NO_WEIGHT, weighted)
+    bad, kept = scan_class_indices(target.reshape(-1, 1), n_classes, ignore_index is not None,
+                                   0 if ignore_index is None else ignore_index,
+                                   weight if weighted else _NO_WEIGHT, weighted)
     if bad >= 0:
-        allowed = f"[0, {n_classes})"
-        if ignore_index is not None:
-            allowed += f" or ignore_index={ignore_index}"
-        raise ValueError(f"{name} holds class index {int(flat[bad])}; valid indices are {allowed}")
+        raise class_index_error(target, bad, n_classes, name, ignore_index)
     return kept
 
 

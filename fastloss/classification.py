@@ -33,7 +33,8 @@ from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, type
                     weighted_gap_sum, weighted_target_sums)
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
-                          check_class_indices, check_integer, check_real, check_shape)
+                          check_integer, check_real, check_shape, class_index_error,
+                          scan_class_indices)
 
 __all__ = [
     "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
@@ -66,7 +67,7 @@ def _zero(out):
 
 @jit()
 def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
-                               scale, loss, grad, want_grad):
+                               scale, inv_denominator, loss, grad, want_grad):
     """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss."""
     n, k = _row_position(r, logits.shape[1])
     row = logits[n, k]
@@ -95,7 +96,7 @@ def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spre
         value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
     loss[r] = value
     if want_grad:
-        s = scale[r]
+        s = scale[r] * inv_denominator
         b = keep * w_t * g * s
         a = b + spread * weight_sum * s
         _write_softmax_grad(row, top, typed(a / total, top), typed(spread * s, top), weight, grad[n, k])
@@ -104,33 +105,45 @@ def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spre
 
 
 @jit(parallel=True)
-def softmax_cross_entropy_rows(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
-                               scale, loss, grad, want_grad):
+def softmax_cross_entropy_rows(logits, target, weight, weighted_mean, weight_sum, keep, spread, gamma,
+                               ignore_index, scale, mean, loss, grad, want_grad):
     """Fused softmax cross-entropy / focal loss over (N, K, C) logits, class targets.
 
-    ``keep = 1 - label_smoothing``, ``spread = label_smoothing / C``, ``weight_sum =
-    sum(weight)``; ``scale`` (N*K,) multiplies each row's gradient. Writes the
-    per-row loss into ``loss`` (N*K,) and, if ``want_grad``, the gradient into
-    ``grad`` (N, K, C), which may be ``logits`` itself. Returns the float64 sum of the
-    row losses. See the module docstring.
+    First checks the (N, K) targets (:func:`scan_class_indices`): on an index out of
+    range it returns ``(0, position, 0)`` having written nothing. Otherwise it writes
+    the per-row loss into ``loss`` (N*K,) and, if ``want_grad``, the gradient into
+    ``grad`` (N, K, C), which may be ``logits`` itself; ``scale`` (N*K,) multiplies
+    each row's gradient, divided by the mean's denominator if ``mean``: the sum of
+    ``weight[t]`` (``weighted_mean``) or the count of kept targets. ``keep = 1 -
+    label_smoothing``, ``spread = label_smoothing / C``, ``weight_sum = sum(weight)``.
+    Returns ``(float64 sum of the row losses, -1, denominator)``. See the module
+    docstring for the formula.
     """
+    bad, kept = scan_class_indices(target, logits.shape[2], True, ignore_index, weight, weighted_mean)
+    if bad >= 0:
+        return 0.0, bad, kept
+    inv_denominator = 1.0 / kept if mean else 1.0  # inf when nothing is kept: it then scales no row
     total = 0.0
     for r in prange(logits.shape[0] * logits.shape[1]):
         total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
-                                            ignore_index, scale, loss, grad, want_grad)
-    return total
+                                            ignore_index, scale, inv_denominator, loss, grad, want_grad)
+    return total, -1, kept
 
 
 @jit()
-def softmax_cross_entropy_rows_serial(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
-                                      scale, loss, grad, want_grad):
+def softmax_cross_entropy_rows_serial(logits, target, weight, weighted_mean, weight_sum, keep, spread, gamma,
+                                      ignore_index, scale, mean, loss, grad, want_grad):
     """:func:`softmax_cross_entropy_rows` on the calling thread, for inputs so small that
     starting the parallel region (microseconds) would cost more than the work."""
+    bad, kept = scan_class_indices(target, logits.shape[2], True, ignore_index, weight, weighted_mean)
+    if bad >= 0:
+        return 0.0, bad, kept
+    inv_denominator = 1.0 / kept if mean else 1.0
     total = 0.0
     for r in range(logits.shape[0] * logits.shape[1]):
         total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
-                                            ignore_index, scale, loss, grad, want_grad)
-    return total
+                                            ignore_index, scale, inv_denominator, loss, grad, want_grad)
+    return total, -1, kept
 
 
 @jit(parallel=True)
@@ -163,26 +176,31 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
 
 
 @jit(parallel=True)
-def nll_rows(log_probs, target, weight, ignore_index, scale, loss, grad, want_grad):
+def nll_rows(log_probs, target, weight, ignore_index, scale, mean, loss, grad, want_grad):
     """Negative log-likelihood over (N, K, C) log-probabilities: loss = -w_t x_t.
 
-    Reads ``log_probs[n, k, t]`` before zeroing the gradient row, so ``grad`` may be
-    ``log_probs`` itself. Returns the float64 sum of the losses.
+    Targets are checked first and the result is returned as by
+    :func:`softmax_cross_entropy_rows`. Reads ``log_probs[n, k, t]`` before zeroing
+    the gradient row, so ``grad`` may be ``log_probs`` itself.
     """
+    bad, kept = scan_class_indices(target, log_probs.shape[2], True, ignore_index, weight, True)
+    if bad >= 0:
+        return 0.0, bad, kept
+    inv_denominator = 1.0 / kept if mean else 1.0
     n_batch, n_pos, n_classes = log_probs.shape
     total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n, k = _row_position(r, n_pos)
         t = target[n, k]
-        kept = t != ignore_index
-        value = -weight[t] * log_probs[n, k, t] if kept else typed(0, log_probs[n, k, 0])
+        kept_row = t != ignore_index
+        value = -weight[t] * log_probs[n, k, t] if kept_row else typed(0, log_probs[n, k, 0])
         loss[r] = value
         total_loss += value
         if want_grad:
             _zero(grad[n, k])
-            if kept:
-                grad[n, k, t] = -weight[t] * scale[r]
-    return total_loss
+            if kept_row:
+                grad[n, k, t] = -weight[t] * scale[r] * inv_denominator
+    return total_loss, -1, kept
 
 
 # ---------------------------------------------------------------- scalar kernels
@@ -261,32 +279,43 @@ def _loss_shape(x):
     return () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
 
 
-def _class_targets(target, x, n_classes, ignore_index, weight):
-    """Validated class-index targets and sum(weight[t]) over those not ignored."""
+def _class_targets(target, x, loss_shape):
+    """Class-index targets of the right shape (their values are checked by the kernels)."""
     t = as_index_array(target, "target")
-    if t.shape != _loss_shape(x):
-        check_shape(t.shape, _loss_shape(x), "target", f"input of shape {x.shape} (class indices drop the class axis)")
-    return t, check_class_indices(t, n_classes, "target", ignore_index, weight)
+    if t.shape != loss_shape:
+        check_shape(t.shape, loss_shape, "target", f"input of shape {x.shape} (class indices drop the class axis)")
+    return t
 
 
 _NO_GRAD = {np.dtype(d): (np.empty(0, d), np.empty((0, 0, 0), d)) for d in (np.float32, np.float64)}
 
 
-def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, grad_out, args):
-    """Common tail of the row losses: scale, gradient buffer, kernel call, reduction."""
+def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args, denominator=None,
+              targets=None):
+    """Common tail of the row losses: scale, gradient buffer, kernel call, reduction.
+
+    With ``targets`` (class indices, ``(t, n_classes, ignore_index)``) the kernel
+    checks them, computes the mean's denominator itself and returns
+    ``(total, bad position, denominator)``; otherwise it returns the total.
+    """
     dtype = x.dtype
     rows = class_rows(x)
-    n_rows = rows.shape[0] * rows.shape[1]
-    loss = np.empty(n_rows, dtype)
+    loss = np.empty(rows.shape[0] * rows.shape[1], dtype)
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(
-            loss_scale(reduction, grad_output, loss_shape, denominator, dtype), loss_shape), dtype).reshape(-1)
+        factor = loss_scale(reduction, grad_output, loss_shape, 1.0 if targets else denominator, dtype)
+        scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
         buffer = GradientBuffer(x, dtype, grad_out)
         grad_rows = buffer.view(class_rows, class_rows_undo)
     else:
         scale, grad_rows = _NO_GRAD[dtype]
-    total = kernel(rows, *args, scale, loss, grad_rows, grad)
-    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
+    if targets is None:
+        total = kernel(rows, *args, scale, loss, grad_rows, grad)
+    else:
+        total, bad, denominator = kernel(rows, *args, scale, reduction == "mean", loss, grad_rows, grad)
+        if bad >= 0:
+            t, n_classes, name, ignore_index = targets
+            raise class_index_error(t, bad, n_classes, name, ignore_index)
+    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
     return (result, buffer.result()) if grad else result
 
 
@@ -294,12 +323,14 @@ def _run_rows(kernel, x, loss_shape, reduction, denominator, grad, grad_output, 
 SERIAL_BELOW = 1 << 14
 
 
-def _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, gamma, reduction, denominator,
-                        grad, grad_output, grad_out):
+def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, ignore_index, smoothing, gamma,
+                        reduction, grad, grad_output, grad_out):
     weight_sum = float(weight.sum(dtype=np.float64)) if smoothing else 0.0  # only smoothing reads it
-    args = (_target_rows(t), weight, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma, ignore_index)
+    args = (_target_rows(t), weight, weighted_mean, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma,
+            ignore_index)
     kernel = softmax_cross_entropy_rows_serial if x.size < SERIAL_BELOW else softmax_cross_entropy_rows
-    return _run_rows(kernel, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out, args)
+    return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
+                     targets=(t, n_classes, "target", ignore_index))
 
 
 def _target_rows(t):
@@ -363,17 +394,18 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
+    loss_shape = _loss_shape(x)
     target_array = target if isinstance(target, np.ndarray) else np.asarray(target)
     if target_array.dtype.kind == "f":
         y = as_target_array(target_array, "target", x.dtype)
         check_shape(y.shape, x.shape, "target", "input (probability targets have the input's shape)")
         dtype = x.dtype.type
         args = (class_rows(y), weight, dtype(1 - smoothing), dtype(smoothing / n_classes))
-        denominator = int(np.prod(_loss_shape(x), dtype=np.int64))
-        return _run_rows(softmax_cross_entropy_soft_rows, x, _loss_shape(x), reduction, denominator,
-                         grad, grad_output, grad_out, args)
-    t, denominator = _class_targets(target_array, x, n_classes, ignore_index, weight)
-    return _softmax_class_loss(x, n_classes, t, weight, ignore_index, smoothing, 0.0, reduction, denominator,
+        denominator = int(np.prod(loss_shape, dtype=np.int64))
+        return _run_rows(softmax_cross_entropy_soft_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
+                         args, denominator=denominator)
+    t = _class_targets(target_array, x, loss_shape)
+    return _softmax_class_loss(x, loss_shape, n_classes, t, weight, True, ignore_index, smoothing, 0.0, reduction,
                                grad, grad_output, grad_out)
 
 
@@ -407,8 +439,10 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
         alpha_vec = np.full(n_classes, value, x.dtype)
     else:
         alpha_vec = as_class_weight(alpha, n_classes, x.dtype, "alpha")
-    t, denominator = _class_targets(target, x, n_classes, ignore_index, None)  # count of kept targets
-    return _softmax_class_loss(x, n_classes, t, alpha_vec, ignore_index, 0.0, gamma, reduction, denominator,
+    loss_shape = _loss_shape(x)
+    t = _class_targets(target, x, loss_shape)
+    # The mean counts the kept targets (weighted_mean=False): alpha is no mean weight.
+    return _softmax_class_loss(x, loss_shape, n_classes, t, alpha_vec, False, ignore_index, 0.0, gamma, reduction,
                                grad, grad_output, grad_out)
 
 
@@ -425,9 +459,10 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
-    t, denominator = _class_targets(target, x, n_classes, ignore_index, weight)
-    return _run_rows(nll_rows, x, _loss_shape(x), reduction, denominator, grad, grad_output, grad_out,
-                     (_target_rows(t), weight, ignore_index))
+    loss_shape = _loss_shape(x)
+    t = _class_targets(target, x, loss_shape)
+    return _run_rows(nll_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
+                     (_target_rows(t), weight, ignore_index), targets=(t, n_classes, "target", ignore_index))
 
 
 def _elementwise_args(input, target, weight, name="input"):

@@ -428,3 +428,16 @@ def test_cache_serves_a_second_process(tmp_path):
             for _ in range(2)]
     hits, misses = map(int, runs[1])
     assert hits >= 2 and misses == 0
+
+
+@pytest.mark.parametrize("fn", [fl.cross_entropy, fl.nll_loss, fl.focal_loss])
+@pytest.mark.parametrize("n", [3, 5000], ids=["serial", "parallel"])
+def test_bad_class_index_writes_nothing(rng, fn, n):
+    """Targets are checked before any row is computed: an in-place grad_out is left as it was."""
+    x = rng.standard_normal((n, 4))
+    t = rng.integers(0, 4, n)
+    t[-1] = 9
+    buffer = x.copy()
+    with pytest.raises(ValueError, match="class index 9"):
+        fn(buffer, t, grad=True, grad_out=buffer)
+    np.testing.assert_array_equal(buffer, x)
