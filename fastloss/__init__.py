@@ -8,6 +8,7 @@ from ._warmup import warmup
 from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, KLDivLoss, NLLLoss,
                              SigmoidFocalLoss, binary_cross_entropy, binary_cross_entropy_with_logits,
                              cross_entropy, focal_loss, kl_div, nll_loss, sigmoid_focal_loss)
+from .ctc import CTCLoss, ctc_forced_align, ctc_loss
 from .triplet import BatchTripletLoss, batch_triplet_loss, mine_triplets, pairwise_distances
 
 __version__ = "0.1.0"

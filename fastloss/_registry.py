@@ -7,6 +7,7 @@ import numpy as np
 
 def warmup_calls(rng, dtype):
     from . import classification as cl
+    from . import ctc
     from . import triplet as tr
 
     x = rng.standard_normal((4, 3)).astype(dtype)
@@ -29,4 +30,10 @@ def warmup_calls(rng, dtype):
     for strategy in tr.STRATEGIES:
         calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy))
         calls.append(lambda strategy=strategy: tr.batch_triplet_loss(e, labels, strategy=strategy, grad=True))
+    z = rng.standard_normal((3, 2, 3)).astype(dtype)
+    ctc_targets, ctc_lengths = np.array([[1, 2], [2, 2]]), np.array([2, 1])
+    calls += [
+        lambda: ctc.ctc_loss(z, ctc_targets, [3, 3], ctc_lengths, from_logits=True, grad=True),
+        lambda: ctc.ctc_forced_align(z.transpose(1, 0, 2), ctc_targets, [3, 3], ctc_lengths),
+    ]
     return calls
