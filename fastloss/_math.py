@@ -157,7 +157,7 @@ def row_max(row):
 @jit(fastmath=REDUCE)
 def sum_exp_shifted(row, shift):
     """sum_c exp(row[c] - shift), vectorised."""
-    s = shift * 0
+    s = typed(0, shift)
     for c in range(row.shape[0]):
         s += exp_fast(row[c] - shift)
     return s
@@ -166,7 +166,7 @@ def sum_exp_shifted(row, shift):
 @jit(fastmath=REDUCE)
 def weighted_gap_sum(row, weight, top):
     """sum_c weight[c] * (top - row[c]); with top = max(row) every term is >= 0."""
-    s = top * 0
+    s = typed(0, top)
     for c in range(row.shape[0]):
         s += weight[c] * (top - row[c])
     return s
@@ -175,8 +175,8 @@ def weighted_gap_sum(row, weight, top):
 @jit(fastmath=REDUCE)
 def weighted_target_sums(row, target, weight, keep, spread, top):
     """For smoothed soft targets q = keep * target + spread: (sum_c w_c q_c, sum_c w_c q_c (top - row_c))."""
-    total = top * 0
-    gap = top * 0
+    total = typed(0, top)
+    gap = typed(0, top)
     for c in range(row.shape[0]):
         wq = weight[c] * (keep * target[c] + spread)
         total += wq

@@ -320,7 +320,7 @@ def symmetrize_in_place(w):
 
 @jit(fastmath=REDUCE)
 def _row_sum(row):
-    s = row[0] * 0
+    s = 0.0  # float64 accumulation, also for float32 rows
     for j in range(row.shape[0]):
         s += row[j]
     return s
