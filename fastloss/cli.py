@@ -235,7 +235,7 @@ def _add_eval(sub):
                    help="another data argument of the loss by name (repeatable)")
     e.add_argument("--reduction", help="mean, sum, none (or what the loss accepts; default: the loss's default)")
     e.add_argument("--per-sample", metavar="OUT.npy", help="write the unreduced losses here")
-    e.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 32 MB of input)")
+    e.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 64 MB of input)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     for name, defaults in sorted(_loss_options().items()):

@@ -123,3 +123,16 @@ def test_real_run_on_digits():
     # Short run with a small step: both curves still falling.
     train, val = train_softmax_regression(60, 0.05)
     assert diagnose_training(train, val).verdict == "still learning"
+
+
+def test_bench_plot(tmp_path):
+    """fastloss bench --plot: one line per implementation (matplotlib optional)."""
+    if not _has_matplotlib():
+        pytest.skip("matplotlib not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fl.__file__)))
+    out = subprocess.run([sys.executable, "-m", "fastloss.cli", "bench", "--rows", "512", "--classes", "8",
+                          "--repeat", "1", "--loss", "focal_loss", "--impl", "numpy", "--no-progress",
+                          "--plot", "tp.png"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "tp.png").read_bytes()[:4] == b"\x89PNG"
