@@ -5,6 +5,7 @@ Every loss has torch.nn.functional's name, arguments and numbers, plus keyword-o
 torch.nn's. See README.md and the API contract for the details.
 """
 from ._warmup import warmup
+from .diagnose import diagnose_training
 from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, KLDivLoss, NLLLoss,
                              SigmoidFocalLoss, binary_cross_entropy, binary_cross_entropy_with_logits,
                              cross_entropy, focal_loss, kl_div, nll_loss, sigmoid_focal_loss)

@@ -1,0 +1,111 @@
+"""Speed and memory of evaluation at scale (issue 7): run as a script, not under pytest.
+
+    python bench/eval_scale.py --gigabytes 1 [--dir /tmp] [--skip-dask]
+
+1. ``fastloss eval cross_entropy`` over an (N, 1000) float32 .npy of logits in the page
+   cache: peak RSS of the command (getrusage of the child) and its throughput (its own
+   timing, kernels already cached) against the in-memory kernel on the loaded array.
+2. ``fastloss.dask.cross_entropy`` on a two-process LocalCluster (1 thread each) reading
+   the same file with ``from_npy`` on the workers, against the in-memory call.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import fastloss as fl  # noqa: E402
+
+
+def median_time(fn, repeat=3):
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gigabytes", type=float, default=1.0)
+    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--dir", default="/tmp")
+    parser.add_argument("--skip-dask", action="store_true")
+    args = parser.parse_args()
+    n = int(args.gigabytes * 2**30 / (4 * args.classes))
+    x_path, t_path = os.path.join(args.dir, "eval_scale_x.npy"), os.path.join(args.dir, "eval_scale_t.npy")
+    if not os.path.exists(x_path) or np.load(x_path, mmap_mode="r").shape != (n, args.classes):
+        out = np.lib.format.open_memmap(x_path, "w+", np.float32, (n, args.classes))
+        rng = np.random.default_rng(0)
+        for a in range(0, n, 65536):
+            out[a:a + 65536] = rng.standard_normal((min(n, a + 65536) - a, args.classes), np.float32)
+        out.flush()
+        del out
+        np.save(t_path, np.random.default_rng(1).integers(0, args.classes, n))
+    x, t = np.load(x_path), np.load(t_path)  # in memory (and the file is now in the page cache)
+    in_memory = median_time(lambda: fl.cross_entropy(x, t))
+    expected = float(fl.cross_entropy(x, t))
+    del x
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    cmd = [sys.executable, "-m", "fastloss.cli", "eval", "cross_entropy", "--input", x_path, "--target", t_path,
+           "--json", "--no-progress"]
+    # The command's own peak RSS: VmHWM of its address space, printed at exit (getrusage's
+    # maxrss would count the forked parent's 1 GB: Linux carries it across exec).
+    wrapper = [sys.executable, "-c", "import sys, runpy; sys.argv = ['fastloss'] + sys.argv[1:]\n"
+               "try:\n    runpy.run_module('fastloss.cli', run_name='__main__')\n"
+               "finally:\n    print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr)"
+               ] + cmd[3:]
+    subprocess.run(wrapper, check=True, capture_output=True, env=env)  # warm: kernel cache, page cache
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        out = subprocess.run(wrapper, capture_output=True, text=True, env=env)
+        runs.append((json.loads(out.stdout), time.perf_counter() - start, int(out.stderr.split()[-1]) / 1024))
+    peak_rss_mb = max(r for _, _, r in runs)
+    # Throughput of the engine once its kernels are loaded (a command pays that once at start-up).
+    from fastloss import streaming
+
+    def stream():
+        arrays = {"input": streaming.open_array(x_path), "target": streaming.open_array(t_path)}
+        return streaming.evaluate("cross_entropy", arrays)
+
+    streamed = median_time(stream)
+    report = {
+        "rows": n, "classes": args.classes, "gigabytes": x_path and os.path.getsize(x_path) / 1e9,
+        "in_memory_s": in_memory, "eval_s": streamed, "eval_command_s": float(np.median([r["seconds"] for r, _, _ in runs])),
+        "eval_command_wall_s": float(np.median([w for _, w, _ in runs])),
+        "eval_throughput_vs_in_memory": in_memory / streamed, "eval_peak_rss_mb": peak_rss_mb,
+        "eval_equals_in_memory": abs(runs[0][0]["value"] - expected) <= 1e-6 * abs(expected),
+    }
+    if not args.skip_dask:
+        import dask
+        import distributed
+
+        import fastloss.dask as fld
+
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      silence_logs=40) as cluster, distributed.Client(cluster) as client:
+            client.run(lambda: __import__("fastloss").warmup(("float32",)))
+
+            def run():
+                logits = fld.from_npy(x_path, chunk_rows=32768)
+                return dask.compute(fld.cross_entropy(logits, t))[0]
+
+            value = run()
+            report["dask_s"] = median_time(run)
+            report["dask_vs_in_memory"] = report["dask_s"] / in_memory
+            report["dask_equals_in_memory"] = abs(float(value) - expected) <= 1e-6 * abs(expected)
+            tiny = fld.cross_entropy(fld.from_npy(x_path, chunk_rows=32768)[:2], t[:2])
+            report["dask_overhead_s_tiny_graph"] = median_time(lambda: dask.compute(tiny))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""fastloss on Dask arrays chunked along the batch: lazy, exact, gradients as Dask arrays.
+
+Every loss of fastloss is available here under its own name, with its own arguments::
+
+    import dask.array as da
+    import fastloss.dask as fld
+
+    logits = da.from_array(x, chunks=(65536, -1))      # or fld.from_npy("logits.npy")
+    loss, grad = fld.cross_entropy(logits, target, weight=w, grad=True)
+    loss, grad = dask.compute(loss, grad)            # one pass over the data, on the cluster
+
+Each chunk of the batch runs the in-memory kernel with ``reduction="none"``; the
+chunks' float64 numerators and denominators add up to the reduction, exactly as the
+in-memory call forms it (weighted means keep their weights; see
+:mod:`fastloss._batch`), so the result equals ``fastloss.cross_entropy(x, target, ...)``.
+A gradient needs the global denominator first; it depends only on the targets, so the
+gradient graph is one pass over the predictions. Arguments that run along the batch
+are rechunked to the first one's batch chunks (and to one chunk on their other axes);
+shared arguments (class weights) travel whole. Results: a 0-d Dask array for a reduced
+loss, a Dask array for ``reduction="none"``, and gradients as Dask arrays chunked like
+their inputs (or summed over chunks, for a shared argument such as CosFace's weight).
+
+Two small things are computed eagerly when the call is made: the loss on the first
+sample (to learn the result's shape and dtype, and to raise bad options at once) and,
+for CTC's concatenated targets, the target lengths (to split the targets).
+"""
+from __future__ import annotations
+
+import functools
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import _batch
+from ._reduction import _divide
+from .streaming import NpySource
+
+__all__ = ["loss", "from_npy"]
+
+
+def _call(shared, names, values):
+    return {**shared, **dict(zip(names, values))}
+
+
+def _chunk_value(fn, spec, reduction, shared, names, *values):
+    """One chunk without gradient: (losses, numerator, denominator)."""
+    call = _call(shared, names, values)
+    losses = _batch.evaluate(fn, spec, call, reduction)
+    num, den = _batch.parts(spec, call, reduction, losses) if reduction != "none" else (0.0, 0.0)
+    return losses, num, den
+
+
+def _chunk_denominator(spec, reduction, loss_shape, shared, names, *values):
+    return spec.means[reduction].denominator(_call(shared, names, values), loss_shape)
+
+
+def _chunk_gradient(fn, spec, reduction, scale, loss_ndim, shared, names, *values):
+    """One chunk with gradient: (losses, numerator, grads), scaled for the whole batch."""
+    call = _call(shared, names, values)
+    losses, grads = _batch.evaluate(fn, spec, call, reduction, grad=True, scale=scale, loss_ndim=loss_ndim)
+    num = _batch.parts(spec, call, reduction, losses)[0] if reduction != "none" else 0.0
+    return losses, num, grads
+
+
+def _scale(grad_output, denominator):
+    return _divide(grad_output, denominator)
+
+
+def _sum(values):
+    return sum(values[1:], values[0])
+
+
+def _batch_blocks(value, axis, bounds, label):
+    """Delayed blocks of ``value`` along ``axis`` at the batch ``bounds``, one chunk elsewhere."""
+    array = value if isinstance(value, da.Array) else da.from_array(np.asarray(value), chunks=-1)
+    sizes = tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
+    chunks = {i: -1 for i in range(array.ndim)}
+    chunks[axis] = sizes
+    blocks = array.rechunk(chunks).to_delayed()
+    return list(np.moveaxis(blocks, axis, 0).reshape(len(sizes), -1)[:, 0])
+
+
+def _probe(fn, spec, call, sliced, ragged, grad):
+    """The loss (and gradient) of the first sample, computed now: shapes, dtypes, early errors."""
+    head = _batch.take(call, sliced, 0, 1, ragged)
+    head = {k: (v.compute() if isinstance(v, da.Array) else v) for k, v in head.items()}
+    return _batch.evaluate(fn, spec, head, "none", grad=grad, scale=1.0)
+
+
+def loss(loss, *args, grad=False, grad_output=None, **kwargs):
+    """``loss`` (a name or a fastloss function) applied to Dask (or NumPy) arrays, lazily.
+
+    Takes the loss's own arguments. Returns a Dask array: 0-d for a reduced loss, the
+    unreduced losses for ``reduction="none"``; with ``grad=True``, ``(loss, grad)`` where
+    ``grad`` is a Dask array (a tuple of them for several differentiable inputs).
+    ``grad_output``: a scalar for reduced losses, or an array shaped like the unreduced
+    loss (NumPy or Dask) for ``reduction="none"``.
+    """
+    fn, spec = _batch.resolve(loss)
+    call = _batch.bind(fn, args, kwargs)
+    reduction = call["reduction"]
+    _batch.check_reduction(spec, fn, reduction)
+    n, sliced = _batch.layout(fn, spec, call)
+    if n == 0:
+        raise ValueError(f"{fn.__name__}: the batch is empty; evaluate it in memory")
+    for axis in sliced.values():
+        if isinstance(axis, _batch.Ragged):  # small: the lengths of each sample's targets
+            call[axis.lengths] = np.asarray(dask.compute(call[axis.lengths])[0])
+    ragged = _batch.offsets(call, sliced)
+    reference = next((call[k] for k, a in sliced.items() if isinstance(call[k], da.Array)
+                      and not isinstance(a, _batch.Ragged)), None)
+    if reference is not None:
+        sizes = reference.chunks[sliced[next(k for k in sliced if call[k] is reference)]]
+    else:
+        sizes = (n,)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    names = list(sliced)
+    columns = []
+    for name, axis in sliced.items():
+        if isinstance(axis, _batch.Ragged):
+            columns.append(_batch_blocks(call[name], 0, ragged[name][bounds], name))
+        else:
+            columns.append(_batch_blocks(call[name], axis, bounds, name))
+    blocks = list(zip(*columns))
+    shared = {k: v for k, v in call.items() if k not in sliced}
+    probe = _probe(fn, spec, call, sliced, ragged, grad)
+    head_losses = probe[0] if grad else probe
+    rest, dtype = head_losses.shape[1:], head_losses.dtype
+    loss_shapes = [(int(b - a),) + rest for a, b in zip(bounds[:-1], bounds[1:])]
+    if not grad:
+        parts = [dask.delayed(_chunk_value, nout=3)(fn, spec, reduction, shared, names, *values)
+                 for values in blocks]
+        return _assemble(parts, reduction, loss_shapes, dtype, None)
+    g = 1.0 if grad_output is None else grad_output
+    if reduction == "none":
+        if np.ndim(g) == 0:
+            scales = [g] * len(blocks)
+        else:
+            full = da.broadcast_to(g if isinstance(g, da.Array) else np.asarray(g), (n,) + rest)
+            scales = _batch_blocks(full, 0, bounds, "grad_output")
+        denominator = 0.0
+    elif reduction == "sum":
+        scales, denominator = [g] * len(blocks), 0.0  # unused by "sum"
+    else:
+        denominators = [dask.delayed(_chunk_denominator)(spec, reduction, shape, shared, names, *values)
+                        for shape, values in zip(loss_shapes, blocks)]
+        denominator = dask.delayed(sum)(denominators)
+        scales = [dask.delayed(_scale)(g, denominator)] * len(blocks)
+    parts = [dask.delayed(_chunk_gradient, nout=3)(fn, spec, reduction, scale, len(rest) + 1, shared, names,
+                                                   *values) for scale, values in zip(scales, blocks)]
+    value = _assemble(parts, reduction, loss_shapes, dtype, denominator)
+    grads = tuple(_gradient(k, name, parts, call, sliced, bounds, ragged, head)
+                  for k, (name, head) in enumerate(zip(_batch.gradient_names(fn, spec), probe[1])))
+    return value, grads if len(grads) > 1 else grads[0]
+
+
+def _assemble(parts, reduction, loss_shapes, dtype, denominator):
+    if reduction == "none":
+        return da.concatenate([da.from_delayed(p[0], shape, dtype) for p, shape in zip(parts, loss_shapes)])
+    numerator = dask.delayed(sum)([p[1] for p in parts])
+    if denominator is None:
+        denominator = dask.delayed(sum)([p[2] for p in parts])
+    return da.from_delayed(dask.delayed(_batch.finish)(reduction, numerator, denominator, dtype), (), dtype)
+
+
+def _gradient(k, name, parts, call, sliced, bounds, ragged, head):
+    """The gradient for argument ``name``: blocks along its batch axis, or summed if shared."""
+    blocks = [p[2][k] for p in parts]
+    value_shape = _batch._shape(call[name])
+    axis = sliced.get(name)
+    if axis is None:
+        return da.from_delayed(dask.delayed(_sum)(blocks), value_shape, head.dtype)
+    if isinstance(axis, _batch.Ragged):
+        edges, axis = ragged[name][bounds], 0
+    else:
+        edges = bounds
+    shapes = [value_shape[:axis] + (int(b - a),) + value_shape[axis + 1:] for a, b in zip(edges[:-1], edges[1:])]
+    return da.concatenate([da.from_delayed(b, s, head.dtype) for b, s in zip(blocks, shapes)], axis=axis)
+
+
+def _read_rows(path, start, stop):
+    return NpySource(path).rows(start, stop)
+
+
+def from_npy(path, chunk_rows=65536):
+    """A ``.npy`` file as a Dask array in chunks of ``chunk_rows`` rows, read where the
+    chunk is computed (each task memory-maps its own rows: nothing travels from the
+    client, the workers need the path)."""
+    source = NpySource(path)
+    n = source.shape[0]
+    starts = range(0, n, chunk_rows)
+    arrays = [da.from_delayed(dask.delayed(_read_rows)(path, a, min(n, a + chunk_rows)),
+                              (min(n, a + chunk_rows) - a,) + source.shape[1:], source.dtype) for a in starts]
+    return da.concatenate(arrays)
+
+
+def __getattr__(name):
+    """``fastloss.dask.<loss>``: every fastloss loss, by name, on Dask arrays."""
+    if name.startswith("_") or name not in _batch.losses():
+        raise AttributeError(f"module 'fastloss.dask' has no attribute {name!r}")
+    fn = _batch.losses()[name]
+
+    @functools.wraps(fn)
+    def on_dask(*args, **kwargs):
+        return loss(fn, *args, **kwargs)
+
+    on_dask.__doc__ = f"``{name}`` on Dask arrays chunked along the batch (see :func:`fastloss.dask.loss`)."
+    return on_dask
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_batch.losses()))

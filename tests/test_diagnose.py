@@ -1,0 +1,138 @@
+"""Training-curve diagnosis: synthetic noisy curves of every verdict, and a real run
+(softmax regression on scikit-learn's digits, trained with fastloss.cross_entropy's gradients)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastloss as fl
+from fastloss.diagnose import diagnose_training, mann_kendall, theil_sen
+
+
+def noisy(rng, level, n=400, oscillation=0.0):
+    """A curve ``level(step)`` with autocorrelated (AR(1)) noise and an optional oscillation
+    (period 25 steps) that a test on raw points would mistake for trend evidence."""
+    steps = np.arange(n, dtype=float)
+    noise = np.zeros(n)
+    e = rng.normal(0, 0.02, n)
+    for i in range(1, n):
+        noise[i] = 0.8 * noise[i - 1] + e[i]
+    return level(steps) + noise + oscillation * np.sin(2 * np.pi * steps / 25)
+
+
+FALL = lambda s: 2.0 * np.exp(-s / 300) + 0.3  # noqa: E731
+FLAT = lambda s: 0.8 + 0 * s  # noqa: E731
+RISE = lambda s: 0.5 + s / 200  # noqa: E731
+U = lambda s: 0.6 + ((s - 150) / 300) ** 2  # noqa: E731  (validation: minimum early, then rising)
+
+
+@pytest.mark.parametrize("train,val,verdict", [
+    (FALL, FALL, "still learning"),
+    (FALL, U, "overfitting"),
+    (FALL, FLAT, "overfitting"),
+    (FLAT, FALL, "data problem"),
+    (FLAT, FLAT, "plateau"),
+    (RISE, RISE, "diverging"),
+])
+@pytest.mark.parametrize("oscillation", [0.0, 0.15])
+def test_synthetic_verdicts(train, val, verdict, oscillation):
+    rng = np.random.default_rng(7)
+    d = diagnose_training(noisy(rng, train, oscillation=oscillation), noisy(rng, val, oscillation=oscillation))
+    assert d.verdict == verdict, d.report()
+    assert len(d.evidence) == 2 and "Mann-Kendall" in d.evidence[0]
+
+
+def test_too_early_non_finite_and_train_only():
+    rng = np.random.default_rng(3)
+    assert diagnose_training(np.linspace(2, 1, 10), np.linspace(2, 1, 10)).verdict == "too early to tell"
+    exploded = noisy(rng, FALL)
+    exploded[-5:] = np.nan
+    assert diagnose_training(exploded).verdict == "diverging"
+    assert diagnose_training(noisy(rng, FALL)).verdict == "still learning"
+    assert diagnose_training(noisy(rng, FLAT)).verdict == "plateau"
+
+
+def test_statistics_against_scipy_formulas():
+    # Mann-Kendall: S of a strictly increasing series of n points is n(n-1)/2; var n(n-1)(2n+5)/18.
+    s, z, p = mann_kendall(np.arange(10.0))
+    assert s == 45 and z == pytest.approx(44 / np.sqrt(10 * 9 * 25 / 18)) and p < 1e-3
+    # Theil-Sen on an exact line with one outlier keeps the line's slope (median of pairwise slopes).
+    y = 3 * np.arange(9.0) + 1
+    y[4] = 100
+    assert theil_sen(np.arange(9.0), y)[0] == 3
+
+
+def test_curve_files_and_cli(tmp_path):
+    rng = np.random.default_rng(1)
+    train, val = noisy(rng, FALL), noisy(rng, U)
+    with open(tmp_path / "train.csv", "w") as f:
+        f.write("step,loss\n" + "".join(f"{i * 10},{v}\n" for i, v in enumerate(train)))
+    (tmp_path / "val.json").write_text(json.dumps([{"step": i * 10, "loss": v} for i, v in enumerate(val)]))
+    d = diagnose_training(str(tmp_path / "train.csv"), str(tmp_path / "val.json"))
+    assert d.verdict == "overfitting" and d.train.window[1] == 3990
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fl.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    cmd = [sys.executable, "-m", "fastloss.cli", "diagnose", "train.csv", "val.json", "--json"]
+    if _has_matplotlib():
+        cmd += ["--plot", "curves.png"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] == "overfitting"
+    if _has_matplotlib():
+        assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run([sys.executable, "-m", "fastloss.cli", "diagnose", "missing.csv"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env)
+    assert bad.returncode == 1 and bad.stderr.strip() == "fastloss diagnose: error: no such file: missing.csv"
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def train_softmax_regression(steps, lr, n_train=150):
+    """Full-batch gradient descent on digits; gradients from fastloss.cross_entropy(grad=True)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, y = datasets.load_digits(return_X_y=True)
+    x = x / 16.0
+    order = np.random.default_rng(0).permutation(len(y))
+    train, val = order[:n_train], order[1000:1500]
+    w, b = np.zeros((64, 10)), np.zeros(10)
+    train_curve, val_curve = [], []
+    for _ in range(steps):
+        loss, g = fl.cross_entropy(x[train] @ w + b, y[train], grad=True)
+        w -= lr * x[train].T @ g
+        b -= lr * g.sum(0)
+        train_curve.append(float(loss))
+        val_curve.append(float(fl.cross_entropy(x[val] @ w + b, y[val])))
+    return np.array(train_curve), np.array(val_curve)
+
+
+def test_real_run_on_digits():
+    # Long run on 150 training images: the training loss keeps falling toward 0 while the
+    # validation loss passes its minimum and rises (the weights grow on separable data).
+    train, val = train_softmax_regression(3000, 2.0)
+    assert val.argmin() < 1500 < len(val)  # the run really overfits (validation minimum early)
+    assert diagnose_training(train, val).verdict == "overfitting"
+    # Short run with a small step: both curves still falling.
+    train, val = train_softmax_regression(60, 0.05)
+    assert diagnose_training(train, val).verdict == "still learning"
+
+
+def test_bench_plot(tmp_path):
+    """fastloss bench --plot: one line per implementation (matplotlib optional)."""
+    if not _has_matplotlib():
+        pytest.skip("matplotlib not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fl.__file__)))
+    out = subprocess.run([sys.executable, "-m", "fastloss.cli", "bench", "--rows", "512", "--classes", "8",
+                          "--repeat", "1", "--loss", "focal_loss", "--impl", "numpy", "--no-progress",
+                          "--plot", "tp.png"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "tp.png").read_bytes()[:4] == b"\x89PNG"
