@@ -26,15 +26,15 @@ __all__ = [
 
 @jit(inline="always")
 def _sign(d):
-    """torch.sign: -1, 0 or 1, NaN for NaN (its gradient of |d| at 0 is 0)."""
+    """torch.sign: -1, 0 or 1; 0 for NaN too, as torch's CPU sign (so the L1 gradient is 0 there)."""
     one = typed(1, d)
-    return one if d > 0 else (-one if d < 0 else d * 0)
+    return one if d > 0 else (-one if d < 0 else typed(0, d))
 
 
 @jit(inline="always")
 def _l1_point(x, y, unused, p0, p1, p2):
     d = x - y
-    return abs(d), _sign(d), d * 0
+    return abs(d), _sign(d), typed(0, d)
 
 
 @jit(inline="always")
@@ -49,7 +49,7 @@ def _smooth_l1_point(x, y, unused, beta, p1, p2):
     d = x - y
     a = abs(d)
     half = typed(0.5, d)
-    if a < beta:
+    if beta > 0 and not (a >= beta):  # NaN takes this branch: a NaN gradient, as torch
         return half * d * d / beta, d / beta, d * 0
     return a - half * beta, _sign(d), d * 0
 
@@ -60,7 +60,7 @@ def _huber_point(x, y, unused, delta, p1, p2):
     d = x - y
     a = abs(d)
     half = typed(0.5, d)
-    if a < delta:
+    if not (a >= delta):  # NaN takes this branch: a NaN gradient, as torch
         return half * d * d, d, d * 0
     return delta * (a - half * delta), delta * _sign(d), d * 0
 
