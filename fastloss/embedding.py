@@ -102,7 +102,7 @@ def embedding_pair_rows(kind, a, b, c, target, margin, p, eps, swap, scale, loss
     ``kind`` COSINE: torch's cosine_embedding_loss, target in {-1, 1}. CONTRASTIVE:
     y d^2 + (1 - y) max(0, margin - d)^2 with d = ||a - b||_2, target in {0, 1}.
     TRIPLET: max(0, margin + d(a, b) - d(a, c)) with L_p distances (``swap``: d(a, c)
-    replaced by d(b, c) when smaller). Writes the per-row loss and, if ``want_grad``,
+    replaced by d(b, c) when smaller; a tie shares the gradient in halves, as torch). Writes the per-row loss and, if ``want_grad``,
     ``scale[n]`` times the gradients into ``ga``, ``gb``, ``gc``.
     """
     n_rows = a.shape[0]
@@ -151,22 +151,24 @@ def embedding_pair_rows(kind, a, b, c, target, margin, p, eps, swap, scale, loss
             w = c[n]
             d_pos = _distance(u, v, eps, p)
             d_neg = _distance(u, w, eps, p)
-            swapped = False
+            # Share of the gradient of d(a, n) and of d(p, n): torch.minimum splits a tie in halves.
+            share_an = typed(1, margin)
+            share_pn = zero
             if swap:
                 d_swap = _distance(v, w, eps, p)
                 if d_swap < d_neg:
                     d_neg = d_swap
-                    swapped = True
+                    share_an, share_pn = zero, typed(1, margin)
+                elif d_swap == d_neg:
+                    share_an = share_pn = typed(0.5, margin)
             h = margin + d_pos - d_neg
             loss[n] = h if h > 0 else zero
             if want_grad:
                 _zero(gc[n])
                 if h >= 0:  # torch's clamp_min passes the gradient at 0
                     _add_distance_grad(u, v, eps, p, d_pos, s, ga[n], gb[n])
-                    if swapped:
-                        _add_distance_grad(v, w, eps, p, d_neg, -s, gb[n], gc[n])
-                    else:
-                        _add_distance_grad(u, w, eps, p, d_neg, -s, ga[n], gc[n])
+                    _add_distance_grad(u, w, eps, p, d_neg, -s * share_an, ga[n], gc[n])
+                    _add_distance_grad(v, w, eps, p, d_neg, -s * share_pn, gb[n], gc[n])
 
 
 # ---------------------------------------------------------------- wrappers
