@@ -6,16 +6,16 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
   margin-shifted, scaled cosines, writing the gradient in place over them; two more
   products give the gradients of the features and of the weights.
 * :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
-* :func:`dice_loss` is a per-sample kernel, :func:`soft_dice_samples`, serving the
-  binary (sigmoid) and multi-class (softmax) forms.
+* :func:`dice_loss` runs two kernels over chunks of positions, :func:`soft_dice_sums`
+  and :func:`soft_dice_grad`, serving the binary (sigmoid) and multi-class (softmax) forms.
 """
 import numpy as np
 from numba import prange
 
 from ._criterion import criterion
-from ._jit import jit
-from ._layout import GradientBuffer, class_rows, class_rows_undo, read_only
-from ._math import log1p_exp, sigmoid, sum_float64, typed
+from ._jit import REDUCE, jit
+from ._layout import GradientBuffer, read_only
+from ._math import exp_fast, log1p_exp, sigmoid, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
@@ -85,89 +85,181 @@ def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, 
         loss[n] = total
 
 
+# Positions per parallel work item of the Dice kernels.
+DICE_CHUNK = 2048
+
+
 @jit()
-def _class_probs(x, n, k, binary, probs):
-    """Sigmoid (binary, one class) or softmax over the classes of position (n, k) into ``probs``."""
+def _chunk_probs(x, k0, k1, binary, probs, top, total):
+    """Probabilities of positions k0:k1 of one sample's (C, K) logits into ``probs`` (C, k1 - k0):
+    the sigmoid (binary, C = 1) or the softmax over C. Loops run along positions, so they vectorise."""
+    n_classes = x.shape[0]
+    m = k1 - k0
+    one = typed(1, x[0, k0])  # only called with k1 > k0
     if binary:
-        probs[0] = sigmoid(x[n, k, 0])
+        row = x[0]
+        out = probs[0]
+        for i in range(m):
+            out[i] = one / (one + exp_fast(-row[k0 + i]))
         return
-    n_classes = x.shape[2]
-    top = x[n, k, 0]
+    for i in range(m):
+        top[i] = x[0, k0 + i]
+        total[i] = 0
     for c in range(1, n_classes):
-        top = x[n, k, c] if x[n, k, c] > top else top
-    total = top * 0
+        row = x[c]
+        for i in range(m):
+            v = row[k0 + i]
+            top[i] = v if v > top[i] else top[i]
     for c in range(n_classes):
-        e = np.exp(x[n, k, c] - top)
-        probs[c] = e
-        total += e
+        row = x[c]
+        out = probs[c]
+        for i in range(m):
+            e = exp_fast(row[k0 + i] - top[i])
+            out[i] = e
+            total[i] += e
+    for i in range(m):
+        total[i] = one / total[i]
     for c in range(n_classes):
-        probs[c] /= total
+        out = probs[c]
+        for i in range(m):
+            out[i] *= total[i]
+
+
+@jit(fastmath=REDUCE)
+def _overlap_sums(p, labels, c, soft, binary):
+    """(sum_i p_i y_i, sum_i p_i + y_i) with y = soft (binary) or [labels == c], in float64."""
+    inter = 0.0
+    total = 0.0
+    if binary:
+        for i in range(p.shape[0]):
+            inter += np.float64(p[i]) * soft[i]
+            total += np.float64(p[i]) + soft[i]
+    else:
+        for i in range(p.shape[0]):
+            y = 1.0 if labels[i] == c else 0.0
+            inter += p[i] * y
+            total += p[i] + y
+    return inter, total
 
 
 @jit(parallel=True)
-def soft_dice_samples(x, labels, soft, binary, smooth, scale, loss, grad, want_grad):
-    """Soft Dice loss per sample of (N, K, C) logits.
+def soft_dice_sums(x, labels, soft, binary, inter, total):
+    """Per (sample, chunk of positions, class): the sums of p y and of p + y.
 
-    Binary (C = 1): p = sigmoid(x), targets ``soft`` (N, K, 1). Multi-class: p =
-    softmax over C, targets the class indices ``labels`` (N, K). Per sample and class,
-    I = sum_k p y, S = sum_k (p + y); loss = 1 - mean_c (2 I + smooth) / (S + smooth).
+    ``x`` is (N, C, K) logits; targets are ``soft`` (N, K) (binary, C = 1) or the
+    class indices ``labels`` (N, K). ``inter`` and ``total`` are (N, chunks, C).
     """
-    n_samples, n_pos, n_classes = x.shape
-    for n in prange(n_samples):
-        inter = np.zeros(n_classes)
-        total = np.zeros(n_classes)
-        probs = np.empty(n_classes, x.dtype)
-        for k in range(n_pos):
-            _class_probs(x, n, k, binary, probs)
-            for c in range(n_classes):
-                y = soft[n, k, 0] if binary else (1.0 if labels[n, k] == c else 0.0)
-                inter[c] += probs[c] * y
-                total[c] += probs[c] + y
-        dice = 0.0
+    n_samples, n_classes, n_pos = x.shape
+    n_chunks = inter.shape[1]
+    for item in prange(n_samples * n_chunks):
+        n = item // n_chunks
+        k0 = (item - n * n_chunks) * DICE_CHUNK
+        k1 = min(k0 + DICE_CHUNK, n_pos)
+        probs = np.empty((n_classes, k1 - k0), x.dtype)
+        top = np.empty(k1 - k0, x.dtype)
+        norm = np.empty(k1 - k0, x.dtype)
+        _chunk_probs(x[n], k0, k1, binary, probs, top, norm)
         for c in range(n_classes):
-            dice += (2.0 * inter[c] + smooth) / (total[c] + smooth)
-        loss[n] = 1.0 - dice / n_classes
-        if not want_grad:
+            y_soft = soft[n, k0:k1] if binary else soft[0, 0:0]
+            y_labels = labels[0, 0:0] if binary else labels[n, k0:k1]
+            a, b = _overlap_sums(probs[c], y_labels, c, y_soft, binary)
+            inter[n, item - n * n_chunks, c] = a
+            total[n, item - n * n_chunks, c] = b
+
+
+@jit(parallel=True)
+def soft_dice_grad(x, labels, soft, binary, coef, offset, grad):
+    """Gradient of the soft Dice loss with respect to the (N, C, K) logits.
+
+    ``coef[n, c] y + offset[n, c]`` is d loss / d p_{nck}; it goes through the sigmoid
+    (binary) or the softmax over C.
+    """
+    n_samples, n_classes, n_pos = x.shape
+    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
+    for item in prange(n_samples * n_chunks):
+        n = item // n_chunks
+        k0 = (item - n * n_chunks) * DICE_CHUNK
+        k1 = min(k0 + DICE_CHUNK, n_pos)
+        m = k1 - k0
+        probs = np.empty((n_classes, m), x.dtype)
+        top = np.empty(m, x.dtype)
+        dot = np.empty(m, x.dtype)
+        _chunk_probs(x[n], k0, k1, binary, probs, top, dot)
+        one = typed(1, x[0, 0, 0])
+        if binary:
+            p = probs[0]
+            y = soft[n]
+            out = grad[n, 0]
+            a = coef[n, 0]
+            b = offset[n, 0]
+            for i in range(m):
+                out[k0 + i] = (a * y[k0 + i] + b) * p[i] * (one - p[i])
             continue
-        # d loss / d p_c = -(2 y A_c - B_c) / (C A_c^2), A_c = S_c + smooth, B_c = 2 I_c + smooth.
-        coef = np.empty(n_classes)
-        offset = np.empty(n_classes)
+        lab = labels[n]
+        zero = one - one
+        for i in range(m):
+            dot[i] = 0
         for c in range(n_classes):
-            a = total[c] + smooth
-            coef[c] = -2.0 * scale[n] / (n_classes * a)
-            offset[c] = scale[n] * (2.0 * inter[c] + smooth) / (n_classes * a * a)
-        g = np.empty(n_classes)
-        for k in range(n_pos):
-            _class_probs(x, n, k, binary, probs)
-            dot = 0.0
-            for c in range(n_classes):
-                y = soft[n, k, 0] if binary else (1.0 if labels[n, k] == c else 0.0)
-                g[c] = coef[c] * y + offset[c]
-                dot += probs[c] * g[c]
-            for c in range(n_classes):
-                if binary:
-                    grad[n, k, c] = g[c] * probs[c] * (1 - probs[c])
-                else:
-                    grad[n, k, c] = probs[c] * (g[c] - dot)
+            p = probs[c]
+            a = coef[n, c]
+            b = offset[n, c]
+            for i in range(m):
+                dot[i] += p[i] * ((a if lab[k0 + i] == c else zero) + b)
+        for c in range(n_classes):
+            p = probs[c]
+            out = grad[n, c]
+            a = coef[n, c]
+            b = offset[n, c]
+            for i in range(m):
+                out[k0 + i] = p[i] * ((a if lab[k0 + i] == c else zero) + b - dot[i])
+
+
+@jit(fastmath=REDUCE)
+def _sum_squares(row):
+    s = 0.0
+    for i in range(row.shape[0]):
+        s += np.float64(row[i]) * row[i]
+    return s
+
+
+@jit(fastmath=REDUCE)
+def _dot64(a, b):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += np.float64(a[i]) * b[i]
+    return s
+
+
+@jit(parallel=True)
+def normalize_rows(x, scale, unit, norms):
+    """unit[n] = scale * x[n] / max(||x[n]||, 1e-12) (``F.normalize`` times ``scale``); norms[n] the clamped norm."""
+    for n in prange(x.shape[0]):
+        norm = max(np.sqrt(_sum_squares(x[n])), _NORMALIZE_EPS)
+        norms[n] = norm
+        factor = scale / norm
+        row = x[n]
+        out = unit[n]
+        for i in range(row.shape[0]):
+            out[i] = row[i] * factor
+
+
+@jit(parallel=True)
+def normalize_rows_backward(unit, norms, scale, g, out):
+    """Gradient through x / max(||x||, eps) given u = x / max(||x||, eps) and the upstream
+    ``scale * g``: (g - u (u . g)) / ||x||, or g / eps where the norm was clamped."""
+    for n in prange(unit.shape[0]):
+        u = unit[n]
+        row = g[n]
+        dst = out[n]
+        norm = norms[n]
+        radial = _dot64(u, row) if norm > _NORMALIZE_EPS else 0.0
+        factor = scale / norm
+        r = radial
+        for i in range(u.shape[0]):
+            dst[i] = (row[i] - u[i] * r) * factor
 
 
 # ---------------------------------------------------------------- wrappers
-
-def _normalize_rows(x):
-    """x / max(||x||, 1e-12) per row (F.normalize), and the clamped norms."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    norms = np.maximum(norms, _NORMALIZE_EPS)
-    return (x / norms[:, None]).astype(x.dtype), norms
-
-
-def _normalize_backward(unit, norms, g):
-    """Gradient through x / max(||x||, eps): (g - u (u . g)) / ||x||, or g / eps where clamped."""
-    radial = np.einsum("ij,ij->i", unit, g, dtype=np.float64)
-    clamped = norms <= _NORMALIZE_EPS
-    out = g - unit * radial[:, None].astype(g.dtype)
-    out[clamped] = g[clamped]
-    return (out / norms[:, None]).astype(g.dtype)
-
 
 def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction="mean", *, grad=False,
                              grad_output=None, grad_out=None):
@@ -201,10 +293,13 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     check_class_indices(t, w.shape[0], "target")
     dtype = f.dtype
     n, n_classes = f.shape[0], w.shape[0]
-    f_unit, f_norms = _normalize_rows(f)
-    w_unit, w_norms = _normalize_rows(w)
-    logits = f_unit @ w_unit.T
-    logits *= dtype.type(s)
+    f_unit = np.empty(f.shape, dtype)
+    f_norms = np.empty(n)
+    w_unit = np.empty(w.shape, dtype)
+    w_norms = np.empty(n_classes)
+    normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
+    normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
+    logits = f_unit @ w_unit.T  # s * cos
     logits[np.arange(n), t] -= dtype.type(s * m)
     loss = np.empty(n, dtype)
     ones = np.ones(n_classes, dtype)
@@ -220,12 +315,17 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     result = finish(total, loss, reduction, n, dtype)
     if not grad:
         return result
-    # logits now hold d loss / d logits; d logits / d cos = s.
-    g_f = (logits @ w_unit) * dtype.type(s)
-    g_w = (logits.T @ f_unit) * dtype.type(s)
+    # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
+    # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
+    g_f = logits @ w_unit
+    g_w = logits.T @ f_unit
     buffer = GradientBuffer(f, dtype, grad_out)
-    buffer.array[...] = _normalize_backward(f_unit, f_norms, g_f)
-    return result, (buffer.result(), _normalize_backward(w_unit, w_norms, g_w))
+    g_f_out = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, dtype), lambda v, shape: v)
+    normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
+    w_unit_plain = w_unit / dtype.type(s)
+    g_w_out = np.empty(w.shape, dtype)
+    normalize_rows_backward(read_only(w_unit_plain), w_norms, dtype.type(s), read_only(g_w), g_w_out)
+    return result, (buffer.result(), g_w_out)
 
 
 def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, anchor="neg", grad=False,
@@ -315,6 +415,7 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     if x.ndim < 1:
         raise ValueError("input must have a batch axis: (N, ...) or (N, C, ...)")
     dtype = x.dtype
+    n = x.shape[0]
     target_array = np.asarray(target)
     binary = not (target_array.dtype.kind in "iu" and target_array.ndim == x.ndim - 1)
     if binary:
@@ -322,35 +423,45 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
         check_shape(y.shape, x.shape, "target", "input (binary targets have the input's shape)")
         if ((y < 0) | (y > 1)).any():
             raise ValueError(f"binary target must lie in [0, 1]; found {y[(y < 0) | (y > 1)].flat[0]}")
-        x3 = x.reshape(x.shape[0], -1, 1) if x.size else x.reshape(x.shape[0], 0, 1)
-        soft = read_only(np.ascontiguousarray(y.reshape(x3.shape)))
-        labels = np.empty((0, 0), np.intp)
+        n_classes = 1
+        soft = read_only(np.ascontiguousarray(y.reshape(n, -1) if n else y.reshape(0, 0)))
+        labels = np.empty((1, 0), np.intp)
     else:
         if x.ndim < 2 or x.shape[1] == 0:
             raise ValueError(f"multi-class input must be (N, C, ...) with C >= 1, got shape {x.shape}")
         t = as_index_array(target_array, "target")
-        check_shape(t.shape, (x.shape[0],) + x.shape[2:], "target", f"input of shape {x.shape}")
+        check_shape(t.shape, (n,) + x.shape[2:], "target", f"input of shape {x.shape}")
         check_class_indices(t, x.shape[1], "target")
-        x3 = class_rows(x)
-        labels = read_only(np.ascontiguousarray(t.reshape(x.shape[0], -1)))
-        soft = np.empty((0, 0, 0), dtype)
-    n = x.shape[0]
-    loss = np.empty(n, dtype)
-    if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
-                                     dtype)
-        buffer = GradientBuffer(x, dtype, grad_out)
-        if binary:
-            grad_view = buffer.view(lambda a: np.reshape(a, x3.shape), lambda v, shape: v.reshape(shape))
-        else:
-            grad_view = buffer.view(class_rows, class_rows_undo)
-    else:
-        scale = np.empty(0, dtype)
-        grad_view = np.empty((0, 0, 0), dtype)
-    soft_dice_samples(read_only(x3), labels, soft, binary, dtype.type(smooth), scale, loss, grad_view, grad)
-    total = sum_float64(loss) if reduction != "none" else 0.0
-    result = finish(total, loss, reduction, n, dtype)
-    return (result, buffer.result()) if grad else result
+        n_classes = x.shape[1]
+        labels = read_only(np.ascontiguousarray(t.reshape(n, -1) if n else t.reshape(0, 0)))
+        soft = np.empty((1, 0), dtype)
+    n_pos = x.size // max(n * n_classes, 1)
+    x3 = read_only(np.ascontiguousarray(x.reshape(n, n_classes, n_pos)))
+    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
+    inter = np.zeros((n, n_chunks, n_classes))
+    total = np.zeros((n, n_chunks, n_classes))
+    soft_dice_sums(x3, labels, soft, binary, inter, total)
+    inter = inter.sum(axis=1)
+    denominator = total.sum(axis=1) + smooth
+    loss = (1.0 - ((2.0 * inter + smooth) / denominator).mean(axis=1)).astype(dtype)
+    result = finish(loss.sum(dtype=np.float64), loss, reduction, n, dtype)
+    if not grad:
+        return result
+    # d loss_n / d p_{nck} = -(2 y A - B) / (C A^2), A = S + smooth, B = 2 I + smooth, times the scale.
+    scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
+    coef = (-2.0 * scale / (n_classes * denominator)).astype(dtype)
+    offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
+    buffer = GradientBuffer(x, dtype, grad_out)
+    grad_view = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
+    soft_dice_grad(x3, labels, soft, binary, coef, offset, grad_view)
+    return result, buffer.result()
+
+
+def _contiguous_view(array, shape):
+    """A C-contiguous view of ``array`` with ``shape``, or a scratch array (copied back by GradientBuffer)."""
+    if array.flags.c_contiguous:
+        return array.reshape(shape)
+    return np.empty(shape, array.dtype)
 
 
 LargeMarginCosineLoss = criterion("LargeMarginCosineLoss", large_margin_cosine_loss, 3)
