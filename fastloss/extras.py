@@ -15,7 +15,7 @@ from numba import prange
 from ._criterion import criterion
 from ._jit import REDUCE, jit
 from ._layout import GradientBuffer, read_only
-from ._math import exp_fast, log1p_exp, sigmoid, sum_float64, typed
+from ._math import exp_fast, log1p_fast, log_fast, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
@@ -32,6 +32,47 @@ _NORMALIZE_EPS = 1e-12
 
 # ---------------------------------------------------------------- kernels
 
+@jit()
+def _sigmoid_row(row, p, e):
+    """p = sigmoid(row) and e = exp(-|row|) (for the softplus), vectorised."""
+    for c in range(row.shape[0]):
+        x = row[c]
+        ee = exp_fast(-abs(x))
+        q = typed(1, x) / (typed(1, x) + ee)
+        e[c] = ee
+        p[c] = q if x >= 0 else ee * q
+
+
+@jit()
+def _largest_other(p, t):
+    """max_{c != t} p_c, at least 0 (the reference takes the max of p times the non-target mask)."""
+    top = p[0] * 0
+    for c in range(p.shape[0]):
+        v = p[c] if c != t else top * 0
+        top = v if v > top else top
+    return top
+
+
+@jit()
+def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms, grad, want_grad):
+    """Per class: terms[c] = (modulating factor) * BCE, and the gradient times ``s`` (vectorised)."""
+    one = typed(1, s)
+    for c in range(row.shape[0]):
+        x = row[c]
+        pc = p[c]
+        softplus = max(x, s * 0) + log1p_fast(e[c])  # log(1 + e^x)
+        is_target = c == t
+        bce = softplus - x if is_target else softplus
+        dbce = pc - one if is_target else pc
+        base = one - pc + q_neg if is_target else one + pc - q_pos
+        gamma = gamma_pos if is_target else gamma_neg
+        factor = exp_fast(gamma * log_fast(base))  # base^gamma, exactly 1 for gamma = 0
+        terms[c] = factor * bce
+        if want_grad:
+            dbase = -pc * (one - pc) if is_target else pc * (one - pc)
+            grad[c] = s * (gamma * factor / base * dbase * bce + factor * dbce)
+
+
 @jit(parallel=True)
 def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, want_grad):
     """Anchor loss over (N, C) logits, as Ryou et al.'s reference implementation.
@@ -39,50 +80,24 @@ def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, 
     With p = sigmoid(x), binary cross-entropies b_c against the one-hot target, and
     anchors held constant, q_pos = max(p_t - slack, 0), q_neg = min(max_{c != t} p_c
     + slack, 1): loss = (1 - p_t + q_neg)^gamma_pos b_t + sum_{c != t} (1 + p_c -
-    q_pos)^gamma_neg b_c. The gradient treats q_pos and q_neg as constants.
+    q_pos)^gamma_neg b_c. The gradient treats q_pos and q_neg as constants. Every
+    pass over a row vectorises (:func:`exp_fast`, :func:`log_fast`).
     """
     n_rows, n_classes = logits.shape
+    unused = np.empty(n_classes, logits.dtype)
     for n in prange(n_rows):
         row = logits[n]
         t = target[n]
-        one = typed(1, slack)
-        zero = slack * 0
-        top = zero
-        for c in range(n_classes):
-            if c != t:
-                p = sigmoid(row[c])
-                top = p if p > top else top
-        p_t = sigmoid(row[t])
-        q_neg = min(top + slack, one)
-        q_pos = max(p_t - slack, zero)
-        total = zero
-        s = scale[n] if want_grad else zero
-        for c in range(n_classes):
-            x = row[c]
-            p = sigmoid(x)
-            if c == t:
-                base = one - p + q_neg
-                gamma = gamma_pos
-                bce = log1p_exp(-x)
-                dbce = p - one
-                dbase = -one
-            else:
-                base = one + p - q_pos
-                gamma = gamma_neg
-                bce = log1p_exp(x)
-                dbce = p
-                dbase = one
-            if gamma == 0:
-                total += bce
-                if want_grad:
-                    grad[n, c] = s * dbce
-            else:
-                factor = base ** gamma
-                total += factor * bce
-                if want_grad:
-                    dfactor = gamma * base ** (gamma - one) * dbase * p * (one - p)
-                    grad[n, c] = s * (dfactor * bce + factor * dbce)
-        loss[n] = total
+        p = np.empty(n_classes, logits.dtype)
+        e = np.empty(n_classes, logits.dtype)
+        terms = np.empty(n_classes, logits.dtype)  # a buffer of its own: aliasing p would stop vectorisation
+        _sigmoid_row(row, p, e)
+        q_neg = min(_largest_other(p, t) + slack, typed(1, slack))
+        q_pos = max(p[t] - slack, slack * 0)
+        s = scale[n] if want_grad else slack * 0
+        _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms,
+                      grad[n] if want_grad else unused, want_grad)
+        loss[n] = sum_float64(terms)
 
 
 # Positions per parallel work item of the Dice kernels.
