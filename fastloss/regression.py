@@ -1,7 +1,8 @@
 r"""Regression losses: value and gradient fused, every one a scalar kernel of the one
 parametrised elementwise driver (:mod:`fastloss._elementwise`).
 
-Each scalar kernel below returns ``(loss, dloss/dinput, dloss/dz)`` for one element,
+Each scalar kernel below returns ``(loss, dloss/dinput, dloss/dz)`` for one element
+(with the vectorisable :func:`~fastloss._math.exp_fast` and :func:`~fastloss._math.log_fast`),
 with ``d = input - target``; the driver broadcasts the operands, applies the
 weight, reduces, and writes the gradients already scaled by ``grad_output``.
 """
@@ -12,7 +13,7 @@ import numpy as np
 from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
-from ._math import typed
+from ._math import exp_fast, log_fast, typed
 from ._reduction import check_reduction
 from ._validation import as_float_array, as_target_array, check_broadcast, check_real, check_shape
 
@@ -70,10 +71,10 @@ def _poisson_nll_point(x, y, unused, log_input, full, eps):
     """exp(x) - y x (log input) or x - y log(x + eps); plus Stirling's term for y > 1 if ``full``."""
     one = typed(1, x)
     if log_input != 0:
-        e = np.exp(x)
+        e = exp_fast(x)
         loss, dx = e - y * x, e - y
     else:
-        loss, dx = x - y * np.log(x + eps), one - y / (x + eps)
+        loss, dx = x - y * log_fast(x + eps), one - y / (x + eps)
     if full != 0 and y > one:
         # torch: y log y - y + 0.5 log(2 pi y), masked to 0 where y <= 1.
         loss += y * np.log(y) - y + typed(0.5, x) * np.log(typed(2 * math.pi, x) * y)
@@ -87,7 +88,7 @@ def _gaussian_nll_point(x, y, var, eps, full, p2):
     v = var if not (var < eps) else eps  # NaN passes through
     d = x - y
     r = d / v
-    loss = half * (np.log(v) + d * r)
+    loss = half * (log_fast(v) + d * r)
     if full != 0:
         loss += typed(0.5 * math.log(2 * math.pi), x)
     return loss, r, half * (typed(1, x) / v - r * r)
