@@ -105,6 +105,11 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
     const_z = _constant(z, span)
     const_w = _constant(weight, span)
     const_s = _constant(scale, span)
+    single = z.shape[0] == 1 and z.shape[1] == 1 and weight.shape[0] == 1 and weight.shape[1] == 1
+    uniform = single and scale.shape[0] == 1 and scale.shape[1] == 1
+    z0 = z[0, 0]
+    w0 = weight[0, 0]
+    g0 = scale[0, 0] * w0 if want_dx else w0
     partial = np.zeros(n_items)
     for item in prange(n_items):
         b = item // per_row
@@ -134,6 +139,14 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
                     out[i] = l * w
                     dxs[i] = gx * g
                     dzs[i] = gz * g
+            elif want_dx and uniform:
+                # z, weight and scale are single values: fewer pointers in the loop, so
+                # LLVM's runtime alias checks stay under its limit and the loop vectorises.
+                dxs = dx[r, c0:c1]
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    out[i] = l * w0
+                    dxs[i] = gx * g0
             elif want_dx:
                 ss = _column(scale, const_s, buf_s, r, c0, c1)
                 dxs = dx[r, c0:c1]
@@ -142,6 +155,10 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
                     w = ws[i]
                     out[i] = l * w
                     dxs[i] = gx * (ss[i] * w)
+            elif uniform:
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    out[i] = l * w0
             else:
                 for i in range(n):
                     l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)

@@ -67,18 +67,25 @@ def _huber_point(x, y, unused, delta, p1, p2):
 
 
 @jit(inline="always")
-def _poisson_nll_point(x, y, unused, log_input, full, eps):
-    """exp(x) - y x (log input) or x - y log(x + eps); plus Stirling's term for y > 1 if ``full``."""
-    one = typed(1, x)
-    if log_input != 0:
-        e = exp_fast(x)
-        loss, dx = e - y * x, e - y
-    else:
-        loss, dx = x - y * log_fast(x + eps), one - y / (x + eps)
-    if full != 0 and y > one:
-        # torch: y log y - y + 0.5 log(2 pi y), masked to 0 where y <= 1.
-        loss += y * np.log(y) - y + typed(0.5, x) * np.log(typed(2 * math.pi, x) * y)
-    return loss, dx, x * 0
+def _stirling(y, full):
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0 (0 without ``full``)."""
+    if full == 0:  # a loop-invariant test: without ``full`` the loop vectorises
+        return y * 0
+    term = y * log_fast(y) - y + typed(0.5, y) * log_fast(typed(2 * math.pi, y) * y)
+    return term if y > typed(1, y) else y * 0
+
+
+@jit(inline="always")
+def _poisson_log_input_point(x, y, unused, full, p1, p2):
+    """exp(x) - y x (+ Stirling); gradient exp(x) - y."""
+    e = exp_fast(x)
+    return e - y * x + _stirling(y, full), e - y, x * 0
+
+
+@jit(inline="always")
+def _poisson_point(x, y, unused, full, eps, p2):
+    """x - y log(x + eps) (+ Stirling); gradient 1 - y / (x + eps)."""
+    return x - y * log_fast(x + eps) + _stirling(y, full), typed(1, x) - y / (x + eps), x * 0
 
 
 @jit(inline="always")
@@ -98,7 +105,8 @@ _L1 = register(_l1_point)
 _MSE = register(_mse_point)
 _SMOOTH_L1 = register(_smooth_l1_point)
 _HUBER = register(_huber_point)
-_POISSON_NLL = register(_poisson_nll_point)
+_POISSON_LOG_INPUT = register(_poisson_log_input_point)
+_POISSON = register(_poisson_point)
 _GAUSSIAN_NLL = register(_gaussian_nll_point)
 
 
@@ -236,8 +244,8 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     check_reduction(reduction)
     eps = check_real(eps, "eps", 0.0)
     x, y, _ = _regression_args(input, target)
-    params = (float(bool(log_input)), float(bool(full)), eps)
-    return elementwise_loss(_POISSON_NLL, x, y, None, None, params, reduction=reduction, grad=grad,
+    kind = _POISSON_LOG_INPUT if log_input else _POISSON
+    return elementwise_loss(kind, x, y, None, None, (float(bool(full)), eps, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
 
 
