@@ -11,5 +11,13 @@ from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Focal
                              cross_entropy, focal_loss, kl_div, nll_loss, sigmoid_focal_loss)
 from .ctc import CTCLoss, ctc_forced_align, ctc_loss
 from .triplet import BatchTripletLoss, batch_triplet_loss, mine_triplets, pairwise_distances
+from .embedding import (ContrastiveLoss, CosineEmbeddingLoss, TripletMarginLoss, contrastive_loss,
+                        cosine_embedding_loss, triplet_margin_loss)
+from .extras import AnchorLoss, DiceLoss, LargeMarginCosineLoss, anchor_loss, dice_loss, large_margin_cosine_loss
+from .margin import (HingeEmbeddingLoss, HingeLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss,
+                     MultiMarginLoss, SoftMarginLoss, hinge_embedding_loss, hinge_loss, margin_ranking_loss,
+                     multi_margin_loss, multilabel_margin_loss, multilabel_soft_margin_loss, soft_margin_loss)
+from .regression import (GaussianNLLLoss, HuberLoss, L1Loss, MSELoss, PoissonNLLLoss, SmoothL1Loss, gaussian_nll_loss,
+                         huber_loss, l1_loss, mse_loss, poisson_nll_loss, smooth_l1_loss)
 
 __version__ = "0.1.0"

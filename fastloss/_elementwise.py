@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import KernelRegistry, jit
-from ._layout import GradientBuffer, flat_rows, flat_rows_out
+from ._layout import GradientBuffer, read_only, reshape_view
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
@@ -28,38 +28,145 @@ _pointwise = _KERNELS.call
 TILE = 4096
 
 
+@jit()
+def _column(a, const, scratch, r, c0, c1):
+    """Columns ``c0:c1`` of row ``r`` of operand ``a`` as a contiguous 1-D array.
+
+    ``a`` is (rows, cols), (1, cols), (rows, 1) or (1, 1): a row of its own, a row
+    shared by every row, one value per row (copied into ``scratch``), or one value
+    for all (``const``, filled once by the caller).
+    """
+    if a.shape[1] != 1:
+        return a[r if a.shape[0] > 1 else 0, c0:c1]
+    if a.shape[0] == 1:
+        return const[:c1 - c0]
+    n = c1 - c0
+    value = a[r, 0]
+    for i in range(n):
+        scratch[i] = value
+    return scratch[:n]
+
+
+@jit()
+def _constant(a, span):
+    """``span`` copies of the value of a (1, 1) operand (empty for any other operand)."""
+    if a.shape[0] == 1 and a.shape[1] == 1:
+        return np.full(span, a[0, 0])
+    return np.empty(0, a.dtype)
+
+
 @jit(parallel=True)
 def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, want_loss, want_dx, want_dz):
-    """Apply scalar kernel ``kind`` to 2-D operands of one shape (stride 0 allowed).
+    """Apply scalar kernel ``kind`` elementwise over C-contiguous 2-D operands.
 
+    ``x`` is (rows, cols); ``y``, ``z``, ``weight``, ``scale`` are (rows, cols),
+    (1, cols), (rows, 1) or (1, 1) and broadcast to it (see :func:`_column`).
     Returns the float64 sum of ``weight * loss``; fills ``loss`` (if ``want_loss``) and
-    ``dx``/``dz`` = ``scale * weight * dloss`` (if asked). Tiles of :data:`TILE`
-    columns of one row are the parallel work items.
+    ``dx``/``dz`` = ``scale * weight * dloss`` (if asked). A work item is a tile of
+    at most :data:`TILE` columns over enough rows to hold about :data:`TILE`
+    elements; its inner loop reads contiguous slices only, so that it vectorises.
     """
     rows, cols = x.shape
+    span = min(cols, TILE)
     per_row = (cols + TILE - 1) // TILE
-    n_tiles = rows * per_row
-    partial = np.zeros(n_tiles)
-    for tile in prange(n_tiles):
-        r = tile // per_row
-        c0 = (tile - r * per_row) * TILE
+    block = max(1, TILE // max(cols, 1))
+    n_items = ((rows + block - 1) // block) * per_row
+    const_y = _constant(y, span)
+    const_z = _constant(z, span)
+    const_w = _constant(weight, span)
+    const_s = _constant(scale, span)
+    single = z.shape[0] == 1 and z.shape[1] == 1 and weight.shape[0] == 1 and weight.shape[1] == 1
+    uniform = single and scale.shape[0] == 1 and scale.shape[1] == 1
+    z0 = z[0, 0]
+    w0 = weight[0, 0]
+    g0 = scale[0, 0] * w0 if want_dx else w0
+    partial = np.zeros(n_items)
+    for item in prange(n_items):
+        b = item // per_row
+        c0 = (item - b * per_row) * TILE
         c1 = min(c0 + TILE, cols)
-        values = np.empty(c1 - c0, x.dtype)
-        for c in range(c0, c1):
-            l, gx, gz = _pointwise(kind, x[r, c], y[r, c], z[r, c], p0, p1, p2)
-            w = weight[r, c]
-            values[c - c0] = l * w
-            if want_dx or want_dz:
-                g = scale[r, c] * w
-                if want_dx:
-                    dx[r, c] = gx * g
-                if want_dz:
-                    dz[r, c] = gz * g
-        if want_loss:
-            for c in range(c0, c1):
-                loss[r, c] = values[c - c0]
-        partial[tile] = sum_float64(values)
+        n = c1 - c0
+        values = np.empty(n, x.dtype)
+        buf_y = np.empty(n, x.dtype)
+        buf_z = np.empty(n, x.dtype)
+        buf_w = np.empty(n, x.dtype)
+        buf_s = np.empty(n, x.dtype)
+        acc = 0.0
+        for r in range(b * block, min(b * block + block, rows)):
+            xs = x[r, c0:c1]
+            ys = _column(y, const_y, buf_y, r, c0, c1)
+            zs = _column(z, const_z, buf_z, r, c0, c1)
+            ws = _column(weight, const_w, buf_w, r, c0, c1)
+            out = loss[r, c0:c1] if want_loss else values
+            if want_dz:
+                ss = _column(scale, const_s, buf_s, r, c0, c1)
+                dxs = dx[r, c0:c1]
+                dzs = dz[r, c0:c1]
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
+                    w = ws[i]
+                    g = ss[i] * w
+                    out[i] = l * w
+                    dxs[i] = gx * g
+                    dzs[i] = gz * g
+            elif want_dx and uniform:
+                # z, weight and scale are single values: fewer pointers in the loop, so
+                # LLVM's runtime alias checks stay under its limit and the loop vectorises.
+                dxs = dx[r, c0:c1]
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    out[i] = l * w0
+                    dxs[i] = gx * g0
+            elif want_dx:
+                ss = _column(scale, const_s, buf_s, r, c0, c1)
+                dxs = dx[r, c0:c1]
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
+                    w = ws[i]
+                    out[i] = l * w
+                    dxs[i] = gx * (ss[i] * w)
+            elif uniform:
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    out[i] = l * w0
+            else:
+                for i in range(n):
+                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
+                    out[i] = l * ws[i]
+            acc += sum_float64(out)
+        partial[item] = acc
     return sum_float64(partial)
+
+
+def _two_d(shape, operands):
+    """The (rows, cols) view of ``shape`` for the kernel: one long row when every
+    operand is full-size or a single value, else (rows, last axis)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if not shape or all(a is None or a.size in (1, size) for a in operands):
+        return 1, size
+    return size // shape[-1], shape[-1]
+
+
+def _pack(a, shape, two_d):
+    """Operand ``a`` broadcast to ``shape`` as a read-only C-contiguous 2-D array of
+    shape ``two_d``, (1, cols), (rows, 1) or (1, 1) (see :func:`_column`)."""
+    full = np.broadcast_to(a, shape)
+    view = reshape_view(full, two_d)
+    view = np.reshape(full, two_d) if view is None else view
+    rows, cols = two_d
+    if cols > 1 and view.strides[1] == 0:
+        view = view[:, :1]
+    if rows > 1 and view.strides[0] == 0:
+        view = view[:1]
+    return read_only(np.ascontiguousarray(view))
+
+
+def _contiguous_rows(two_d):
+    """For :class:`GradientBuffer`: a C-contiguous (rows, cols) view of an output, or a scratch array."""
+    def make_view(array):
+        view = reshape_view(array, two_d)
+        return view if view is not None and view.flags.c_contiguous else np.empty(two_d, array.dtype)
+    return make_view
 
 
 def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *, reduction,
@@ -74,24 +181,26 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dtype = x.dtype
     shape = x.shape
     one = np.ones((), dtype)
-    operands = [flat_rows(a if a is not None else one, shape) for a in (x, y, z, weight)]
-    two_d = operands[0].shape
+    scale = loss_scale(reduction, grad_output, shape, x.size if denominator is None else denominator,
+                       dtype) if grad else one
+    two_d = _two_d(shape, (y, z, weight, scale))
+    x2 = read_only(np.ascontiguousarray(np.reshape(x, two_d)))
+    operands = [_pack(a if a is not None else one, shape, two_d) for a in (y, z, weight, scale)]
     denominator = x.size if denominator is None else denominator
     want_loss = reduction == "none"
     loss = np.empty(shape, dtype) if want_loss else np.empty((0, 0), dtype)
-    loss2 = flat_rows_out(loss) if want_loss else loss
+    loss2 = loss.reshape(two_d) if want_loss else loss
     empty = np.empty((0, 0), dtype)
-    dx_buf = dz_buf = None
+    dx_buf = None
     dx2 = dz2 = empty
-    scale = empty
     if grad:
-        scale = flat_rows(loss_scale(reduction, grad_output, shape, denominator, dtype), shape)
         dx_buf = GradientBuffer(x, dtype, grad_out)
-        dx2 = dx_buf.view(flat_rows_out, lambda v, s: v.reshape(s))
+        dx2 = dx_buf.view(_contiguous_rows(two_d), lambda v, s: v.reshape(s))
         if dz_like is not None:
             dz2 = np.empty(two_d, dtype)
+    y2, z2, w2, s2 = operands
     params = tuple(dtype.type(p) for p in params)
-    total = elementwise_tiles(kind, *operands, *params, scale, loss2, dx2, dz2,
+    total = elementwise_tiles(kind, x2, y2, z2, w2, *params, s2, loss2, dx2, dz2,
                               want_loss, grad, grad and dz_like is not None)
     result = finish(total, loss, reduction, denominator, dtype)
     if not grad:

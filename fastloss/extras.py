@@ -1,0 +1,484 @@
+r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft Dice.
+
+* :func:`large_margin_cosine_loss` multiplies normalised features by normalised
+  class weights with one BLAS matrix product, then runs the cross-entropy row kernel
+  of :mod:`fastloss.classification` (:func:`softmax_cross_entropy_rows`) on the
+  margin-shifted, scaled cosines, writing the gradient in place over them; two more
+  products give the gradients of the features and of the weights.
+* :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
+* :func:`dice_loss` runs two kernels over chunks of positions, :func:`soft_dice_sums`
+  and :func:`soft_dice_grad`, serving the binary (sigmoid) and multi-class (softmax) forms.
+"""
+import numpy as np
+from numba import prange
+
+from ._criterion import criterion
+from ._jit import REDUCE, jit
+from ._layout import GradientBuffer, read_only
+from ._math import exp_fast, log1p_fast, log_fast, sum_float64, typed
+from ._reduction import check_reduction, finish, loss_scale
+from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
+                          check_real, check_shape)
+from .classification import softmax_cross_entropy_rows
+
+__all__ = [
+    "large_margin_cosine_loss", "anchor_loss", "dice_loss",
+    "LargeMarginCosineLoss", "AnchorLoss", "DiceLoss",
+]
+
+# F.normalize's default eps: x / max(||x||, eps).
+_NORMALIZE_EPS = 1e-12
+
+
+# ---------------------------------------------------------------- kernels
+
+@jit()
+def _sigmoid_row(row, p, e):
+    """p = sigmoid(row) and e = exp(-|row|) (for the softplus), vectorised."""
+    for c in range(row.shape[0]):
+        x = row[c]
+        ee = exp_fast(-abs(x))
+        q = typed(1, x) / (typed(1, x) + ee)
+        e[c] = ee
+        p[c] = q if x >= 0 else ee * q
+
+
+@jit()
+def _largest_other(p, t):
+    """max_{c != t} p_c, at least 0 (the reference takes the max of p times the non-target mask)."""
+    top = p[0] * 0
+    for c in range(p.shape[0]):
+        v = p[c] if c != t else top * 0
+        top = v if v > top else top
+    return top
+
+
+@jit()
+def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms, grad, want_grad):
+    """Per class: terms[c] = (modulating factor) * BCE, and the gradient times ``s`` (vectorised)."""
+    one = typed(1, s)
+    for c in range(row.shape[0]):
+        x = row[c]
+        pc = p[c]
+        softplus = max(x, s * 0) + log1p_fast(e[c])  # log(1 + e^x)
+        is_target = c == t
+        bce = softplus - x if is_target else softplus
+        dbce = pc - one if is_target else pc
+        base = one - pc + q_neg if is_target else one + pc - q_pos
+        gamma = gamma_pos if is_target else gamma_neg
+        factor = exp_fast(gamma * log_fast(base))  # base^gamma, exactly 1 for gamma = 0
+        terms[c] = factor * bce
+        if want_grad:
+            dbase = -pc * (one - pc) if is_target else pc * (one - pc)
+            grad[c] = s * (gamma * factor / base * dbase * bce + factor * dbce)
+
+
+@jit(parallel=True)
+def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, want_grad):
+    """Anchor loss over (N, C) logits, as Ryou et al.'s reference implementation.
+
+    With p = sigmoid(x), binary cross-entropies b_c against the one-hot target, and
+    anchors held constant, q_pos = max(p_t - slack, 0), q_neg = min(max_{c != t} p_c
+    + slack, 1): loss = (1 - p_t + q_neg)^gamma_pos b_t + sum_{c != t} (1 + p_c -
+    q_pos)^gamma_neg b_c. The gradient treats q_pos and q_neg as constants. Every
+    pass over a row vectorises (:func:`exp_fast`, :func:`log_fast`).
+    """
+    n_rows, n_classes = logits.shape
+    unused = np.empty(n_classes, logits.dtype)
+    for n in prange(n_rows):
+        row = logits[n]
+        t = target[n]
+        p = np.empty(n_classes, logits.dtype)
+        e = np.empty(n_classes, logits.dtype)
+        terms = np.empty(n_classes, logits.dtype)  # a buffer of its own: aliasing p would stop vectorisation
+        _sigmoid_row(row, p, e)
+        q_neg = min(_largest_other(p, t) + slack, typed(1, slack))
+        q_pos = max(p[t] - slack, slack * 0)
+        s = scale[n] if want_grad else slack * 0
+        _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms,
+                      grad[n] if want_grad else unused, want_grad)
+        loss[n] = sum_float64(terms)
+
+
+# Positions per parallel work item of the Dice kernels.
+DICE_CHUNK = 2048
+
+
+@jit()
+def _chunk_probs(x, k0, k1, binary, probs, top, total):
+    """Probabilities of positions k0:k1 of one sample's (C, K) logits into ``probs`` (C, k1 - k0):
+    the sigmoid (binary, C = 1) or the softmax over C. Loops run along positions, so they vectorise."""
+    n_classes = x.shape[0]
+    m = k1 - k0
+    one = typed(1, x[0, k0])  # only called with k1 > k0
+    if binary:
+        row = x[0]
+        out = probs[0]
+        for i in range(m):
+            out[i] = one / (one + exp_fast(-row[k0 + i]))
+        return
+    for i in range(m):
+        top[i] = x[0, k0 + i]
+        total[i] = 0
+    for c in range(1, n_classes):
+        row = x[c]
+        for i in range(m):
+            v = row[k0 + i]
+            top[i] = v if v > top[i] else top[i]
+    for c in range(n_classes):
+        row = x[c]
+        out = probs[c]
+        for i in range(m):
+            e = exp_fast(row[k0 + i] - top[i])
+            out[i] = e
+            total[i] += e
+    for i in range(m):
+        total[i] = one / total[i]
+    for c in range(n_classes):
+        out = probs[c]
+        for i in range(m):
+            out[i] *= total[i]
+
+
+@jit(fastmath=REDUCE)
+def _overlap_sums(p, labels, c, soft, binary):
+    """(sum_i p_i y_i, sum_i p_i + y_i) with y = soft (binary) or [labels == c], in float64."""
+    inter = 0.0
+    total = 0.0
+    if binary:
+        for i in range(p.shape[0]):
+            inter += np.float64(p[i]) * soft[i]
+            total += np.float64(p[i]) + soft[i]
+    else:
+        for i in range(p.shape[0]):
+            y = 1.0 if labels[i] == c else 0.0
+            inter += p[i] * y
+            total += p[i] + y
+    return inter, total
+
+
+@jit(parallel=True)
+def soft_dice_sums(x, labels, soft, binary, inter, total):
+    """Per (sample, chunk of positions, class): the sums of p y and of p + y.
+
+    ``x`` is (N, C, K) logits; targets are ``soft`` (N, K) (binary, C = 1) or the
+    class indices ``labels`` (N, K). ``inter`` and ``total`` are (N, chunks, C).
+    """
+    n_samples, n_classes, n_pos = x.shape
+    n_chunks = inter.shape[1]
+    for item in prange(n_samples * n_chunks):
+        n = item // n_chunks
+        k0 = (item - n * n_chunks) * DICE_CHUNK
+        k1 = min(k0 + DICE_CHUNK, n_pos)
+        probs = np.empty((n_classes, k1 - k0), x.dtype)
+        top = np.empty(k1 - k0, x.dtype)
+        norm = np.empty(k1 - k0, x.dtype)
+        _chunk_probs(x[n], k0, k1, binary, probs, top, norm)
+        for c in range(n_classes):
+            y_soft = soft[n, k0:k1] if binary else soft[0, 0:0]
+            y_labels = labels[0, 0:0] if binary else labels[n, k0:k1]
+            a, b = _overlap_sums(probs[c], y_labels, c, y_soft, binary)
+            inter[n, item - n * n_chunks, c] = a
+            total[n, item - n * n_chunks, c] = b
+
+
+@jit(parallel=True)
+def soft_dice_grad(x, labels, soft, binary, coef, offset, grad):
+    """Gradient of the soft Dice loss with respect to the (N, C, K) logits.
+
+    ``coef[n, c] y + offset[n, c]`` is d loss / d p_{nck}; it goes through the sigmoid
+    (binary) or the softmax over C.
+    """
+    n_samples, n_classes, n_pos = x.shape
+    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
+    for item in prange(n_samples * n_chunks):
+        n = item // n_chunks
+        k0 = (item - n * n_chunks) * DICE_CHUNK
+        k1 = min(k0 + DICE_CHUNK, n_pos)
+        m = k1 - k0
+        probs = np.empty((n_classes, m), x.dtype)
+        top = np.empty(m, x.dtype)
+        dot = np.empty(m, x.dtype)
+        _chunk_probs(x[n], k0, k1, binary, probs, top, dot)
+        one = typed(1, x[0, 0, 0])
+        if binary:
+            p = probs[0]
+            y = soft[n]
+            out = grad[n, 0]
+            a = coef[n, 0]
+            b = offset[n, 0]
+            for i in range(m):
+                out[k0 + i] = (a * y[k0 + i] + b) * p[i] * (one - p[i])
+            continue
+        lab = labels[n]
+        zero = one - one
+        for i in range(m):
+            dot[i] = 0
+        for c in range(n_classes):
+            p = probs[c]
+            a = coef[n, c]
+            b = offset[n, c]
+            for i in range(m):
+                dot[i] += p[i] * ((a if lab[k0 + i] == c else zero) + b)
+        for c in range(n_classes):
+            p = probs[c]
+            out = grad[n, c]
+            a = coef[n, c]
+            b = offset[n, c]
+            for i in range(m):
+                out[k0 + i] = p[i] * ((a if lab[k0 + i] == c else zero) + b - dot[i])
+
+
+@jit(fastmath=REDUCE)
+def _sum_squares(row):
+    s = 0.0
+    for i in range(row.shape[0]):
+        s += np.float64(row[i]) * row[i]
+    return s
+
+
+@jit(fastmath=REDUCE)
+def _dot64(a, b):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += np.float64(a[i]) * b[i]
+    return s
+
+
+@jit(parallel=True)
+def normalize_rows(x, scale, unit, norms):
+    """unit[n] = scale * x[n] / max(||x[n]||, 1e-12) (``F.normalize`` times ``scale``); norms[n] the clamped norm."""
+    for n in prange(x.shape[0]):
+        norm = max(np.sqrt(_sum_squares(x[n])), _NORMALIZE_EPS)
+        norms[n] = norm
+        factor = scale / norm
+        row = x[n]
+        out = unit[n]
+        for i in range(row.shape[0]):
+            out[i] = row[i] * factor
+
+
+@jit(parallel=True)
+def normalize_rows_backward(unit, norms, scale, g, out):
+    """Gradient through x / max(||x||, eps) given u = x / max(||x||, eps) and the upstream
+    ``scale * g``: (g - u (u . g)) / ||x||, or g / eps where the norm was clamped."""
+    for n in prange(unit.shape[0]):
+        u = unit[n]
+        row = g[n]
+        dst = out[n]
+        norm = norms[n]
+        radial = _dot64(u, row) if norm > _NORMALIZE_EPS else 0.0
+        factor = scale / norm
+        r = radial
+        for i in range(u.shape[0]):
+            dst[i] = (row[i] - u[i] * r) * factor
+
+
+# ---------------------------------------------------------------- wrappers
+
+def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction="mean", *, grad=False,
+                             grad_output=None, grad_out=None):
+    r"""Large margin cosine loss, CosFace (Wang et al., CVPR 2018).
+
+    .. math::
+
+        \ell_n = -\log \frac{e^{s (\cos\theta_{n,t} - m)}}
+                 {e^{s (\cos\theta_{n,t} - m)} + \sum_{j \ne t} e^{s \cos\theta_{n,j}}},
+        \qquad \cos\theta_{n,j} = \frac{f_n \cdot W_j}{\lVert f_n\rVert \lVert W_j\rVert}
+
+    ``features`` (N, D), class ``weight`` (C, D), integer ``target`` (N,); norms are
+    clamped below at 1e-12 as ``torch.nn.functional.normalize`` does. ``grad=True``
+    gives ``(loss, (d/d features, d/d weight))``; ``grad_out`` receives the first.
+
+    References
+    ----------
+    Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018.
+    """
+    check_reduction(reduction)
+    s = check_real(s, "s", 0.0, low_open=True)
+    m = check_real(m, "m")
+    f = as_float_array(features, "features")
+    if f.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {f.shape}")
+    w = as_float_array(weight, "weight", f.dtype)
+    if w.ndim != 2 or w.shape[1] != f.shape[1] or w.shape[0] == 0:
+        raise ValueError(f"weight must be (C, D) with D = {f.shape[1]} and C >= 1, got shape {w.shape}")
+    t = as_index_array(target, "target")
+    check_shape(t.shape, f.shape[:1], "target", f"features of shape {f.shape} (one class per row)")
+    check_class_indices(t, w.shape[0], "target")
+    dtype = f.dtype
+    n, n_classes = f.shape[0], w.shape[0]
+    f_unit = np.empty(f.shape, dtype)
+    f_norms = np.empty(n)
+    w_unit = np.empty(w.shape, dtype)
+    w_norms = np.empty(n_classes)
+    normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
+    normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
+    logits = f_unit @ w_unit.T  # s * cos
+    logits[np.arange(n), t] -= dtype.type(s * m)
+    loss = np.empty(n, dtype)
+    ones = np.ones(n_classes, dtype)
+    if grad:
+        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
+                                     dtype)
+    else:
+        scale = np.empty(0, dtype)
+    rows = logits.reshape(n, 1, n_classes)
+    # The targets were checked above; the mean's denominator is n (scale holds it): mean=False.
+    total, _, _ = softmax_cross_entropy_rows(read_only(rows), read_only(t.reshape(n, 1)), read_only(ones), True,
+                                             float(n_classes), 1.0, 0.0, 0.0, -100, scale, False, loss, rows, grad)
+    result = finish(total, loss, reduction, n, dtype)
+    if not grad:
+        return result
+    # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
+    # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
+    g_f = logits @ w_unit
+    g_w = logits.T @ f_unit
+    buffer = GradientBuffer(f, dtype, grad_out)
+    g_f_out = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, dtype), lambda v, shape: v)
+    normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
+    w_unit_plain = w_unit / dtype.type(s)
+    g_w_out = np.empty(w.shape, dtype)
+    normalize_rows_backward(read_only(w_unit_plain), w_norms, dtype.type(s), read_only(g_w), g_w_out)
+    return result, (buffer.result(), g_w_out)
+
+
+def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, anchor="neg", grad=False,
+                grad_output=None, grad_out=None):
+    r"""Anchor Loss (Ryou, Jeong, Perona, ICCV 2019), as its authors' implementation defines it.
+
+    With :math:`p = \sigma(x)` per class, :math:`b_c` the binary cross-entropy of
+    :math:`x_c` against the one-hot target and anchors held constant
+    (``.detach()`` in the reference code):
+
+    .. math::
+
+        \ell_n = (1 - p_t + q_{neg})^{\gamma_{pos}}\, b_t
+                 + \sum_{c \ne t} (1 + p_c - q_{pos})^{\gamma_{neg}}\, b_c,
+        \quad q_{pos} = \max(p_t - \mathrm{slack}, 0),
+        \quad q_{neg} = \min(\max_{c \ne t} p_c + \mathrm{slack}, 1)
+
+    ``anchor="neg"`` (the default, as in the reference) sets :math:`\gamma_{neg} =
+    \gamma, \gamma_{pos} = 0`; ``"pos"`` the reverse. ``reduction="mean"`` averages
+    the per-sample sums over the batch. The gradient holds :math:`q_{pos}, q_{neg}`
+    constant (a stop-gradient), so it is not the derivative of the value. The
+    reference's ``warm_up`` (cross-entropy for the first epochs) is left to the caller.
+
+    References
+    ----------
+    Ryou, Jeong and Perona, "Anchor Loss: Modulating Loss Scale Based on Prediction
+    Difficulty", ICCV 2019; https://github.com/slryou41/AnchorLoss (``anchor_loss.py``).
+    """
+    check_reduction(reduction)
+    gamma = check_real(gamma, "gamma", 0.0)
+    slack = check_real(slack, "slack")
+    check_choice(anchor, "anchor", ("neg", "pos"))
+    x = as_float_array(input, "input")
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"input must be (N, C) logits, got shape {x.shape}")
+    t = as_index_array(target, "target")
+    check_shape(t.shape, x.shape[:1], "target", f"input of shape {x.shape} (one class per row)")
+    check_class_indices(t, x.shape[1], "target")
+    dtype = x.dtype
+    n = x.shape[0]
+    gamma_pos, gamma_neg = (gamma, 0.0) if anchor == "pos" else (0.0, gamma)
+    loss = np.empty(n, dtype)
+    if grad:
+        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
+                                     dtype)
+        buffer = GradientBuffer(x, dtype, grad_out)
+        grad_rows = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, a.dtype),
+                                lambda v, shape: v)
+    else:
+        scale = np.empty(0, dtype)
+        grad_rows = np.empty((0, 0), dtype)
+    anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos), dtype.type(gamma_neg),
+                dtype.type(slack), scale, loss, grad_rows, grad)
+    total = sum_float64(loss) if reduction != "none" else 0.0
+    result = finish(total, loss, reduction, n, dtype)
+    return (result, buffer.result()) if grad else result
+
+
+def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None):
+    r"""Soft Dice loss for segmentation, binary (sigmoid) or multi-class (softmax).
+
+    Per sample :math:`n` and class :math:`c`, over the positions :math:`k`:
+
+    .. math::
+
+        \ell_n = 1 - \frac{1}{C} \sum_c
+                 \frac{2 \sum_k p_{nck}\, y_{nck} + \mathrm{smooth}}
+                      {\sum_k p_{nck} + \sum_k y_{nck} + \mathrm{smooth}}
+
+    * binary: ``input`` logits (N, d1, ...) and ``target`` of the same shape with
+      values in [0, 1]; :math:`p = \sigma(x)`, C = 1;
+    * multi-class: ``input`` logits (N, C, d1, ...) and integer ``target``
+      (N, d1, ...); :math:`p` the softmax over C, :math:`y` the one-hot target.
+
+    The form is chosen by the target: integer targets with one axis fewer than the
+    input are multi-class. ``reduction`` over the samples; the gradient is with
+    respect to the logits. ``smooth > 0`` keeps empty masks finite.
+
+    References
+    ----------
+    Milletari, Navab and Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
+    overlap as a deep learning loss function", DLMIA 2017.
+    """
+    check_reduction(reduction)
+    smooth = check_real(smooth, "smooth", 0.0)
+    x = as_float_array(input, "input")
+    if x.ndim < 1:
+        raise ValueError("input must have a batch axis: (N, ...) or (N, C, ...)")
+    dtype = x.dtype
+    n = x.shape[0]
+    target_array = np.asarray(target)
+    binary = not (target_array.dtype.kind in "iu" and target_array.ndim == x.ndim - 1)
+    if binary:
+        y = as_target_array(target_array, "target", dtype)
+        check_shape(y.shape, x.shape, "target", "input (binary targets have the input's shape)")
+        if ((y < 0) | (y > 1)).any():
+            raise ValueError(f"binary target must lie in [0, 1]; found {y[(y < 0) | (y > 1)].flat[0]}")
+        n_classes = 1
+        soft = read_only(np.ascontiguousarray(y.reshape(n, -1) if n else y.reshape(0, 0)))
+        labels = np.empty((1, 0), np.intp)
+    else:
+        if x.ndim < 2 or x.shape[1] == 0:
+            raise ValueError(f"multi-class input must be (N, C, ...) with C >= 1, got shape {x.shape}")
+        t = as_index_array(target_array, "target")
+        check_shape(t.shape, (n,) + x.shape[2:], "target", f"input of shape {x.shape}")
+        check_class_indices(t, x.shape[1], "target")
+        n_classes = x.shape[1]
+        labels = read_only(np.ascontiguousarray(t.reshape(n, -1) if n else t.reshape(0, 0)))
+        soft = np.empty((1, 0), dtype)
+    n_pos = x.size // max(n * n_classes, 1)
+    x3 = read_only(np.ascontiguousarray(x.reshape(n, n_classes, n_pos)))
+    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
+    inter = np.zeros((n, n_chunks, n_classes))
+    total = np.zeros((n, n_chunks, n_classes))
+    soft_dice_sums(x3, labels, soft, binary, inter, total)
+    inter = inter.sum(axis=1)
+    denominator = total.sum(axis=1) + smooth
+    loss = (1.0 - ((2.0 * inter + smooth) / denominator).mean(axis=1)).astype(dtype)
+    result = finish(loss.sum(dtype=np.float64), loss, reduction, n, dtype)
+    if not grad:
+        return result
+    # d loss_n / d p_{nck} = -(2 y A - B) / (C A^2), A = S + smooth, B = 2 I + smooth, times the scale.
+    scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
+    coef = (-2.0 * scale / (n_classes * denominator)).astype(dtype)
+    offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
+    buffer = GradientBuffer(x, dtype, grad_out)
+    grad_view = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
+    soft_dice_grad(x3, labels, soft, binary, coef, offset, grad_view)
+    return result, buffer.result()
+
+
+def _contiguous_view(array, shape):
+    """A C-contiguous view of ``array`` with ``shape``, or a scratch array (copied back by GradientBuffer)."""
+    if array.flags.c_contiguous:
+        return array.reshape(shape)
+    return np.empty(shape, array.dtype)
+
+
+LargeMarginCosineLoss = criterion("LargeMarginCosineLoss", large_margin_cosine_loss, 3)
+AnchorLoss = criterion("AnchorLoss", anchor_loss, 2)
+DiceLoss = criterion("DiceLoss", dice_loss, 2)

@@ -1,0 +1,306 @@
+r"""Regression losses: value and gradient fused, every one a scalar kernel of the one
+parametrised elementwise driver (:mod:`fastloss._elementwise`).
+
+Each scalar kernel below returns ``(loss, dloss/dinput, dloss/dz)`` for one element
+(with the vectorisable :func:`~fastloss._math.exp_fast` and :func:`~fastloss._math.log_fast`),
+with ``d = input - target``; the driver broadcasts the operands, applies the
+weight, reduces, and writes the gradients already scaled by ``grad_output``.
+"""
+import math
+
+import numpy as np
+
+from ._criterion import criterion
+from ._elementwise import elementwise_loss, register
+from ._jit import jit
+from ._math import exp_fast, log_fast, typed
+from ._reduction import check_reduction
+from ._validation import as_float_array, as_target_array, check_broadcast, check_real, check_shape
+
+__all__ = [
+    "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "PoissonNLLLoss", "GaussianNLLLoss",
+]
+
+
+# ---------------------------------------------------------------- scalar kernels
+
+@jit(inline="always")
+def _sign(d):
+    """torch.sign: -1, 0 or 1; 0 for NaN too, as torch's CPU sign (so the L1 gradient is 0 there)."""
+    one = typed(1, d)
+    return one if d > 0 else (-one if d < 0 else typed(0, d))
+
+
+@jit()
+def _l1_point(x, y, unused, p0, p1, p2):
+    d = x - y
+    return abs(d), _sign(d), typed(0, d)
+
+
+@jit()
+def _mse_point(x, y, unused, p0, p1, p2):
+    d = x - y
+    return d * d, d + d, d * 0
+
+
+@jit()
+def _smooth_l1_point(x, y, unused, beta, p1, p2):
+    """0.5 d^2 / beta for |d| < beta, else |d| - 0.5 beta; beta = 0 is the L1 loss (as torch)."""
+    d = x - y
+    a = abs(d)
+    half = typed(0.5, d)
+    if beta > 0 and not (a >= beta):  # NaN takes this branch: a NaN gradient, as torch
+        return half * d * d / beta, d / beta, d * 0
+    return a - half * beta, _sign(d), d * 0
+
+
+@jit()
+def _huber_point(x, y, unused, delta, p1, p2):
+    """0.5 d^2 for |d| < delta, else delta (|d| - 0.5 delta)."""
+    d = x - y
+    a = abs(d)
+    half = typed(0.5, d)
+    if not (a >= delta):  # NaN takes this branch: a NaN gradient, as torch
+        return half * d * d, d, d * 0
+    return delta * (a - half * delta), delta * _sign(d), d * 0
+
+
+@jit(inline="always")
+def _stirling(y, full):
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0 (0 without ``full``)."""
+    if full == 0:  # a loop-invariant test: without ``full`` the loop vectorises
+        return y * 0
+    term = y * log_fast(y) - y + typed(0.5, y) * log_fast(typed(2 * math.pi, y) * y)
+    return term if y > typed(1, y) else y * 0
+
+
+@jit()
+def _poisson_log_input_point(x, y, unused, full, p1, p2):
+    """exp(x) - y x (+ Stirling); gradient exp(x) - y."""
+    e = exp_fast(x)
+    return e - y * x + _stirling(y, full), e - y, x * 0
+
+
+@jit()
+def _poisson_point(x, y, unused, full, eps, p2):
+    """x - y log(x + eps) (+ Stirling); gradient 1 - y / (x + eps)."""
+    return x - y * log_fast(x + eps) + _stirling(y, full), typed(1, x) - y / (x + eps), x * 0
+
+
+@jit()
+def _gaussian_nll_point(x, y, var, eps, full, p2):
+    """0.5 (log v + d^2 / v) with v = max(var, eps) (torch clamps without cutting the gradient)."""
+    half = typed(0.5, x)
+    v = var if not (var < eps) else eps  # NaN passes through
+    d = x - y
+    r = d / v
+    loss = half * (log_fast(v) + d * r)
+    if full != 0:
+        loss += typed(0.5 * math.log(2 * math.pi), x)
+    return loss, r, half * (typed(1, x) / v - r * r)
+
+
+_L1 = register(_l1_point)
+_MSE = register(_mse_point)
+_SMOOTH_L1 = register(_smooth_l1_point)
+_HUBER = register(_huber_point)
+_POISSON_LOG_INPUT = register(_poisson_log_input_point)
+_POISSON = register(_poisson_point)
+_GAUSSIAN_NLL = register(_gaussian_nll_point)
+
+
+# ---------------------------------------------------------------- wrappers
+
+def _regression_args(input, target, weight=None):
+    """Validated input, target (broadcast to the input's shape) and optional weight (the input's shape)."""
+    x = as_float_array(input, "input")
+    y = as_target_array(target, "target", x.dtype)
+    check_broadcast(y.shape, x.shape, "target")
+    if weight is not None:
+        weight = as_target_array(weight, "weight", x.dtype)
+        check_shape(weight.shape, x.shape, "weight")
+    return x, y, weight
+
+
+def _weighted_mean_denominator(reduction, x, weight):
+    """torch's l1_loss / mse_loss divide a weighted mean by the sum of the weights."""
+    if reduction == "mean" and weight is not None:
+        return weight.sum(dtype=np.float64)
+    return None
+
+
+def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None):
+    r"""Mean absolute error, as ``torch.nn.functional.l1_loss``.
+
+    .. math:: \ell = w\,|x - y|
+
+    With ``weight`` (the input's shape), "mean" divides by :math:`\sum w` as torch
+    does. The gradient is :math:`w\,\mathrm{sign}(x - y)` (0 where ``x == y``).
+    ``target`` broadcasts to the input's shape.
+
+    References
+    ----------
+    PyTorch ``torch.nn.L1Loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> float(fastloss.l1_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
+    1.5
+    """
+    check_reduction(reduction)
+    x, y, weight = _regression_args(input, target, weight)
+    return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
+                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight))
+
+
+def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None):
+    r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
+
+    .. math:: \ell = w\,(x - y)^2
+
+    With ``weight``, "mean" divides by :math:`\sum w` as torch does; the gradient is
+    :math:`2 w (x - y)`.
+
+    References
+    ----------
+    PyTorch ``torch.nn.MSELoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> float(fastloss.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
+    2.5
+    """
+    check_reduction(reduction)
+    x, y, weight = _regression_args(input, target, weight)
+    return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
+                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight))
+
+
+def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None):
+    r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
+
+    .. math::
+
+        \ell = \begin{cases} 0.5\,d^2 / \beta & |d| < \beta \\ |d| - 0.5\,\beta & \text{otherwise}
+        \end{cases}, \qquad d = x - y
+
+    ``beta = 0`` gives the L1 loss exactly (as torch). Gradient :math:`d / \beta`
+    inside, :math:`\mathrm{sign}(d)` outside.
+
+    References
+    ----------
+    Girshick, "Fast R-CNN", ICCV 2015; PyTorch ``torch.nn.SmoothL1Loss``.
+    """
+    check_reduction(reduction)
+    beta = check_real(beta, "beta", 0.0)
+    x, y, _ = _regression_args(input, target)
+    return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
+                            grad_output=grad_output, grad_out=grad_out)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=False, grad_output=None,
+               grad_out=None):
+    r"""Huber loss, as ``torch.nn.functional.huber_loss``.
+
+    .. math::
+
+        \ell = w \begin{cases} 0.5\,d^2 & |d| < \delta \\ \delta\,(|d| - 0.5\,\delta) & \text{otherwise}
+        \end{cases}
+
+    ``delta > 0``. With ``weight`` (the input's shape), "mean" divides by the number of
+    elements, as torch's ``huber_loss`` does (unlike its l1/mse losses).
+
+    References
+    ----------
+    Huber, "Robust Estimation of a Location Parameter", 1964; PyTorch ``torch.nn.HuberLoss``.
+    """
+    check_reduction(reduction)
+    delta = check_real(delta, "delta", 0.0, low_open=True)
+    x, y, weight = _regression_args(input, target, weight)
+    return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
+                            grad_output=grad_output, grad_out=grad_out)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean", grad=False,
+                     grad_output=None, grad_out=None):
+    r"""Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
+
+    .. math::
+
+        \ell = e^{x} - y\,x \ \ (\texttt{log\_input}), \qquad
+        \ell = x - y \log(x + \varepsilon) \ \ (\text{otherwise})
+
+    With ``full`` Stirling's approximation of :math:`\log y!`,
+    :math:`y \log y - y + \tfrac12 \log(2\pi y)`, is added where :math:`y > 1` (it does
+    not depend on the input, so the gradient is unchanged).
+
+    References
+    ----------
+    PyTorch ``torch.nn.PoissonNLLLoss``.
+    """
+    check_reduction(reduction)
+    eps = check_real(eps, "eps", 0.0)
+    x, y, _ = _regression_args(input, target)
+    kind = _POISSON_LOG_INPUT if log_input else _POISSON
+    return elementwise_loss(kind, x, y, None, None, (float(bool(full)), eps, 0.0), reduction=reduction, grad=grad,
+                            grad_output=grad_output, grad_out=grad_out)
+
+
+def _variance(var, x):
+    """``var`` laid out as torch's gaussian_nll_loss lays it out, and its own shape for the gradient."""
+    v = as_target_array(var, "var", x.dtype)
+    own_shape = v.shape
+    if v.shape != x.shape:
+        if x.ndim and v.shape == x.shape[:-1]:
+            v = v[..., None]  # homoscedastic: one variance per row
+        elif not (v.ndim == x.ndim and sum(b for a, b in zip(x.shape, v.shape) if a != b) == 1) and v.ndim:
+            raise ValueError(f"var has shape {own_shape}; expected the input's shape {x.shape}, {x.shape[:-1]}, "
+                             f"or one axis of size 1")
+    check_broadcast(v.shape, x.shape, "var")
+    if (v < 0).any():
+        raise ValueError(f"var has negative entries (e.g. {v[v < 0].flat[0]}); variances must be >= 0")
+    return v, own_shape
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, grad=False,
+                      grad_output=None, grad_out=None):
+    r"""Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
+
+    .. math::
+
+        \ell = \tfrac12 \Big(\log v + \frac{(x - y)^2}{v}\Big)
+               \ [+\ \tfrac12 \log 2\pi \text{ if full}], \qquad v = \max(\mathrm{var}, \varepsilon)
+
+    ``var`` has the input's shape, the input's shape without its last axis (one
+    variance per row), or the input's shape with one axis of size 1; a scalar is one
+    variance for all. Negative variances raise ValueError. As in torch the clamp at
+    ``eps`` does not cut the gradient: with ``grad=True`` the gradient is the tuple
+    ``(d/d input, d/d var)``, the latter :math:`\tfrac12 (1/v - (x - y)^2 / v^2)`
+    summed to ``var``'s shape.
+
+    References
+    ----------
+    Nix and Weigend, "Estimating the mean and variance of the target probability
+    distribution", ICNN 1994; PyTorch ``torch.nn.GaussianNLLLoss``.
+    """
+    check_reduction(reduction)
+    eps = check_real(eps, "eps", 0.0)
+    x, y, _ = _regression_args(input, target)
+    v, var_shape = _variance(var, x)
+    result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(bool(full)), 0.0), reduction=reduction,
+                              grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v)
+    if not grad:
+        return result
+    value, (dx, dv) = result
+    return value, (dx, dv.reshape(var_shape))
+
+
+L1Loss = criterion("L1Loss", l1_loss, 2)
+MSELoss = criterion("MSELoss", mse_loss, 2)
+SmoothL1Loss = criterion("SmoothL1Loss", smooth_l1_loss, 2)
+HuberLoss = criterion("HuberLoss", huber_loss, 2)
+PoissonNLLLoss = criterion("PoissonNLLLoss", poisson_nll_loss, 2)
+GaussianNLLLoss = criterion("GaussianNLLLoss", gaussian_nll_loss, 3)

@@ -1,0 +1,202 @@
+"""Extras against torch-composed references, differentiated by torch autograd:
+
+* CosFace: F.normalize, a matrix product, the margin on the target cosine, s, and
+  F.cross_entropy (Wang et al. 2018, eq. 4);
+* Anchor loss: a torch transcription of the authors' ``anchor_loss.py``
+  (https://github.com/slryou41/AnchorLoss), including its ``.detach()`` of the anchors;
+* soft Dice: the formula of the docstring written with torch.sigmoid / torch.softmax.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fastloss as fl
+from conftest import assert_close, torch_value_and_grad
+
+DTYPES = [np.float32, np.float64]
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _reduce(loss, reduction):
+    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+
+
+def _go(rng, reduction, shape):
+    return rng.standard_normal(shape) if reduction == "none" else 0.7
+
+
+def _check(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, kwargs=None, scale=1.0):
+    kwargs = kwargs or {}
+    expected, expected_grad = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=grad_output, **kwargs)
+    value = fl_fn(*inputs, **kwargs)
+    value2, grad = fl_fn(*inputs, **kwargs, grad=True, grad_output=grad_output)
+    np.testing.assert_array_equal(value, value2)
+    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
+    assert_close(value, expected, dtype, scale)
+    grads = grad if len(diff) > 1 else (grad,)
+    expected_grads = expected_grad if len(diff) > 1 else (expected_grad,)
+    for g, e, i in zip(grads, expected_grads, diff):
+        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
+        assert_close(g, e, dtype, scale)
+
+
+# ---------------------------------------------------------------------- CosFace
+
+def _cosface_torch(features, weight, target, s=64.0, m=0.35, reduction="mean"):
+    cos = F.normalize(features) @ F.normalize(weight).T
+    onehot = F.one_hot(target, weight.shape[0]).to(cos.dtype)
+    return F.cross_entropy(s * (cos - m * onehot), target, reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("s, m", [(64.0, 0.35), (8.0, 0.1), (16.0, 0.0)])
+def test_large_margin_cosine(rng, dtype, reduction, s, m):
+    f = rng.standard_normal((10, 6)).astype(dtype)
+    w = rng.standard_normal((7, 6)).astype(dtype)
+    t = rng.integers(0, 7, 10)
+    # s = 64 magnifies float32 rounding of the cosines by 64 in the logits.
+    _check(fl.large_margin_cosine_loss, _cosface_torch, [f, w, t], dtype, (0, 1), _go(rng, reduction, 10),
+           dict(s=s, m=m, reduction=reduction), scale=s / 8 if dtype == np.float32 else 1.0)
+
+
+def test_large_margin_cosine_zero_feature_and_grad_out(rng):
+    f = rng.standard_normal((4, 3))
+    f[1] = 0  # the norm is clamped at 1e-12, as F.normalize
+    w = rng.standard_normal((5, 3))
+    t = rng.integers(0, 5, 4)
+    expected, (ef, ew) = torch_value_and_grad(_cosface_torch, [f, w, t], diff=(0, 1), s=4.0)
+    out = np.empty_like(f)
+    value, (gf, gw) = fl.large_margin_cosine_loss(f, w, t, s=4.0, grad=True, grad_out=out)
+    assert gf is out
+    assert_close(value, expected, np.float64)
+    np.testing.assert_allclose(gf, ef, rtol=1e-9, atol=1e-9 * np.abs(ef).max())
+    assert_close(gw, ew, np.float64)
+
+
+# ---------------------------------------------------------------------- anchor loss
+
+def _anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor="neg"):
+    """The authors' AnchorLoss.forward, transcribed (CPU, class-index targets), with its detach()."""
+    gamma_pos, gamma_neg = (gamma, 0) if anchor == "pos" else (0, gamma)
+    target = target.view(-1, 1)
+    pt = torch.sigmoid(input)
+    class_mask = torch.zeros_like(input).scatter_(1, target, 1.0)
+    bce_loss = F.binary_cross_entropy_with_logits(input, class_mask, reduction="none")
+    pt_pos = pt.gather(1, target).view(-1, 1)
+    pt_neg = (pt * (1 - class_mask)).max(dim=1)[0].view(-1, 1)
+    pt_neg = (pt_neg + slack).clamp(max=1).detach()
+    pt_pos = (pt_pos - slack).clamp(min=0).detach()
+    scaling_pos = (1 - pt + pt_neg).pow(gamma_pos)
+    scaling_neg = (1 + pt - pt_pos).pow(gamma_neg)
+    loss = class_mask * scaling_pos * bce_loss + (1 - class_mask) * scaling_neg * bce_loss
+    return _reduce(loss.sum(1), reduction)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("anchor", ["neg", "pos"])
+@pytest.mark.parametrize("gamma, slack", [(0.5, 0.05), (2.0, 0.2), (0.0, 0.05)])
+def test_anchor_loss(rng, dtype, reduction, anchor, gamma, slack):
+    x = (rng.standard_normal((12, 6)) * 3).astype(dtype)
+    t = rng.integers(0, 6, 12)
+    _check(fl.anchor_loss, _anchor_torch, [x, t], dtype, grad_output=_go(rng, reduction, 12),
+           kwargs=dict(gamma=gamma, slack=slack, reduction=reduction, anchor=anchor))
+
+
+def test_anchor_gradient_is_not_the_derivative_of_the_value(rng):
+    """The stop-gradient matters: finite differences of the value differ from the gradient."""
+    x = rng.standard_normal((3, 4)) * 2
+    t = np.array([0, 1, 2])
+    _, grad = fl.anchor_loss(x, t, gamma=2.0, grad=True)
+    h = 1e-6
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric[idx] = (fl.anchor_loss(up, t, gamma=2.0) - fl.anchor_loss(down, t, gamma=2.0)) / (2 * h)
+    assert np.abs(numeric - grad).max() > 1e-4
+
+
+# ---------------------------------------------------------------------- Dice
+
+def _dice_torch(input, target, smooth=1.0, reduction="mean"):
+    """The docstring's formula: per sample, 1 - mean over classes of (2 I + smooth) / (S + smooth)."""
+    if target.dtype in (torch.int64, torch.int32) and target.ndim == input.ndim - 1:
+        p = torch.softmax(input, 1)
+        y = F.one_hot(target, input.shape[1]).movedim(-1, 1).to(input.dtype)
+    else:
+        p = torch.sigmoid(input).unsqueeze(1)
+        y = target.unsqueeze(1)
+    p = p.reshape(p.shape[0], p.shape[1], -1)
+    y = y.reshape(p.shape)
+    inter = (p * y).sum(2)
+    total = p.sum(2) + y.sum(2)
+    return _reduce(1 - ((2 * inter + smooth) / (total + smooth)).mean(1), reduction)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("smooth", [1.0, 1e-3])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (4, 3, 7), (5, 2)], ids=["NCHW", "NCL", "NC"])
+def test_dice_multiclass(rng, dtype, reduction, smooth, shape):
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    t = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    _check(fl.dice_loss, _dice_torch, [x, t], dtype, grad_output=_go(rng, reduction, shape[0]),
+           kwargs=dict(smooth=smooth, reduction=reduction))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("soft", [False, True])
+def test_dice_binary(rng, dtype, reduction, soft):
+    x = (rng.standard_normal((4, 6, 5)) * 2).astype(dtype)
+    y = (rng.random((4, 6, 5)) if soft else rng.random((4, 6, 5)) > 0.6).astype(dtype)
+    y[0] = 0  # an empty mask: smooth keeps it finite
+    _check(fl.dice_loss, _dice_torch, [x, y], dtype, grad_output=_go(rng, reduction, 4),
+           kwargs=dict(smooth=1.0, reduction=reduction))
+
+
+def test_dice_transposed_input_and_grad_out(rng):
+    x = np.transpose(rng.standard_normal((4, 5, 3)), (0, 2, 1))  # (N, C, L), not contiguous
+    t = rng.integers(0, 3, (4, 5))
+    expected, expected_grad = torch_value_and_grad(_dice_torch, [x, t])
+    out = np.empty((4, 3, 5))
+    value, grad = fl.dice_loss(x, t, grad=True, grad_out=out)
+    assert grad is out
+    assert_close(value, expected, np.float64)
+    assert_close(grad, expected_grad, np.float64)
+
+
+def test_criterion_objects(rng):
+    x = rng.standard_normal((4, 3))
+    t = rng.integers(0, 3, 4)
+    w = rng.standard_normal((3, 3))
+    assert fl.LargeMarginCosineLoss(s=8.0)(x, w, t) == fl.large_margin_cosine_loss(x, w, t, s=8.0)
+    assert fl.AnchorLoss(gamma=1.0, anchor="pos")(x, t) == fl.anchor_loss(x, t, 1.0, anchor="pos")
+    value, grad = fl.DiceLoss(smooth=0.5).value_and_grad(x[:, :, None], t[:, None])
+    assert value == fl.dice_loss(x[:, :, None], t[:, None], 0.5) and grad.shape == (4, 3, 1)
+
+
+_x = np.zeros((3, 4))
+_t = np.array([0, 1, 2])
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: fl.large_margin_cosine_loss(_x, np.zeros((5, 3)), _t), ValueError, "weight must be"),
+    (lambda: fl.large_margin_cosine_loss(_x, np.zeros((2, 4)), _t), ValueError, "class index 2"),
+    (lambda: fl.large_margin_cosine_loss(_x, np.zeros((5, 4)), _t, s=0.0), ValueError, "s must be >"),
+    (lambda: fl.anchor_loss(_x, _t, anchor="both"), ValueError, "anchor must be one of"),
+    (lambda: fl.anchor_loss(_x, _t, gamma=-1.0), ValueError, "gamma"),
+    (lambda: fl.anchor_loss(_x, np.array([0, 1, 4])), ValueError, "class index 4"),
+    (lambda: fl.anchor_loss(_x, _t, reduction="avg"), ValueError, "reduction"),
+    (lambda: fl.dice_loss(_x, np.full((3, 4), 2.0)), ValueError, r"\[0, 1\]"),
+    (lambda: fl.dice_loss(np.zeros((3, 4, 5)), np.full((3, 5), 4)), ValueError, "class index 4"),
+    (lambda: fl.dice_loss(_x, np.zeros((3, 5))), ValueError, "target has shape"),
+    (lambda: fl.dice_loss(_x, np.zeros((3, 4)), smooth=-1.0), ValueError, "smooth"),
+])
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

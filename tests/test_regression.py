@@ -1,0 +1,210 @@
+"""Regression losses against torch autograd (the oracle) on fresh random data.
+
+Every expected value and gradient comes from torch 2.13 CPU run on the same arrays
+(``torch_value_and_grad``).
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fastloss as fl
+from conftest import assert_close, torch_value_and_grad
+
+DTYPES = [np.float32, np.float64]
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _grad_output(rng, reduction, shape):
+    return rng.standard_normal(shape) if reduction == "none" else 0.7
+
+
+def _check(fl_fn, torch_fn, inputs, dtype, reduction, rng, diff=(0,), fl_kwargs=None, torch_kwargs=None,
+           loss_shape=None):
+    """fastloss vs torch: value, gradient(s) of the inputs at ``diff``, dtypes, shapes."""
+    fl_kwargs = dict(fl_kwargs or {}, reduction=reduction)
+    torch_kwargs = fl_kwargs if torch_kwargs is None else dict(torch_kwargs, reduction=reduction)
+    torch_kwargs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in torch_kwargs.items()}
+    go = _grad_output(rng, reduction, np.shape(inputs[0]) if loss_shape is None else loss_shape)
+    expected, expected_grad = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=go, **torch_kwargs)
+    value = fl_fn(*inputs, **fl_kwargs)
+    value2, grad = fl_fn(*inputs, **fl_kwargs, grad=True, grad_output=go)
+    np.testing.assert_array_equal(value, value2)
+    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
+    assert_close(value, expected, dtype)
+    grads = grad if len(diff) > 1 else (grad,)
+    expected_grads = expected_grad if len(diff) > 1 else (expected_grad,)
+    for g, e, i in zip(grads, expected_grads, diff):
+        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
+        assert_close(g, e, dtype)
+    return value, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name", ["l1_loss", "mse_loss"])
+def test_l1_mse(rng, dtype, reduction, weighted, name):
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    y = rng.standard_normal((6, 5)).astype(dtype)
+    y[0, :2] = x[0, :2]  # d = 0: torch's sign gives gradient 0
+    w = (rng.random((6, 5)) + 0.2).astype(dtype) if weighted else None
+    _check(getattr(fl, name), getattr(F, name), [x, y], dtype, reduction, rng, fl_kwargs=dict(weight=w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("beta", [0.0, 0.5, 2.0])
+def test_smooth_l1(rng, dtype, reduction, beta):
+    x = (rng.standard_normal((7, 4)) * 2).astype(dtype)
+    y = rng.standard_normal((7, 4)).astype(dtype)
+    _check(fl.smooth_l1_loss, F.smooth_l1_loss, [x, y], dtype, reduction, rng, fl_kwargs=dict(beta=beta))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_huber(rng, dtype, reduction, delta, weighted):
+    x = (rng.standard_normal((3, 4, 5)) * 2).astype(dtype)
+    y = rng.standard_normal((3, 4, 5)).astype(dtype)
+    w = (rng.random((3, 4, 5)) + 0.2).astype(dtype) if weighted else None
+    _check(fl.huber_loss, F.huber_loss, [x, y], dtype, reduction, rng, fl_kwargs=dict(delta=delta, weight=w))
+
+
+def test_target_broadcasts(rng):
+    x = rng.standard_normal((5, 3))
+    y = rng.standard_normal(3)
+    expected, expected_grad = torch_value_and_grad(F.mse_loss, [x, y])  # torch warns and broadcasts
+    value, grad = fl.mse_loss(x, y, grad=True)
+    assert_close(value, expected, np.float64)
+    assert_close(grad, expected_grad, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("log_input", [True, False])
+@pytest.mark.parametrize("full", [False, True])
+def test_poisson_nll(rng, dtype, reduction, log_input, full):
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    if not log_input:
+        x = np.abs(x) + dtype(0.1)
+    y = rng.poisson(2.0, (6, 5)).astype(dtype)  # 0, 1 and > 1: Stirling's mask exercised
+    kwargs = dict(log_input=log_input, full=full, eps=1e-6)
+    _check(fl.poisson_nll_loss, F.poisson_nll_loss, [x, y], dtype, reduction, rng, fl_kwargs=kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("var_shape", [(6, 4), (6,), (6, 1), (1, 4)], ids=["full", "row", "row1", "col1"])
+@pytest.mark.parametrize("full", [False, True])
+def test_gaussian_nll(rng, dtype, reduction, var_shape, full):
+    x = rng.standard_normal((6, 4)).astype(dtype)
+    y = rng.standard_normal((6, 4)).astype(dtype)
+    var = (rng.random(var_shape) + 0.05).astype(dtype)
+    var.flat[0] = 1e-8  # below eps: clamped, gradient not cut (as torch)
+    _check(fl.gaussian_nll_loss, F.gaussian_nll_loss, [x, y, var], dtype, reduction, rng, diff=(0, 2),
+           fl_kwargs=dict(full=full, eps=1e-4))
+
+
+def test_gaussian_nll_scalar_var(rng):
+    x = rng.standard_normal(5)
+    y = rng.standard_normal(5)
+    expected = F.gaussian_nll_loss(torch.tensor(x), torch.tensor(y), 0.5).item()  # torch's float var
+    value, (gx, gv) = fl.gaussian_nll_loss(x, y, 0.5, grad=True)
+    assert_close(value, expected, np.float64)
+    assert np.shape(gv) == ()
+
+
+def test_elementwise_layouts(rng):
+    """Strided, read-only, transposed inputs and an in-place or strided grad_out give the same numbers."""
+    base = rng.standard_normal((8, 10))
+    x = base[:, ::2]
+    y = rng.standard_normal((5, 8)).T
+    ro = x.copy()
+    ro.flags.writeable = False
+    expected, expected_grad = torch_value_and_grad(F.huber_loss, [x, y], reduction="sum")
+    for xi in (x, ro):
+        value, grad = fl.huber_loss(xi, y, reduction="sum", grad=True)
+        assert_close(value, expected, np.float64)
+        assert_close(grad, expected_grad, np.float64)
+    out = np.empty((8, 10))[:, 1::2]
+    _, grad = fl.huber_loss(x, y, reduction="sum", grad=True, grad_out=out)
+    assert grad is out
+    assert_close(out, expected_grad, np.float64)
+    inplace = x.copy()
+    _, grad = fl.huber_loss(inplace, y, reduction="sum", grad=True, grad_out=inplace)
+    assert np.shares_memory(grad, inplace)
+    assert_close(inplace, expected_grad, np.float64)
+
+
+def test_long_rows_and_many_short_rows(rng):
+    """Rows longer than a tile, and many rows shorter than one (per-row variance operand)."""
+    for shape in [(2, 9000), (3000, 3)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.standard_normal(shape).astype(np.float32)
+        v = (rng.random(shape[0]) + 0.1).astype(np.float32)
+        expected, expected_grad = torch_value_and_grad(F.gaussian_nll_loss, [x, y, v], diff=(0, 2))
+        value, (gx, gv) = fl.gaussian_nll_loss(x, y, v, grad=True)
+        assert_close(value, expected, np.float32, scale=10)
+        assert_close(gx, expected_grad[0], np.float32)
+        assert_close(gv, expected_grad[1], np.float32)
+
+
+@pytest.mark.parametrize("name, kwargs", [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {}),
+                                          ("smooth_l1_loss", {"beta": 0.0}), ("huber_loss", {})])
+def test_nan_propagates(rng, name, kwargs):
+    """NaN gives NaN where torch gives NaN (torch's L1 gradient at NaN is its sign(NaN) = 0)."""
+    x = rng.standard_normal(6)
+    x[2] = np.nan
+    y = rng.standard_normal(6)
+    expected, expected_grad = torch_value_and_grad(getattr(F, name), [x, y], reduction="none", **kwargs)
+    value, grad = getattr(fl, name)(x, y, reduction="none", grad=True, **kwargs)
+    np.testing.assert_array_equal(np.isnan(value), np.isnan(expected))
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+    assert_close(grad[~np.isnan(grad)], expected_grad[~np.isnan(expected_grad)], np.float64)
+
+
+def test_float16_computes_in_float32(rng):
+    x = rng.standard_normal(7).astype(np.float16)
+    y = rng.standard_normal(7).astype(np.float16)
+    value, grad = fl.mse_loss(x, y, grad=True)
+    assert np.asarray(value).dtype == np.float32 and grad.dtype == np.float32
+    expected, _ = torch_value_and_grad(F.mse_loss, [x.astype(np.float32), y.astype(np.float32)])
+    assert_close(value, expected, np.float32)
+
+
+def test_criterion_objects(rng):
+    x = rng.standard_normal((4, 3))
+    y = rng.standard_normal((4, 3))
+    var = rng.random((4, 3)) + 0.1
+    crit = fl.HuberLoss(reduction="sum", delta=0.5)
+    assert crit(x, y) == fl.huber_loss(x, y, reduction="sum", delta=0.5)
+    value, grad = crit.value_and_grad(x, y)
+    assert value == crit(x, y) and grad.shape == x.shape
+    assert fl.SmoothL1Loss(beta=0.2)(x, y) == fl.smooth_l1_loss(x, y, beta=0.2)
+    assert fl.L1Loss()(x, y) == fl.l1_loss(x, y)
+    assert fl.MSELoss(reduction="sum")(x, y) == fl.mse_loss(x, y, reduction="sum")
+    assert fl.PoissonNLLLoss(log_input=True, full=True)(x, var) == fl.poisson_nll_loss(x, var, True, True)
+    value, (gx, gv) = fl.GaussianNLLLoss(full=True).value_and_grad(x, y, var)
+    assert value == fl.gaussian_nll_loss(x, y, var, full=True) and gv.shape == var.shape
+
+
+_x = np.zeros((3, 2))
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: fl.mse_loss(_x, np.zeros((2, 2))), ValueError, "does not broadcast"),
+    (lambda: fl.l1_loss(_x, _x, reduction="avg"), ValueError, "reduction"),
+    (lambda: fl.l1_loss(_x, _x, weight=np.ones(2)), ValueError, "weight has shape"),
+    (lambda: fl.mse_loss(np.zeros(3, int), np.zeros(3)), TypeError, "floating-point"),
+    (lambda: fl.smooth_l1_loss(_x, _x, beta=-1.0), ValueError, "beta"),
+    (lambda: fl.huber_loss(_x, _x, delta=0.0), ValueError, "delta"),
+    (lambda: fl.gaussian_nll_loss(_x, _x, -np.ones((3, 2))), ValueError, "negative"),
+    (lambda: fl.gaussian_nll_loss(_x, _x, np.ones((3, 3))), ValueError, "var has shape"),
+    (lambda: fl.gaussian_nll_loss(_x, _x, np.ones((3, 2)), eps=float("nan")), ValueError, "eps"),
+    (lambda: fl.mse_loss(_x, _x, grad=True, grad_out=np.zeros((2, 3))), ValueError, "grad_out"),
+])
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
