@@ -24,3 +24,5 @@ def run(benchmark, group, impl, fn):
     benchmark.extra_info["impl"] = impl
     fn()
     benchmark(fn)
+
+torch = _torch()  # the torch module, or None when it is not installed
