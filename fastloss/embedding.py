@@ -37,12 +37,19 @@ def _dot(u, v):
     return s
 
 
+@jit()
+def _shifted_difference(x, y, eps):
+    """(x - y) + eps in that order: compiled without reassociation, which would turn it into
+    (x + eps) - y and round eps away; LLVM inlines it into the REDUCE loop below, flags kept."""
+    return x - y + eps
+
+
 @jit(fastmath=REDUCE)
 def _power_sum(u, v, eps, p):
     """sum_i |u_i - v_i + eps|^p (p = 1 and 2 without a pow)."""
     s = u[0] * 0
     for i in range(u.shape[0]):
-        a = abs(u[i] - v[i] + eps)
+        a = abs(_shifted_difference(u[i], v[i], eps))
         if p == 2:
             s += a * a
         elif p == 1:
