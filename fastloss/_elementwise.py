@@ -19,7 +19,7 @@ from ._layout import GradientBuffer, read_only, reshape_view
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
-_KERNELS = KernelRegistry("elementwise")
+_KERNELS = KernelRegistry("elementwise", ("x", "y", "z", "p0", "p1", "p2"))
 register = _KERNELS.register
 _pointwise = _KERNELS.call
 
@@ -55,7 +55,7 @@ def _constant(a, span):
     return np.empty(0, a.dtype)
 
 
-@jit(parallel=True)
+@jit(parallel=True, fastmath=frozenset())
 def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, want_loss, want_dx, want_dz):
     """Apply scalar kernel ``kind`` elementwise over C-contiguous 2-D operands.
 

@@ -21,6 +21,7 @@ Python threads may call them at once; the workqueue layer is not thread-safe.
 import hashlib
 import inspect
 import os
+import warnings
 
 import numba
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
@@ -30,6 +31,12 @@ REDUCE = frozenset({"contract", "reassoc", "nsz"})
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
+
+# Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
+# SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
+# inline="always" (numba issues #7802 and #9489); the compiled code is unaffected
+# (the tests compare every inlined kernel with torch). Only that message is silenced.
+warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=numba.NumbaIRAssumptionWarning)
 
 
 def jit(*, parallel=False, fastmath=STRICT, inline="never"):
@@ -93,41 +100,52 @@ def _unbox_kernel_kind(typ, obj, c):
     return NativeValue(c.context.get_dummy_value())
 
 
+def _compile_source(source, namespace):
+    """The one function defined by ``source``, with ``namespace`` as its globals."""
+    scope = dict(namespace)
+    exec(source, scope)  # noqa: S102 -- fixed templates, parameter names from a signature
+    return scope[source.split("(")[0].split()[-1]]
+
+
 class KernelRegistry:
-    """Scalar or row kernels that one parametrised driver applies.
+    """Scalar or row kernels, all of one signature, that one parametrised driver applies.
 
     ``kind = registry.register(kernel)``; inside a driver ``registry.call(kind, *args)``
-    calls ``kernel(*args)``, resolved when the driver is compiled. The key holds a hash
-    of the kernel's source: Numba keys a driver's cache on the driver's file only, so
-    an edited kernel must change the key, or a stale build would be loaded.
+    calls ``kernel(*args)``, resolved when the driver is compiled and inlined into it
+    at Numba IR level (an inline="always" twin of the kernel), so that the driver's
+    loop over a kernel's exp and log polynomials vectorises: LLVM's own inliner
+    declines kernels of that size, and a call per element costs 5x. ``parameters``
+    names the kernels' arguments (their number counts): the registry spells them out, as Numba does not
+    inline through ``*args``. The key holds a hash of the kernel's source: Numba keys a
+    driver's cache on the driver's file only, so an edited kernel must change the key,
+    or a stale build would be loaded.
     """
 
-    def __init__(self, name):
+    def __init__(self, name, parameters):
         self.name = name
         self.kernels = {}
+        self.parameters = tuple(parameters)
         registry = self
+        args = ", ".join(self.parameters)
+        self.call = _compile_source(f"def call(kind, {args}):\n    raise NotImplementedError\n", {})
 
-        def call(kind, *args):
-            raise NotImplementedError  # only called from compiled code
-
-        @overload(call, jit_options=overload_jit_options(STRICT))
-        def _call_overload(kind, *args):
+        def typing(kind, *args):
             if not (isinstance(kind, KernelKindType) and kind.registry == registry.name):
                 return None
-            kernel = registry.kernels[kind.kernel_key]
+            return registry.kernels[kind.kernel_key]
 
-            def impl(kind, *args):
-                return kernel(*args)
-
-            return impl
-
-        self.call = call
+        overload(self.call, inline="always", jit_options=overload_jit_options(STRICT))(
+            _compile_source(f"def typing(kind, {args}):\n    return select(kind)\n", {"select": typing}))
 
     def register(self, kernel):
-        if kernel.targetoptions.get("inline", "never") != "never":
-            # Numba cannot IR-inline through the registry's *args; LLVM inlines it instead.
-            raise ValueError(f"register {kernel.py_func.__name__} without inline=...: it is inlined by LLVM")
-        source = inspect.getsource(kernel.py_func).encode()
-        key = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
-        self.kernels[key] = kernel
+        """A :class:`KernelKind` for ``kernel`` (a :func:`jit` function of the registry's parameters)."""
+        function = kernel.py_func
+        if len(inspect.signature(function).parameters) != len(self.parameters):
+            raise TypeError(f"{function.__name__}: the {self.name} kernels take {len(self.parameters)} arguments")
+        source = inspect.getsource(function).encode()
+        key = f"{function.__module__}.{function.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("nopython", "inline")}
+        twin = numba.njit(**options, inline="always")(function)
+        args = ", ".join(self.parameters)
+        self.kernels[key] = _compile_source(f"def impl(kind, {args}):\n    return twin({args})\n", {"twin": twin})
         return KernelKind(self.name, key)

@@ -193,20 +193,6 @@ def sum_float64(values):
     return s
 
 
-@jit(fastmath=STRICT, inline="always")
-def log1p_exp(x):
-    """log(1 + exp(x)) without overflow (softplus)."""
-    return max(x, typed(0, x)) + np.log1p(np.exp(-abs(x)))
-
-
-@jit(fastmath=STRICT, inline="always")
-def sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow for either sign."""
-    e = np.exp(-abs(x))
-    one = typed(1, x)
-    return one / (one + e) if x >= 0 else e / (one + e)
-
-
 def _log_f32(x):
     # Subnormals: scale into the normal range first (2**23), undone in the exponent.
     tiny = x < np.float32(1.1754943508222875e-38)
@@ -281,6 +267,24 @@ def _log_fast_overload(x):
 
 @jit(fastmath=STRICT, inline="always")
 def log1p_fast(x):
-    """log(1 + x) for x >= 0 via :func:`log_fast`, accurate for small x (Goldberg: log(u) x / (u - 1), u = 1 + x)."""
-    u = typed(1, x) + x
-    return x if u == typed(1, x) else log_fast(u) * x / (u - typed(1, x))
+    """log(1 + x) for x > -1 via :func:`log_fast`, accurate for small |x| (Goldberg: log(u) x / (u - 1), u = 1 + x)."""
+    one = typed(1, x)
+    u = one + x
+    if u == one:
+        return x
+    return log_fast(u) * x / (u - one) if u < np.inf else u
+
+
+@jit(fastmath=STRICT, inline="always")
+def log1p_exp(x):
+    """log(1 + exp(x)) without overflow (softplus), vectorisable."""
+    return max(x, typed(0, x)) + log1p_fast(exp_fast(-abs(x)))
+
+
+@jit(fastmath=STRICT, inline="always")
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow for either sign, vectorisable (the exp of
+    -|x| is the one :func:`log1p_exp` takes: LLVM computes it once for both)."""
+    e = exp_fast(-abs(x))
+    one = typed(1, x)
+    return one / (one + e) if x >= 0 else e / (one + e)

@@ -29,7 +29,7 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
 from ._layout import GradientBuffer, class_rows, class_rows_undo
-from ._math import (exp_fast, log1p_exp, row_max, sigmoid, sum_exp_shifted, typed,
+from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
@@ -210,7 +210,7 @@ def _bce_point(x, y, unused, p0, p1, p2):
     """torch's BCE: logs clamped at -100; gradient (x - y) / max(x (1 - x), 1e-12)."""
     floor = typed(-100, x)
     one = typed(1, x)
-    loss = (y - one) * max(np.log1p(-x), floor) - y * max(np.log(x), floor)
+    loss = (y - one) * max(log1p_fast(-x), floor) - y * max(log_fast(x), floor)
     # torch's EPSILON is the float 1e-12 = 9.999999960041972e-13 in float64 as well.
     return loss, (x - y) / max((one - x) * x, typed(9.999999960041972e-13, x)), typed(0, x)
 
@@ -228,9 +228,9 @@ def _bce_logits_point(x, y, pos_weight, p0, p1, p2):
 def _kl_div_point(x, y, unused, log_target, p1, p2):
     """y (log y - x), 0 where y = 0 (torch's xlogy); or exp(y) (y - x) for log targets."""
     if log_target != 0:
-        e = np.exp(y)
+        e = exp_fast(y)
         return e * (y - x), -e, typed(0, x)
-    xlogy = y * np.log(y) if y != 0 else typed(0, y)
+    xlogy = y * log_fast(y) if y != 0 else typed(0, y)
     return xlogy - y * x, -y, typed(0, x)
 
 
@@ -242,10 +242,10 @@ def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
     ce = (one - y) * x + log1p_exp(-x)
     p_t = p * y + (one - p) * (one - y)
     q = one - p_t
-    modulator = q ** gamma
+    modulator = exp_fast(gamma * log_fast(q)) if gamma != 0 else one  # q ** gamma, vectorisable
     dce = p - y
     dq = -p * (one - p) * (y + y - one)
-    dmod = gamma * q ** (gamma - one) * dq if q > 0 and gamma != 0 else typed(0, x)
+    dmod = gamma * (modulator / q) * dq if q > 0 and gamma != 0 else typed(0, x)
     loss = ce * modulator
     dloss = dce * modulator + ce * dmod
     if alpha >= 0:
