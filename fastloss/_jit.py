@@ -17,32 +17,59 @@ options are decided in one place:
 
 Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
 Python threads may call them at once; the workqueue layer is not thread-safe.
+
+When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
+numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
+that raise ImportError if called, ``prange`` is ``range`` and kernels registered with
+:class:`KernelRegistry` keep only their names, by which the Cython backend finds its
+own versions.
 """
+import functools
 import hashlib
 import inspect
 import os
 
-import numba
-from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+from ._backend import NUMBA_OFF_REASON, numba
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "threadsafe"
+if numba is None:
+    # The Cython backend alone: the kernels below are never compiled, and calling
+    # one says why (the losses without Cython kernels check that first).
+    prange = range
 
+    def jit(*, parallel=False, fastmath=STRICT, inline="never"):
+        """Without numba: a decorator whose kernels raise ImportError when called."""
+        return _without_numba
 
-def jit(*, parallel=False, fastmath=STRICT, inline="never"):
-    """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
-    return numba.njit(
-        cache=True,
-        nogil=True,
-        error_model="numpy",
-        boundscheck=False,
-        parallel=parallel,
-        fastmath=set(fastmath),
-        inline=inline,
-    )
+    def _without_numba(function):
+        @functools.wraps(function)
+        def kernel(*args, **kwargs):
+            raise ImportError(f"{function.__module__}.{function.__name__} is a Numba kernel, and numba is not in "
+                              f"use: {NUMBA_OFF_REASON}")
+
+        kernel.py_func = function
+        return kernel
+
+else:
+    from numba import prange  # noqa: F401 (the family modules take prange from here)
+    from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "threadsafe"
+
+    def jit(*, parallel=False, fastmath=STRICT, inline="never"):
+        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
+        return numba.njit(
+            cache=True,
+            nogil=True,
+            error_model="numpy",
+            boundscheck=False,
+            parallel=parallel,
+            fastmath=set(fastmath),
+            inline=inline,
+        )
 
 
 def overload_jit_options(fastmath=STRICT):
@@ -57,40 +84,40 @@ class KernelKind:
     (and caches) one specialisation per kernel, with the kernel inlined. This replaces
     ``numba.literally``, which re-resolves the literal through an exception on every
     call from Python (milliseconds), and first-class function arguments or closures,
-    which Numba 0.68 cannot cache.
+    which Numba 0.68 cannot cache. ``name`` (``module.function`` of the kernel) is how
+    the Cython backend finds its own version of the kernel.
     """
 
-    __slots__ = ("key", "numba_type")
+    __slots__ = ("name", "key", "numba_type")
 
-    def __init__(self, registry, key):
+    def __init__(self, registry, name, key):
+        self.name = name
         self.key = key
-        self.numba_type = KernelKindType(registry, key)
+        self.numba_type = None if numba is None else KernelKindType(registry, key)
 
     def __repr__(self):
         return f"KernelKind({self.key!r})"
 
 
-class KernelKindType(numba.types.Dummy):
-    def __init__(self, registry, key):
-        self.registry = registry
-        self.kernel_key = key
-        super().__init__(name=f"KernelKind({registry}:{key})")
+if numba is not None:
+    class KernelKindType(numba.types.Dummy):
+        def __init__(self, registry, key):
+            self.registry = registry
+            self.kernel_key = key
+            super().__init__(name=f"KernelKind({registry}:{key})")
 
-    def __reduce__(self):  # the cache index pickles signatures
-        return (KernelKindType, (self.registry, self.kernel_key))
+        def __reduce__(self):  # the cache index pickles signatures
+            return (KernelKindType, (self.registry, self.kernel_key))
 
+    register_model(KernelKindType)(models.OpaqueModel)
 
-register_model(KernelKindType)(models.OpaqueModel)
+    @typeof_impl.register(KernelKind)
+    def _typeof_kernel_kind(value, context):
+        return value.numba_type
 
-
-@typeof_impl.register(KernelKind)
-def _typeof_kernel_kind(value, context):
-    return value.numba_type
-
-
-@unbox(KernelKindType)
-def _unbox_kernel_kind(typ, obj, c):
-    return NativeValue(c.context.get_dummy_value())
+    @unbox(KernelKindType)
+    def _unbox_kernel_kind(typ, obj, c):
+        return NativeValue(c.context.get_dummy_value())
 
 
 class KernelRegistry:
@@ -110,24 +137,28 @@ class KernelRegistry:
         def call(kind, *args):
             raise NotImplementedError  # only called from compiled code
 
-        @overload(call, jit_options=overload_jit_options(STRICT))
-        def _call_overload(kind, *args):
-            if not (isinstance(kind, KernelKindType) and kind.registry == registry.name):
-                return None
-            kernel = registry.kernels[kind.kernel_key]
+        if numba is not None:
+            @overload(call, jit_options=overload_jit_options(STRICT))
+            def _call_overload(kind, *args):
+                if not (isinstance(kind, KernelKindType) and kind.registry == registry.name):
+                    return None
+                kernel = registry.kernels[kind.kernel_key]
 
-            def impl(kind, *args):
-                return kernel(*args)
+                def impl(kind, *args):
+                    return kernel(*args)
 
-            return impl
+                return impl
 
         self.call = call
 
     def register(self, kernel):
+        name = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}"
+        if numba is None:
+            return KernelKind(self.name, name, name)  # never compiled: no cache key needed
         if kernel.targetoptions.get("inline", "never") != "never":
             # Numba cannot IR-inline through the registry's *args; LLVM inlines it instead.
             raise ValueError(f"register {kernel.py_func.__name__} without inline=...: it is inlined by LLVM")
         source = inspect.getsource(kernel.py_func).encode()
-        key = f"{kernel.py_func.__module__}.{kernel.py_func.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
+        key = f"{name}-{hashlib.sha1(source).hexdigest()[:12]}"
         self.kernels[key] = kernel
-        return KernelKind(self.name, key)
+        return KernelKind(self.name, name, key)
