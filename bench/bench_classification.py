@@ -1,7 +1,8 @@
 """Classification losses: the cases of :mod:`fastloss.benchmarks` at the issue's sizes,
-with the implementation as an axis next to loss, size and dtype."""
+with the implementation (NumPy, torch, fastloss on Numba, fastloss on Cython) as an axis
+next to loss, size and dtype."""
 import pytest
-from common import IMPLS, _torch, rng, run
+from common import CYTHON_IMPLS, _torch, rng, run
 
 from fastloss import benchmarks
 
@@ -13,7 +14,7 @@ SIZES = {
 PARAMS = [(case, size) for case in benchmarks.CASES for size in SIZES[case.loss]]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", CYTHON_IMPLS)
 @pytest.mark.parametrize("case,size", PARAMS, ids=[case.label(*size) for case, size in PARAMS])
 def bench_classification(benchmark, impl, case, size):
     n, c, dtype = size

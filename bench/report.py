@@ -5,7 +5,8 @@
 
 For each group (a loss, size, dtype and mode) the table gives each implementation's
 median and how many times faster fastloss is (their median / fastloss's median), all
-from one pytest-benchmark run on the same inputs. The medians are kept in
+from one pytest-benchmark run on the same inputs; "cython" is fastloss on its Cython
+kernels, and "cython time" its median over the Numba kernels' (1.00x: as fast). The medians are kept in
 bench/RESULTS.json, so a subset run replaces its own groups and keeps the others;
 every row names the run it comes from, and each run's machine, thread count,
 versions and command are listed.
@@ -44,8 +45,8 @@ def machine_header():
 
 
 def table(store):
-    rows = ["| benchmark | numpy | torch | fastloss | vs numpy | vs torch | run |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| benchmark | numpy | torch | fastloss | cython | vs numpy | vs torch | cython time | run |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for group in sorted(store["groups"]):
         medians = store["groups"][group]["medians"]
         fast = medians.get("fastloss")
@@ -56,8 +57,8 @@ def table(store):
         def ratio(impl):
             return f"{medians[impl] / fast:.2f}x" if fast and impl in medians else "-"
 
-        rows.append(f"| {group} | {cell('numpy')} | {cell('torch')} | {cell('fastloss')} | "
-                    f"{ratio('numpy')} | {ratio('torch')} | {store['groups'][group]['run']} |")
+        rows.append(f"| {group} | {cell('numpy')} | {cell('torch')} | {cell('fastloss')} | {cell('cython')} | "
+                    f"{ratio('numpy')} | {ratio('torch')} | {ratio('cython')} | {store['groups'][group]['run']} |")
     return rows
 
 
@@ -100,7 +101,8 @@ def main(argv=None):
         json.dump(store, f, indent=1, sort_keys=True)
     lines = ["# Benchmark results", "",
              "Medians from pytest-benchmark; a ratio is how many times faster fastloss is than that "
-             "implementation, both measured in the same run on the same inputs.", ""]
+             "implementation, both measured in the same run on the same inputs. \"fastloss\" runs the Numba "
+             "kernels, \"cython\" the Cython ones; \"cython time\" is the Cython median over the Numba one.", ""]
     for run_id_, run in sorted(store["runs"].items()):
         lines += [f"Run {run_id_}: `{run['command']}`"] + run["header"] + [""]
     lines += table(store)

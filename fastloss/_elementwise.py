@@ -12,9 +12,9 @@ elementwise ``weight``, reduces, and writes both gradients already scaled by
 each loss gets its own machine code, and that code is cached.
 """
 import numpy as np
-from numba import prange
 
-from ._jit import KernelRegistry, jit
+from . import _backend
+from ._jit import KernelRegistry, jit, prange
 from ._layout import GradientBuffer, read_only, reshape_view
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
@@ -170,14 +170,20 @@ def _contiguous_rows(two_d):
 
 
 def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *, reduction,
-                     grad, grad_output, grad_out, dz_like=None, denominator=None):
+                     grad, grad_output, grad_out, dz_like=None, denominator=None, backend=None):
     """Run kernel ``kind`` and assemble the result as every elementwise loss returns it.
 
     ``x``, ``y``, ``z``, ``weight`` are validated arrays of the compute dtype (``y``,
     ``z``, ``weight`` broadcastable to ``x``). ``dz_like`` asks for the gradient with
     respect to ``z`` too (shaped like ``dz_like``, reduced over broadcast axes).
     ``denominator`` of the mean defaults to ``x.size``; ``grad_out`` receives the gradient for ``x``.
+    On the Cython backend the driver is ``fastloss._cython.elementwise.elementwise_tiles``,
+    with the kernel's Cython twin.
     """
+    driver = elementwise_tiles
+    if _backend.is_cython(backend):
+        compiled = _backend.cython_module("elementwise")
+        driver, kind = compiled.elementwise_tiles, compiled.KINDS[kind.name]
     dtype = x.dtype
     shape = x.shape
     one = np.ones((), dtype)
@@ -200,8 +206,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
             dz2 = np.empty(two_d, dtype)
     y2, z2, w2, s2 = operands
     params = tuple(dtype.type(p) for p in params)
-    total = elementwise_tiles(kind, x2, y2, z2, w2, *params, s2, loss2, dx2, dz2,
-                              want_loss, grad, grad and dz_like is not None)
+    total = driver(kind, x2, y2, z2, w2, *params, s2, loss2, dx2, dz2, want_loss, grad, grad and dz_like is not None)
     result = finish(total, loss, reduction, denominator, dtype)
     if not grad:
         return result

@@ -17,39 +17,67 @@ options are decided in one place:
 
 Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
 Python threads may call them at once; the workqueue layer is not thread-safe.
+
+When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
+numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
+that raise ImportError if called, ``prange`` is ``range`` and kernels registered with
+:class:`KernelRegistry` keep only their names, by which the Cython backend finds its
+own versions.
 """
+import functools
 import hashlib
 import inspect
 import os
 import warnings
 
-import numba
-from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+from ._backend import NUMBA_OFF_REASON, numba
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "threadsafe"
+if numba is None:
+    # The Cython backend alone: the kernels below are never compiled, and calling
+    # one says why (the losses without Cython kernels check that first).
+    prange = range
 
-# Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
-# SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
-# inline="always" (numba issues #7802 and #9489); the compiled code is unaffected
-# (the tests compare every inlined kernel with torch). Only that message is silenced.
-warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=numba.NumbaIRAssumptionWarning)
+    def jit(*, parallel=False, fastmath=STRICT, inline="never"):
+        """Without numba: a decorator whose kernels raise ImportError when called."""
+        return _without_numba
 
+    def _without_numba(function):
+        @functools.wraps(function)
+        def kernel(*args, **kwargs):
+            raise ImportError(f"{function.__module__}.{function.__name__} is a Numba kernel, and numba is not in "
+                              f"use: {NUMBA_OFF_REASON}")
 
-def jit(*, parallel=False, fastmath=STRICT, inline="never"):
-    """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
-    return numba.njit(
-        cache=True,
-        nogil=True,
-        error_model="numpy",
-        boundscheck=False,
-        parallel=parallel,
-        fastmath=set(fastmath),
-        inline=inline,
-    )
+        kernel.py_func = function
+        return kernel
+
+else:
+    from numba import prange  # noqa: F401 (the family modules take prange from here)
+    from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "threadsafe"
+
+    # Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
+    # SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
+    # inline="always" (numba issues #7802 and #9489); the compiled code is unaffected
+    # (the tests compare every inlined kernel with torch). Only that message is silenced.
+    warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope",
+                            category=numba.NumbaIRAssumptionWarning)
+
+    def jit(*, parallel=False, fastmath=STRICT, inline="never"):
+        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
+        return numba.njit(
+            cache=True,
+            nogil=True,
+            error_model="numpy",
+            boundscheck=False,
+            parallel=parallel,
+            fastmath=set(fastmath),
+            inline=inline,
+        )
 
 
 def overload_jit_options(fastmath=STRICT):
@@ -64,40 +92,40 @@ class KernelKind:
     (and caches) one specialisation per kernel, with the kernel inlined. This replaces
     ``numba.literally``, which re-resolves the literal through an exception on every
     call from Python (milliseconds), and first-class function arguments or closures,
-    which Numba 0.68 cannot cache.
+    which Numba 0.68 cannot cache. ``name`` (``module.function`` of the kernel) is how
+    the Cython backend finds its own version of the kernel.
     """
 
-    __slots__ = ("key", "numba_type")
+    __slots__ = ("name", "key", "numba_type")
 
-    def __init__(self, registry, key):
+    def __init__(self, registry, name, key):
+        self.name = name
         self.key = key
-        self.numba_type = KernelKindType(registry, key)
+        self.numba_type = None if numba is None else KernelKindType(registry, key)
 
     def __repr__(self):
         return f"KernelKind({self.key!r})"
 
 
-class KernelKindType(numba.types.Dummy):
-    def __init__(self, registry, key):
-        self.registry = registry
-        self.kernel_key = key
-        super().__init__(name=f"KernelKind({registry}:{key})")
+if numba is not None:
+    class KernelKindType(numba.types.Dummy):
+        def __init__(self, registry, key):
+            self.registry = registry
+            self.kernel_key = key
+            super().__init__(name=f"KernelKind({registry}:{key})")
 
-    def __reduce__(self):  # the cache index pickles signatures
-        return (KernelKindType, (self.registry, self.kernel_key))
+        def __reduce__(self):  # the cache index pickles signatures
+            return (KernelKindType, (self.registry, self.kernel_key))
 
+    register_model(KernelKindType)(models.OpaqueModel)
 
-register_model(KernelKindType)(models.OpaqueModel)
+    @typeof_impl.register(KernelKind)
+    def _typeof_kernel_kind(value, context):
+        return value.numba_type
 
-
-@typeof_impl.register(KernelKind)
-def _typeof_kernel_kind(value, context):
-    return value.numba_type
-
-
-@unbox(KernelKindType)
-def _unbox_kernel_kind(typ, obj, c):
-    return NativeValue(c.context.get_dummy_value())
+    @unbox(KernelKindType)
+    def _unbox_kernel_kind(typ, obj, c):
+        return NativeValue(c.context.get_dummy_value())
 
 
 def _compile_source(source, namespace):
@@ -129,6 +157,9 @@ class KernelRegistry:
         args = ", ".join(self.parameters)
         self.call = _compile_source(f"def call(kind, {args}):\n    raise NotImplementedError\n", {})
 
+        if numba is None:
+            return
+
         def typing(kind, *args):
             if not (isinstance(kind, KernelKindType) and kind.registry == registry.name):
                 return None
@@ -140,12 +171,15 @@ class KernelRegistry:
     def register(self, kernel):
         """A :class:`KernelKind` for ``kernel`` (a :func:`jit` function of the registry's parameters)."""
         function = kernel.py_func
+        name = f"{function.__module__}.{function.__name__}"
+        if numba is None:
+            return KernelKind(self.name, name, name)  # never compiled: no cache key needed
         if len(inspect.signature(function).parameters) != len(self.parameters):
             raise TypeError(f"{function.__name__}: the {self.name} kernels take {len(self.parameters)} arguments")
         source = inspect.getsource(function).encode()
-        key = f"{function.__module__}.{function.__name__}-{hashlib.sha1(source).hexdigest()[:12]}"
+        key = f"{name}-{hashlib.sha1(source).hexdigest()[:12]}"
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("nopython", "inline")}
         twin = numba.njit(**options, inline="always")(function)
         args = ", ".join(self.parameters)
         self.kernels[key] = _compile_source(f"def impl(kind, {args}):\n    return twin({args})\n", {"twin": twin})
-        return KernelKind(self.name, key)
+        return KernelKind(self.name, name, key)

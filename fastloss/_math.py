@@ -19,31 +19,8 @@ of converting a float to an integer: a float-to-int conversion of NaN is undefin
 behaviour for LLVM, integer arithmetic on bits is not.
 """
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, overload
 
-from ._jit import REDUCE, STRICT, jit, overload_jit_options
-
-
-def _bitcast(mapping, doc):
-    """An intrinsic reinterpreting the bits of a scalar as the type ``mapping`` gives (no conversion)."""
-
-    def bitcast(typingctx, value):
-        if value not in mapping:
-            return None
-
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], context.get_value_type(signature.return_type))
-
-        return mapping[value](value), codegen
-
-    bitcast.__doc__ = doc
-    return intrinsic(bitcast)
-
-
-_bits_to_float = _bitcast({types.int32: types.float32, types.int64: types.float64}, "int32/64 bits as float32/64")
-_float_to_bits = _bitcast({types.float32: types.int32, types.float64: types.int64}, "float32/64 as int32/64 bits")
+from ._jit import REDUCE, STRICT, jit, numba, overload_jit_options
 
 
 def _exp_f32(x):
@@ -103,42 +80,9 @@ def typed(value, like):
     return value
 
 
-@overload(typed, jit_options=overload_jit_options(STRICT))
-def _typed_overload(value, like):
-    if like == types.float32:
-        return lambda value, like: np.float32(value)
-    if like == types.float64:
-        return lambda value, like: np.float64(value)
-    return None
-
-
 def exp_fast(x):
     """Vectorisable exp for float32 and float64 (see the module docstring)."""
     return np.exp(x)
-
-
-@overload(exp_fast, jit_options=overload_jit_options(STRICT))
-def _exp_fast_overload(x):
-    if x == types.float32:
-        return _exp_f32
-    if x == types.float64:
-        return _exp_f64
-    return None
-
-
-@intrinsic
-def _maxnum(typingctx, a, b):
-    """LLVM's ``maxnum``: the larger of a and b, the other one if either is NaN. Unlike
-    a compare-and-select, LLVM vectorises a reduction of it without fast-math flags."""
-    if a not in (types.float32, types.float64) or a != b:
-        return None
-
-    def codegen(context, builder, signature, args):
-        ty = context.get_value_type(signature.return_type)
-        fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
-        return builder.call(fn, args)
-
-    return a(a, b), codegen
 
 
 @jit(fastmath=STRICT)
@@ -256,15 +200,6 @@ def log_fast(x):
     return np.log(x)
 
 
-@overload(log_fast, jit_options=overload_jit_options(STRICT))
-def _log_fast_overload(x):
-    if x == types.float32:
-        return _log_f32
-    if x == types.float64:
-        return _log_f64
-    return None
-
-
 @jit(fastmath=STRICT, inline="always")
 def log1p_fast(x):
     """log(1 + x) for x > -1 via :func:`log_fast`, accurate for small |x| (Goldberg: log(u) x / (u - 1), u = 1 + x)."""
@@ -288,3 +223,70 @@ def sigmoid(x):
     e = exp_fast(-abs(x))
     one = typed(1, x)
     return one / (one + e) if x >= 0 else e / (one + e)
+
+
+# ------------------------------------------------------------------ Numba typing
+# The intrinsics and the overloads that give exp_fast, log_fast and typed their
+# compiled implementations. Resolved only when a kernel is compiled, so registered
+# only when numba is in use (the Cython backend alone never imports numba).
+
+if numba is not None:
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic, overload
+
+    def _bitcast(mapping, doc):
+        """An intrinsic reinterpreting the bits of a scalar as the type ``mapping`` gives (no conversion)."""
+
+        def bitcast(typingctx, value):
+            if value not in mapping:
+                return None
+
+            def codegen(context, builder, signature, args):
+                return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+            return mapping[value](value), codegen
+
+        bitcast.__doc__ = doc
+        return intrinsic(bitcast)
+
+    _bits_to_float = _bitcast({types.int32: types.float32, types.int64: types.float64}, "int32/64 bits as float32/64")
+    _float_to_bits = _bitcast({types.float32: types.int32, types.float64: types.int64}, "float32/64 as int32/64 bits")
+
+    @overload(typed, jit_options=overload_jit_options(STRICT))
+    def _typed_overload(value, like):
+        if like == types.float32:
+            return lambda value, like: np.float32(value)
+        if like == types.float64:
+            return lambda value, like: np.float64(value)
+        return None
+
+    @overload(exp_fast, jit_options=overload_jit_options(STRICT))
+    def _exp_fast_overload(x):
+        if x == types.float32:
+            return _exp_f32
+        if x == types.float64:
+            return _exp_f64
+        return None
+
+    @intrinsic
+    def _maxnum(typingctx, a, b):
+        """LLVM's ``maxnum``: the larger of a and b, the other one if either is NaN. Unlike
+        a compare-and-select, LLVM vectorises a reduction of it without fast-math flags."""
+        if a not in (types.float32, types.float64) or a != b:
+            return None
+
+        def codegen(context, builder, signature, args):
+            ty = context.get_value_type(signature.return_type)
+            fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
+            return builder.call(fn, args)
+
+        return a(a, b), codegen
+
+    @overload(log_fast, jit_options=overload_jit_options(STRICT))
+    def _log_fast_overload(x):
+        if x == types.float32:
+            return _log_f32
+        if x == types.float64:
+            return _log_f64
+        return None

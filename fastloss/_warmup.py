@@ -8,10 +8,14 @@ def warmup(dtypes=("float32", "float64")):
     The first call of a Numba kernel in a process compiles it (about a second per
     kernel) or loads it from the on-disk cache (a fraction of that); call this at
     start-up to pay that cost before timing-sensitive work. Strided or transposed
-    inputs compile their own specialisations on first use.
+    inputs compile their own specialisations on first use. When numba is not in use
+    (:mod:`fastloss._backend`) there is nothing to compile: the Cython kernels were
+    compiled when the package was built.
     """
-    from . import _registry
+    from . import _backend, _registry
 
+    if _backend.numba is None:
+        return
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for call in _registry.warmup_calls(rng, np.dtype(dtype)):

@@ -3,8 +3,9 @@
 One definition serves the ``fastloss bench`` command and the pytest-benchmark files
 in ``bench/``. NumPy baselines are written as a NumPy expert would (stable
 log-sum-exp, in-place ufuncs, one fancy-index gather); torch's forward+gradient is
-``loss.backward()`` on a leaf; fastloss's is one ``grad=True`` call. Each factory
-returns a zero-argument callable, so input preparation is never timed.
+``loss.backward()`` on a leaf; fastloss's is one ``grad=True`` call, on its Numba
+kernels ("fastloss") or on its Cython kernels ("cython"). Each factory returns a
+zero-argument callable, so input preparation is never timed.
 """
 import dataclasses
 import time
@@ -12,8 +13,9 @@ import time
 import numpy as np
 
 import fastloss as fl
+from fastloss import _backend
 
-IMPLS = ("numpy", "torch", "fastloss")
+IMPLS = ("numpy", "torch", "fastloss", "cython")
 
 
 def _torch():
@@ -109,7 +111,8 @@ def _forward_or_grad_case(loss, mode, make_inputs, keys, numpy_fn, torch_name, f
     return Case(loss, mode, make_inputs, {
         "numpy": lambda d: lambda: numpy_fn(*[d[k] for k in keys], grad),
         "torch": torch_impl,
-        "fastloss": lambda d: lambda: fastloss_fn(*[d[k] for k in keys], grad=grad),
+        "fastloss": lambda d: lambda: fastloss_fn(*[d[k] for k in keys], grad=grad, backend="numba"),
+        "cython": lambda d: lambda: fastloss_fn(*[d[k] for k in keys], grad=grad, backend="cython"),
     })
 
 
@@ -135,14 +138,19 @@ CASES = [
     Case("focal_loss", "forward", _class_inputs, {
         "numpy": lambda d: lambda: numpy_focal(d["x"], d["t"]),
         "torch": lambda d: _torch_forward(_torch_focal, d["x"], d["t"]),
-        "fastloss": lambda d: lambda: fl.focal_loss(d["x"], d["t"]),
+        "fastloss": lambda d: lambda: fl.focal_loss(d["x"], d["t"], backend="numba"),
+        "cython": lambda d: lambda: fl.focal_loss(d["x"], d["t"], backend="cython"),
     }),
     _bce_with_logits("forward+grad"),
 ]
 
 
 def available_impls():
-    return [impl for impl in IMPLS if impl != "torch" or _torch() is not None]
+    """The implementations this environment can run: torch if installed, fastloss's
+    Numba kernels if numba is in use, its Cython kernels if they were built."""
+    present = {"torch": _torch() is not None, "fastloss": _backend.numba is not None,
+               "cython": _backend.cython_built()}
+    return [impl for impl in IMPLS if present.get(impl, True)]
 
 
 def time_call(fn, repeat=5, min_time=0.0):

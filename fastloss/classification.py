@@ -23,11 +23,11 @@ and its gradient with respect to the logits is
 2017; ``g = 1`` for ``gamma = 0``).
 """
 import numpy as np
-from numba import prange
 
+from . import _backend
 from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
-from ._jit import jit
+from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
 from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
@@ -291,13 +291,16 @@ _NO_GRAD = {np.dtype(d): (np.empty(0, d), np.empty((0, 0, 0), d)) for d in (np.f
 
 
 def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args, denominator=None,
-              targets=None):
+              targets=None, backend=None):
     """Common tail of the row losses: scale, gradient buffer, kernel call, reduction.
 
     With ``targets`` (class indices, ``(t, n_classes, ignore_index)``) the kernel
     checks them, computes the mean's denominator itself and returns
-    ``(total, bad position, denominator)``; otherwise it returns the total.
+    ``(total, bad position, denominator)``; otherwise it returns the total. On the
+    Cython backend the kernel is its compiled twin of the same name and arguments.
     """
+    if _backend.is_cython(backend):
+        kernel = getattr(_backend.cython_module("classification"), kernel.__name__)
     dtype = x.dtype
     rows = class_rows(x)
     loss = np.empty(rows.shape[0] * rows.shape[1], dtype)
@@ -324,13 +327,13 @@ SERIAL_BELOW = 1 << 14
 
 
 def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, ignore_index, smoothing, gamma,
-                        reduction, grad, grad_output, grad_out):
+                        reduction, grad, grad_output, grad_out, backend):
     weight_sum = float(weight.sum(dtype=np.float64)) if smoothing else 0.0  # only smoothing reads it
     args = (_target_rows(t), weight, weighted_mean, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma,
             ignore_index)
     kernel = softmax_cross_entropy_rows_serial if x.size < SERIAL_BELOW else softmax_cross_entropy_rows
     return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
-                     targets=(t, n_classes, "target", ignore_index))
+                     targets=(t, n_classes, "target", ignore_index), backend=backend)
 
 
 def _target_rows(t):
@@ -341,7 +344,7 @@ def _target_rows(t):
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0,
-                  grad=False, grad_output=None, grad_out=None):
+                  grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Cross-entropy between logits and class indices or class probabilities, as
     ``torch.nn.functional.cross_entropy``.
 
@@ -375,6 +378,9 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         Multiplies the gradient (the incoming gradient of a backward pass).
     grad_out : array shaped like ``input``, optional
         Where to write the gradient; may be ``input`` itself.
+    backend : {"numba", "cython"}, optional
+        Which kernels run the call; default ``FASTLOSS_BACKEND``, else Numba when it
+        can be imported (see :mod:`fastloss._backend`). Every loss of this module takes it.
 
     References
     ----------
@@ -403,14 +409,14 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         args = (class_rows(y), weight, dtype(1 - smoothing), dtype(smoothing / n_classes))
         denominator = int(np.prod(loss_shape, dtype=np.int64))
         return _run_rows(softmax_cross_entropy_soft_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
-                         args, denominator=denominator)
+                         args, denominator=denominator, backend=backend)
     t = _class_targets(target_array, x, loss_shape)
     return _softmax_class_loss(x, loss_shape, n_classes, t, weight, True, ignore_index, smoothing, 0.0, reduction,
-                               grad, grad_output, grad_out)
+                               grad, grad_output, grad_out, backend)
 
 
 def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", *,
-               grad=False, grad_output=None, grad_out=None):
+               grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Multi-class softmax focal loss (Lin, Goyal, Girshick, He, Dollar, ICCV 2017).
 
     .. math::
@@ -443,11 +449,11 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
     t = _class_targets(target, x, loss_shape)
     # The mean counts the kept targets (weighted_mean=False): alpha is no mean weight.
     return _softmax_class_loss(x, loss_shape, n_classes, t, alpha_vec, False, ignore_index, 0.0, gamma, reduction,
-                               grad, grad_output, grad_out)
+                               grad, grad_output, grad_out, backend)
 
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-             grad=False, grad_output=None, grad_out=None):
+             grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Negative log-likelihood of class indices under log-probabilities, as
     ``torch.nn.functional.nll_loss``: :math:`\ell_i = -w_{t_i} x_{i, t_i}`.
 
@@ -462,7 +468,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
     loss_shape = _loss_shape(x)
     t = _class_targets(target, x, loss_shape)
     return _run_rows(nll_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
-                     (_target_rows(t), weight, ignore_index), targets=(t, n_classes, "target", ignore_index))
+                     (_target_rows(t), weight, ignore_index), targets=(t, n_classes, "target", ignore_index),
+                     backend=backend)
 
 
 def _elementwise_args(input, target, weight, name="input"):
@@ -476,7 +483,7 @@ def _elementwise_args(input, target, weight, name="input"):
 
 
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None):
+                         grad_out=None, backend=None):
     r"""Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
     .. math:: \ell = -w\,[\,y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100)\,]
@@ -491,11 +498,11 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=F
         bad = x[(x < 0) | (x > 1)].flat[0]
         raise ValueError(f"input must hold probabilities in [0, 1]; found {bad}")
     return elementwise_loss(_BCE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
-                            grad_out=grad_out)
+                            grad_out=grad_out, backend=backend)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None,
-                                     grad=False, grad_output=None, grad_out=None):
+                                     grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Sigmoid and binary cross-entropy fused, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -511,10 +518,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
         pos_weight = as_target_array(pos_weight, "pos_weight", x.dtype)
         check_broadcast(pos_weight.shape, x.shape, "pos_weight")
     return elementwise_loss(_BCE_LOGITS, x, y, pos_weight, weight, reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None):
+def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None,
+           backend=None):
     r"""Kullback-Leibler divergence with log-probability input, as ``torch.nn.functional.kl_div``.
 
     .. math:: \ell = y\,(\log y - x)\ \ (0\text{ where } y = 0), \qquad
@@ -530,11 +538,12 @@ def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, gra
         denominator = x.shape[0] if x.ndim else 1
         reduction = "mean"
     return elementwise_loss(_KL_DIV, x, y, None, None, (float(bool(log_target)), 0.0, 0.0), reduction=reduction,
-                            grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator)
+                            grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator,
+                            backend=backend)
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False,
-                       grad_output=None, grad_out=None):
+                       grad_output=None, grad_out=None, backend=None):
     r"""Binary focal loss on logits, as ``torchvision.ops.sigmoid_focal_loss`` (same defaults).
 
     .. math::
@@ -550,7 +559,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     gamma = check_real(gamma, "gamma", 0.0)
     x, y, _ = _elementwise_args(inputs, targets, None, "inputs")
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
-                            grad=grad, grad_output=grad_output, grad_out=grad_out)
+                            grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 CrossEntropyLoss = criterion("CrossEntropyLoss", cross_entropy, 2)

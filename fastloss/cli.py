@@ -15,6 +15,9 @@ import sys
 
 import numpy as np
 
+from ._backend import BACKENDS
+from .benchmarks import IMPLS
+
 
 def _progress(enabled, text):
     if enabled:
@@ -22,11 +25,10 @@ def _progress(enabled, text):
 
 
 def bench(args):
-    import numba
-
-    from . import benchmarks, warmup
+    from . import _backend, benchmarks, warmup
 
     impls = [i for i in benchmarks.available_impls() if i in args.impl]
+    base = "fastloss" if "fastloss" in impls else "cython"  # the Numba kernels, unless numba is not in use
     cases = [c for c in benchmarks.CASES if not args.loss or c.loss in args.loss]
     if not cases:
         known = sorted({c.loss for c in benchmarks.CASES})
@@ -58,11 +60,15 @@ def bench(args):
         torch_note = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch_note = " (torch not installed: pip install torch==2.13.0 to compare)"
+    numba = _backend.numba
+    numba_note = (f"numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)" if numba is not None
+                  else f"numba not in use ({_backend.NUMBA_OFF_REASON})")
     print(f"fastloss bench: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), numpy {np.__version__}{torch_note}")
-    print("medians of", args.repeat, "runs; GB/s counts one read of the input; 'x' = times faster than fastloss' rival")
+          f"{numba_note}, numpy {np.__version__}{torch_note}")
+    print("medians of", args.repeat, f"runs; GB/s counts one read of the input; 'x' = {base}'s speed-up over it; "
+          "fastloss = Numba kernels, cython = Cython kernels")
     head = f"{'case':<50}" + "".join(f"{impl:>22}" for impl in impls)
-    others = [i for i in impls if i != "fastloss"]
+    others = [i for i in impls if i != base]
     head += "".join(f"{'vs ' + i:>12}" for i in others)
     print(head)
     print("-" * len(head))
@@ -72,7 +78,7 @@ def bench(args):
             t = timings[impl]
             line += f"{t * 1e3:>10.3f} ms {nbytes / t / 1e9:>6.1f} GB/s"
         for other in others:
-            line += f"{timings[other] / timings['fastloss']:>11.2f}x"
+            line += f"{timings[other] / timings[base]:>11.2f}x"
         print(line)
     return 0
 
@@ -134,7 +140,7 @@ def _loss_options():
     for name, fn in _batch.losses().items():
         data = set(_batch.data_parameters(fn))
         for p in inspect.signature(fn).parameters.values():
-            if p.name not in data and p.name not in _batch.PLUMBING and p.name != "reduction":
+            if p.name not in data and p.name not in _batch.PLUMBING and p.name not in ("reduction", "backend"):
                 options.setdefault(p.name, {})[name] = p.default
     return options
 
@@ -180,6 +186,8 @@ def eval_command(args, option_values):
         if name not in known:
             raise ValueError(f"{fn.__name__} has no option --{name.replace('_', '-')}")
         options[name] = _convert_option(name, text, known[name].default)
+    if args.backend is not None:
+        options["backend"] = args.backend
     data = _batch.data_parameters(fn)
     arrays = {data[0]: streaming.open_array(args.input)}
     if args.target is not None:
@@ -237,6 +245,7 @@ def _add_eval(sub):
     e.add_argument("--per-sample", metavar="OUT.npy", help="write the unreduced losses here")
     e.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 64 MB of input)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--backend", choices=BACKENDS, help="the kernels to run (default: FASTLOSS_BACKEND, else numba)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     for name, defaults in sorted(_loss_options().items()):
         kinds = sorted({type(d).__name__ for d in defaults.values()})
@@ -288,8 +297,9 @@ def main(argv=None):
     b.add_argument("--classes", type=int, default=1000, help="classes C (default 1000)")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     b.add_argument("--loss", action="append", help="only this loss (repeatable)")
-    b.add_argument("--impl", action="append", default=None, choices=["numpy", "torch", "fastloss"],
-                   help="only these implementations (repeatable; fastloss is always included)")
+    b.add_argument("--impl", action="append", default=None, choices=list(IMPLS),
+                   help="only these implementations (repeatable; fastloss is always included; "
+                        "cython: fastloss on its Cython kernels)")
     b.add_argument("--repeat", type=int, default=5, help="timed runs per case (default 5)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -307,7 +317,7 @@ def main(argv=None):
     if args.command == "bench":
         if args.rows < 1 or args.classes < 1 or args.repeat < 1:
             parser.error("--rows, --classes and --repeat must be positive")
-        args.impl = sorted(set(args.impl or ["numpy", "torch", "fastloss"]) | {"fastloss"})
+        args.impl = sorted(set(args.impl or IMPLS) | {"fastloss"})
         return bench(args)
     return 1
 

@@ -42,10 +42,10 @@ How the kernel spends its time (:func:`ctc_alpha_beta_batch`, parallel over the 
 * Deterministic: each sample is one thread's sequential work.
 """
 import numpy as np
-from numba import prange
 
+from ._backend import require_numba
 from ._criterion import criterion
-from ._jit import jit
+from ._jit import jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log_fast, row_max, sum_exp_shifted, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
@@ -413,7 +413,7 @@ def _row_view(array):
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False, *,
-             from_logits=False, batch_first=False, grad=False, grad_output=None, grad_out=None):
+             from_logits=False, batch_first=False, grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``.
 
     .. math::
@@ -466,6 +466,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     >>> round(float(loss), 4)  # -log(6 / 8): 6 of the 8 paths collapse to "a"
     0.2877
     """
+    require_numba("ctc_loss", backend)
     check_reduction(reduction)
     x, shape, flat, starts, in_len, tg_len, blank, batched = _ctc_arrays(
         log_probs, targets, input_lengths, target_lengths, blank, batch_first)
@@ -501,7 +502,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     return (result, buffer.result()) if grad else result
 
 
-def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank=0):
+def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank=0, *, backend=None):
     r"""Viterbi forced alignment: the most probable CTC path of each sample, as
     ``torchaudio.functional.forced_align`` defines it (which takes one sample; this
     takes a batch).
@@ -539,6 +540,7 @@ def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None
     ----------
     torchaudio ``forced_align`` (after flashlight's CTC criterion); Graves et al. 2006.
     """
+    require_numba("ctc_forced_align", backend)
     x = as_float_array(log_probs, "log_probs")
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs must be (N, T, C) or (T, C); got shape {x.shape}")

@@ -7,10 +7,10 @@ them) and writes the gradient of every input in the same pass. The distance and 
 gradient are the shared helpers :func:`_distance` and :func:`_add_distance_grad`.
 """
 import numpy as np
-from numba import prange
 
+from ._backend import require_numba
 from ._criterion import criterion
-from ._jit import REDUCE, jit
+from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
@@ -244,7 +244,7 @@ def _labels(target, x, allowed, name="target"):
 
 
 def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                          grad_out=None):
+                          grad_out=None, backend=None):
     r"""Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
 
     .. math::
@@ -260,6 +260,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     ----------
     PyTorch ``torch.nn.CosineEmbeddingLoss``.
     """
+    require_numba("cosine_embedding_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
@@ -268,7 +269,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean",
-                        grad=False, grad_output=None, grad_out=None):
+                        grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
 
     .. math::
@@ -287,6 +288,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     descriptors with triplets and shallow convolutional neural networks", BMVC 2016;
     PyTorch ``torch.nn.TripletMarginLoss``.
     """
+    require_numba("triplet_margin_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     p = check_real(p, "p", 0.0, low_open=True)
@@ -298,7 +300,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
 
 
 def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None,
-                     grad_out=None):
+                     grad_out=None, backend=None):
     r"""Contrastive loss (Hadsell, Chopra, LeCun, CVPR 2006).
 
     .. math:: \ell = y\,d^2 + (1 - y) \max(0,\ \mathrm{margin} - d)^2, \qquad d = \lVert x_1 - x_2 \rVert_2
@@ -313,6 +315,7 @@ def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, gr
     Hadsell, Chopra and LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping", CVPR 2006.
     """
+    require_numba("contrastive_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))

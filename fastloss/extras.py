@@ -10,10 +10,10 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
   and :func:`soft_dice_grad`, serving the binary (sigmoid) and multi-class (softmax) forms.
 """
 import numpy as np
-from numba import prange
 
+from ._backend import require_numba
 from ._criterion import criterion
-from ._jit import REDUCE, jit
+from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log1p_fast, log_fast, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
@@ -277,7 +277,7 @@ def normalize_rows_backward(unit, norms, scale, g, out):
 # ---------------------------------------------------------------- wrappers
 
 def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction="mean", *, grad=False,
-                             grad_output=None, grad_out=None):
+                             grad_output=None, grad_out=None, backend=None):
     r"""Large margin cosine loss, CosFace (Wang et al., CVPR 2018).
 
     .. math::
@@ -294,6 +294,7 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     ----------
     Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018.
     """
+    require_numba("large_margin_cosine_loss", backend)
     check_reduction(reduction)
     s = check_real(s, "s", 0.0, low_open=True)
     m = check_real(m, "m")
@@ -344,7 +345,7 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
 
 
 def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, anchor="neg", grad=False,
-                grad_output=None, grad_out=None):
+                grad_output=None, grad_out=None, backend=None):
     r"""Anchor Loss (Ryou, Jeong, Perona, ICCV 2019), as its authors' implementation defines it.
 
     With :math:`p = \sigma(x)` per class, :math:`b_c` the binary cross-entropy of
@@ -369,6 +370,7 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     Ryou, Jeong and Perona, "Anchor Loss: Modulating Loss Scale Based on Prediction
     Difficulty", ICCV 2019; https://github.com/slryou41/AnchorLoss (``anchor_loss.py``).
     """
+    require_numba("anchor_loss", backend)
     check_reduction(reduction)
     gamma = check_real(gamma, "gamma", 0.0)
     slack = check_real(slack, "slack")
@@ -399,7 +401,8 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     return (result, buffer.result()) if grad else result
 
 
-def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None):
+def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
+              backend=None):
     r"""Soft Dice loss for segmentation, binary (sigmoid) or multi-class (softmax).
 
     Per sample :math:`n` and class :math:`c`, over the positions :math:`k`:
@@ -424,6 +427,7 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     Milletari, Navab and Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
     overlap as a deep learning loss function", DLMIA 2017.
     """
+    require_numba("dice_loss", backend)
     check_reduction(reduction)
     smooth = check_real(smooth, "smooth", 0.0)
     x = as_float_array(input, "input")

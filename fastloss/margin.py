@@ -14,11 +14,11 @@ Three shapes of computation, one kernel each:
   :func:`multilabel_margin_rows` (``multilabel_margin_loss``).
 """
 import numpy as np
-from numba import prange
 
+from ._backend import require_numba
 from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
-from ._jit import REDUCE, jit
+from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log1p_fast, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
@@ -221,7 +221,7 @@ def _sign_args(input, target, name="input"):
 
 
 def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                        grad_out=None):
+                        grad_out=None, backend=None):
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
     .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin}), \qquad y \in \{-1, 1\}
@@ -235,6 +235,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
     ----------
     PyTorch ``torch.nn.MarginRankingLoss``.
     """
+    require_numba("margin_ranking_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     x1, y = _sign_args(input1, target, "input1")
@@ -245,7 +246,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
 
 
 def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None):
+                         grad_out=None, backend=None):
     r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
     .. math:: \ell = x \ \ (y = 1), \qquad \ell = \max(0, \mathrm{margin} - x) \ \ (y = -1)
@@ -256,6 +257,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
     ----------
     PyTorch ``torch.nn.HingeEmbeddingLoss``.
     """
+    require_numba("hinge_embedding_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     x, y = _sign_args(input, target)
@@ -263,7 +265,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
                             grad_output=grad_output, grad_out=grad_out)
 
 
-def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None):
+def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Two-class logistic loss, as ``torch.nn.functional.soft_margin_loss``.
 
     .. math:: \ell = \log(1 + e^{-y x}), \qquad y \in \{-1, 1\}
@@ -276,6 +278,7 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
     ----------
     PyTorch ``torch.nn.SoftMarginLoss``.
     """
+    require_numba("soft_margin_loss", backend)
     check_reduction(reduction)
     x, y = _sign_args(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
@@ -283,7 +286,7 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
 
 
 def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                                grad_out=None):
+                                grad_out=None, backend=None):
     r"""Multi-label one-versus-all logistic loss, as ``torch.nn.functional.multilabel_soft_margin_loss``.
 
     .. math::
@@ -299,6 +302,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     ----------
     PyTorch ``torch.nn.MultiLabelSoftMarginLoss``.
     """
+    require_numba("multilabel_soft_margin_loss", backend)
     check_reduction(reduction)
     x = as_float_array(input, "input")
     if x.ndim == 0:
@@ -367,7 +371,7 @@ def _c_rows(array):
 
 
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean", grad=False,
-                      grad_output=None, grad_out=None):
+                      grad_output=None, grad_out=None, backend=None):
     r"""Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
 
     .. math:: \ell_n = \frac{w_{t}}{C} \sum_{i \ne t} \max(0,\ \mathrm{margin} - x_{t} + x_i)^p,
@@ -381,6 +385,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     Weston and Watkins, "Support Vector Machines for Multi-Class Pattern
     Recognition", ESANN 1999; PyTorch ``torch.nn.MultiMarginLoss``.
     """
+    require_numba("multi_margin_loss", backend)
     check_reduction(reduction)
     if isinstance(p, bool) or p not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
@@ -392,7 +397,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     return _run_class_rows(class_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out, args)
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None):
+def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
+                           backend=None):
     r"""Multi-class multi-label hinge loss, as ``torch.nn.functional.multilabel_margin_loss``.
 
     .. math:: \ell_n = \sum_{j \in Y_n} \sum_{i \notin Y_n} \frac{\max(0,\ 1 - (x_{j} - x_i))}{C}
@@ -405,6 +411,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     ----------
     PyTorch ``torch.nn.MultiLabelMarginLoss``.
     """
+    require_numba("multilabel_margin_loss", backend)
     check_reduction(reduction)
     x = as_float_array(input, "input")
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
@@ -423,7 +430,8 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
                            (read_only(np.ascontiguousarray(rows)),))
 
 
-def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None, grad_out=None):
+def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None, grad_out=None,
+               backend=None):
     r"""SVM hinge loss: binary, or the Crammer-Singer multi-class form of
     ``sklearn.metrics.hinge_loss``.
 
@@ -446,6 +454,7 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     Crammer and Singer, "On the Algorithmic Implementation of Multiclass Kernel-based
     Vector Machines", JMLR 2001; scikit-learn ``sklearn.metrics.hinge_loss``.
     """
+    require_numba("hinge_loss", backend)
     check_reduction(reduction)
     margin = check_real(margin, "margin")
     x = as_float_array(input, "input")

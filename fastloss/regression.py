@@ -4,7 +4,8 @@ parametrised elementwise driver (:mod:`fastloss._elementwise`).
 Each scalar kernel below returns ``(loss, dloss/dinput, dloss/dz)`` for one element
 (with the vectorisable :func:`~fastloss._math.exp_fast` and :func:`~fastloss._math.log_fast`),
 with ``d = input - target``; the driver broadcasts the operands, applies the
-weight, reduces, and writes the gradients already scaled by ``grad_output``.
+weight, reduces, and writes the gradients already scaled by ``grad_output``. Every loss
+here takes keyword-only ``backend=`` ("numba" or "cython", see :mod:`fastloss._backend`).
 """
 import math
 
@@ -130,7 +131,8 @@ def _weighted_mean_denominator(reduction, x, weight):
     return None
 
 
-def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None):
+def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
+            backend=None):
     r"""Mean absolute error, as ``torch.nn.functional.l1_loss``.
 
     .. math:: \ell = w\,|x - y|
@@ -152,10 +154,12 @@ def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_ou
     check_reduction(reduction)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
-                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight))
+                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
+                            backend=backend)
 
 
-def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None):
+def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
+             backend=None):
     r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     .. math:: \ell = w\,(x - y)^2
@@ -176,10 +180,12 @@ def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_o
     check_reduction(reduction)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
-                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight))
+                            grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
+                            backend=backend)
 
 
-def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None):
+def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None,
+                   backend=None):
     r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
     .. math::
@@ -198,11 +204,11 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
     beta = check_real(beta, "beta", 0.0)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=False, grad_output=None,
-               grad_out=None):
+               grad_out=None, backend=None):
     r"""Huber loss, as ``torch.nn.functional.huber_loss``.
 
     .. math::
@@ -221,11 +227,11 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
     delta = check_real(delta, "delta", 0.0, low_open=True)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean", grad=False,
-                     grad_output=None, grad_out=None):
+                     grad_output=None, grad_out=None, backend=None):
     r"""Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
 
     .. math::
@@ -246,7 +252,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     x, y, _ = _regression_args(input, target)
     kind = _POISSON_LOG_INPUT if log_input else _POISSON
     return elementwise_loss(kind, x, y, None, None, (float(bool(full)), eps, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 def _variance(var, x):
@@ -266,7 +272,7 @@ def _variance(var, x):
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, grad=False,
-                      grad_output=None, grad_out=None):
+                      grad_output=None, grad_out=None, backend=None):
     r"""Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
 
     .. math::
@@ -291,7 +297,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)
     result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(bool(full)), 0.0), reduction=reduction,
-                              grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v)
+                              grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v, backend=backend)
     if not grad:
         return result
     value, (dx, dv) = result

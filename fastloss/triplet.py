@@ -44,10 +44,10 @@ computes them for batches of more than 25 rows; the diagonal is exactly 0.
 Non-finite embeddings (NaN or inf) give a NaN loss and a NaN gradient.
 """
 import numpy as np
-from numba import prange
 
+from ._backend import require_numba
 from ._criterion import criterion
-from ._jit import REDUCE, jit
+from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
 from ._math import log1p_exp, sigmoid, typed
 from ._validation import as_float_array, as_index_array, check_choice, check_real
@@ -480,7 +480,7 @@ def _gram(x, metric):
     return np.dot(x, x.T), sq, x, inv_norm
 
 
-def pairwise_distances(embeddings, metric="euclidean"):
+def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
     r"""The (B, B) matrix of distances between the rows of ``embeddings``.
 
     .. math::
@@ -503,6 +503,7 @@ def pairwise_distances(embeddings, metric="euclidean"):
     -------
     array (B, B) in the compute dtype.
     """
+    require_numba("pairwise_distances", backend)
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     if x.shape[0] == 0:
@@ -526,7 +527,7 @@ SPARSE_BELOW = 1 / 8
 
 
 def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2, metric="euclidean",
-                       soft_margin=False, reduction="mean", grad=False, grad_output=None, grad_out=None):
+                       soft_margin=False, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
     r"""Triplet loss over every anchor of a batch, with online triplet mining.
 
     For an anchor a, a positive p (same label, p != a) and a negative n (another label),
@@ -592,6 +593,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     >>> float(fastloss.batch_triplet_loss(x, [0, 0, 1, 1], margin=1.0))
     0.0
     """
+    require_numba("batch_triplet_loss", backend)
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
@@ -658,7 +660,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     return value, buffer
 
 
-def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, metric="euclidean"):
+def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, metric="euclidean", backend=None):
     r"""Indices (anchor, positive, negative) of the triplets that
     pytorch-metric-learning's ``TripletMarginMiner`` returns.
 
@@ -684,6 +686,7 @@ def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, met
     -------
     anchor, positive, negative : int64 arrays of equal length.
     """
+    require_numba("mine_triplets", backend)
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 import fastloss as fl
 from conftest import assert_close, torch_value_and_grad
+from fastloss import _backend
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -412,6 +413,7 @@ def test_bad_input(call, exc, match):
         call()
 
 
+@pytest.mark.skipif(_backend.numba is None, reason="numba is not in use (FASTLOSS_BACKEND=cython)")
 def test_cache_serves_a_second_process(tmp_path):
     """A fresh process loads the compiled kernel from the on-disk cache instead of compiling."""
     import subprocess

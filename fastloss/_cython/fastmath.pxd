@@ -1,0 +1,145 @@
+# The scalar helpers of the Cython kernels, one name for float and double (the
+# `floating` fused type): fastmath.h's vectorisable exp/log and row loops, libm in the
+# argument's own precision (expf for float, as Numba's np.exp on float32), and
+# Numba's semantics where the kernels mirror a Numba kernel (max, sign).
+from cython cimport floating
+from libc.math cimport exp, expf, expm1, log, log1p, log1pf, logf, pow, powf
+
+
+cdef extern from "fastmath.h" nogil:
+    int fl_max_threads()
+    float fl_exp_f32(float x)
+    double fl_exp_f64(double x)
+    float fl_log_f32(float x)
+    double fl_log_f64(double x)
+    float fl_row_max_f32(const float *row, Py_ssize_t n)
+    double fl_row_max_f64(const double *row, Py_ssize_t n)
+    float fl_sum_exp_shifted_f32(const float *row, Py_ssize_t n, float shift)
+    double fl_sum_exp_shifted_f64(const double *row, Py_ssize_t n, double shift)
+    float fl_weighted_gap_sum_f32(const float *row, const float *weight, Py_ssize_t n, float top)
+    double fl_weighted_gap_sum_f64(const double *row, const double *weight, Py_ssize_t n, double top)
+    void fl_weighted_target_sums_f32(const float *row, const float *target, const float *weight, Py_ssize_t n,
+                                     float keep, float spread, float top, float *mass, float *gap)
+    void fl_weighted_target_sums_f64(const double *row, const double *target, const double *weight,
+                                     Py_ssize_t n, double keep, double spread, double top, double *mass,
+                                     double *gap)
+    void fl_write_softmax_grad_f32(const float *row, Py_ssize_t n, float top, float a_over_s, float spread_scale,
+                                   const float *weight, float *out)
+    void fl_write_softmax_grad_f64(const double *row, Py_ssize_t n, double top, double a_over_s,
+                                   double spread_scale, const double *weight, double *out)
+    void fl_write_soft_target_grad_f32(const float *row, const float *target, const float *weight, Py_ssize_t n,
+                                       float top, float factor, float s, float keep, float spread, float *out)
+    void fl_write_soft_target_grad_f64(const double *row, const double *target, const double *weight,
+                                       Py_ssize_t n, double top, double factor, double s, double keep,
+                                       double spread, double *out)
+    double fl_sum_to_double_f32(const float *values, Py_ssize_t n)
+    double fl_sum_to_double_f64(const double *values, Py_ssize_t n)
+
+
+cdef inline floating exp_fast(floating x) noexcept nogil:
+    if floating is float:
+        return fl_exp_f32(x)
+    else:
+        return fl_exp_f64(x)
+
+
+cdef inline floating log_fast(floating x) noexcept nogil:
+    if floating is float:
+        return fl_log_f32(x)
+    else:
+        return fl_log_f64(x)
+
+
+cdef inline floating libm_exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating libm_log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating libm_log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating libm_pow(floating x, floating y) noexcept nogil:
+    if floating is float:
+        return powf(x, y)
+    else:
+        return pow(x, y)
+
+
+cdef inline floating py_max(floating a, floating b) noexcept nogil:
+    """Python's (and Numba's) max(a, b): a unless b > a, so a NaN ``a`` is kept."""
+    return b if b > a else a
+
+
+cdef inline floating sign(floating d) noexcept nogil:
+    """torch.sign: -1, 0 or 1, and 0 for NaN (torch's CPU sign)."""
+    return 1 if d > 0 else (-1 if d < 0 else 0)
+
+
+cdef inline floating row_max(const floating *row, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fl_row_max_f32(row, n)
+    else:
+        return fl_row_max_f64(row, n)
+
+
+cdef inline floating sum_exp_shifted(const floating *row, Py_ssize_t n, floating shift) noexcept nogil:
+    if floating is float:
+        return fl_sum_exp_shifted_f32(row, n, shift)
+    else:
+        return fl_sum_exp_shifted_f64(row, n, shift)
+
+
+cdef inline floating weighted_gap_sum(const floating *row, const floating *weight, Py_ssize_t n,
+                                      floating top) noexcept nogil:
+    if floating is float:
+        return fl_weighted_gap_sum_f32(row, weight, n, top)
+    else:
+        return fl_weighted_gap_sum_f64(row, weight, n, top)
+
+
+cdef inline (floating, floating) weighted_target_sums(const floating *row, const floating *target,
+                                                      const floating *weight, Py_ssize_t n, floating keep,
+                                                      floating spread, floating top) noexcept nogil:
+    cdef floating mass, gap
+    if floating is float:
+        fl_weighted_target_sums_f32(row, target, weight, n, keep, spread, top, &mass, &gap)
+    else:
+        fl_weighted_target_sums_f64(row, target, weight, n, keep, spread, top, &mass, &gap)
+    return mass, gap
+
+
+cdef inline void write_softmax_grad(const floating *row, Py_ssize_t n, floating top, floating a_over_s,
+                                    floating spread_scale, const floating *weight, floating *out) noexcept nogil:
+    if floating is float:
+        fl_write_softmax_grad_f32(row, n, top, a_over_s, spread_scale, weight, out)
+    else:
+        fl_write_softmax_grad_f64(row, n, top, a_over_s, spread_scale, weight, out)
+
+
+cdef inline void write_soft_target_grad(const floating *row, const floating *target, const floating *weight,
+                                        Py_ssize_t n, floating top, floating factor, floating s, floating keep,
+                                        floating spread, floating *out) noexcept nogil:
+    if floating is float:
+        fl_write_soft_target_grad_f32(row, target, weight, n, top, factor, s, keep, spread, out)
+    else:
+        fl_write_soft_target_grad_f64(row, target, weight, n, top, factor, s, keep, spread, out)
+
+
+cdef inline double sum_to_double(const floating *values, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fl_sum_to_double_f32(values, n)
+    else:
+        return fl_sum_to_double_f64(values, n)
