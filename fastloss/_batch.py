@@ -95,7 +95,8 @@ class BatchSpec:
     """How one loss batches: ``axes`` overrides the batch axis of arguments by name (an
     int, ``None`` for shared, or :class:`Ragged`); ``means`` maps each averaging
     reduction to its :class:`Mean`; ``grads`` names the arguments the gradient tuple
-    follows (default: the first argument)."""
+    follows (default: the first argument), which are also the only arguments that
+    :mod:`fastloss.torch` differentiates."""
 
     axes: dict = dataclasses.field(default_factory=dict)
     means: dict = dataclasses.field(default_factory=lambda: {"mean": Mean(_elements)})
@@ -134,6 +135,11 @@ def losses():
     return found
 
 
+def spec_of(fn):
+    """The :class:`BatchSpec` of a loss function: its entry in :data:`SPECS`, or the defaults."""
+    return SPECS.get(fn.__name__, BatchSpec())
+
+
 def resolve(loss):
     """``(function, spec)`` for a loss given by name or as the function itself."""
     if isinstance(loss, str):
@@ -143,7 +149,7 @@ def resolve(loss):
         fn = known[loss]
     else:
         fn = loss
-    spec = SPECS.get(fn.__name__, BatchSpec())
+    spec = spec_of(fn)
     if not spec.decomposable:
         raise ValueError(f"{fn.__name__} is not a per-sample loss (its value over a batch is not a combination "
                          f"of its values over parts of the batch); evaluate it in memory")

@@ -145,6 +145,37 @@ CASES = [
 ]
 
 
+def mlp_sgd(criterion, x, y, hidden=32, lr=0.5, seed=0):
+    """A two-layer tanh MLP on the whole batch ``(x, y)`` trained by plain SGD with
+    ``criterion`` (torch's or :mod:`fastloss.torch`'s): returns ``step()``, which runs the
+    forward pass, the loss, ``backward()`` and the update, and returns the loss as a float.
+
+    The initial weights depend only on ``seed`` (drawn by NumPy, scaled by
+    1/sqrt(fan-in)), so two criteria start from the same model and can be compared
+    step by step. Biases start at zero.
+    """
+    torch = _torch()
+    rng = np.random.default_rng(seed)
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    n_classes = int(y.max()) + 1
+    initial = (rng.standard_normal((x.shape[1], hidden)) / np.sqrt(x.shape[1]), np.zeros(hidden),
+               rng.standard_normal((hidden, n_classes)) / np.sqrt(hidden), np.zeros(n_classes))
+    params = [torch.tensor(a, dtype=x.dtype, requires_grad=True) for a in initial]
+    w1, b1, w2, b2 = params
+
+    def step():
+        for p in params:
+            p.grad = None
+        loss = criterion(torch.tanh(x @ w1 + b1) @ w2 + b2, y)
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+        return loss.item()
+
+    return step
+
+
 def available_impls():
     """The implementations this environment can run: torch if installed, fastloss's
     Numba kernels if numba is in use, its Cython kernels if they were built."""

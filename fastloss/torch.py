@@ -1,0 +1,209 @@
+"""fastloss's losses on torch tensors: one autograd function, functional forms and criteria.
+
+::
+
+    import fastloss.torch as flt
+
+    criterion = flt.CrossEntropyLoss(label_smoothing=0.1)
+    loss = criterion(model(x), y)          # a 0-d tensor
+    loss.backward()                        # the gradient fastloss computed in the forward call
+
+Every loss of fastloss is here under its own name, generated from fastloss itself, so a
+loss added to fastloss appears here with no code of its own: the functional forms
+(``flt.cross_entropy``, ``flt.ctc_loss``, ``flt.focal_loss``, ...) take the fastloss
+function's arguments less the gradient plumbing (``grad``, ``grad_output``,
+``grad_out``), and the criteria (``flt.CTCLoss``, ``flt.LargeMarginCosineLoss``, ...)
+are ``torch.nn.Module`` classes with the constructor arguments of fastloss's criteria.
+This module imports torch; ``import fastloss`` does not.
+
+How a call runs:
+
+* CPU tensors reach the NumPy kernels without a copy (``tensor.detach().numpy()``, any
+  strides); the loss and the gradients come back as tensors over the arrays' memory
+  (``torch.from_numpy``). CUDA tensors raise a TypeError: the GPU kernels are not
+  available yet.
+* The differentiable arguments are the ones fastloss differentiates
+  (``fastloss._batch.gradient_names``: the first argument, or the tuple its ``grad=True``
+  returns, such as CosFace's ``features`` and ``weight``, or CTC's ``log_probs``).
+  Every other argument (targets, lengths, class weights) gets no gradient, and one that
+  requires grad raises a ValueError rather than silently getting none.
+* Reduced losses: when an input requires grad, forward makes one fused ``grad=True``
+  call and keeps the gradient; backward returns it times the incoming scalar, or as it
+  is when that scalar is 1 (``loss.backward()`` costs no pass over the gradient).
+* ``reduction="none"``: forward computes the values only; backward calls fastloss again
+  with ``grad_output=`` the incoming gradient, which is exact for every loss (a
+  per-anchor triplet loss, for one, mixes rows, so the gradient cannot be rescaled
+  row by row).
+* First derivatives only: a backward with ``create_graph=True`` (double backward,
+  gradient penalties) raises a RuntimeError. (``once_differentiable`` would not do:
+  it lets such a backward through, with the gradient a constant, whenever the incoming
+  gradient needs no grad, so a second-order term would silently be zero.)
+* float32 and float64 are differentiated in their own precision; an input that requires
+  grad in another dtype (float16, bfloat16, complex) raises a TypeError. Without grad,
+  float16 computes in float32 as in the NumPy API, and bfloat16 (which NumPy lacks) is
+  converted to float32 first.
+* Bad input raises what the NumPy API raises for it: these wrappers just call it.
+"""
+import inspect
+
+import numpy as np
+import torch
+
+import fastloss
+
+from . import _batch
+from ._criterion import Criterion
+
+_DIFFERENTIABLE_DTYPES = (torch.float32, torch.float64)
+
+
+def as_array(value, name):
+    """A CPU tensor as a NumPy array over the same memory; anything else as it is."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.device.type != "cpu":
+        raise TypeError(f"{name} is a {value.device.type} tensor: fastloss's GPU kernels are not available yet; "
+                        f"pass CPU tensors ({name}.cpu())")
+    value = value.detach()
+    if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; narrow floats compute in float32 anyway
+        value = value.float()
+    return value.numpy()
+
+
+def _as_tensor(value):
+    return torch.from_numpy(np.asarray(value))
+
+
+def _as_tuple(grads):
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def check_requires_grad(fn, call, differentiable):
+    """Refuse, before any kernel runs, a tensor that requires a gradient fastloss cannot give."""
+    if not torch.is_grad_enabled():
+        return
+    for name, value in call.items():
+        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+            continue
+        if name not in differentiable:
+            raise ValueError(f"{fn.__name__}: {name} requires grad, but fastloss differentiates only with respect "
+                             f"to {', '.join(differentiable)}; pass {name}.detach()")
+        if value.dtype not in _DIFFERENTIABLE_DTYPES:
+            raise TypeError(f"{fn.__name__}: {name} requires grad in dtype {value.dtype}, but fastloss "
+                            f"differentiates float32 and float64 only; cast it with {name}.float() or "
+                            f"{name}.double()")
+
+
+class LossFunction(torch.autograd.Function):
+    """Any fastloss loss as an autograd function.
+
+    ``LossFunction.apply(fn, options, names, *inputs)`` is ``fn(**options, **dict(zip(names,
+    inputs)))`` as a tensor, differentiable with respect to ``inputs`` (the arguments
+    ``fn(..., grad=True)`` differentiates, in its gradient tuple's order); ``options``
+    holds every other argument, already as NumPy arrays or Python values.
+    """
+
+    @staticmethod
+    def forward(ctx, fn, options, names, *inputs):
+        arrays = {name: as_array(value, name) for name, value in zip(names, inputs)}
+        ctx.fn, ctx.options = fn, options
+        if not any(ctx.needs_input_grad[3:]):
+            return _as_tensor(fn(**options, **arrays))
+        if options["reduction"] == "none":
+            # Kept for backward; saving the tensors also makes autograd refuse a backward
+            # after an in-place change of an input.
+            ctx.arrays = arrays
+            ctx.save_for_backward(*(value if isinstance(value, torch.Tensor) else None for value in inputs))
+            return _as_tensor(fn(**options, **arrays))
+        value, grads = fn(**options, **arrays, grad=True)
+        ctx.save_for_backward(*(torch.from_numpy(g) for g in _as_tuple(grads)))
+        return _as_tensor(value)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        if torch.is_grad_enabled():  # backward(create_graph=True): a second derivative is on its way
+            raise RuntimeError(f"fastloss.torch.{ctx.fn.__name__} gives first derivatives only: it cannot be "
+                               f"differentiated twice (backward with create_graph=True)")
+        if ctx.options["reduction"] == "none":
+            ctx.saved_tensors  # raises if an input was changed in place since forward
+            _, grads = ctx.fn(**ctx.options, **ctx.arrays, grad=True, grad_output=grad_output.numpy())
+            grads = [torch.from_numpy(g) for g in _as_tuple(grads)]
+        else:
+            grads = ctx.saved_tensors
+            if grad_output.item() != 1:  # a Python comparison: cheaper than a tensor one
+                grads = [g.mul(grad_output) for g in grads]
+        needed = ctx.needs_input_grad[3:]
+        return (None, None, None) + tuple(g if need else None for g, need in zip(grads, needed))
+
+
+def functional(fn):
+    """The torch form of fastloss loss ``fn``: its arguments less ``grad``, ``grad_output``
+    and ``grad_out``, tensors in, a tensor out, differentiable by autograd."""
+    parameters = [p for p in inspect.signature(fn).parameters.values() if p.name not in _batch.PLUMBING]
+    signature = inspect.Signature(parameters)
+    differentiable = _batch.gradient_names(fn, _batch.spec_of(fn))
+
+    def loss(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        call = bound.arguments
+        check_requires_grad(fn, call, differentiable)
+        options = {name: as_array(value, name) for name, value in call.items() if name not in differentiable}
+        return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
+
+    loss.__name__ = loss.__qualname__ = fn.__name__
+    loss.__module__ = __name__
+    loss.__signature__ = signature
+    loss.__doc__ = (f":func:`fastloss.{fn.__name__}` on torch tensors, differentiable with respect to "
+                    f"{', '.join(differentiable)}.\n\nSame arguments, less the gradient plumbing: "
+                    f"``loss.backward()`` gives the gradient. See :mod:`fastloss.torch`.")
+    return loss
+
+
+class Loss(torch.nn.Module):
+    """A fastloss criterion as a ``torch.nn.Module``: options fixed at construction,
+    ``crit(*inputs)`` gives the loss tensor.
+
+    Tensor options (class weights, ``pos_weight``) are registered as buffers, so that
+    ``.to()``, ``.double()`` and ``state_dict()`` carry them, as in torch's criteria.
+    """
+
+    function = None  # the functional form, set by each generated class
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        bound = self.__signature__.bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.options = {}
+        for name, value in bound.arguments.items():
+            if isinstance(value, torch.Tensor):
+                self.register_buffer(name, value)
+            else:
+                self.options[name] = value
+
+    def forward(self, *inputs):
+        return type(self).function(*inputs, **self.options, **dict(self.named_buffers(recurse=False)))
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not hasattr(v, "shape"))
+
+
+def module(base, functions):
+    """The ``torch.nn.Module`` form of fastloss criterion class ``base``."""
+    name = base.function.__name__
+    return type(base.__name__, (Loss,), {
+        "function": staticmethod(functions[name]),
+        "__signature__": base.__signature__,
+        "__doc__": f"Criterion form of :func:`fastloss.torch.{name}`: ``{base.__name__}{base.__signature__}``.",
+        "__module__": __name__,
+        "__qualname__": base.__name__,
+    })
+
+
+_FUNCTIONS = {name: functional(fn) for name, fn in _batch.losses().items()}
+_MODULES = {name: module(value, _FUNCTIONS) for name, value in vars(fastloss).items()
+            if isinstance(value, type) and issubclass(value, Criterion)}
+globals().update(_FUNCTIONS)
+globals().update(_MODULES)
+
+__all__ = ["LossFunction", "Loss", "functional", "module", *sorted(_FUNCTIONS), *sorted(_MODULES)]
