@@ -1,12 +1,15 @@
 """Speed and memory of evaluation at scale (issue 7): run as a script, not under pytest.
 
-    python bench/eval_scale.py --gigabytes 1 [--dir /tmp] [--skip-dask]
+    python bench/eval_scale.py                       # the issue's sizes: 4 GB for eval, 2 GB for Dask
+    python bench/eval_scale.py --gigabytes 1 --dask-gigabytes 0.5 [--dir /tmp] [--skip-dask]
 
 1. ``fastloss eval cross_entropy`` over an (N, 1000) float32 .npy of logits in the page
-   cache: peak RSS of the command (getrusage of the child) and its throughput (its own
+   cache: peak RSS of the command (VmHWM of the child) and its throughput (its own
    timing, kernels already cached) against the in-memory kernel on the loaded array.
 2. ``fastloss.dask.cross_entropy`` on a two-process LocalCluster (1 thread each) reading
-   the same file with ``from_npy`` on the workers, against the in-memory call.
+   a .npy of its own size with ``from_npy`` on the workers, against the in-memory call.
+
+Prints the figures as JSON and writes them as a section of bench/RESULTS.md.
 """
 import argparse
 import json
@@ -32,23 +35,31 @@ def median_time(fn, repeat=3):
     return float(np.median(times))
 
 
+def logits_file(directory, gigabytes, classes):
+    """``(logits .npy, targets .npy, rows)`` of seeded random data of that size, made once."""
+    n = int(gigabytes * 2**30 / (4 * classes))
+    x_path = os.path.join(directory, f"eval_scale_x_{n}x{classes}.npy")
+    t_path = os.path.join(directory, f"eval_scale_t_{n}.npy")
+    if not os.path.exists(x_path) or np.load(x_path, mmap_mode="r").shape != (n, classes):
+        out = np.lib.format.open_memmap(x_path, "w+", np.float32, (n, classes))
+        rng = np.random.default_rng(0)
+        for a in range(0, n, 65536):
+            out[a:a + 65536] = rng.standard_normal((min(n, a + 65536) - a, classes), np.float32)
+        out.flush()
+        del out
+        np.save(t_path, np.random.default_rng(1).integers(0, classes, n))
+    return x_path, t_path, n
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--gigabytes", type=float, default=1.0)
+    parser.add_argument("--gigabytes", type=float, default=4.0, help="size of the logits fastloss eval reads")
+    parser.add_argument("--dask-gigabytes", type=float, default=2.0, help="size of the logits the Dask path reads")
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--dir", default="/tmp")
     parser.add_argument("--skip-dask", action="store_true")
     args = parser.parse_args()
-    n = int(args.gigabytes * 2**30 / (4 * args.classes))
-    x_path, t_path = os.path.join(args.dir, "eval_scale_x.npy"), os.path.join(args.dir, "eval_scale_t.npy")
-    if not os.path.exists(x_path) or np.load(x_path, mmap_mode="r").shape != (n, args.classes):
-        out = np.lib.format.open_memmap(x_path, "w+", np.float32, (n, args.classes))
-        rng = np.random.default_rng(0)
-        for a in range(0, n, 65536):
-            out[a:a + 65536] = rng.standard_normal((min(n, a + 65536) - a, args.classes), np.float32)
-        out.flush()
-        del out
-        np.save(t_path, np.random.default_rng(1).integers(0, args.classes, n))
+    x_path, t_path, n = logits_file(args.dir, args.gigabytes, args.classes)
     x, t = np.load(x_path), np.load(t_path)  # in memory (and the file is now in the page cache)
     in_memory = median_time(lambda: fl.cross_entropy(x, t))
     expected = float(fl.cross_entropy(x, t))
@@ -90,21 +101,54 @@ def main():
 
         import fastloss.dask as fld
 
+        dx_path, dt_path, dn = logits_file(args.dir, args.dask_gigabytes, args.classes)
+        dx, dt = np.load(dx_path), np.load(dt_path)
+        dask_in_memory = median_time(lambda: fl.cross_entropy(dx, dt))
+        dask_expected = float(fl.cross_entropy(dx, dt))
+        del dx
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                       silence_logs=40) as cluster, distributed.Client(cluster) as client:
             client.run(lambda: __import__("fastloss").warmup(("float32",)))
 
             def run():
-                logits = fld.from_npy(x_path, chunk_rows=32768)
-                return dask.compute(fld.cross_entropy(logits, t))[0]
+                logits = fld.from_npy(dx_path, chunk_rows=32768)
+                return dask.compute(fld.cross_entropy(logits, dt))[0]
 
             value = run()
+            report["dask_rows"] = dn
+            report["dask_gigabytes"] = os.path.getsize(dx_path) / 1e9
+            report["dask_in_memory_s"] = dask_in_memory
             report["dask_s"] = median_time(run)
-            report["dask_vs_in_memory"] = report["dask_s"] / in_memory
-            report["dask_equals_in_memory"] = abs(float(value) - expected) <= 1e-6 * abs(expected)
-            tiny = fld.cross_entropy(fld.from_npy(x_path, chunk_rows=32768)[:2], t[:2])
+            report["dask_vs_in_memory"] = report["dask_s"] / dask_in_memory
+            report["dask_equals_in_memory"] = abs(float(value) - dask_expected) <= 1e-6 * abs(dask_expected)
+            tiny = fld.cross_entropy(fld.from_npy(dx_path, chunk_rows=32768)[:2], dt[:2])
             report["dask_overhead_s_tiny_graph"] = median_time(lambda: dask.compute(tiny))
     print(json.dumps(report, indent=2))
+    write_section(report, sys.argv[1:])
+
+
+def write_section(r, argv):
+    """The figures as a section of bench/RESULTS.md."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import report as results
+
+    rows = ["| measure | value |", "|---|---|",
+            f"| eval: logits | {r['rows']} x {r['classes']} float32, {r['gigabytes']:.2f} GB .npy, page cache |",
+            f"| eval: peak RSS of `fastloss eval cross_entropy` | {r['eval_peak_rss_mb']:.0f} MB |",
+            f"| eval: streamed / in-memory kernel time | {r['eval_s']:.3f} s / {r['in_memory_s']:.3f} s = "
+            f"{r['eval_throughput_vs_in_memory']:.0%} of in-memory throughput |",
+            f"| eval: whole command, wall (start-up included) | {r['eval_command_wall_s']:.2f} s |",
+            f"| eval: same value as in memory | {r['eval_equals_in_memory']} |"]
+    if "dask_s" in r:
+        rows += [f"| dask: logits | {r['dask_rows']} x {r['classes']} float32, {r['dask_gigabytes']:.2f} GB .npy |",
+                 f"| dask: LocalCluster (2 processes x 1 thread) / in-memory | {r['dask_s']:.3f} s / "
+                 f"{r['dask_in_memory_s']:.3f} s = {r['dask_vs_in_memory']:.2f}x the in-memory time |",
+                 f"| dask: a 2-row graph's round trip (scheduling overhead) | {r['dask_overhead_s_tiny_graph']:.3f} s |",
+                 f"| dask: same value as in memory | {r['dask_equals_in_memory']} |"]
+    results.add_section("Evaluation at scale",
+                        "bench/eval_scale.py: `fastloss eval` streaming a .npy, and fastloss.dask on a LocalCluster; "
+                        "medians of 3 runs after a warm-up.",
+                        " ".join(["python bench/eval_scale.py"] + argv), rows)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import platform
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -89,14 +90,38 @@ def main(argv=None):
     subprocess.run(command, check=True)
     with open(json_path) as f:
         results = json.load(f)
-    store_path = os.path.splitext(args.output)[0] + ".json"
+    store, store_path = load(args.output)
+    run_id = results["datetime"][:16].replace("T", " ")
+    command = " ".join(["python bench/report.py"] + (["-k", repr(args.k)] if args.k else []))
+    merge(store, results, run_id, machine_header(), command)
+    write(store, store_path, args.output)
+
+
+def load(output=os.path.join(HERE, "RESULTS.md")):
+    """The store of medians kept next to ``output`` (empty if there is none yet)."""
+    store_path = os.path.splitext(output)[0] + ".json"
     store = {"groups": {}, "runs": {}}
     if os.path.exists(store_path):
         with open(store_path) as f:
             store = json.load(f)
-    run_id = results["datetime"][:16].replace("T", " ")
-    command = " ".join(["python bench/report.py"] + (["-k", repr(args.k)] if args.k else []))
-    merge(store, results, run_id, machine_header(), command)
+    return store, store_path
+
+
+def add_section(title, description, command, table_rows, output=os.path.join(HERE, "RESULTS.md")):
+    """Put a script's table (e.g. bench/coldstart.py's) into the store as section ``title``
+    (replacing an older one) and rewrite ``output``."""
+    store, store_path = load(output)
+    store.setdefault("sections", {})[title] = {
+        "description": description, "command": command, "table": table_rows,
+        "run": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "header": machine_header() + [f"- {platform.platform()}"],
+    }
+    write(store, store_path, output)
+
+
+def write(store, store_path, output):
+    """Save the store and render it to ``output``: the benchmark table, then the sections
+    that scripts measuring whole processes add (:func:`add_section`)."""
     with open(store_path, "w") as f:
         json.dump(store, f, indent=1, sort_keys=True)
     lines = ["# Benchmark results", "",
@@ -106,10 +131,12 @@ def main(argv=None):
     for run_id_, run in sorted(store["runs"].items()):
         lines += [f"Run {run_id_}: `{run['command']}`"] + run["header"] + [""]
     lines += table(store)
-    with open(args.output, "w") as f:
+    for title, section in sorted(store.get("sections", {}).items()):
+        lines += ["", f"## {title}", "", section["description"], "",
+                  f"Run {section['run']}: `{section['command']}`"] + section["header"] + [""] + section["table"]
+    with open(output, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()

@@ -242,10 +242,22 @@ def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
     ce = (one - y) * x + log1p_exp(-x)
     p_t = p * y + (one - p) * (one - y)
     q = one - p_t
-    modulator = exp_fast(gamma * log_fast(q)) if gamma != 0 else one  # q ** gamma, vectorisable
+    # q ** gamma: vectorisable for q > 0; q < 0 (targets outside [0, 1], which torchvision
+    # accepts) takes pow's sign rules, real for integer gamma as in torch.
+    if gamma == 0:
+        modulator = one
+    elif q > 0:
+        modulator = exp_fast(gamma * log_fast(q))
+    else:
+        modulator = q ** gamma
     dce = p - y
     dq = -p * (one - p) * (y + y - one)
-    dmod = gamma * (modulator / q) * dq if q > 0 and gamma != 0 else typed(0, x)
+    if gamma == 0 or q == 0:
+        dmod = typed(0, x)
+    elif q > 0:
+        dmod = gamma * (modulator / q) * dq
+    else:
+        dmod = gamma * q ** (gamma - one) * dq
     loss = ce * modulator
     dloss = dce * modulator + ce * dmod
     if alpha >= 0:

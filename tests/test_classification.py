@@ -288,6 +288,7 @@ def test_sigmoid_focal_loss(rng, dtype, reduction, alpha, gamma):
     x = (rng.standard_normal((7, 6)) * 3).astype(dtype)
     y = (rng.random((7, 6)) < 0.3).astype(dtype)
     y[0] = rng.random(6)  # soft targets, as torchvision allows
+    y[1] = rng.uniform(-0.5, 1.5, 6)  # and targets outside [0, 1]: 1 - p_t < 0 takes pow's sign rules
     _check(fl.sigmoid_focal_loss, _torchvision_sigmoid_focal_loss, [x, y], dtype,
            dict(alpha=alpha, gamma=gamma, reduction=reduction))
 

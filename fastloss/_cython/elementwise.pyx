@@ -74,7 +74,7 @@ cdef inline (floating, floating, floating) _sigmoid_focal_point(floating x, floa
     cdef floating modulator = libm_pow(q, gamma)
     cdef floating dce = p - y
     cdef floating dq = -p * (1 - p) * (y + y - 1)
-    cdef floating dmod = gamma * libm_pow(q, gamma - 1) * dq if q > 0 and gamma != 0 else 0
+    cdef floating dmod = gamma * libm_pow(q, gamma - 1) * dq if q != 0 and gamma != 0 else 0
     cdef floating loss = ce * modulator
     cdef floating dloss = dce * modulator + ce * dmod
     cdef floating a_t
