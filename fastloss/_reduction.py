@@ -60,4 +60,4 @@ def finish(total, losses, reduction, denominator, dtype):
         return losses
     if reduction == "sum":
         return dtype.type(total)
-    return dtype.type(_divide(total, denominator))
+    return dtype.type(total / denominator if denominator else _divide(total, denominator))

