@@ -1,5 +1,10 @@
-"""Regression losses, value and gradient: fastloss (Numba and Cython kernels) vs torch
-forward+backward vs NumPy, on 16M float32 elements (the issue's elementwise size)."""
+"""Elementwise losses (regression, and binary cross-entropy with logits), value and
+gradient: fastloss (Numba and Cython kernels) vs torch forward+backward vs NumPy, on
+16M float32 elements (the issue's elementwise size).
+
+"copy" is the memory-bandwidth reference of the same group: ``np.add(x, y, out=z)``
+reads two 16M float32 arrays and writes one, the traffic of a value+gradient call
+(two inputs in, the gradient out); bench/report.py gives fastloss's share of it."""
 import numpy as np
 import pytest
 from common import CYTHON_IMPLS, rng, run, torch
@@ -15,7 +20,8 @@ def _data(dtype):
     y = g.standard_normal(N).astype(dtype)
     var = (g.random(N) + 0.1).astype(dtype)
     counts = g.poisson(2.0, N).astype(dtype)
-    return x, y, var, counts
+    prob = g.random(N).astype(dtype)
+    return x, y, var, counts, prob
 
 
 # NumPy baselines: vectorised value and gradient of the mean reduction.
@@ -58,13 +64,23 @@ def _np_gaussian(x, y, var, eps=1e-6):
     return loss, (r / x.size, 0.5 * (1 / v - r * r) / x.size)
 
 
+def _np_bce_with_logits(x, y):
+    e = np.exp(-np.abs(x))
+    loss = (np.maximum(x, 0) - x * y + np.log1p(e)).mean()
+    sigmoid = np.where(x >= 0, 1, e) / (1 + e)
+    return loss, (sigmoid - y) / x.size
+
+
 CASES = {
-    "mse_loss": (_np_mse, "mse_loss", lambda x, y, v, c: (x, y)),
-    "l1_loss": (_np_l1, "l1_loss", lambda x, y, v, c: (x, y)),
-    "smooth_l1_loss": (_np_smooth_l1, "smooth_l1_loss", lambda x, y, v, c: (x, y)),
-    "huber_loss": (_np_huber, "huber_loss", lambda x, y, v, c: (x, y)),
-    "poisson_nll_loss": (_np_poisson, "poisson_nll_loss", lambda x, y, v, c: (x, c)),
-    "gaussian_nll_loss": (_np_gaussian, "gaussian_nll_loss", lambda x, y, v, c: (x, y, v)),
+    "mse_loss": (_np_mse, "mse_loss", lambda x, y, v, c, p: (x, y)),
+    "l1_loss": (_np_l1, "l1_loss", lambda x, y, v, c, p: (x, y)),
+    "smooth_l1_loss": (_np_smooth_l1, "smooth_l1_loss", lambda x, y, v, c, p: (x, y)),
+    "huber_loss": (_np_huber, "huber_loss", lambda x, y, v, c, p: (x, y)),
+    "poisson_nll_loss": (_np_poisson, "poisson_nll_loss", lambda x, y, v, c, p: (x, c)),
+    "gaussian_nll_loss": (_np_gaussian, "gaussian_nll_loss", lambda x, y, v, c, p: (x, y, v)),
+    # The elementwise classification loss of the same size (the issue's "bce-with-logits-style").
+    "binary_cross_entropy_with_logits": (_np_bce_with_logits, "binary_cross_entropy_with_logits",
+                                         lambda x, y, v, c, p: (x, p)),
 }
 
 
@@ -78,13 +94,16 @@ def _torch_fn(name, args):
     return fn
 
 
-@pytest.mark.parametrize("impl", CYTHON_IMPLS)
+@pytest.mark.parametrize("impl", CYTHON_IMPLS + ("copy",))
 @pytest.mark.parametrize("loss", list(CASES))
 def bench_regression(benchmark, impl, loss):
     numpy_fn, name, pick = CASES[loss]
     args = pick(*_data(np.float32))
     if impl == "numpy":
         fn = lambda: numpy_fn(*args)  # noqa: E731
+    elif impl == "copy":
+        out = np.empty_like(args[0])
+        fn = lambda: np.add(args[0], args[1], out=out)  # noqa: E731
     elif impl == "torch":
         fn = _torch_fn(name, args) if torch is not None else None
     else:

@@ -6,7 +6,9 @@
 For each group (a loss, size, dtype and mode) the table gives each implementation's
 median and how many times faster fastloss is (their median / fastloss's median), all
 from one pytest-benchmark run on the same inputs; "cython" is fastloss on its Cython
-kernels, and "cython time" its median over the Numba kernels' (1.00x: as fast). The medians are kept in
+kernels, and "cython time" its median over the Numba kernels' (1.00x: as fast); "of copy
+bandwidth", where a group has the "copy" reference (np.add reading two arrays and writing
+one), is the copy's median over fastloss's (100%: at the copy's bandwidth). The medians are kept in
 bench/RESULTS.json, so a subset run replaces its own groups and keeps the others;
 every row names the run it comes from, and each run's machine, thread count,
 versions and command are listed.
@@ -46,8 +48,9 @@ def machine_header():
 
 
 def table(store):
-    rows = ["| benchmark | numpy | torch | fastloss | cython | vs numpy | vs torch | cython time | run |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| benchmark | numpy | torch | fastloss | cython | vs numpy | vs torch | cython time | of copy bandwidth "
+            "| run |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for group in sorted(store["groups"]):
         medians = store["groups"][group]["medians"]
         fast = medians.get("fastloss")
@@ -58,8 +61,10 @@ def table(store):
         def ratio(impl):
             return f"{medians[impl] / fast:.2f}x" if fast and impl in medians else "-"
 
+        share = f"{medians['copy'] / fast:.0%}" if fast and "copy" in medians else "-"
         rows.append(f"| {group} | {cell('numpy')} | {cell('torch')} | {cell('fastloss')} | {cell('cython')} | "
-                    f"{ratio('numpy')} | {ratio('torch')} | {ratio('cython')} | {store['groups'][group]['run']} |")
+                    f"{ratio('numpy')} | {ratio('torch')} | {ratio('cython')} | {share} | "
+                    f"{store['groups'][group]['run']} |")
     return rows
 
 
@@ -127,7 +132,9 @@ def write(store, store_path, output):
     lines = ["# Benchmark results", "",
              "Medians from pytest-benchmark; a ratio is how many times faster fastloss is than that "
              "implementation, both measured in the same run on the same inputs. \"fastloss\" runs the Numba "
-             "kernels, \"cython\" the Cython ones; \"cython time\" is the Cython median over the Numba one.", ""]
+             "kernels, \"cython\" the Cython ones; \"cython time\" is the Cython median over the Numba one; "
+             "\"of copy bandwidth\" is the median of np.add(x, y, out=z) on the group's two inputs over fastloss's "
+             "(the traffic of a value+gradient call: two arrays read, one written).", ""]
     for run_id_, run in sorted(store["runs"].items()):
         lines += [f"Run {run_id_}: `{run['command']}`"] + run["header"] + [""]
     lines += table(store)
