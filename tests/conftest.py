@@ -41,3 +41,33 @@ def torch_value_and_grad(fn, inputs, diff=(0,), grad_output=None, **kwargs):
     value.backward(torch.tensor(np.asarray(grad_output), dtype=value.dtype).expand(value.shape))
     grads = [tensors[i].grad.numpy() for i in diff]
     return value.detach().numpy(), grads[0] if len(diff) == 1 else tuple(grads)
+
+
+def grad_output_for(rng, reduction, shape):
+    """An incoming gradient: random of the loss's ``shape`` for "none", else a scalar."""
+    return rng.standard_normal(shape) if reduction == "none" else 0.7
+
+
+def check_against_torch(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, fl_kwargs=None,
+                        torch_kwargs=None, scale=1.0):
+    """fastloss vs the torch oracle on the same ``inputs``: the value (with and without
+    ``grad=True``), its dtype and shape, and the gradients of the inputs at ``diff``
+    times ``grad_output``; ``torch_kwargs`` default to ``fl_kwargs`` (arrays become
+    tensors). Returns fastloss's ``(value, grad)``."""
+    fl_kwargs = fl_kwargs or {}
+    torch_kwargs = fl_kwargs if torch_kwargs is None else torch_kwargs
+    torch_kwargs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in torch_kwargs.items()}
+    expected, expected_grad = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=grad_output,
+                                                   **torch_kwargs)
+    value = fl_fn(*inputs, **fl_kwargs)
+    value2, grad = fl_fn(*inputs, **fl_kwargs, grad=True, grad_output=grad_output)
+    np.testing.assert_array_equal(value, value2)
+    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
+    assert_close(value, expected, dtype, scale)
+    grads = grad if len(diff) > 1 else (grad,)
+    expected_grads = expected_grad if len(diff) > 1 else (expected_grad,)
+    assert len(grads) == len(diff)
+    for g, e, i in zip(grads, expected_grads, diff):
+        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
+        assert_close(g, e, dtype, scale)
+    return value, grad

@@ -9,28 +9,15 @@ import torch
 import torch.nn.functional as F
 
 import fastloss as fl
-from conftest import assert_close, torch_value_and_grad
+from conftest import assert_close, check_against_torch, torch_value_and_grad
+from conftest import grad_output_for as _go
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
 
 
-def _go(rng, reduction, shape):
-    return rng.standard_normal(shape) if reduction == "none" else 0.7
-
-
 def _check(fl_fn, torch_fn, inputs, dtype, diff, grad_output=None, kwargs=None, scale=1.0):
-    kwargs = kwargs or {}
-    expected, expected_grads = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=grad_output, **kwargs)
-    value = fl_fn(*inputs, **kwargs)
-    value2, grads = fl_fn(*inputs, **kwargs, grad=True, grad_output=grad_output)
-    np.testing.assert_array_equal(value, value2)
-    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
-    assert_close(value, expected, dtype, scale)
-    assert len(grads) == len(diff)
-    for g, e, i in zip(grads, expected_grads, diff):
-        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
-        assert_close(g, e, dtype, scale)
+    check_against_torch(fl_fn, torch_fn, inputs, dtype, diff, grad_output, kwargs, scale=scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

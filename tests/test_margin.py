@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from sklearn.metrics import hinge_loss as sklearn_hinge_loss
 
 import fastloss as fl
-from conftest import assert_close, torch_value_and_grad
+from conftest import assert_close, check_against_torch
+from conftest import grad_output_for as _go
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -19,28 +20,6 @@ REDUCTIONS = ["mean", "sum", "none"]
 
 def _signs(rng, shape, dtype):
     return np.where(rng.random(shape) > 0.5, 1, -1).astype(dtype)
-
-
-def _go(rng, reduction, shape):
-    return rng.standard_normal(shape) if reduction == "none" else 0.7
-
-
-def _check(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, fl_kwargs=None, torch_kwargs=None):
-    fl_kwargs = fl_kwargs or {}
-    torch_kwargs = fl_kwargs if torch_kwargs is None else torch_kwargs
-    torch_kwargs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in torch_kwargs.items()}
-    expected, expected_grad = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=grad_output,
-                                                   **torch_kwargs)
-    value = fl_fn(*inputs, **fl_kwargs)
-    value2, grad = fl_fn(*inputs, **fl_kwargs, grad=True, grad_output=grad_output)
-    np.testing.assert_array_equal(value, value2)
-    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
-    assert_close(value, expected, dtype)
-    grads = grad if len(diff) > 1 else (grad,)
-    expected_grads = expected_grad if len(diff) > 1 else (expected_grad,)
-    for g, e, i in zip(grads, expected_grads, diff):
-        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
-        assert_close(g, e, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -52,7 +31,7 @@ def test_margin_ranking(rng, dtype, reduction, margin):
     x2[0] = x1[0] + margin  # the hinge exactly at 0 for y = 1: torch's clamp_min passes the gradient
     y = _signs(rng, 12, dtype)
     y[0] = 1
-    _check(fl.margin_ranking_loss, F.margin_ranking_loss, [x1, x2, y], dtype, diff=(0, 1),
+    check_against_torch(fl.margin_ranking_loss, F.margin_ranking_loss, [x1, x2, y], dtype, diff=(0, 1),
            grad_output=_go(rng, reduction, 12), fl_kwargs=dict(margin=margin, reduction=reduction))
 
 
@@ -62,7 +41,7 @@ def test_margin_ranking(rng, dtype, reduction, margin):
 def test_hinge_embedding(rng, dtype, reduction, margin):
     x = (rng.standard_normal((5, 4)) * 2).astype(dtype)
     y = _signs(rng, (5, 4), dtype)
-    _check(fl.hinge_embedding_loss, F.hinge_embedding_loss, [x, y], dtype,
+    check_against_torch(fl.hinge_embedding_loss, F.hinge_embedding_loss, [x, y], dtype,
            grad_output=_go(rng, reduction, (5, 4)), fl_kwargs=dict(margin=margin, reduction=reduction))
 
 
@@ -71,7 +50,7 @@ def test_hinge_embedding(rng, dtype, reduction, margin):
 def test_soft_margin(rng, dtype, reduction):
     x = (rng.standard_normal((6, 3)) * 3).astype(dtype)
     y = _signs(rng, (6, 3), dtype)
-    _check(fl.soft_margin_loss, F.soft_margin_loss, [x, y], dtype, grad_output=_go(rng, reduction, (6, 3)),
+    check_against_torch(fl.soft_margin_loss, F.soft_margin_loss, [x, y], dtype, grad_output=_go(rng, reduction, (6, 3)),
            fl_kwargs=dict(reduction=reduction))
 
 
@@ -83,7 +62,7 @@ def test_multilabel_soft_margin(rng, dtype, reduction, weighted, shape):
     x = (rng.standard_normal(shape) * 2).astype(dtype)
     y = (rng.random(shape) > 0.5).astype(dtype)
     w = (rng.random(shape[-1]) + 0.3).astype(dtype) if weighted else None
-    _check(fl.multilabel_soft_margin_loss, F.multilabel_soft_margin_loss, [x, y], dtype,
+    check_against_torch(fl.multilabel_soft_margin_loss, F.multilabel_soft_margin_loss, [x, y], dtype,
            grad_output=_go(rng, reduction, shape[:-1]), fl_kwargs=dict(weight=w, reduction=reduction))
 
 
@@ -96,16 +75,16 @@ def test_multi_margin(rng, dtype, reduction, p, margin, weighted):
     x = rng.standard_normal((9, 6)).astype(dtype)
     t = rng.integers(0, 6, 9)
     w = (rng.random(6) + 0.3).astype(dtype) if weighted else None
-    _check(fl.multi_margin_loss, F.multi_margin_loss, [x, t], dtype, grad_output=_go(rng, reduction, 9),
+    check_against_torch(fl.multi_margin_loss, F.multi_margin_loss, [x, t], dtype, grad_output=_go(rng, reduction, 9),
            fl_kwargs=dict(p=p, margin=margin, weight=w, reduction=reduction))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_multi_margin_unbatched_and_one_class(rng, dtype):
     x = rng.standard_normal(5).astype(dtype)
-    _check(fl.multi_margin_loss, F.multi_margin_loss, [x, np.array(3)], dtype)
+    check_against_torch(fl.multi_margin_loss, F.multi_margin_loss, [x, np.array(3)], dtype)
     one = rng.standard_normal((4, 1)).astype(dtype)
-    _check(fl.multi_margin_loss, F.multi_margin_loss, [one, np.zeros(4, np.int64)], dtype)
+    check_against_torch(fl.multi_margin_loss, F.multi_margin_loss, [one, np.zeros(4, np.int64)], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -119,9 +98,9 @@ def test_multilabel_margin(rng, dtype, reduction):
         t[i, :k] = rng.choice(c, k, replace=False)
     t[1, 3:] = rng.integers(0, c, c - 3)  # entries after the -1 are ignored
     t[1, 2] = -1
-    _check(fl.multilabel_margin_loss, F.multilabel_margin_loss, [x, t], dtype, grad_output=_go(rng, reduction, n),
+    check_against_torch(fl.multilabel_margin_loss, F.multilabel_margin_loss, [x, t], dtype, grad_output=_go(rng, reduction, n),
            fl_kwargs=dict(reduction=reduction))
-    _check(fl.multilabel_margin_loss, F.multilabel_margin_loss, [x[2], t[2]], dtype)
+    check_against_torch(fl.multilabel_margin_loss, F.multilabel_margin_loss, [x[2], t[2]], dtype)
 
 
 def _crammer_singer_torch(x, t, margin=1.0, reduction="mean"):
@@ -138,7 +117,7 @@ def _crammer_singer_torch(x, t, margin=1.0, reduction="mean"):
 def test_hinge_loss_crammer_singer(rng, dtype, reduction, margin):
     x = rng.standard_normal((20, 4)).astype(dtype)
     t = rng.integers(0, 4, 20)
-    _check(fl.hinge_loss, _crammer_singer_torch, [x, t], dtype, grad_output=_go(rng, reduction, 20),
+    check_against_torch(fl.hinge_loss, _crammer_singer_torch, [x, t], dtype, grad_output=_go(rng, reduction, 20),
            fl_kwargs=dict(margin=margin, reduction=reduction))
     # The value against scikit-learn itself (margin 1, mean).
     assert_close(fl.hinge_loss(x, t), sklearn_hinge_loss(t, x.astype(np.float64), labels=np.arange(4)), dtype)
@@ -154,7 +133,7 @@ def test_hinge_loss_binary(rng, dtype, reduction):
         loss = torch.clamp(margin - y * f, min=0)
         return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
 
-    _check(fl.hinge_loss, reference, [f, y], dtype, grad_output=_go(rng, reduction, 30),
+    check_against_torch(fl.hinge_loss, reference, [f, y], dtype, grad_output=_go(rng, reduction, 30),
            fl_kwargs=dict(margin=0.8, reduction=reduction))
     assert_close(fl.hinge_loss(f, y), sklearn_hinge_loss(y, f.astype(np.float64)), dtype)
 
