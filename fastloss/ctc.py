@@ -135,18 +135,20 @@ def _log_softmax_norm(row):
 
 
 @jit()
-def _extended_labels(targets, start, n_labels, blank, neg_inf, ext, skip):
+def _extended_labels(targets, start, n_labels, blank, neg_inf):
     """The padded extended target l' (blank between labels; pads read the blank) and the
-    additive skip mask: skip[p] = 0 where s - 2 -> s is allowed, -inf elsewhere."""
+    additive skip mask: skip[p] = 0 where s - 2 -> s is allowed, -inf elsewhere; both of
+    length 2 n_labels + 1 + 2 _PAD."""
     zero = typed(0, neg_inf)
-    for p in range(ext.shape[0]):
-        ext[p] = blank
-        skip[p] = neg_inf
+    padded = 2 * n_labels + 1 + 2 * _PAD
+    ext = np.full(padded, blank, np.intp)
+    skip = np.full(padded, neg_inf)  # in neg_inf's dtype
     for k in range(n_labels):
         p = 2 * k + 1 + _PAD
         ext[p] = targets[start + k]
         if k > 0 and targets[start + k] != targets[start + k - 1]:
             skip[p] = zero
+    return ext, skip
 
 
 @jit(parallel=True)
@@ -179,9 +181,7 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
         padded = width + 2 * _PAD
         zero = typed(0, neg_inf)
         first = b * batch_stride
-        ext = np.empty(padded, np.intp)
-        skip = np.empty(padded, loss.dtype)
-        _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf, ext, skip)
+        ext, skip = _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf)
         if n_frames == 0:
             nll = zero if n_labels == 0 else -neg_inf
         else:
@@ -295,9 +295,7 @@ def ctc_viterbi_batch(log_probs, layout, blank, targets, target_starts, target_l
         padded = width + 2 * _PAD
         zero = typed(0, neg_inf)
         first = b * batch_stride
-        ext = np.empty(padded, np.intp)
-        skip = np.empty(padded, scores.dtype)
-        _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf, ext, skip)
+        ext, skip = _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf)
         for t in range(n_frames, n_time):
             labels[b, t] = blank
             scores[b, t] = zero
