@@ -329,9 +329,8 @@ def normalize_rows_backward(unit, norms, scale, g, out):
         norm = norms[n]
         radial = _dot64(u, row) if norm > _NORMALIZE_EPS else 0.0
         factor = scale / norm
-        r = radial
         for i in range(u.shape[0]):
-            dst[i] = (row[i] - u[i] * r) * factor
+            dst[i] = (row[i] - u[i] * radial) * factor
 
 
 # ---------------------------------------------------------------- wrappers
