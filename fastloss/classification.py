@@ -45,11 +45,24 @@ __all__ = [
 
 # --------------------------------------------------------------------------- kernels
 
-@jit()
-def _write_softmax_grad(row, top, a_over_s, spread_scale, weight, out):
-    """out[c] = a_over_s * exp(row[c] - top) - spread_scale * weight[c] (vectorised)."""
+@jit(inline="always")
+def _softmax_grad_loop(row, top, a_over_s, spread_scale, weight, out):
     for c in range(row.shape[0]):
         out[c] = a_over_s * exp_fast(row[c] - top) - spread_scale * weight[c]
+
+
+@jit()
+def _write_softmax_grad(row, top, a_over_s, spread_scale, weight, out):
+    """out[c] = a_over_s * exp(row[c] - top) - spread_scale * weight[c] (vectorised).
+
+    ``out`` may be ``row`` itself (an in-place gradient). The loop then reads ``out``:
+    given two arrays, LLVM guards the vector loop with an overlap check that equal
+    arrays fail, and runs the scalar loop (4x slower); given one, it needs no check.
+    """
+    if out.ctypes.data == row.ctypes.data:
+        _softmax_grad_loop(out, top, a_over_s, spread_scale, weight, out)
+    else:
+        _softmax_grad_loop(row, top, a_over_s, spread_scale, weight, out)
 
 
 @jit()

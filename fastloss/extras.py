@@ -6,8 +6,10 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
   margin-shifted, scaled cosines, writing the gradient in place over them; two more
   products give the gradients of the features and of the weights.
 * :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
-* :func:`dice_loss` runs two kernels over chunks of positions, :func:`soft_dice_sums`
-  and :func:`soft_dice_grad`, serving the binary (sigmoid) and multi-class (softmax) forms.
+* :func:`dice_loss` runs two kernels over chunks of positions, serving the binary
+  (sigmoid) and multi-class (softmax) forms: :func:`soft_dice_sums` computes the
+  probabilities (into the gradient buffer) and their sums, checking the targets on
+  the way; :func:`soft_dice_grad` turns the probabilities into the gradient in place.
 """
 import numpy as np
 
@@ -15,11 +17,11 @@ from ._backend import require_numba
 from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
-from ._math import exp_fast, log1p_fast, log_fast, sum_float64, typed
+from ._math import exp_fast, log1p_fast, log_fast, sigmoid, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
-from .classification import softmax_cross_entropy_rows
+from .classification import SERIAL_BELOW, softmax_cross_entropy_rows
 
 __all__ = [
     "large_margin_cosine_loss", "anchor_loss", "dice_loss",
@@ -100,133 +102,191 @@ def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, 
         loss[n] = sum_float64(terms)
 
 
-# Positions per parallel work item of the Dice kernels.
+# Positions per parallel work item of the Dice kernels: the item's probabilities
+# (C rows of DICE_CHUNK) stay in cache between the loops that make and sum them.
+# Loops run over slices from 0, never over k0 + i: Numba's negative-index wraparound
+# of an index of unknown sign would keep them from vectorising.
 DICE_CHUNK = 2048
 
 
 @jit()
-def _chunk_probs(x, k0, k1, binary, probs, top, total):
-    """Probabilities of positions k0:k1 of one sample's (C, K) logits into ``probs`` (C, k1 - k0):
-    the sigmoid (binary, C = 1) or the softmax over C. Loops run along positions, so they vectorise."""
-    n_classes = x.shape[0]
-    m = k1 - k0
-    one = typed(1, x[0, k0])  # only called with k1 > k0
-    if binary:
-        row = x[0]
-        out = probs[0]
-        for i in range(m):
-            out[i] = one / (one + exp_fast(-row[k0 + i]))
-        return
+def _sigmoid_into(x, out):
+    """out = sigmoid(x) (vectorised)."""
+    for i in range(x.shape[0]):
+        out[i] = sigmoid(x[i])
+
+
+@jit()
+def _softmax_into(x, k0, probs, o0, top, norm):
+    """probs[:, o0:o0 + m] = the softmax over the rows of x[:, k0:k0 + m], m = len(top);
+    ``top`` and ``norm`` are scratch of length m. Loops run along positions, so they vectorise."""
+    m = top.shape[0]
+    first = x[0, k0:k0 + m]
     for i in range(m):
-        top[i] = x[0, k0 + i]
-        total[i] = 0
-    for c in range(1, n_classes):
-        row = x[c]
+        top[i] = first[i]
+        norm[i] = 0
+    for c in range(1, x.shape[0]):
+        row = x[c, k0:k0 + m]
         for i in range(m):
-            v = row[k0 + i]
+            v = row[i]
             top[i] = v if v > top[i] else top[i]
-    for c in range(n_classes):
-        row = x[c]
-        out = probs[c]
+    for c in range(x.shape[0]):
+        row = x[c, k0:k0 + m]
+        out = probs[c, o0:o0 + m]
         for i in range(m):
-            e = exp_fast(row[k0 + i] - top[i])
+            e = exp_fast(row[i] - top[i])
             out[i] = e
-            total[i] += e
+            norm[i] += e
     for i in range(m):
-        total[i] = one / total[i]
-    for c in range(n_classes):
-        out = probs[c]
+        norm[i] = typed(1, top[i]) / norm[i]
+    for c in range(x.shape[0]):
+        out = probs[c, o0:o0 + m]
         for i in range(m):
-            out[i] *= total[i]
+            out[i] *= norm[i]
 
 
 @jit(fastmath=REDUCE)
-def _overlap_sums(p, labels, c, soft, binary):
-    """(sum_i p_i y_i, sum_i p_i + y_i) with y = soft (binary) or [labels == c], in float64."""
+def _binary_overlap(p, y):
+    """(sum p y, sum p + y, count of y outside [0, 1]), the sums in float64."""
     inter = 0.0
     total = 0.0
-    if binary:
-        for i in range(p.shape[0]):
-            inter += np.float64(p[i]) * soft[i]
-            total += np.float64(p[i]) + soft[i]
-    else:
-        for i in range(p.shape[0]):
-            y = 1.0 if labels[i] == c else 0.0
-            inter += p[i] * y
-            total += p[i] + y
+    bad = 0
+    for i in range(p.shape[0]):
+        q = np.float64(p[i])
+        t = np.float64(y[i])
+        inter += q * t
+        total += q + t
+        bad += (t < 0.0) | (t > 1.0)
+    return inter, total, bad
+
+
+@jit(fastmath=REDUCE)
+def _class_overlap(p, labels, c):
+    """(sum p [label = c], sum p + [label = c]), in float64."""
+    inter = 0.0
+    total = 0.0
+    for i in range(p.shape[0]):
+        q = np.float64(p[i])
+        y = 1.0 if labels[i] == c else 0.0
+        inter += q * y
+        total += q + y
     return inter, total
 
 
+@jit()
+def _count_outside(labels, n_classes):
+    """How many labels lie outside [0, n_classes)."""
+    bad = 0
+    for i in range(labels.shape[0]):
+        v = labels[i]
+        bad += (v < 0) | (v >= n_classes)
+    return bad
+
+
+@jit()
+def _soft_dice_sums_item(item, x, labels, soft, binary, inter, total, probs, want_probs):
+    """Work item ``item`` of :func:`soft_dice_sums`: one chunk of one sample's positions.
+    Returns its count of targets out of range."""
+    n_classes, n_pos = x.shape[1:]
+    n_chunks = inter.shape[1]
+    n = item // n_chunks
+    j = item - n * n_chunks
+    k0 = j * DICE_CHUNK
+    m = min(DICE_CHUNK, n_pos - k0)
+    dst = probs[n] if want_probs else np.empty((n_classes, m), x.dtype)
+    o0 = k0 if want_probs else 0
+    if binary:
+        p = dst[0, o0:o0 + m]
+        _sigmoid_into(x[n, 0, k0:k0 + m], p)
+        inter[n, j, 0], total[n, j, 0], bad = _binary_overlap(p, soft[n, k0:k0 + m])
+        return bad
+    _softmax_into(x[n], k0, dst, o0, np.empty(m, x.dtype), np.empty(m, x.dtype))
+    lab = labels[n, k0:k0 + m]
+    for c in range(n_classes):
+        inter[n, j, c], total[n, j, c] = _class_overlap(dst[c, o0:o0 + m], lab, c)
+    return _count_outside(lab, n_classes)
+
+
 @jit(parallel=True)
-def soft_dice_sums(x, labels, soft, binary, inter, total):
+def soft_dice_sums(x, labels, soft, binary, inter, total, probs, want_probs):
     """Per (sample, chunk of positions, class): the sums of p y and of p + y.
 
     ``x`` is (N, C, K) logits; targets are ``soft`` (N, K) (binary, C = 1) or the
     class indices ``labels`` (N, K). ``inter`` and ``total`` are (N, chunks, C).
+    With ``want_probs`` the probabilities are also written to ``probs`` (N, C, K),
+    for :func:`soft_dice_grad`. Targets are only compared, never used as indices:
+    the kernel returns how many lie outside [0, 1] (binary) or [0, C), and the
+    caller raises when that is not 0.
     """
-    n_samples, n_classes, n_pos = x.shape
-    n_chunks = inter.shape[1]
-    for item in prange(n_samples * n_chunks):
-        n = item // n_chunks
-        k0 = (item - n * n_chunks) * DICE_CHUNK
-        k1 = min(k0 + DICE_CHUNK, n_pos)
-        probs = np.empty((n_classes, k1 - k0), x.dtype)
-        top = np.empty(k1 - k0, x.dtype)
-        norm = np.empty(k1 - k0, x.dtype)
-        _chunk_probs(x[n], k0, k1, binary, probs, top, norm)
-        for c in range(n_classes):
-            y_soft = soft[n, k0:k1] if binary else soft[0, 0:0]
-            y_labels = labels[0, 0:0] if binary else labels[n, k0:k1]
-            a, b = _overlap_sums(probs[c], y_labels, c, y_soft, binary)
-            inter[n, item - n * n_chunks, c] = a
-            total[n, item - n * n_chunks, c] = b
+    n_bad = 0
+    for item in prange(inter.shape[0] * inter.shape[1]):
+        n_bad += _soft_dice_sums_item(item, x, labels, soft, binary, inter, total, probs, want_probs)
+    return n_bad
+
+
+@jit()
+def soft_dice_sums_serial(x, labels, soft, binary, inter, total, probs, want_probs):
+    """:func:`soft_dice_sums` on the calling thread, for inputs so small that starting
+    the parallel region (microseconds) would cost more than the work."""
+    n_bad = 0
+    for item in range(inter.shape[0] * inter.shape[1]):
+        n_bad += _soft_dice_sums_item(item, x, labels, soft, binary, inter, total, probs, want_probs)
+    return n_bad
+
+
+@jit()
+def _soft_dice_grad_item(item, labels, soft, binary, coef, offset, grad):
+    """Work item ``item`` of :func:`soft_dice_grad`, as in :func:`soft_dice_sums`."""
+    n_classes, n_pos = grad.shape[1:]
+    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
+    n = item // n_chunks
+    k0 = (item - n * n_chunks) * DICE_CHUNK
+    k1 = min(k0 + DICE_CHUNK, n_pos)
+    if binary:
+        out = grad[n, 0, k0:k1]
+        y = soft[n, k0:k1]
+        a = coef[n, 0]
+        b = offset[n, 0]
+        one = typed(1, a)
+        for i in range(k1 - k0):
+            p = out[i]
+            out[i] = (a * y[i] + b) * p * (one - p)
+        return
+    lab = labels[n, k0:k1]
+    dot = np.zeros(k1 - k0, grad.dtype)
+    for c in range(n_classes):
+        p = grad[n, c, k0:k1]
+        a = coef[n, c]
+        b = offset[n, c]
+        for i in range(k1 - k0):
+            dot[i] += p[i] * ((a if lab[i] == c else a * 0) + b)
+    for c in range(n_classes):
+        out = grad[n, c, k0:k1]
+        a = coef[n, c]
+        b = offset[n, c]
+        for i in range(k1 - k0):
+            out[i] = out[i] * ((a if lab[i] == c else a * 0) + b - dot[i])
 
 
 @jit(parallel=True)
-def soft_dice_grad(x, labels, soft, binary, coef, offset, grad):
-    """Gradient of the soft Dice loss with respect to the (N, C, K) logits.
+def soft_dice_grad(labels, soft, binary, coef, offset, grad):
+    """Gradient of the soft Dice loss with respect to the (N, C, K) logits, in place
+    over the probabilities that :func:`soft_dice_sums` wrote into ``grad``.
 
     ``coef[n, c] y + offset[n, c]`` is d loss / d p_{nck}; it goes through the sigmoid
     (binary) or the softmax over C.
     """
-    n_samples, n_classes, n_pos = x.shape
-    n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
-    for item in prange(n_samples * n_chunks):
-        n = item // n_chunks
-        k0 = (item - n * n_chunks) * DICE_CHUNK
-        k1 = min(k0 + DICE_CHUNK, n_pos)
-        m = k1 - k0
-        probs = np.empty((n_classes, m), x.dtype)
-        top = np.empty(m, x.dtype)
-        dot = np.empty(m, x.dtype)
-        _chunk_probs(x[n], k0, k1, binary, probs, top, dot)
-        one = typed(1, x[0, 0, 0])
-        if binary:
-            p = probs[0]
-            y = soft[n]
-            out = grad[n, 0]
-            a = coef[n, 0]
-            b = offset[n, 0]
-            for i in range(m):
-                out[k0 + i] = (a * y[k0 + i] + b) * p[i] * (one - p[i])
-            continue
-        lab = labels[n]
-        zero = one - one
-        for i in range(m):
-            dot[i] = 0
-        for c in range(n_classes):
-            p = probs[c]
-            a = coef[n, c]
-            b = offset[n, c]
-            for i in range(m):
-                dot[i] += p[i] * ((a if lab[k0 + i] == c else zero) + b)
-        for c in range(n_classes):
-            p = probs[c]
-            out = grad[n, c]
-            a = coef[n, c]
-            b = offset[n, c]
-            for i in range(m):
-                out[k0 + i] = p[i] * ((a if lab[k0 + i] == c else zero) + b - dot[i])
+    n_items = grad.shape[0] * ((grad.shape[2] + DICE_CHUNK - 1) // DICE_CHUNK)
+    for item in prange(n_items):
+        _soft_dice_grad_item(item, labels, soft, binary, coef, offset, grad)
+
+
+@jit()
+def soft_dice_grad_serial(labels, soft, binary, coef, offset, grad):
+    """:func:`soft_dice_grad` on the calling thread (see :func:`soft_dice_sums_serial`)."""
+    n_items = grad.shape[0] * ((grad.shape[2] + DICE_CHUNK - 1) // DICE_CHUNK)
+    for item in range(n_items):
+        _soft_dice_grad_item(item, labels, soft, binary, coef, offset, grad)
 
 
 @jit(fastmath=REDUCE)
@@ -269,9 +329,8 @@ def normalize_rows_backward(unit, norms, scale, g, out):
         norm = norms[n]
         radial = _dot64(u, row) if norm > _NORMALIZE_EPS else 0.0
         factor = scale / norm
-        r = radial
         for i in range(u.shape[0]):
-            dst[i] = (row[i] - u[i] * r) * factor
+            dst[i] = (row[i] - u[i] * radial) * factor
 
 
 # ---------------------------------------------------------------- wrappers
@@ -440,8 +499,6 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     if binary:
         y = as_target_array(target_array, "target", dtype)
         check_shape(y.shape, x.shape, "target", "input (binary targets have the input's shape)")
-        if ((y < 0) | (y > 1)).any():
-            raise ValueError(f"binary target must lie in [0, 1]; found {y[(y < 0) | (y > 1)].flat[0]}")
         n_classes = 1
         soft = read_only(np.ascontiguousarray(y.reshape(n, -1) if n else y.reshape(0, 0)))
         labels = np.empty((1, 0), np.intp)
@@ -450,16 +507,26 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
             raise ValueError(f"multi-class input must be (N, C, ...) with C >= 1, got shape {x.shape}")
         t = as_index_array(target_array, "target")
         check_shape(t.shape, (n,) + x.shape[2:], "target", f"input of shape {x.shape}")
-        check_class_indices(t, x.shape[1], "target")
         n_classes = x.shape[1]
         labels = read_only(np.ascontiguousarray(t.reshape(n, -1) if n else t.reshape(0, 0)))
         soft = np.empty((1, 0), dtype)
     n_pos = x.size // max(n * n_classes, 1)
     x3 = read_only(np.ascontiguousarray(x.reshape(n, n_classes, n_pos)))
     n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
-    inter = np.zeros((n, n_chunks, n_classes))
-    total = np.zeros((n, n_chunks, n_classes))
-    soft_dice_sums(x3, labels, soft, binary, inter, total)
+    inter = np.empty((n, n_chunks, n_classes))
+    total = np.empty((n, n_chunks, n_classes))
+    if grad:
+        buffer = GradientBuffer(x, dtype, grad_out)
+        probs = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
+    else:
+        probs = np.empty((0, 0, 0), dtype)
+    serial = x3.size < SERIAL_BELOW
+    # The kernel checks the targets as it reads them; on a bad one the probabilities
+    # it wrote to grad_out are left there, and the error is raised here.
+    if (soft_dice_sums_serial if serial else soft_dice_sums)(x3, labels, soft, binary, inter, total, probs, grad):
+        if not binary:
+            check_class_indices(t, n_classes, "target")
+        raise ValueError(f"binary target must lie in [0, 1]; found {y[(y < 0) | (y > 1)].flat[0]}")
     inter = inter.sum(axis=1)
     denominator = total.sum(axis=1) + smooth
     loss = (1.0 - ((2.0 * inter + smooth) / denominator).mean(axis=1)).astype(dtype)
@@ -470,9 +537,7 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
     coef = (-2.0 * scale / (n_classes * denominator)).astype(dtype)
     offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
-    buffer = GradientBuffer(x, dtype, grad_out)
-    grad_view = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
-    soft_dice_grad(x3, labels, soft, binary, coef, offset, grad_view)
+    (soft_dice_grad_serial if serial else soft_dice_grad)(labels, soft, binary, coef, offset, probs)
     return result, buffer.result()
 
 

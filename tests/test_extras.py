@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 import fastloss as fl
 from conftest import assert_close, torch_value_and_grad
+from fastloss.classification import SERIAL_BELOW
+from fastloss.extras import DICE_CHUNK
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -157,6 +159,18 @@ def test_dice_binary(rng, dtype, reduction, soft):
     y[0] = 0  # an empty mask: smooth keeps it finite
     _check(fl.dice_loss, _dice_torch, [x, y], dtype, grad_output=_go(rng, reduction, 4),
            kwargs=dict(smooth=1.0, reduction=reduction))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("binary", [False, True], ids=["multiclass", "binary"])
+def test_dice_parallel_chunks(rng, dtype, binary):
+    """The parallel kernels, over several chunks of positions with a partial last one."""
+    shape = (3, 90, 70) if binary else (2, 3, 70, 50)
+    positions = 90 * 70 if binary else 70 * 50
+    assert np.prod(shape) >= SERIAL_BELOW and positions > DICE_CHUNK and positions % DICE_CHUNK
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    t = (rng.random(shape) > 0.6).astype(dtype) if binary else rng.integers(0, 3, (2, 70, 50))
+    _check(fl.dice_loss, _dice_torch, [x, t], dtype, grad_output=0.7)
 
 
 def test_dice_transposed_input_and_grad_out(rng):
