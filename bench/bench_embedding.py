@@ -2,7 +2,7 @@
 forward+backward vs NumPy, N=65536 rows of D=128 float32."""
 import numpy as np
 import pytest
-from common import IMPLS, rng, run, torch
+from common import IMPLS, rng, run, torch, torch_backward
 
 import fastloss as fl
 
@@ -74,13 +74,7 @@ def bench_embedding(benchmark, impl, loss):
     if impl == "numpy":
         fn = lambda: numpy_fn(*args)  # noqa: E731
     elif impl == "torch":
-        fn = None
-        if torch is not None:
-            tensors = [torch.from_numpy(x) for x in args]
-
-            def fn():
-                inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
-                torch_fn(*inputs).backward()
+        fn = torch_backward(torch_fn, args, diff)
     else:
         fn = lambda: getattr(fl, loss)(*args, grad=True)  # noqa: E731
     run(benchmark, f"{loss} N={N} D={D} float32 value+grad", impl, fn)

@@ -3,7 +3,7 @@ CosFace at the issue's N=65536, C=1000 (D=128); anchor loss at N=16384, C=1000; 
 Dice on 8 images of 256x256 with 4 classes, and binary."""
 import numpy as np
 import pytest
-from common import IMPLS, rng, run, torch
+from common import IMPLS, rng, run, torch, torch_backward
 
 import fastloss as fl
 
@@ -133,13 +133,7 @@ def bench_extras(benchmark, impl, case):
     if impl == "numpy":
         fn = lambda: numpy_fn(*args)  # noqa: E731
     elif impl == "torch":
-        fn = None
-        if torch is not None:
-            tensors = [torch.from_numpy(x) for x in args]
-
-            def fn():
-                inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
-                torch_fn(*inputs).backward()
+        fn = torch_backward(torch_fn, args, diff)
     else:
         fn = lambda: getattr(fl, name)(*args, grad=True)  # noqa: E731
     run(benchmark, f"{case} float32 value+grad", impl, fn)

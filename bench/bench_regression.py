@@ -7,7 +7,7 @@ reads two 16M float32 arrays and writes one, the traffic of a value+gradient cal
 (two inputs in, the gradient out); bench/report.py gives fastloss's share of it."""
 import numpy as np
 import pytest
-from common import CYTHON_IMPLS, rng, run, torch
+from common import CYTHON_IMPLS, rng, run, torch, torch_backward
 
 import fastloss as fl
 
@@ -84,16 +84,6 @@ CASES = {
 }
 
 
-def _torch_fn(name, args):
-    tensors = [torch.from_numpy(a) for a in args]
-    diff = (0, 2) if name == "gaussian_nll_loss" else (0,)
-
-    def fn():
-        inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
-        getattr(torch.nn.functional, name)(*inputs).backward()
-    return fn
-
-
 @pytest.mark.parametrize("impl", CYTHON_IMPLS + ("copy",))
 @pytest.mark.parametrize("loss", list(CASES))
 def bench_regression(benchmark, impl, loss):
@@ -105,7 +95,8 @@ def bench_regression(benchmark, impl, loss):
         out = np.empty_like(args[0])
         fn = lambda: np.add(args[0], args[1], out=out)  # noqa: E731
     elif impl == "torch":
-        fn = _torch_fn(name, args) if torch is not None else None
+        diff = (0, 2) if name == "gaussian_nll_loss" else (0,)
+        fn = torch_backward(getattr(torch.nn.functional, name, None) if torch else None, args, diff)
     else:
         backend = "cython" if impl == "cython" else "numba"
         fn = lambda: getattr(fl, name)(*args, grad=True, backend=backend)  # noqa: E731

@@ -34,3 +34,16 @@ def run(benchmark, group, impl, fn):
     benchmark(fn)
 
 torch = _torch()  # the torch module, or None when it is not installed
+
+
+def torch_backward(torch_fn, args, diff=(0,)):
+    """A callable running ``torch_fn`` forward and backward on tensors sharing the NumPy
+    ``args``' memory, the arguments at positions ``diff`` requiring grad (None without torch)."""
+    if torch is None:
+        return None
+    tensors = [torch.from_numpy(a) for a in args]
+
+    def fn():
+        inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
+        torch_fn(*inputs).backward()
+    return fn

@@ -51,6 +51,13 @@ def logits_file(directory, gigabytes, classes):
     return x_path, t_path, n
 
 
+def in_memory_figures(x_path, t_path):
+    """The in-memory call's median time and value on the loaded arrays (which also puts the
+    file in the page cache); the arrays are freed on return."""
+    x, t = np.load(x_path), np.load(t_path)
+    return median_time(lambda: fl.cross_entropy(x, t)), float(fl.cross_entropy(x, t))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--gigabytes", type=float, default=4.0, help="size of the logits fastloss eval reads")
@@ -60,10 +67,7 @@ def main():
     parser.add_argument("--skip-dask", action="store_true")
     args = parser.parse_args()
     x_path, t_path, n = logits_file(args.dir, args.gigabytes, args.classes)
-    x, t = np.load(x_path), np.load(t_path)  # in memory (and the file is now in the page cache)
-    in_memory = median_time(lambda: fl.cross_entropy(x, t))
-    expected = float(fl.cross_entropy(x, t))
-    del x
+    in_memory, expected = in_memory_figures(x_path, t_path)
     env = {**os.environ, "PYTHONPATH": ROOT}
     cmd = [sys.executable, "-m", "fastloss.cli", "eval", "cross_entropy", "--input", x_path, "--target", t_path,
            "--json", "--no-progress"]
@@ -102,10 +106,8 @@ def main():
         import fastloss.dask as fld
 
         dx_path, dt_path, dn = logits_file(args.dir, args.dask_gigabytes, args.classes)
-        dx, dt = np.load(dx_path), np.load(dt_path)
-        dask_in_memory = median_time(lambda: fl.cross_entropy(dx, dt))
-        dask_expected = float(fl.cross_entropy(dx, dt))
-        del dx
+        dask_in_memory, dask_expected = in_memory_figures(dx_path, dt_path)
+        dt = np.load(dt_path)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                       silence_logs=40) as cluster, distributed.Client(cluster) as client:
             client.run(lambda: __import__("fastloss").warmup(("float32",)))

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import fastloss as fl
-from conftest import assert_close, torch_value_and_grad
+from conftest import assert_close, check_against_torch, torch_value_and_grad
+from conftest import grad_output_for as _go
 from fastloss.classification import SERIAL_BELOW
 from fastloss.extras import DICE_CHUNK
 
@@ -24,23 +25,8 @@ def _reduce(loss, reduction):
     return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
 
 
-def _go(rng, reduction, shape):
-    return rng.standard_normal(shape) if reduction == "none" else 0.7
-
-
 def _check(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, kwargs=None, scale=1.0):
-    kwargs = kwargs or {}
-    expected, expected_grad = torch_value_and_grad(torch_fn, inputs, diff=diff, grad_output=grad_output, **kwargs)
-    value = fl_fn(*inputs, **kwargs)
-    value2, grad = fl_fn(*inputs, **kwargs, grad=True, grad_output=grad_output)
-    np.testing.assert_array_equal(value, value2)
-    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
-    assert_close(value, expected, dtype, scale)
-    grads = grad if len(diff) > 1 else (grad,)
-    expected_grads = expected_grad if len(diff) > 1 else (expected_grad,)
-    for g, e, i in zip(grads, expected_grads, diff):
-        assert g.dtype == dtype and g.shape == np.shape(inputs[i])
-        assert_close(g, e, dtype, scale)
+    return check_against_torch(fl_fn, torch_fn, inputs, dtype, diff, grad_output, kwargs, scale=scale)
 
 
 # ---------------------------------------------------------------------- CosFace
