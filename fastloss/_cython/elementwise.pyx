@@ -281,7 +281,6 @@ cdef clones_void _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, f
     cdef floating *buf_z = values + 2 * TILE
     cdef floating *buf_w = values + 3 * TILE
     cdef floating *buf_s = values + 4 * TILE
-    cdef floating z0 = (<const floating *>t.z.data)[0]
     cdef floating w0 = (<const floating *>t.weight.data)[0]
     cdef floating g0 = (<const floating *>t.scale.data)[0] * w0 if t.want_dx else w0
     cdef double acc = 0
@@ -314,11 +313,14 @@ cdef clones_void _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, f
                 dxs[i] = gx * g
                 dzs[i] = gz * g
         elif t.want_dx and t.uniform:
-            # z, weight and scale are single values: fewer pointers in the loop, so the
-            # compiler's runtime alias checks stay few and the loop vectorises.
+            # weight and scale are single values: fewer pointers in the loop, so the
+            # compiler's runtime alias checks stay few. z is read per column even when it
+            # is a single value (its row of copies): a kernel's tests of a loop-invariant
+            # z (gaussian's log of var, its special values) would leave selects on
+            # invariant conditions in the loop, which gcc 12 does not vectorise.
             dxs = <floating *>t.dx + offset
             for i in range(n):
-                l, gx, gz = _point(kind, xs[i], ys[i], z0, p0, p1, p2)
+                l, gx, gz = _point(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                 out[i] = l * w0
                 dxs[i] = gx * g0
         elif t.want_dx:
@@ -331,7 +333,7 @@ cdef clones_void _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, f
                 dxs[i] = gx * (ss[i] * w)
         elif t.uniform:
             for i in range(n):
-                l, gx, gz = _point(kind, xs[i], ys[i], z0, p0, p1, p2)
+                l, gx, gz = _point(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                 out[i] = l * w0
         else:
             for i in range(n):
@@ -422,8 +424,7 @@ def elementwise_tiles(int kind, const floating[:, ::1] x, const floating[:, ::1]
     t.scratch = <char *>&scratch_view[0, 0]
     t.partial = &partial_view[0]
     t.want_loss, t.want_dx, t.want_dz = want_loss, want_dx, want_dz
-    single = z.shape[0] == 1 and z.shape[1] == 1 and weight.shape[0] == 1 and weight.shape[1] == 1
-    t.uniform = single and scale.shape[0] == 1 and scale.shape[1] == 1
+    t.uniform = weight.shape[0] == 1 and weight.shape[1] == 1 and scale.shape[0] == 1 and scale.shape[1] == 1
     with nogil:
         _dispatch(kind, p0, p1, p2, &t, n_items, threads)
         total = sum_to_double(&partial_view[0], n_items)
