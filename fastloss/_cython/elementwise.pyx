@@ -17,69 +17,73 @@ from libc.math cimport fabs
 
 import numpy as np
 
-from .fastmath cimport (exp_fast, fl_max_threads, libm_exp, libm_log, libm_log1p, libm_pow, log_fast, py_max,
-                        sign, sum_to_double)
+from .fastmath cimport (clones_void, exp_fast, fl_max_threads, log1p_exp, log1p_fast, log_fast, pow_fast,
+                        py_max, sigmoid, sign, sum_to_double)
 
 # Columns per parallel work item (fastloss._elementwise.TILE): long enough to vectorise,
-# short enough that a single long row still spreads over all threads.
-cdef Py_ssize_t TILE = 4096
-cdef double TWO_PI = 6.283185307179586
-cdef double HALF_LOG_TWO_PI = 0.9189385332046727
+# short enough that a single long row still spreads over all threads. A C constant.
+cdef enum:
+    TILE = 4096
 
 
 # ----------------------------------------------------------------- scalar kernels
-
-cdef inline floating _log1p_exp(floating x) noexcept nogil:
-    """log(1 + exp(x)) without overflow (softplus)."""
-    return py_max(x, <floating>0) + libm_log1p(libm_exp(-fabs(x)))
-
-
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)) without overflow for either sign."""
-    cdef floating e = libm_exp(-fabs(x))
-    return 1 / (1 + e) if x >= 0 else e / (1 + e)
-
+# Every constant is of the kernel's own type (``one``, ``<floating>0.5``), as the Numba
+# twin's ``typed``: Cython writes a bare ``1`` or ``0.5`` as the C double ``1.0``, which
+# would turn float32 arithmetic into float64 (other roundings, half the vector width).
 
 cdef inline (floating, floating, floating) _bce_point(floating x, floating y, floating z, floating p0, floating p1,
                                                       floating p2) noexcept nogil:
     cdef floating floor = -100
-    cdef floating loss = (y - 1) * py_max(libm_log1p(-x), floor) - y * py_max(libm_log(x), floor)
+    cdef floating one = 1
+    cdef floating loss = (y - one) * py_max(log1p_fast(-x), floor) - y * py_max(log_fast(x), floor)
     # torch's EPSILON is the float 1e-12 = 9.999999960041972e-13 in double as well.
-    return loss, (x - y) / py_max((1 - x) * x, <floating>9.999999960041972e-13), 0
+    return loss, (x - y) / py_max((one - x) * x, <floating>9.999999960041972e-13), 0
 
 
 cdef inline (floating, floating, floating) _bce_logits_point(floating x, floating y, floating pos_weight,
                                                              floating p0, floating p1, floating p2) noexcept nogil:
-    cdef floating log_weight = 1 + (pos_weight - 1) * y
-    cdef floating loss = (1 - y) * x + log_weight * _log1p_exp(-x)
-    return loss, log_weight * _sigmoid(x) - pos_weight * y, 0
+    cdef floating one = 1
+    cdef floating log_weight = one + (pos_weight - one) * y
+    cdef floating loss = (one - y) * x + log_weight * log1p_exp(-x)
+    return loss, log_weight * sigmoid(x) - pos_weight * y, 0
 
 
 cdef inline (floating, floating, floating) _kl_div_point(floating x, floating y, floating z, floating log_target,
                                                          floating p1, floating p2) noexcept nogil:
     cdef floating e, xlogy
     if log_target != 0:
-        e = libm_exp(y)
+        e = exp_fast(y)
         return e * (y - x), -e, 0
-    xlogy = y * libm_log(y) if y != 0 else 0
+    xlogy = y * log_fast(y) if y != 0 else 0
     return xlogy - y * x, -y, 0
 
 
 cdef inline (floating, floating, floating) _sigmoid_focal_point(floating x, floating y, floating z, floating alpha,
                                                                 floating gamma, floating p2) noexcept nogil:
-    cdef floating p = _sigmoid(x)
-    cdef floating ce = (1 - y) * x + _log1p_exp(-x)
-    cdef floating p_t = p * y + (1 - p) * (1 - y)
-    cdef floating q = 1 - p_t
-    cdef floating modulator = libm_pow(q, gamma)
+    cdef floating one = 1
+    cdef floating p = sigmoid(x)
+    cdef floating ce = (one - y) * x + log1p_exp(-x)
+    cdef floating p_t = p * y + (one - p) * (one - y)
+    cdef floating q = one - p_t
+    # q ** gamma: exp(gamma log q) for q > 0 and gamma != 0, else pow's values (1 for
+    # gamma = 0; sign rules for q <= 0, targets outside [0, 1], which torchvision accepts,
+    # real for integer gamma as in torch): as the Numba twin, which calls pow for q <= 0.
+    # Both are computed and one selected by a test that involves q: gcc 12 vectorises no
+    # select on a loop-invariant condition such as gamma == 0 alone (pow_fast: fastmath.h).
+    cdef floating m_pos = exp_fast(gamma * log_fast(q))
+    cdef floating m_pow = pow_fast(q, gamma)
+    cdef floating modulator = m_pos if (q > 0) & (gamma != 0) else m_pow
     cdef floating dce = p - y
-    cdef floating dq = -p * (1 - p) * (y + y - 1)
-    cdef floating dmod = gamma * libm_pow(q, gamma - 1) * dq if q != 0 and gamma != 0 else 0
+    cdef floating dq = -p * (one - p) * (y + y - one)
+    cdef floating d_pos = gamma * (modulator / q) * dq
+    cdef floating d_pow = gamma * pow_fast(q, gamma - one) * dq
+    cdef floating dmod = d_pos if q > 0 else d_pow
+    dmod = 0 if (q == 0) | (gamma == 0) else dmod
     cdef floating loss = ce * modulator
     cdef floating dloss = dce * modulator + ce * dmod
     cdef floating a_t
     if alpha >= 0:
-        a_t = alpha * y + (1 - alpha) * (1 - y)
+        a_t = alpha * y + (one - alpha) * (one - y)
         loss = a_t * loss
         dloss = a_t * dloss
     return loss, dloss, 0
@@ -117,10 +121,11 @@ cdef inline (floating, floating, floating) _huber_point(floating x, floating y, 
 
 cdef inline floating _stirling(floating y, floating full) noexcept nogil:
     """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0 (y * 0 without ``full``)."""
-    if full == 0:
-        return y * 0
-    cdef floating term = y * log_fast(y) - y + <floating>0.5 * log_fast(<floating>TWO_PI * y)
-    return term if y > 1 else y * 0
+    cdef floating zero = 0
+    if full == 0:  # a loop-invariant test: without ``full`` the loop vectorises
+        return y * zero
+    cdef floating term = y * log_fast(y) - y + <floating>0.5 * log_fast(<floating>6.283185307179586 * y)
+    return term if y > 1 else y * zero
 
 
 cdef inline (floating, floating, floating) _poisson_log_input_point(floating x, floating y, floating z,
@@ -132,18 +137,21 @@ cdef inline (floating, floating, floating) _poisson_log_input_point(floating x, 
 
 cdef inline (floating, floating, floating) _poisson_point(floating x, floating y, floating z, floating full,
                                                           floating eps, floating p2) noexcept nogil:
-    return x - y * log_fast(x + eps) + _stirling(y, full), 1 - y / (x + eps), 0
+    cdef floating one = 1
+    return x - y * log_fast(x + eps) + _stirling(y, full), one - y / (x + eps), 0
 
 
 cdef inline (floating, floating, floating) _gaussian_nll_point(floating x, floating y, floating var, floating eps,
                                                                floating full, floating p2) noexcept nogil:
+    cdef floating one = 1
+    cdef floating half = <floating>0.5
     cdef floating v = var if not (var < eps) else eps  # NaN passes through
     cdef floating d = x - y
     cdef floating r = d / v
-    cdef floating loss = <floating>0.5 * (log_fast(v) + d * r)
+    cdef floating loss = half * (log_fast(v) + d * r)
     if full != 0:
-        loss += <floating>HALF_LOG_TWO_PI
-    return loss, r, <floating>0.5 * (1 / v - r * r)
+        loss += <floating>0.9189385332046727  # 0.5 log(2 pi)
+    return loss, r, half * (one / v - r * r)
 
 
 # ----------------------------------------------------------------- kinds
@@ -258,11 +266,14 @@ cdef inline const floating *_column(Operand a, floating *scratch, Py_ssize_t r, 
     return scratch
 
 
-cdef double _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, floating p2, Tiles *t,
-                  floating *values) noexcept nogil:
-    """Work item ``item``: columns [c0, c0 + TILE) of a block of rows. Returns the float64
-    sum of its weighted losses; writes the losses and gradients asked for. ``values``:
-    this thread's 5 * TILE scratch values."""
+cdef clones_void _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, floating p2, Tiles *t,
+                       floating *values) noexcept nogil:
+    """Work item ``item``: columns [c0, c0 + TILE) of a block of rows. Writes the float64
+    sum of its weighted losses to ``t.partial[item]``, and the losses and gradients asked
+    for. ``values``: this thread's 5 * TILE scratch values. Compiled for AVX-512, AVX2 +
+    FMA and the baseline, the loader picking one for the CPU, as the Numba kernels are
+    compiled for the host CPU, with every call inlined so that the loops vectorise
+    (``clones_void``: fastmath.h's FL_CLONES and FL_FLATTEN)."""
     cdef Py_ssize_t b = item // t.per_row
     cdef Py_ssize_t c0 = (item - b * t.per_row) * TILE
     cdef Py_ssize_t n = min(c0 + TILE, t.cols) - c0
@@ -270,7 +281,6 @@ cdef double _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, floati
     cdef floating *buf_z = values + 2 * TILE
     cdef floating *buf_w = values + 3 * TILE
     cdef floating *buf_s = values + 4 * TILE
-    cdef floating z0 = (<const floating *>t.z.data)[0]
     cdef floating w0 = (<const floating *>t.weight.data)[0]
     cdef floating g0 = (<const floating *>t.scale.data)[0] * w0 if t.want_dx else w0
     cdef double acc = 0
@@ -303,11 +313,14 @@ cdef double _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, floati
                 dxs[i] = gx * g
                 dzs[i] = gz * g
         elif t.want_dx and t.uniform:
-            # z, weight and scale are single values: fewer pointers in the loop, so the
-            # compiler's runtime alias checks stay few and the loop vectorises.
+            # weight and scale are single values: fewer pointers in the loop, so the
+            # compiler's runtime alias checks stay few. z is read per column even when it
+            # is a single value (its row of copies): a kernel's tests of a loop-invariant
+            # z (gaussian's log of var, its special values) would leave selects on
+            # invariant conditions in the loop, which gcc 12 does not vectorise.
             dxs = <floating *>t.dx + offset
             for i in range(n):
-                l, gx, gz = _point(kind, xs[i], ys[i], z0, p0, p1, p2)
+                l, gx, gz = _point(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                 out[i] = l * w0
                 dxs[i] = gx * g0
         elif t.want_dx:
@@ -320,21 +333,21 @@ cdef double _item(kind_t kind, Py_ssize_t item, floating p0, floating p1, floati
                 dxs[i] = gx * (ss[i] * w)
         elif t.uniform:
             for i in range(n):
-                l, gx, gz = _point(kind, xs[i], ys[i], z0, p0, p1, p2)
+                l, gx, gz = _point(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                 out[i] = l * w0
         else:
             for i in range(n):
                 l, gx, gz = _point(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                 out[i] = l * ws[i]
         acc += sum_to_double(out, n)
-    return acc
+    t.partial[item] = acc
 
 
 cdef void _tiles(kind_t kind, floating p0, floating p1, floating p2, Tiles *t, Py_ssize_t n_items,
                  int threads) noexcept nogil:
     cdef Py_ssize_t item
     for item in prange(n_items, schedule="static", num_threads=threads):
-        t.partial[item] = _item(kind, item, p0, p1, p2, t, <floating *>t.scratch + 5 * TILE * threadid())
+        _item(kind, item, p0, p1, p2, t, <floating *>t.scratch + 5 * TILE * threadid())
 
 
 cdef void _dispatch(int kind, floating p0, floating p1, floating p2, Tiles *t, Py_ssize_t n_items,
@@ -411,8 +424,7 @@ def elementwise_tiles(int kind, const floating[:, ::1] x, const floating[:, ::1]
     t.scratch = <char *>&scratch_view[0, 0]
     t.partial = &partial_view[0]
     t.want_loss, t.want_dx, t.want_dz = want_loss, want_dx, want_dz
-    single = z.shape[0] == 1 and z.shape[1] == 1 and weight.shape[0] == 1 and weight.shape[1] == 1
-    t.uniform = single and scale.shape[0] == 1 and scale.shape[1] == 1
+    t.uniform = weight.shape[0] == 1 and weight.shape[1] == 1 and scale.shape[0] == 1 and scale.shape[1] == 1
     with nogil:
         _dispatch(kind, p0, p1, p2, &t, n_items, threads)
         total = sum_to_double(&partial_view[0], n_items)

@@ -36,6 +36,20 @@ FL_UNUSED static int fl_max_threads(void) { return 1; }
 #define FL_CLONES FL_UNUSED
 #endif
 
+/* FL_FLATTEN: inline every call in the function, as Numba inlines the scalar kernels
+ * into its loops (a loop with a call does not vectorise, and gcc's size heuristics
+ * stop inlining `inline` functions into a function holding several copies of a kernel). */
+#if defined(__GNUC__)
+#define FL_FLATTEN __attribute__((flatten))
+#else
+#define FL_FLATTEN
+#endif
+
+/* `void` with FL_CLONES FL_FLATTEN in front: a return type for the Cython function
+ * holding the vectorised loops (fastmath.pxd's clones_void), since Cython writes no
+ * attributes of its own. */
+#define FL_CLONES_VOID FL_CLONES FL_FLATTEN void
+
 #define FL_PRAGMA(text) _Pragma(#text)
 
 static inline float fl_bits_to_f32(int32_t bits) { float f; memcpy(&f, &bits, sizeof f); return f; }
@@ -139,6 +153,56 @@ static inline double fl_log_f64(double x) {
     r = x != INFINITY ? r : x;
     return x > 0.0 ? r : (x == 0.0 ? -INFINITY : NAN);
 }
+
+/* log1p, softplus and sigmoid on the exp and log above, for T = float (suffix f32) and
+ * double (f64): fastloss/_math.py's log1p_fast, log1p_exp and sigmoid, the same formulas
+ * and special values, written branch-free (selects) so that loops of them vectorise.
+ *
+ * log1p: for x > -1, log(u) x / (u - 1) with u = 1 + x (Goldberg), x itself where u
+ *   rounds to 1; inf gives inf, NaN passes.
+ * log1p_exp: log(1 + exp(x)) without overflow, max(x, 0) + log1p(exp(-|x|)); max as
+ *   Python's (x kept unless 0 > x, so NaN passes).
+ * sigmoid: 1 / (1 + exp(-x)) without overflow for either sign; the exp of -|x| is the
+ *   one log1p_exp takes, so gcc computes it once where a kernel calls both. */
+#define FL_SCALAR_HELPERS(T, S, ABS)                                                                \
+static inline T fl_log1p_##S(T x) {                                                                 \
+    T u = 1 + x;                                                                                    \
+    T r = u < INFINITY ? fl_log_##S(u) * x / (u - 1) : u;                                           \
+    return u == 1 ? x : r;                                                                          \
+}                                                                                                   \
+static inline T fl_log1p_exp_##S(T x) {                                                             \
+    return (0 > x ? 0 : x) + fl_log1p_##S(fl_exp_##S(-ABS(x)));                                     \
+}                                                                                                   \
+static inline T fl_sigmoid_##S(T x) {                                                               \
+    T e = fl_exp_##S(-ABS(x));                                                                      \
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);                                                      \
+}
+
+FL_SCALAR_HELPERS(float, f32, fabsf)
+FL_SCALAR_HELPERS(double, f64, fabs)
+
+/* pow(q, g) with C pow's special values and sign rules (a negative finite base gives
+ * NaN unless g is an integer, odd g keeps the base's sign; a zero or infinite base
+ * follows from log's -inf and inf; pow(x, 0) = 1, pow(+-1, inf) = 1), |q|**g as
+ * exp(g log|q|) as the kernels take q**g for q > 0: the sigmoid focal modulator's
+ * branch for targets outside [0, 1]. Written branch-free, unlike a call of pow: gcc
+ * vectorises no loop that calls pow, not even under a condition. Every select's
+ * condition also tests q: gcc 12 vectorises no select whose condition is loop-invariant
+ * (g's alone: the kernel's gamma), and the tests of q change nothing (copysign by a
+ * q > 0 is the identity; NaN for a non-integer g needs q < 0 anyway). */
+#define FL_POW(T, S, ABS, TRUNC, COPYSIGN)                                                          \
+static inline T fl_pow_##S(T q, T g) {                                                              \
+    T a = ABS(q);                                                                                   \
+    /* g log 1 is NaN for infinite g; g log a is NaN for g = 0 and a = 0, inf or NaN */             \
+    T m = (a == 1) | (g == 0) ? 1 : fl_exp_##S(g * fl_log_##S(a));                                  \
+    int integer = TRUNC(g) == g;                         /* inf counts as an even integer */        \
+    int odd = integer & (TRUNC(g * (T)0.5) * 2 != g);                                               \
+    T r = odd & !(q > 0) ? COPYSIGN(m, q) : m;                                                      \
+    return (q < 0) & (q > -INFINITY) & !integer ? NAN : r;                                          \
+}
+
+FL_POW(float, f32, fabsf, truncf, copysignf)
+FL_POW(double, f64, fabs, trunc, copysign)
 
 /* The row loops, for T = float (suffix f32) and double (f64), over contiguous rows.
  *

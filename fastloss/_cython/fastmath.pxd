@@ -1,17 +1,30 @@
 # The scalar helpers of the Cython kernels, one name for float and double (the
-# `floating` fused type): fastmath.h's vectorisable exp/log and row loops, libm in the
-# argument's own precision (expf for float, as Numba's np.exp on float32), and
+# `floating` fused type): fastmath.h's vectorisable exp/log (with log1p, softplus,
+# sigmoid and pow on them, as fastloss._math) and row loops, libm's log in the
+# argument's own precision (logf for float, as Numba's np.log on float32), and
 # Numba's semantics where the kernels mirror a Numba kernel (max, sign).
 from cython cimport floating
-from libc.math cimport exp, expf, expm1, log, log1p, log1pf, logf, pow, powf
+from libc.math cimport log, logf
 
 
 cdef extern from "fastmath.h" nogil:
+    # The return type of a Cython function holding vectorised loops: compiled like the
+    # row loops below for several instruction sets, one picked at load time, with every
+    # call inlined (FL_CLONES FL_FLATTEN): `void` with the attributes in front.
+    ctypedef void clones_void "FL_CLONES_VOID"
     int fl_max_threads()
     float fl_exp_f32(float x)
     double fl_exp_f64(double x)
     float fl_log_f32(float x)
     double fl_log_f64(double x)
+    float fl_log1p_f32(float x)
+    double fl_log1p_f64(double x)
+    float fl_log1p_exp_f32(float x)
+    double fl_log1p_exp_f64(double x)
+    float fl_sigmoid_f32(float x)
+    double fl_sigmoid_f64(double x)
+    float fl_pow_f32(float q, float g)
+    double fl_pow_f64(double q, double g)
     float fl_row_max_f32(const float *row, Py_ssize_t n)
     double fl_row_max_f64(const double *row, Py_ssize_t n)
     float fl_sum_exp_shifted_f32(const float *row, Py_ssize_t n, float shift)
@@ -50,11 +63,36 @@ cdef inline floating log_fast(floating x) noexcept nogil:
         return fl_log_f64(x)
 
 
-cdef inline floating libm_exp(floating x) noexcept nogil:
+cdef inline floating log1p_fast(floating x) noexcept nogil:
+    """log(1 + x) for x > -1 on log_fast (fastloss._math.log1p_fast)."""
     if floating is float:
-        return expf(x)
+        return fl_log1p_f32(x)
     else:
-        return exp(x)
+        return fl_log1p_f64(x)
+
+
+cdef inline floating log1p_exp(floating x) noexcept nogil:
+    """log(1 + exp(x)) without overflow (softplus; fastloss._math.log1p_exp)."""
+    if floating is float:
+        return fl_log1p_exp_f32(x)
+    else:
+        return fl_log1p_exp_f64(x)
+
+
+cdef inline floating sigmoid(floating x) noexcept nogil:
+    """1 / (1 + exp(-x)) without overflow for either sign (fastloss._math.sigmoid)."""
+    if floating is float:
+        return fl_sigmoid_f32(x)
+    else:
+        return fl_sigmoid_f64(x)
+
+
+cdef inline floating pow_fast(floating q, floating g) noexcept nogil:
+    """pow(q, g) on exp_fast and log_fast, with C pow's special values and sign rules."""
+    if floating is float:
+        return fl_pow_f32(q, g)
+    else:
+        return fl_pow_f64(q, g)
 
 
 cdef inline floating libm_log(floating x) noexcept nogil:
@@ -62,20 +100,6 @@ cdef inline floating libm_log(floating x) noexcept nogil:
         return logf(x)
     else:
         return log(x)
-
-
-cdef inline floating libm_log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
-cdef inline floating libm_pow(floating x, floating y) noexcept nogil:
-    if floating is float:
-        return powf(x, y)
-    else:
-        return pow(x, y)
 
 
 cdef inline floating py_max(floating a, floating b) noexcept nogil:
