@@ -7,8 +7,11 @@ has :math:`y_p = y_a`, :math:`p \ne a` and :math:`y_n \ne y_a`; with a distance
 
 Method (no B^3 mask and no triplet list inside the losses):
 
-1. One Gram product ``x @ x.T`` (BLAS), the only B x B buffer, turned into
-   distances in place. Each anchor's kernel iteration mines *its own row* and, when
+1. One Gram product ``x @ x.T``, the only B x B buffer: a Numba kernel over pairs of
+   row tiles (upper triangle, mirrored), in Numba's thread pool, as every other kernel
+   here (a BLAS pool's threads spin while Numba's run, and on few cores the two pools
+   slow each other down several-fold). Each anchor's kernel iteration turns *its own
+   row* into distances in place, mines it and, when
    a gradient is asked for, produces the weights
    :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain factor:
    as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor; ``semi_hard``:
@@ -66,6 +69,71 @@ COSINE_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------- kernels
+
+@jit(fastmath=REDUCE)
+def _gram_block(x, i, j, out):
+    """out[i:i+4, j:j+4] and its mirror out[j:j+4, i:i+4] = the dot products of rows
+    i..i+3 with rows j..j+3 (indices past the end clamped to the last row: they repeat
+    its values in place). 16 sums vectorised over the dimension share 8 row loads per
+    step; each sum's order depends only on the dimension, so out is exactly symmetric."""
+    last = x.shape[0] - 1
+    a0, a1, a2, a3 = x[i], x[min(i + 1, last)], x[min(i + 2, last)], x[min(i + 3, last)]
+    b0, b1, b2, b3 = x[j], x[min(j + 1, last)], x[min(j + 2, last)], x[min(j + 3, last)]
+    zero = typed(0, out[i, j])  # out, not x: x may have no columns
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for d in range(x.shape[1]):
+        p0, p1, p2, p3 = a0[d], a1[d], a2[d], a3[d]
+        q0, q1, q2, q3 = b0[d], b1[d], b2[d], b3[d]
+        s00 += p0 * q0
+        s01 += p0 * q1
+        s02 += p0 * q2
+        s03 += p0 * q3
+        s10 += p1 * q0
+        s11 += p1 * q1
+        s12 += p1 * q2
+        s13 += p1 * q3
+        s20 += p2 * q0
+        s21 += p2 * q1
+        s22 += p2 * q2
+        s23 += p2 * q3
+        s30 += p3 * q0
+        s31 += p3 * q1
+        s32 += p3 * q2
+        s33 += p3 * q3
+    sums = ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23), (s30, s31, s32, s33))
+    for r in range(4):
+        for c in range(4):
+            u = min(i + r, last)
+            v = min(j + c, last)
+            out[u, v] = sums[r][c]
+            out[v, u] = sums[r][c]
+
+
+# Rows of the square tiles that the Gram kernel's threads take one pair at a time
+# (a multiple of the 4-row blocks; a pair of tiles, 2 x 32 rows, stays in L2).
+_GRAM_TILE = 32
+
+
+@jit(parallel=True)
+def gram_matrix(x, out):
+    """out = x @ x.T (B, B), in place: the upper triangle of tile pairs, flattened so that
+    the threads get equal shares, each pair written with its mirror. Numba's own thread
+    pool, not a BLAS one: the two would spin against each other between the kernels."""
+    n = x.shape[0]
+    tiles = (n + _GRAM_TILE - 1) // _GRAM_TILE
+    for pair in prange(tiles * (tiles + 1) // 2):
+        ti = 0
+        rest = pair + 0  # a copy: prange's index is not to be overwritten
+        while rest >= tiles - ti:
+            rest -= tiles - ti
+            ti += 1
+        tj = ti + rest
+        for i in range(ti * _GRAM_TILE, min(ti * _GRAM_TILE + _GRAM_TILE, n), 4):
+            # in a diagonal tile only the blocks on or right of the diagonal
+            for j in range(i if ti == tj else tj * _GRAM_TILE, min(tj * _GRAM_TILE + _GRAM_TILE, n), 4):
+                _gram_block(x, i, j, out)
+
 
 @jit(inline="always")
 def _gram_row_to_distances(row, a, sq, metric):
@@ -242,11 +310,12 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
 
 
 @jit(parallel=True)
-def triplet_loss_rows(dist, labels, members, starts, metric, strategy, margin, soft, want_grad,
+def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margin, soft, want_grad,
                       sparse, offsets, cols, vals, loss, nonzero, nnz):
-    r"""Per-anchor triplet losses from the distance matrix ``dist`` (B, B), in place.
+    r"""Per-anchor triplet losses from the Gram matrix ``dist`` (B, B), in place.
 
-    Anchor a's iteration reads and writes row a only: it mines it with ``strategy``,
+    Anchor a's iteration reads and writes row a only: it turns it into distances
+    (:func:`distances_from_gram`'s row step, ``sq`` the squared norms), mines it with ``strategy``,
     writes the sum of its terms' losses into ``loss[a]`` and the number of positive
     terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
     :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
@@ -259,6 +328,7 @@ def triplet_loss_rows(dist, labels, members, starts, metric, strategy, margin, s
     n = dist.shape[0]
     for a in prange(n):
         row = dist[a]
+        _gram_row_to_distances(row, a, sq, metric)
         label = labels[a]
         positives = members[starts[label]:starts[label + 1]]
         loss[a] = 0.0
@@ -477,7 +547,9 @@ def _gram(x, metric):
     if metric == _COSINE:
         inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
         x = x * inv_norm[:, None]
-    return np.dot(x, x.T), sq, x, inv_norm
+    gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
+    gram_matrix(x, gram)
+    return gram, sq, x, inv_norm
 
 
 def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
@@ -492,7 +564,7 @@ def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
     10^{-12}`, as ``torch.nn.functional.normalize``). Computed from one Gram product as
     :math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j` clamped at 0 (``torch.cdist``'s
     method for more than 25 rows); the Euclidean diagonal is exactly 0.
-    Wraps :func:`distances_from_gram`.
+    Wraps :func:`gram_matrix` and :func:`distances_from_gram`.
 
     Parameters
     ----------
@@ -559,9 +631,10 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     with no positive term likewise. A Euclidean distance of exactly 0 has the
     subgradient 0. Non-finite embeddings give NaN.
 
-    Wraps the parallel kernels :func:`triplet_loss_rows` (per-anchor mining on one
-    Gram product, O(B^2) memory; see the module docstring for the sorted-positives
-    method) and :func:`gradient_from_pair_weights`.
+    Wraps the parallel kernels :func:`gram_matrix`, :func:`triplet_loss_rows`
+    (per-anchor mining on the Gram matrix, O(B^2) memory; see the module docstring for
+    the sorted-positives method) and :func:`gradient_from_sparse_pairs` or
+    :func:`gradient_from_pair_weights`.
 
     Parameters
     ----------
@@ -626,8 +699,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    distances_from_gram(gram, sq, code)
-    triplet_loss_rows(gram, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
+    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
