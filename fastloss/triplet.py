@@ -309,6 +309,30 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
     return total, nonzero
 
 
+@jit(inline="always")
+def _chain_factor(g, d, metric):
+    """A weight on the distance d, made a weight on the squared distance: times
+    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there), else itself."""
+    zero = typed(0, d)
+    if metric == _EUCLIDEAN:
+        return g * typed(0.5, d) / d if d > zero else zero
+    return g
+
+
+@jit(inline="always")
+def _collect_pairs(w, row, metric, cols, vals, base):
+    """Write each nonzero w[j], through the chain factor of the distance row[j], as the
+    pair (j, weight) from ``base``, in ascending j; return their number."""
+    zero = typed(0, row[0])
+    k = 0
+    for j in range(w.shape[0]):
+        if w[j] != zero:
+            cols[base + k] = j
+            vals[base + k] = _chain_factor(w[j], row[j], metric)
+            k += 1
+    return k
+
+
 @jit(parallel=True)
 def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margin, soft, want_grad,
                       sparse, offsets, cols, vals, loss, nonzero, nnz):
@@ -319,9 +343,9 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
     writes the sum of its terms' losses into ``loss[a]`` and the number of positive
     terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
     :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
-    squared distance (:math:`1 / (2 d)`, 0 at d = 0, for Euclidean) and
-    counts its nonzero entries into ``nnz[a]``; with ``sparse``, it writes them instead
-    as (``cols``, ``vals``) pairs from ``offsets[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
+    squared distance (:func:`_chain_factor`); with ``sparse``, it writes the nonzero ones
+    instead as (``cols``, ``vals``) pairs from ``offsets[a]``, counts them into
+    ``nnz[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
     are the indices of class c, ascending. Anchors with no positive or no negative
     get zeros.
     """
@@ -347,23 +371,11 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
             total, count = _batch_all_row(row, a, label, labels, positives, margin, soft, w)
         loss[a] = total
         nonzero[a] = count
-        if want_grad:
-            k = 0
-            zero = typed(0, margin)
-            half = typed(0.5, margin)
-            base = offsets[a]
+        if want_grad and sparse:
+            nnz[a] = _collect_pairs(w, row, metric, cols, vals, offsets[a])
+        elif want_grad:
             for j in range(n):
-                g = w[j]
-                if g != zero:
-                    if metric == _EUCLIDEAN:
-                        g = g * half / row[j] if row[j] > zero else zero
-                    if sparse:
-                        cols[base + k] = j
-                        vals[base + k] = g
-                    k += 1
-                if not sparse:
-                    row[j] = g
-            nnz[a] = k
+                row[j] = _chain_factor(w[j], row[j], metric)
 
 
 @jit(parallel=True)
