@@ -196,20 +196,46 @@ def _term(x, margin, soft):
 
 
 @jit(inline="always")
-def _batch_hard_row(row, a, label, labels, positives, margin, soft, w):
-    """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero)."""
+def _chain_factor(g, d, metric):
+    """A weight on the distance d, made a weight on the squared distance: times
+    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there), else itself."""
+    zero = typed(0, d)
+    if metric == _EUCLIDEAN:
+        return g * typed(0.5, d) / d if d > zero else zero
+    return g
+
+
+@jit(inline="always")
+def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want_grad, cols, vals, base):
+    """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero, pairs).
+
+    With ``want_grad`` and a nonzero slope, its two pair weights, through the chain
+    factor, go straight to ``cols`` / ``vals`` from ``base`` in ascending column order
+    (no weight row to collect them from): ``pairs`` is their number, 0 or 2.
+    """
     hp = positives[0] if positives[0] != a else positives[1]
+    far = row[hp]
     for p in positives:
-        if p != a and row[p] > row[hp]:
+        if p != a and row[p] > far:
             hp = p
+            far = row[p]
     hn = -1
+    near = far  # any value: replaced at the first negative
     for j in range(row.shape[0]):
-        if labels[j] != label and (hn < 0 or row[j] < row[hn]):
+        v = row[j]
+        if labels[j] != label and (hn < 0 or v < near):
             hn = j
-    value, slope = _term(row[hp] - row[hn], margin, soft)
-    w[hp] += slope
-    w[hn] -= slope
-    return np.float64(value), 1.0 if value > 0 else 0.0
+            near = v
+    value, slope = _term(far - near, margin, soft)
+    if not (want_grad and slope != typed(0, slope)):
+        return np.float64(value), 1.0 if value > 0 else 0.0, 0
+    at_p = base if hp < hn else base + 1
+    at_n = base + base + 1 - at_p
+    cols[at_p] = hp
+    vals[at_p] = _chain_factor(slope, far, metric)
+    cols[at_n] = hn
+    vals[at_n] = _chain_factor(-slope, near, metric)
+    return np.float64(value), 1.0 if value > 0 else 0.0, 2
 
 
 @jit(inline="always")
@@ -310,16 +336,6 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
 
 
 @jit(inline="always")
-def _chain_factor(g, d, metric):
-    """A weight on the distance d, made a weight on the squared distance: times
-    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there), else itself."""
-    zero = typed(0, d)
-    if metric == _EUCLIDEAN:
-        return g * typed(0.5, d) / d if d > zero else zero
-    return g
-
-
-@jit(inline="always")
 def _collect_pairs(w, row, metric, cols, vals, base):
     """Write each nonzero w[j], through the chain factor of the distance row[j], as the
     pair (j, weight) from ``base``, in ascending j; return their number."""
@@ -343,8 +359,9 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
     writes the sum of its terms' losses into ``loss[a]`` and the number of positive
     terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
     :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
-    squared distance (:func:`_chain_factor`); with ``sparse``, it writes the nonzero ones
-    instead as (``cols``, ``vals``) pairs from ``offsets[a]``, counts them into
+    squared distance (:func:`_chain_factor`); with ``sparse`` (which ``batch_hard``
+    requires: its two pairs are written without a weight row), it writes the nonzero
+    ones instead as (``cols``, ``vals``) pairs from ``offsets[a]``, counts them into
     ``nnz[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
     are the indices of class c, ascending. Anchors with no positive or no negative
     get zeros.
@@ -362,10 +379,12 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
             if want_grad and not sparse:
                 row[:] = 0
             continue
-        w = np.zeros(n, dist.dtype)
         if strategy == _BATCH_HARD:
-            total, count = _batch_hard_row(row, a, label, labels, positives, margin, soft, w)
-        elif strategy == _SEMI_HARD:
+            loss[a], nonzero[a], nnz[a] = _batch_hard_row(row, a, label, labels, positives, margin, soft, metric,
+                                                          want_grad, cols, vals, offsets[a])
+            continue
+        w = np.zeros(n, dist.dtype)
+        if strategy == _SEMI_HARD:
             total, count = _semi_hard_row(row, a, label, labels, positives, margin, soft, w)
         else:
             total, count = _batch_all_row(row, a, label, labels, positives, margin, soft, w)
@@ -604,9 +623,9 @@ def _grad_scale(grad_output, denominator):
     return float(g) / denominator if denominator else 0.0
 
 
-# batch_hard and semi_hard keep their pair weights as sparse lists, and apply them pair
-# by pair, while the lists hold at most this fraction of B^2 entries (else a dense B x B
-# matrix and one BLAS product, as batch_all).
+# semi_hard keeps its pair weights as sparse lists, and applies them pair by pair, while
+# the lists hold at most this fraction of B^2 entries (else a dense B x B matrix and one
+# BLAS product, as batch_all); batch_hard's, 2 per anchor, are always lists.
 SPARSE_BELOW = 1 / 8
 
 
@@ -701,11 +720,11 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
         return dtype.type(np.nan)
     sizes = np.diff(starts)[codes] - 1  # positives of each anchor
     valid = (sizes > 0) & (sizes + 1 < n)  # a positive and a negative
-    # Sparse pair weights when few: batch_hard has 2 per anchor, semi_hard up to 2P.
+    # Sparse pair weights: batch_hard has 2 per anchor; semi_hard up to 2P, when few.
     capacity = np.where(valid, {_BATCH_HARD: 2, _SEMI_HARD: 2 * sizes}.get(strat, n - 1), 0)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.minimum(capacity, n - 1), out=offsets[1:])
-    sparse = grad and strat != _BATCH_ALL and offsets[-1] <= SPARSE_BELOW * n * n
+    sparse = grad and (strat == _BATCH_HARD or strat == _SEMI_HARD and offsets[-1] <= SPARSE_BELOW * n * n)
     cols = np.empty(offsets[-1] if sparse else 0, np.int64)
     vals = np.empty(cols.shape[0], dtype)
     loss = np.empty(n)
