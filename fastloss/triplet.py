@@ -52,7 +52,7 @@ from ._backend import require_numba
 from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
-from ._math import log1p_exp, sigmoid, typed
+from ._math import log1p_exp, minnum, sigmoid, typed
 from ._validation import as_float_array, as_index_array, check_choice, check_real
 
 __all__ = ["pairwise_distances", "batch_triplet_loss", "mine_triplets", "BatchTripletLoss"]
@@ -206,6 +206,28 @@ def _chain_factor(g, d, metric):
 
 
 @jit(inline="always")
+def _nearest_other(row, label, labels):
+    """Index of the smallest row[j] with labels[j] != label (one must exist), the first
+    on ties, as a compare-and-keep scan finds it (a NaN only if it is the first such
+    entry), in two vectorised passes: the minimum by ``minnum`` (NaN skipped), then
+    the first index that holds it."""
+    n = row.shape[0]
+    first = 0
+    while labels[first] == label:
+        first += 1
+    if row[first] != row[first]:
+        return first
+    inf = typed(np.inf, row[0])
+    m = row[first]
+    for j in range(n):  # from 0, not from first: an unknown start stops LLVM vectorising
+        m = minnum(m, row[j] if labels[j] != label else inf)
+    at = n
+    for j in range(n):
+        at = min(at, j if row[j] == m and labels[j] != label else n)
+    return at
+
+
+@jit(inline="always")
 def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want_grad, cols, vals, base):
     """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero, pairs).
 
@@ -219,13 +241,8 @@ def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want
         if p != a and row[p] > far:
             hp = p
             far = row[p]
-    hn = -1
-    near = far  # any value: replaced at the first negative
-    for j in range(row.shape[0]):
-        v = row[j]
-        if labels[j] != label and (hn < 0 or v < near):
-            hn = j
-            near = v
+    hn = _nearest_other(row, label, labels)
+    near = row[hn]
     value, slope = _term(far - near, margin, soft)
     if not (want_grad and slope != typed(0, slope)):
         return np.float64(value), 1.0 if value > 0 else 0.0, 0
