@@ -14,10 +14,12 @@ Method (no B^3 mask and no triplet list inside the losses):
    row* into distances in place, mines it and, when
    a gradient is asked for, produces the weights
    :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain factor:
-   as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor; ``semi_hard``:
-   at most 2P), or, for ``batch_all``, over the row itself. Rows are independent, so
-   anchors run in parallel (``prange``) in place.
-2. Per anchor, the positive distances are sorted (P = class size - 1 values) and every
+   as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor, written
+   directly; ``semi_hard``: at most 2P), or, for ``batch_all``, over the row itself.
+   Rows are independent, so anchors run in parallel (``prange``) in place.
+2. ``batch_hard``'s nearest negative takes two vectorised passes over the row: its
+   distance (a ``minnum`` reduction over the other classes), then the first index
+   holding it. For the others, per anchor, the positive distances are sorted (P = class size - 1 values) and every
    negative distance is placed among them by binary search (a branch-free linear
    count up to 32 positives). For ``semi_hard`` a
    suffix minimum over those buckets gives, for each positive, the smallest
