@@ -418,9 +418,11 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
 
 @jit(parallel=True)
 def symmetrize_in_place(w):
-    """w <- w + w.T, in 64 x 64 tiles (each unordered pair visited once: no races)."""
+    """w <- w + w.T, in 8 x 8 tiles (each unordered pair visited once: no races). A tile's
+    column reads are a row length apart, often a multiple of 4 KB, so they share one L1
+    set; 8 of them fit its 8 ways (64 x 64 tiles ran 5x slower at B=1024)."""
     n = w.shape[0]
-    tile = 64
+    tile = 8
     n_tiles = (n + tile - 1) // tile
     for bi in prange(n_tiles):
         i0 = bi * tile
