@@ -37,7 +37,7 @@ Method (no B^3 mask and no triplet list inside the losses):
    W), and :math:`-\sum_j S_{kj} \hat x_j` pushed through the normalisation for
    cosine. Sparse lists are applied pair by pair, each pair both ways (W and its
    transpose, by a counting sort on the column); a dense W is symmetrised in place
-   and applied by one more BLAS product.
+   and applied by one more product, a Numba kernel as well.
 
 At a hinge of exactly 0 the derivative is 0 (``torch.relu``'s convention, which
 pytorch-metric-learning's ``TripletMarginLoss`` follows). Zero distances: the Euclidean distance is not differentiable at 0. fastloss takes
@@ -449,24 +449,40 @@ def _row_sum(row):
 
 
 @jit(parallel=True)
-def gradient_from_pair_weights(s, product, x, metric, inv_norm, eps, scale, out):
-    """d loss / d x from the symmetric pair weights ``s`` (B, B) and ``product = s @ x``
-    (a BLAS product): 2 (rowsum(s)_k x_k - product_k) for the Euclidean metrics,
-    -product_k for cosine (``x`` the normalised embeddings)."""
+def gradient_from_pair_weights(s, x, metric, inv_norm, eps, scale, out):
+    """d loss / d x from the symmetric pair weights ``s`` (B, B): 2 (rowsum(s)_k x_k -
+    (s x)_k) for the Euclidean metrics, -(s x)_k for cosine (``x`` the normalised
+    embeddings). The rows of s x four at a time (past the end, the last row again),
+    each row of x read once for the four; in Numba's thread pool, not BLAS's (see
+    :func:`gram_matrix`)."""
     n, dim = x.shape
+    last = n - 1
     two = typed(2, scale)
-    for k in prange(n):
-        acc = np.empty(dim, x.dtype)
-        xk = x[k]
-        pk = product[k]
-        if metric == _COSINE:
+    for block in prange((n + 3) // 4):
+        rows = (4 * block, min(4 * block + 1, last), min(4 * block + 2, last), min(4 * block + 3, last))
+        products = np.zeros((4, dim), x.dtype)
+        p0, p1, p2, p3 = products[0], products[1], products[2], products[3]
+        for j in range(n):
+            c0, c1, c2, c3 = s[rows[0], j], s[rows[1], j], s[rows[2], j], s[rows[3], j]
+            xj = x[j]
             for d in range(dim):
-                acc[d] = -pk[d]
-        else:
-            r = _row_sum(s[k])
-            for d in range(dim):
-                acc[d] = two * (r * xk[d] - pk[d])
-        _finish_gradient_row(acc, xk, metric, inv_norm[k], eps, scale, out[k])
+                v = xj[d]
+                p0[d] += c0 * v
+                p1[d] += c1 * v
+                p2[d] += c2 * v
+                p3[d] += c3 * v
+        for q in range(4):
+            k = rows[q]
+            pk = products[q]
+            xk = x[k]
+            if metric == _COSINE:
+                for d in range(dim):
+                    pk[d] = -pk[d]
+            else:
+                r = _row_sum(s[k])
+                for d in range(dim):
+                    pk[d] = two * (r * xk[d] - pk[d])
+            _finish_gradient_row(pk, xk, metric, inv_norm[k], eps, scale, out[k])
 
 
 @jit()
@@ -646,7 +662,7 @@ def _grad_scale(grad_output, denominator):
 
 # semi_hard keeps its pair weights as sparse lists, and applies them pair by pair, while
 # the lists hold at most this fraction of B^2 entries (else a dense B x B matrix and one
-# BLAS product, as batch_all); batch_hard's, 2 per anchor, are always lists.
+# product, as batch_all); batch_hard's, 2 per anchor, are always lists.
 SPARSE_BELOW = 1 / 8
 
 
@@ -778,7 +794,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
                                    scale, out)
     else:
         symmetrize_in_place(gram)
-        gradient_from_pair_weights(gram, np.dot(gram, base), base, code, norms, eps, scale, out)
+        gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out
     return value, buffer
