@@ -88,7 +88,7 @@ def exp_fast(x):
 def minnum(a, b):
     """The smaller of a and b, the other one if either is NaN (LLVM's ``minnum``): unlike
     a compare-and-select, a reduction of it vectorises without fast-math flags."""
-    return b if a != a else a if b != b else min(a, b)
+    return b if np.isnan(a) else a if np.isnan(b) else min(a, b)
 
 
 @jit(fastmath=STRICT)
