@@ -85,6 +85,12 @@ def exp_fast(x):
     return np.exp(x)
 
 
+def minnum(a, b):
+    """The smaller of a and b, the other one if either is NaN (LLVM's ``minnum``): unlike
+    a compare-and-select, a reduction of it vectorises without fast-math flags."""
+    return b if np.isnan(a) else a if np.isnan(b) else min(a, b)
+
+
 @jit(fastmath=STRICT)
 def row_max(row):
     """Maximum of a non-empty 1-D array, vectorised.
@@ -269,19 +275,34 @@ if numba is not None:
             return _exp_f64
         return None
 
-    @intrinsic
-    def _maxnum(typingctx, a, b):
-        """LLVM's ``maxnum``: the larger of a and b, the other one if either is NaN. Unlike
-        a compare-and-select, LLVM vectorises a reduction of it without fast-math flags."""
-        if a not in (types.float32, types.float64) or a != b:
-            return None
+    def _nan_skipping(name, doc):
+        """An intrinsic calling LLVM's ``name`` (``llvm.maxnum`` or ``llvm.minnum``) on two floats."""
 
-        def codegen(context, builder, signature, args):
-            ty = context.get_value_type(signature.return_type)
-            fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
-            return builder.call(fn, args)
+        def extremum(typingctx, a, b):
+            if a not in (types.float32, types.float64) or a != b:
+                return None
 
-        return a(a, b), codegen
+            def codegen(context, builder, signature, args):
+                ty = context.get_value_type(signature.return_type)
+                fn = builder.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty, ty]))
+                return builder.call(fn, args)
+
+            return a(a, b), codegen
+
+        extremum.__doc__ = doc
+        extremum.__name__ = extremum.__qualname__ = "_" + name.split(".")[1]
+        return intrinsic(extremum)
+
+    _maxnum = _nan_skipping("llvm.maxnum", """LLVM's ``maxnum``: the larger of a and b, the other one if
+        either is NaN. Unlike a compare-and-select, LLVM vectorises a reduction of it without
+        fast-math flags.""")
+    _minnum = _nan_skipping("llvm.minnum", "LLVM's ``minnum``: as ``_maxnum``, the smaller.")
+
+    @overload(minnum, jit_options=overload_jit_options(STRICT))
+    def _minnum_overload(a, b):
+        if a in (types.float32, types.float64) and a == b:
+            return lambda a, b: _minnum(a, b)
+        return None
 
     @overload(log_fast, jit_options=overload_jit_options(STRICT))
     def _log_fast_overload(x):

@@ -7,14 +7,19 @@ has :math:`y_p = y_a`, :math:`p \ne a` and :math:`y_n \ne y_a`; with a distance
 
 Method (no B^3 mask and no triplet list inside the losses):
 
-1. One Gram product ``x @ x.T`` (BLAS), the only B x B buffer, turned into
-   distances in place. Each anchor's kernel iteration mines *its own row* and, when
+1. One Gram product ``x @ x.T``, the only B x B buffer: a Numba kernel over pairs of
+   row tiles (upper triangle, mirrored), in Numba's thread pool, as every other kernel
+   here (a BLAS pool's threads spin while Numba's run, and on few cores the two pools
+   slow each other down several-fold). Each anchor's kernel iteration turns *its own
+   row* into distances in place, mines it and, when
    a gradient is asked for, produces the weights
    :math:`W_{aj} = \partial \ell / \partial d_{aj}` times the metric's chain factor:
-   as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor; ``semi_hard``:
-   at most 2P), or, for ``batch_all``, over the row itself. Rows are independent, so
-   anchors run in parallel (``prange``) in place.
-2. Per anchor, the positive distances are sorted (P = class size - 1 values) and every
+   as a short list of (j, weight) pairs (``batch_hard``: 2 per anchor, written
+   directly; ``semi_hard``: at most 2P), or, for ``batch_all``, over the row itself.
+   Rows are independent, so anchors run in parallel (``prange``) in place.
+2. ``batch_hard``'s nearest negative takes two vectorised passes over the row: its
+   distance (a ``minnum`` reduction over the other classes), then the first index
+   holding it. For the others, per anchor, the positive distances are sorted (P = class size - 1 values) and every
    negative distance is placed among them by binary search (a branch-free linear
    count up to 32 positives). For ``semi_hard`` a
    suffix minimum over those buckets gives, for each positive, the smallest
@@ -32,7 +37,7 @@ Method (no B^3 mask and no triplet list inside the losses):
    W), and :math:`-\sum_j S_{kj} \hat x_j` pushed through the normalisation for
    cosine. Sparse lists are applied pair by pair, each pair both ways (W and its
    transpose, by a counting sort on the column); a dense W is symmetrised in place
-   and applied by one more BLAS product.
+   and applied by one more product, a Numba kernel as well.
 
 At a hinge of exactly 0 the derivative is 0 (``torch.relu``'s convention, which
 pytorch-metric-learning's ``TripletMarginLoss`` follows). Zero distances: the Euclidean distance is not differentiable at 0. fastloss takes
@@ -49,7 +54,7 @@ from ._backend import require_numba
 from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
-from ._math import log1p_exp, sigmoid, typed
+from ._math import log1p_exp, minnum, sigmoid, typed
 from ._validation import as_float_array, as_index_array, check_choice, check_real
 
 __all__ = ["pairwise_distances", "batch_triplet_loss", "mine_triplets", "BatchTripletLoss"]
@@ -66,6 +71,71 @@ COSINE_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------- kernels
+
+@jit(fastmath=REDUCE)
+def _gram_block(x, i, j, out):
+    """out[i:i+4, j:j+4] and its mirror out[j:j+4, i:i+4] = the dot products of rows
+    i..i+3 with rows j..j+3 (indices past the end clamped to the last row: they repeat
+    its values in place). 16 sums vectorised over the dimension share 8 row loads per
+    step; each sum's order depends only on the dimension, so out is exactly symmetric."""
+    last = x.shape[0] - 1
+    a0, a1, a2, a3 = x[i], x[min(i + 1, last)], x[min(i + 2, last)], x[min(i + 3, last)]
+    b0, b1, b2, b3 = x[j], x[min(j + 1, last)], x[min(j + 2, last)], x[min(j + 3, last)]
+    zero = typed(0, out[i, j])  # out, not x: x may have no columns
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for d in range(x.shape[1]):
+        p0, p1, p2, p3 = a0[d], a1[d], a2[d], a3[d]
+        q0, q1, q2, q3 = b0[d], b1[d], b2[d], b3[d]
+        s00 += p0 * q0
+        s01 += p0 * q1
+        s02 += p0 * q2
+        s03 += p0 * q3
+        s10 += p1 * q0
+        s11 += p1 * q1
+        s12 += p1 * q2
+        s13 += p1 * q3
+        s20 += p2 * q0
+        s21 += p2 * q1
+        s22 += p2 * q2
+        s23 += p2 * q3
+        s30 += p3 * q0
+        s31 += p3 * q1
+        s32 += p3 * q2
+        s33 += p3 * q3
+    sums = ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23), (s30, s31, s32, s33))
+    for r in range(4):
+        for c in range(4):
+            u = min(i + r, last)
+            v = min(j + c, last)
+            out[u, v] = sums[r][c]
+            out[v, u] = sums[r][c]
+
+
+# Rows of the square tiles that the Gram kernel's threads take one pair at a time
+# (a multiple of the 4-row blocks; a pair of tiles, 2 x 32 rows, stays in L2).
+_GRAM_TILE = 32
+
+
+@jit(parallel=True)
+def gram_matrix(x, out):
+    """out = x @ x.T (B, B), in place: the upper triangle of tile pairs, flattened so that
+    the threads get equal shares, each pair written with its mirror. Numba's own thread
+    pool, not a BLAS one: the two would spin against each other between the kernels."""
+    n = x.shape[0]
+    tiles = (n + _GRAM_TILE - 1) // _GRAM_TILE
+    for pair in prange(tiles * (tiles + 1) // 2):
+        ti = 0
+        rest = pair + 0  # a copy: prange's index is not to be overwritten
+        while rest >= tiles - ti:
+            rest -= tiles - ti
+            ti += 1
+        tj = ti + rest
+        for i in range(ti * _GRAM_TILE, min(ti * _GRAM_TILE + _GRAM_TILE, n), 4):
+            # in a diagonal tile only the blocks on or right of the diagonal
+            for j in range(i if ti == tj else tj * _GRAM_TILE, min(tj * _GRAM_TILE + _GRAM_TILE, n), 4):
+                _gram_block(x, i, j, out)
+
 
 @jit(inline="always")
 def _gram_row_to_distances(row, a, sq, metric):
@@ -128,20 +198,63 @@ def _term(x, margin, soft):
 
 
 @jit(inline="always")
-def _batch_hard_row(row, a, label, labels, positives, margin, soft, w):
-    """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero)."""
+def _chain_factor(g, d, metric):
+    """A weight on the distance d, made a weight on the squared distance: times
+    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there), else itself."""
+    zero = typed(0, d)
+    if metric == _EUCLIDEAN:
+        return g * typed(0.5, d) / d if d > zero else zero
+    return g
+
+
+@jit(inline="always")
+def _nearest_other(row, label, labels):
+    """Index of the smallest row[j] with labels[j] != label (one must exist), the first
+    on ties, as a compare-and-keep scan finds it (a NaN only if it is the first such
+    entry), in two vectorised passes: the minimum by ``minnum`` (NaN skipped), then
+    the first index that holds it."""
+    n = row.shape[0]
+    first = 0
+    while labels[first] == label:
+        first += 1
+    if row[first] != row[first]:
+        return first
+    inf = typed(np.inf, row[0])
+    m = row[first]
+    for j in range(n):  # from 0, not from first: an unknown start stops LLVM vectorising
+        m = minnum(m, row[j] if labels[j] != label else inf)
+    at = n
+    for j in range(n):
+        at = min(at, j if row[j] == m and labels[j] != label else n)
+    return at
+
+
+@jit(inline="always")
+def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want_grad, cols, vals, base):
+    """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero, pairs).
+
+    With ``want_grad`` and a nonzero slope, its two pair weights, through the chain
+    factor, go straight to ``cols`` / ``vals`` from ``base`` in ascending column order
+    (no weight row to collect them from): ``pairs`` is their number, 0 or 2.
+    """
     hp = positives[0] if positives[0] != a else positives[1]
+    far = row[hp]
     for p in positives:
-        if p != a and row[p] > row[hp]:
+        if p != a and row[p] > far:
             hp = p
-    hn = -1
-    for j in range(row.shape[0]):
-        if labels[j] != label and (hn < 0 or row[j] < row[hn]):
-            hn = j
-    value, slope = _term(row[hp] - row[hn], margin, soft)
-    w[hp] += slope
-    w[hn] -= slope
-    return np.float64(value), 1.0 if value > 0 else 0.0
+            far = row[p]
+    hn = _nearest_other(row, label, labels)
+    near = row[hn]
+    value, slope = _term(far - near, margin, soft)
+    if not (want_grad and slope != typed(0, slope)):
+        return np.float64(value), 1.0 if value > 0 else 0.0, 0
+    at_p = base if hp < hn else base + 1
+    at_n = base + base + 1 - at_p
+    cols[at_p] = hp
+    vals[at_p] = _chain_factor(slope, far, metric)
+    cols[at_n] = hn
+    vals[at_n] = _chain_factor(-slope, near, metric)
+    return np.float64(value), 1.0 if value > 0 else 0.0, 2
 
 
 @jit(inline="always")
@@ -241,24 +354,41 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
     return total, nonzero
 
 
-@jit(parallel=True)
-def triplet_loss_rows(dist, labels, members, starts, metric, strategy, margin, soft, want_grad,
-                      sparse, offsets, cols, vals, loss, nonzero, nnz):
-    r"""Per-anchor triplet losses from the distance matrix ``dist`` (B, B), in place.
+@jit(inline="always")
+def _collect_pairs(w, row, metric, cols, vals, base):
+    """Write each nonzero w[j], through the chain factor of the distance row[j], as the
+    pair (j, weight) from ``base``, in ascending j; return their number."""
+    zero = typed(0, row[0])
+    k = 0
+    for j in range(w.shape[0]):
+        if w[j] != zero:
+            cols[base + k] = j
+            vals[base + k] = _chain_factor(w[j], row[j], metric)
+            k += 1
+    return k
 
-    Anchor a's iteration reads and writes row a only: it mines it with ``strategy``,
+
+@jit(parallel=True)
+def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margin, soft, want_grad,
+                      sparse, offsets, cols, vals, loss, nonzero, nnz):
+    r"""Per-anchor triplet losses from the Gram matrix ``dist`` (B, B), in place.
+
+    Anchor a's iteration reads and writes row a only: it turns it into distances
+    (:func:`distances_from_gram`'s row step, ``sq`` the squared norms), mines it with ``strategy``,
     writes the sum of its terms' losses into ``loss[a]`` and the number of positive
     terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
     :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
-    squared distance (:math:`1 / (2 d)`, 0 at d = 0, for Euclidean) and
-    counts its nonzero entries into ``nnz[a]``; with ``sparse``, it writes them instead
-    as (``cols``, ``vals``) pairs from ``offsets[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
+    squared distance (:func:`_chain_factor`); with ``sparse`` (which ``batch_hard``
+    requires: its two pairs are written without a weight row), it writes the nonzero
+    ones instead as (``cols``, ``vals``) pairs from ``offsets[a]``, counts them into
+    ``nnz[a]`` and leaves the row as distances. ``members[starts[c]:starts[c + 1]]``
     are the indices of class c, ascending. Anchors with no positive or no negative
     get zeros.
     """
     n = dist.shape[0]
     for a in prange(n):
         row = dist[a]
+        _gram_row_to_distances(row, a, sq, metric)
         label = labels[a]
         positives = members[starts[label]:starts[label + 1]]
         loss[a] = 0.0
@@ -268,39 +398,31 @@ def triplet_loss_rows(dist, labels, members, starts, metric, strategy, margin, s
             if want_grad and not sparse:
                 row[:] = 0
             continue
-        w = np.zeros(n, dist.dtype)
         if strategy == _BATCH_HARD:
-            total, count = _batch_hard_row(row, a, label, labels, positives, margin, soft, w)
-        elif strategy == _SEMI_HARD:
+            loss[a], nonzero[a], nnz[a] = _batch_hard_row(row, a, label, labels, positives, margin, soft, metric,
+                                                          want_grad, cols, vals, offsets[a])
+            continue
+        w = np.zeros(n, dist.dtype)
+        if strategy == _SEMI_HARD:
             total, count = _semi_hard_row(row, a, label, labels, positives, margin, soft, w)
         else:
             total, count = _batch_all_row(row, a, label, labels, positives, margin, soft, w)
         loss[a] = total
         nonzero[a] = count
-        if want_grad:
-            k = 0
-            zero = typed(0, margin)
-            half = typed(0.5, margin)
-            base = offsets[a]
+        if want_grad and sparse:
+            nnz[a] = _collect_pairs(w, row, metric, cols, vals, offsets[a])
+        elif want_grad:
             for j in range(n):
-                g = w[j]
-                if g != zero:
-                    if metric == _EUCLIDEAN:
-                        g = g * half / row[j] if row[j] > zero else zero
-                    if sparse:
-                        cols[base + k] = j
-                        vals[base + k] = g
-                    k += 1
-                if not sparse:
-                    row[j] = g
-            nnz[a] = k
+                row[j] = _chain_factor(w[j], row[j], metric)
 
 
 @jit(parallel=True)
 def symmetrize_in_place(w):
-    """w <- w + w.T, in 64 x 64 tiles (each unordered pair visited once: no races)."""
+    """w <- w + w.T, in 8 x 8 tiles (each unordered pair visited once: no races). A tile's
+    column reads are a row length apart, often a multiple of 4 KB, so they share one L1
+    set; 8 of them fit its 8 ways (64 x 64 tiles ran 5x slower at B=1024)."""
     n = w.shape[0]
-    tile = 64
+    tile = 8
     n_tiles = (n + tile - 1) // tile
     for bi in prange(n_tiles):
         i0 = bi * tile
@@ -327,24 +449,40 @@ def _row_sum(row):
 
 
 @jit(parallel=True)
-def gradient_from_pair_weights(s, product, x, metric, inv_norm, eps, scale, out):
-    """d loss / d x from the symmetric pair weights ``s`` (B, B) and ``product = s @ x``
-    (a BLAS product): 2 (rowsum(s)_k x_k - product_k) for the Euclidean metrics,
-    -product_k for cosine (``x`` the normalised embeddings)."""
+def gradient_from_pair_weights(s, x, metric, inv_norm, eps, scale, out):
+    """d loss / d x from the symmetric pair weights ``s`` (B, B): 2 (rowsum(s)_k x_k -
+    (s x)_k) for the Euclidean metrics, -(s x)_k for cosine (``x`` the normalised
+    embeddings). The rows of s x four at a time (past the end, the last row again),
+    each row of x read once for the four; in Numba's thread pool, not BLAS's (see
+    :func:`gram_matrix`)."""
     n, dim = x.shape
+    last = n - 1
     two = typed(2, scale)
-    for k in prange(n):
-        acc = np.empty(dim, x.dtype)
-        xk = x[k]
-        pk = product[k]
-        if metric == _COSINE:
+    for block in prange((n + 3) // 4):
+        rows = (4 * block, min(4 * block + 1, last), min(4 * block + 2, last), min(4 * block + 3, last))
+        products = np.zeros((4, dim), x.dtype)
+        p0, p1, p2, p3 = products[0], products[1], products[2], products[3]
+        for j in range(n):
+            c0, c1, c2, c3 = s[rows[0], j], s[rows[1], j], s[rows[2], j], s[rows[3], j]
+            xj = x[j]
             for d in range(dim):
-                acc[d] = -pk[d]
-        else:
-            r = _row_sum(s[k])
-            for d in range(dim):
-                acc[d] = two * (r * xk[d] - pk[d])
-        _finish_gradient_row(acc, xk, metric, inv_norm[k], eps, scale, out[k])
+                v = xj[d]
+                p0[d] += c0 * v
+                p1[d] += c1 * v
+                p2[d] += c2 * v
+                p3[d] += c3 * v
+        for q in range(4):
+            k = rows[q]
+            pk = products[q]
+            xk = x[k]
+            if metric == _COSINE:
+                for d in range(dim):
+                    pk[d] = -pk[d]
+            else:
+                r = _row_sum(s[k])
+                for d in range(dim):
+                    pk[d] = two * (r * xk[d] - pk[d])
+            _finish_gradient_row(pk, xk, metric, inv_norm[k], eps, scale, out[k])
 
 
 @jit()
@@ -477,7 +615,9 @@ def _gram(x, metric):
     if metric == _COSINE:
         inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
         x = x * inv_norm[:, None]
-    return np.dot(x, x.T), sq, x, inv_norm
+    gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
+    gram_matrix(x, gram)
+    return gram, sq, x, inv_norm
 
 
 def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
@@ -492,7 +632,7 @@ def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
     10^{-12}`, as ``torch.nn.functional.normalize``). Computed from one Gram product as
     :math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j` clamped at 0 (``torch.cdist``'s
     method for more than 25 rows); the Euclidean diagonal is exactly 0.
-    Wraps :func:`distances_from_gram`.
+    Wraps :func:`gram_matrix` and :func:`distances_from_gram`.
 
     Parameters
     ----------
@@ -520,9 +660,9 @@ def _grad_scale(grad_output, denominator):
     return float(g) / denominator if denominator else 0.0
 
 
-# batch_hard and semi_hard keep their pair weights as sparse lists, and apply them pair
-# by pair, while the lists hold at most this fraction of B^2 entries (else a dense B x B
-# matrix and one BLAS product, as batch_all).
+# semi_hard keeps its pair weights as sparse lists, and applies them pair by pair, while
+# the lists hold at most this fraction of B^2 entries (else a dense B x B matrix and one
+# product, as batch_all); batch_hard's, 2 per anchor, are always lists.
 SPARSE_BELOW = 1 / 8
 
 
@@ -559,9 +699,10 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     with no positive term likewise. A Euclidean distance of exactly 0 has the
     subgradient 0. Non-finite embeddings give NaN.
 
-    Wraps the parallel kernels :func:`triplet_loss_rows` (per-anchor mining on one
-    Gram product, O(B^2) memory; see the module docstring for the sorted-positives
-    method) and :func:`gradient_from_pair_weights`.
+    Wraps the parallel kernels :func:`gram_matrix`, :func:`triplet_loss_rows`
+    (per-anchor mining on the Gram matrix, O(B^2) memory; see the module docstring for
+    the sorted-positives method) and :func:`gradient_from_sparse_pairs` or
+    :func:`gradient_from_pair_weights`.
 
     Parameters
     ----------
@@ -616,18 +757,17 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
         return dtype.type(np.nan)
     sizes = np.diff(starts)[codes] - 1  # positives of each anchor
     valid = (sizes > 0) & (sizes + 1 < n)  # a positive and a negative
-    # Sparse pair weights when few: batch_hard has 2 per anchor, semi_hard up to 2P.
+    # Sparse pair weights: batch_hard has 2 per anchor; semi_hard up to 2P, when few.
     capacity = np.where(valid, {_BATCH_HARD: 2, _SEMI_HARD: 2 * sizes}.get(strat, n - 1), 0)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.minimum(capacity, n - 1), out=offsets[1:])
-    sparse = grad and strat != _BATCH_ALL and offsets[-1] <= SPARSE_BELOW * n * n
+    sparse = grad and (strat == _BATCH_HARD or strat == _SEMI_HARD and offsets[-1] <= SPARSE_BELOW * n * n)
     cols = np.empty(offsets[-1] if sparse else 0, np.int64)
     vals = np.empty(cols.shape[0], dtype)
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    distances_from_gram(gram, sq, code)
-    triplet_loss_rows(gram, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
+    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
@@ -654,7 +794,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
                                    scale, out)
     else:
         symmetrize_in_place(gram)
-        gradient_from_pair_weights(gram, np.dot(gram, base), base, code, norms, eps, scale, out)
+        gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out
     return value, buffer

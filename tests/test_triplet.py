@@ -52,8 +52,9 @@ def assert_grad_close(actual, expected, dtype):
 
 @pytest.fixture(params=["sparse", "dense"])
 def gradient_path(request, monkeypatch):
-    """Both ways of applying the pair weights of batch_hard and semi_hard: sparse lists
-    pair by pair, or a dense matrix and one BLAS product (batch_all's only way)."""
+    """Both ways of applying the pair weights of semi_hard: sparse lists pair by pair,
+    or a dense matrix and one product (batch_all's only way). batch_hard's two
+    pairs per anchor are always lists."""
     monkeypatch.setattr(triplet, "SPARSE_BELOW", 2.0 if request.param == "sparse" else 0.0)
     return request.param
 
