@@ -828,7 +828,7 @@ def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, met
     """
     require_numba("mine_triplets", backend)
     x = _embeddings(embeddings)
-    code = METRICS.index(check_choice(metric, "metric", METRICS))
+    check_choice(metric, "metric", METRICS)  # before any work; pairwise_distances uses it
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))
     margin = check_real(margin, "margin", low=0.0)
     codes, members, starts = _label_groups(labels, x.shape[0])
