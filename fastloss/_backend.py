@@ -77,7 +77,7 @@ def cython_built():
 
 def is_cython(backend):
     """True when the call with ``backend=`` runs on the Cython kernels."""
-    return resolve(backend) == "cython"
+    return DEFAULT == "cython" if backend is None else resolve(backend) == "cython"
 
 
 def require_numba(loss, backend):

@@ -126,7 +126,7 @@ _ONES = {}
 def as_class_weight(weight, n_classes, dtype, name="weight"):
     """A per-class weight vector of length ``n_classes`` (shared ones when None)."""
     if weight is None:
-        key = (n_classes, np.dtype(dtype))
+        key = (n_classes, dtype)  # callers pass the input's np.dtype
         ones = _ONES.get(key)
         if ones is None:
             ones = np.ones(n_classes, dtype)  # kernels never write weights
