@@ -3,7 +3,7 @@ NumPy. multi_margin_loss at the issue's N=65536, C=1000; elementwise ones on 4M
 elements; the set losses at sizes where torch's kernels take about a second."""
 import numpy as np
 import pytest
-from common import IMPLS, rng, run, torch
+from common import IMPLS, rng, run, torch, torch_backward
 
 import fastloss as fl
 
@@ -113,17 +113,6 @@ def _cases():
 CASES = _cases()
 
 
-def _torch_fn(name, args, diff):
-    if diff is None:  # no torch counterpart
-        return None
-    tensors = [torch.from_numpy(a) for a in args]
-
-    def fn():
-        inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
-        getattr(torch.nn.functional, name)(*inputs).backward()
-    return fn
-
-
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def bench_margin(benchmark, impl, case):
@@ -131,9 +120,9 @@ def bench_margin(benchmark, impl, case):
     if impl == "numpy":
         fn = lambda: numpy_fn(*args)  # noqa: E731
     elif impl == "torch":
-        fn = _torch_fn(name, args, diff) if torch is not None else None
-        if fn is None and torch is not None:
+        if torch is not None and diff is None:
             pytest.skip(f"torch has no {case}")
+        fn = torch_backward(getattr(torch.nn.functional, name, None) if torch else None, args, diff)
     else:
         fn = lambda: getattr(fl, name)(*args, grad=True)  # noqa: E731
     run(benchmark, f"{case} float32 value+grad", impl, fn)

@@ -91,6 +91,11 @@ def minnum(a, b):
     return b if np.isnan(a) else a if np.isnan(b) else min(a, b)
 
 
+def maxnum(a, b):
+    """The larger of a and b, the other one if either is NaN (LLVM's ``maxnum``), as :func:`minnum`."""
+    return b if np.isnan(a) else a if np.isnan(b) else max(a, b)
+
+
 @jit(fastmath=STRICT)
 def row_max(row):
     """Maximum of a non-empty 1-D array, vectorised.
@@ -302,6 +307,12 @@ if numba is not None:
     def _minnum_overload(a, b):
         if a in (types.float32, types.float64) and a == b:
             return lambda a, b: _minnum(a, b)
+        return None
+
+    @overload(maxnum, jit_options=overload_jit_options(STRICT))
+    def _maxnum_overload(a, b):
+        if a in (types.float32, types.float64) and a == b:
+            return lambda a, b: _maxnum(a, b)
         return None
 
     @overload(log_fast, jit_options=overload_jit_options(STRICT))

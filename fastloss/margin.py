@@ -20,7 +20,7 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
-from ._math import exp_fast, log1p_fast, sum_float64, typed
+from ._math import exp_fast, log1p_fast, maxnum, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
                           check_class_indices, check_real, check_shape)
@@ -67,14 +67,24 @@ def _write_hinge_grad(row, base, power, factor, out):
             out[c] = factor * (h + h) if h > zero else zero
 
 
-@jit()
+@jit(inline="always")
 def _worst_competitor(row, t):
-    """Index of the largest score other than ``row[t]`` (first on ties)."""
-    best = 0 if t != 0 else 1
-    for c in range(best + 1, row.shape[0]):
-        if c != t and row[c] > row[best]:
-            best = c
-    return best
+    """Index of the largest score other than ``row[t]``, the first on ties, as a
+    compare-and-keep scan finds it (a NaN only if it is the first competitor), in two
+    vectorised passes: the maximum by ``maxnum`` (NaN skipped), then the first index
+    holding it. A scan that compares and keeps does not vectorise."""
+    n = row.shape[0]
+    first = 0 if t != 0 else 1
+    if row[first] != row[first]:
+        return first
+    low = typed(-np.inf, row[0])
+    m = row[first]
+    for c in range(n):
+        m = maxnum(m, row[c] if c != t else low)
+    at = n
+    for c in range(n):
+        at = min(at, c if row[c] == m and c != t else n)
+    return at
 
 
 @jit(parallel=True)
