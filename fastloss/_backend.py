@@ -12,6 +12,7 @@ implements then raise ImportError saying why.
 Validation, layout and reductions are shared: only the kernel call differs, at two
 choke points (``classification._run_rows`` and ``_elementwise.elementwise_loss``).
 """
+import functools
 import importlib
 import os
 
@@ -55,6 +56,7 @@ def resolve(backend):
     return backend
 
 
+@functools.cache  # a call per kernel call: importlib's lookup alone costs 0.4 us
 def cython_module(name):
     """The compiled module ``fastloss._cython.<name>``; ImportError if the extension was not built."""
     try:

@@ -143,6 +143,9 @@ def test_cross_entropy_layouts(rng):
         assert fl.cross_entropy(spatial, ts, label_smoothing=smoothing, grad=True, grad_out=out,
                                 backend="cython")[1] is out
         _compare(expected[1], out, np.float64)
+    strided_out = np.zeros(x.shape[::-1], x.dtype).T  # contiguous logits, a gradient strided along the classes
+    assert fl.cross_entropy(x, t, grad=True, grad_out=strided_out, backend="cython")[1] is strided_out
+    _compare(fl.cross_entropy(x, t, grad=True, backend="numba")[1], strided_out, np.float32)
     contiguous = x.copy()
     value, grad = fl.cross_entropy(contiguous, t, grad=True, grad_out=contiguous, backend="cython")
     _compare(fl.cross_entropy(x, t, grad=True, backend="numba"), (value, grad), np.float32)

@@ -116,7 +116,7 @@ cdef void _softmax_cross_entropy_loop(const floating[:, :, :] logits, const Py_s
                                       const floating[::1] weight, double weight_sum, double keep, double spread,
                                       double gamma, Py_ssize_t ignore_index, const floating[::1] scale,
                                       double inv_denominator, floating[::1] loss, floating[:, :, :] grad,
-                                      bint want_grad, floating[:, ::1] scratch, int threads) noexcept nogil:
+                                      bint want_grad, floating *scratch, int threads) noexcept nogil:
     cdef Py_ssize_t n_pos = logits.shape[1], n_classes = logits.shape[2]
     cdef Py_ssize_t x_stride = logits.strides[2], g_stride = grad.strides[2]
     cdef Py_ssize_t r, n, k, t
@@ -127,7 +127,7 @@ cdef void _softmax_cross_entropy_loop(const floating[:, :, :] logits, const Py_s
         n = r // n_pos
         k = r - n * n_pos
         t = target[n, k]
-        buf = &scratch[threadid(), 0]
+        buf = scratch + threadid() * n_classes if scratch != NULL else NULL
         if t == ignore_index:
             loss[r] = 0
             if want_grad:
@@ -154,7 +154,8 @@ def softmax_cross_entropy_rows(const floating[:, :, :] logits, const Py_ssize_t[
     else ``(float64 sum of the row losses, -1, denominator of the mean)``."""
     cdef double kept, inv_denominator, total
     cdef int threads
-    cdef floating[:, ::1] scratch
+    cdef floating[:, ::1] scratch_rows
+    cdef floating *scratch = NULL
     cdef Py_ssize_t bad, rows = logits.shape[0] * logits.shape[1]
     with nogil:
         bad = _scan_class_indices(target, logits.shape[2], ignore_index, weight, weighted_mean, &kept)
@@ -163,7 +164,11 @@ def softmax_cross_entropy_rows(const floating[:, :, :] logits, const Py_ssize_t[
     if rows == 0:
         return 0.0, -1, kept
     threads = _threads(rows, rows * logits.shape[2])
-    scratch = np.empty((threads, logits.shape[2]), np.float32 if floating is float else np.float64)
+    # A contiguous row per thread, only for strided class axes (contiguous rows are read and
+    # written in place): the allocation would cost a small call a tenth of its time.
+    if logits.strides[2] != sizeof(floating) or (want_grad and grad.strides[2] != sizeof(floating)):
+        scratch_rows = np.empty((threads, logits.shape[2]), np.float32 if floating is float else np.float64)
+        scratch = &scratch_rows[0, 0]
     inv_denominator = 1.0 / kept if mean else 1.0  # inf when nothing is kept: it then scales no row
     with nogil:
         _softmax_cross_entropy_loop(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index, scale,
