@@ -128,18 +128,25 @@ print(f"{strategy} B=4096 D=512 float32: peak RSS increase {{status('VmHWM:') - 
 
 def memory_report():
     """Print the peak RSS increase of each strategy (loss + gradient) at B=4096, D=512, each
-    in a fresh process, and write it as a section of bench/RESULTS.md."""
+    in a fresh process (tests/test_triplet.py checks the lines); returns them."""
     import os
 
-    import report
-
     here = os.path.dirname(os.path.abspath(__file__))
-    rows = ["| strategy | peak RSS increase, loss + gradient |", "|---|---|"]
+    lines = []
     for strategy in FASTLOSS:
         script = _MEMORY_SCRIPT.format(here=here, root=os.path.dirname(here), strategy=strategy)
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-        print(out.stdout.strip())
-        rows.append(f"| {strategy} | {out.stdout.split('increase')[1].strip()} |")
+        lines.append(out.stdout.strip())
+        print(lines[-1])
+    return lines
+
+
+def write_memory_section(lines):
+    """The lines of :func:`memory_report` as a section of bench/RESULTS.md."""
+    import report
+
+    rows = ["| strategy | peak RSS increase, loss + gradient |", "|---|---|"]
+    rows += [f"| {line.split()[0]} | {line.split('increase')[1].strip()} |" for line in lines]
     report.add_section("Triplet memory at B=4096, D=512",
                        "bench/bench_triplet.py run as a script: each strategy in a fresh process on (4096, 512) "
                        "float32 embeddings, 256 classes; VmHWM reset after a small warm-up call, so the figure is "
@@ -148,4 +155,4 @@ def memory_report():
 
 
 if __name__ == "__main__":
-    memory_report()
+    write_memory_section(memory_report())
