@@ -460,6 +460,16 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     return (result, buffer.result()) if grad else result
 
 
+def _check_dice_targets(target, binary, n_classes):
+    """ValueError for a binary target outside [0, 1] or a class index outside [0, C)."""
+    if not binary:
+        check_class_indices(target, n_classes, "target")
+        return
+    bad = (target < 0) | (target > 1)
+    if bad.any():
+        raise ValueError(f"binary target must lie in [0, 1]; found {target[bad].flat[0]}")
+
+
 def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
               backend=None):
     r"""Soft Dice loss for segmentation, binary (sigmoid) or multi-class (softmax).
@@ -515,18 +525,23 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     n_chunks = (n_pos + DICE_CHUNK - 1) // DICE_CHUNK
     inter = np.empty((n, n_chunks, n_classes))
     total = np.empty((n, n_chunks, n_classes))
+    targets = y if binary else t
     if grad:
+        # grad_output is checked, and a caller's grad_out (possibly the input itself)
+        # is written, only once everything is known to be valid: the sums kernel writes
+        # the probabilities there before its own target check can fail.
+        scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
+        if grad_out is not None:
+            _check_dice_targets(targets, binary, n_classes)
         buffer = GradientBuffer(x, dtype, grad_out)
         probs = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
     else:
         probs = np.empty((0, 0, 0), dtype)
     serial = x3.size < SERIAL_BELOW
-    # The kernel checks the targets as it reads them; on a bad one the probabilities
-    # it wrote to grad_out are left there, and the error is raised here.
+    # The kernel counts the targets out of range as it reads them (they are compared,
+    # never used as indices): one pass over them instead of two.
     if (soft_dice_sums_serial if serial else soft_dice_sums)(x3, labels, soft, binary, inter, total, probs, grad):
-        if not binary:
-            check_class_indices(t, n_classes, "target")
-        raise ValueError(f"binary target must lie in [0, 1]; found {y[(y < 0) | (y > 1)].flat[0]}")
+        _check_dice_targets(targets, binary, n_classes)
     inter = inter.sum(axis=1)
     denominator = total.sum(axis=1) + smooth
     loss = (1.0 - ((2.0 * inter + smooth) / denominator).mean(axis=1)).astype(dtype)
@@ -534,7 +549,6 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     if not grad:
         return result
     # d loss_n / d p_{nck} = -(2 y A - B) / (C A^2), A = S + smooth, B = 2 I + smooth, times the scale.
-    scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
     coef = (-2.0 * scale / (n_classes * denominator)).astype(dtype)
     offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
     (soft_dice_grad_serial if serial else soft_dice_grad)(labels, soft, binary, coef, offset, probs)

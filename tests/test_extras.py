@@ -170,6 +170,20 @@ def test_dice_transposed_input_and_grad_out(rng):
     assert_close(grad, expected_grad, np.float64)
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_dice_bad_input_leaves_grad_out_untouched(rng, binary):
+    """With grad_out the input itself, a bad target or grad_output raises before any write."""
+    x = rng.standard_normal((3, 4, 5)) if binary else rng.standard_normal((3, 2, 5))
+    bad = np.full((3, 4, 5), 2.0) if binary else np.full((3, 5), 2)
+    good = rng.random((3, 4, 5)) if binary else rng.integers(0, 2, (3, 5))
+    before = x.copy()
+    with pytest.raises(ValueError, match=r"\[0, 1\]" if binary else "class index 2"):
+        fl.dice_loss(x, bad, grad=True, grad_out=x)
+    with pytest.raises(ValueError, match="grad_output"):
+        fl.dice_loss(x, good, reduction="none", grad=True, grad_out=x, grad_output=np.ones(4))
+    np.testing.assert_array_equal(x, before)
+
+
 def test_criterion_objects(rng):
     x = rng.standard_normal((4, 3))
     t = rng.integers(0, 3, 4)
