@@ -145,5 +145,6 @@ def write(store, store_path, output):
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
+
 if __name__ == "__main__":
     main()
