@@ -17,7 +17,7 @@ from ._backend import require_numba
 from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
-from ._math import exp_fast, log1p_fast, log_fast, sigmoid, sum_float64, typed
+from ._math import exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
@@ -62,7 +62,7 @@ def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms, gr
     for c in range(row.shape[0]):
         x = row[c]
         pc = p[c]
-        softplus = max(x, s * 0) + log1p_fast(e[c])  # log(1 + e^x)
+        softplus = max(x, s * 0) + log1p_unit(e[c])  # log(1 + e^x)
         is_target = c == t
         bce = softplus - x if is_target else softplus
         dbce = pc - one if is_target else pc

@@ -20,7 +20,7 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
-from ._math import exp_fast, log1p_fast, maxnum, sum_float64, typed
+from ._math import log1p_exp, maxnum, sigmoid, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
                           check_class_indices, check_real, check_shape)
@@ -193,9 +193,7 @@ def _hinge_embedding_point(x, y, unused, margin, p1, p2):
 def _soft_margin_point(x, y, unused, p0, p1, p2):
     """log(1 + exp(-y x)), as a softplus that does not overflow; gradient -y sigmoid(-y x)."""
     v = -y * x
-    e = exp_fast(-abs(v))  # softplus(v) = max(v, 0) + log1p(e), sigmoid(v) from the same e
-    q = typed(1, x) / (typed(1, x) + e)
-    return max(v, x * 0) + log1p_fast(e), -y * (q if v >= 0 else e * q), x * 0
+    return log1p_exp(v), -y * sigmoid(v), x * 0  # one exp(-|v|) serves both
 
 
 @jit()

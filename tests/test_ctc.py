@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from naive_ctc import best_path, ctc_loss_and_grad
 
 import fastloss as fl
-from fastloss._jit import jit
-from fastloss._math import log_fast
 from conftest import assert_close
 
 DTYPES = [np.float32, np.float64]
@@ -297,26 +295,3 @@ def test_forced_align_against_brute_force_viterbi(rng, dtype):
     one_labels, one_scores = fl.ctc_forced_align(lp[0], targets[0, :tl[0]], blank=blank)
     np.testing.assert_array_equal(one_labels, labels[0])
 
-
-# ------------------------------------------------------------------ the vectorisable log of _math
-
-@jit()
-def _log_fast_array(x, out):
-    for i in range(x.shape[0]):
-        out[i] = log_fast(x[i])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_log_fast_against_numpy(rng, dtype):
-    """log_fast (the log of the kernels' 3-way log-sum-exp) against np.log in float64:
-    within 2 ulp of the float's epsilon times max(1, |log x|), special values exact."""
-    x = np.concatenate([np.linspace(1, 3, 10001), np.exp(rng.uniform(-80, 80, 10000)),
-                        [np.finfo(dtype).tiny, np.finfo(dtype).max]]).astype(dtype)
-    out = np.empty_like(x)
-    _log_fast_array(x, out)
-    expected = np.log(x.astype(np.float64))
-    error = np.abs(out - expected) / np.maximum(np.abs(expected), 1)
-    assert error.max() <= 2 * np.finfo(dtype).eps
-    special = np.array([0.0, -1.0, np.inf, np.nan], dtype)
-    _log_fast_array(special, out[:4])
-    np.testing.assert_array_equal(out[:4], [-np.inf, np.nan, np.inf, np.nan])

@@ -125,16 +125,8 @@ static inline float fl_log_f32(float x) {
     return x > 0.0f ? r : (x == 0.0f ? -INFINITY : NAN);
 }
 
-static inline double fl_log_f64(double x) {
-    int tiny = x < 2.2250738585072014e-308;
-    double y = tiny ? x * 4503599627370496.0 : x;             /* 2**52 */
-    int64_t bits = fl_f64_to_bits(y);
-    int64_t k = ((bits >> 52) & 0x7FF) - 1023 - (tiny ? 52 : 0);
-    double m = fl_bits_to_f64((bits & 0xFFFFFFFFFFFFFLL) | 0x3FF0000000000000LL);
-    int big = m > 1.4142135623730951;
-    m = big ? m * 0.5 : m;
-    k = big ? k + 1 : k;
-    double f = m - 1.0;
+/* log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: 2 atanh(s), s = f / (2 + f). */
+static inline double fl_log1p_reduced_f64(double f) {
     double s = f / (2.0 + f);
     double z = s * s;
     double p = 1.0 / 23.0;                                     /* z <= 0.0295: to z^11 leaves < 1e-18 */
@@ -148,10 +140,45 @@ static inline double fl_log_f64(double x) {
     p = p * z + 1.0 / 7.0;
     p = p * z + 1.0 / 5.0;
     p = p * z + 1.0 / 3.0;
+    return f - s * (f - 2.0 * z * p);                          /* 2 s (1 + z p), f = 2s + s f */
+}
+
+static inline double fl_log_f64(double x) {
+    int tiny = x < 2.2250738585072014e-308;
+    double y = tiny ? x * 4503599627370496.0 : x;             /* 2**52 */
+    int64_t bits = fl_f64_to_bits(y);
+    int64_t k = ((bits >> 52) & 0x7FF) - 1023 - (tiny ? 52 : 0);
+    double m = fl_bits_to_f64((bits & 0xFFFFFFFFFFFFFLL) | 0x3FF0000000000000LL);
+    int big = m > 1.4142135623730951;
+    m = big ? m * 0.5 : m;
+    k = big ? k + 1 : k;
     double fk = (double)k;
-    double r = fk * 6.93147180369123816490e-01 + (fk * 1.90821492927058770002e-10 + (f - s * (f - 2.0 * z * p)));
+    double r = fk * 6.93147180369123816490e-01 + (fk * 1.90821492927058770002e-10 + fl_log1p_reduced_f64(m - 1.0));
     r = x != INFINITY ? r : x;
     return x > 0.0 ? r : (x == 0.0 ? -INFINITY : NAN);
+}
+
+/* log(1 + e) for e in [0, 1] (softplus's log1p(exp(-|x|))), fastloss/_math.py's
+ * log1p_unit: float32 a polynomial (LOG1P_UNIT_F32 there), float64 the atanh series on
+ * 1 + e = 2**k (1 + f), k = 0 or 1, f taken from e without rounding 1 + e. NaN passes. */
+static inline float fl_log1p_unit_f32(float e) {
+    float p = -0.0031760570127516985f;
+    p = p * e + 0.019542526453733444f;
+    p = p * e + -0.056373611092567444f;
+    p = p * e + 0.10543623566627502f;
+    p = p * e + -0.1526966691017151f;
+    p = p * e + 0.1966327428817749f;
+    p = p * e + -0.24951615929603577f;
+    p = p * e + 0.33329710364341736f;
+    p = p * e + -0.49999892711639404f;
+    p = p * e + 1.0f;
+    return e * p;
+}
+
+static inline double fl_log1p_unit_f64(double e) {
+    int big = e > 0.41421356237309503;                         /* sqrt(2) - 1 */
+    double r = fl_log1p_reduced_f64(big ? (e - 1.0) * 0.5 : e);
+    return big ? 6.93147180369123816490e-01 + (1.90821492927058770002e-10 + r) : r;
 }
 
 /* log1p, softplus and sigmoid on the exp and log above, for T = float (suffix f32) and
@@ -160,7 +187,7 @@ static inline double fl_log_f64(double x) {
  *
  * log1p: for x > -1, log(u) x / (u - 1) with u = 1 + x (Goldberg), x itself where u
  *   rounds to 1; inf gives inf, NaN passes.
- * log1p_exp: log(1 + exp(x)) without overflow, max(x, 0) + log1p(exp(-|x|)); max as
+ * log1p_exp: log(1 + exp(x)) without overflow, max(x, 0) + log1p_unit(exp(-|x|)); max as
  *   Python's (x kept unless 0 > x, so NaN passes).
  * sigmoid: 1 / (1 + exp(-x)) without overflow for either sign; the exp of -|x| is the
  *   one log1p_exp takes, so gcc computes it once where a kernel calls both. */
@@ -171,11 +198,12 @@ static inline T fl_log1p_##S(T x) {                                             
     return u == 1 ? x : r;                                                                          \
 }                                                                                                   \
 static inline T fl_log1p_exp_##S(T x) {                                                             \
-    return (0 > x ? 0 : x) + fl_log1p_##S(fl_exp_##S(-ABS(x)));                                     \
+    return (0 > x ? 0 : x) + fl_log1p_unit_##S(fl_exp_##S(-ABS(x)));                                \
 }                                                                                                   \
 static inline T fl_sigmoid_##S(T x) {                                                               \
     T e = fl_exp_##S(-ABS(x));                                                                      \
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);                                                      \
+    T q = 1 / (1 + e);                                                                              \
+    return x >= 0 ? q : e * q;                                                                      \
 }
 
 FL_SCALAR_HELPERS(float, f32, fabsf)
