@@ -20,13 +20,18 @@ shared arguments (class weights) travel whole. Results: a 0-d Dask array for a r
 loss, a Dask array for ``reduction="none"``, and gradients as Dask arrays chunked like
 their inputs (or summed over chunks, for a shared argument such as CosFace's weight).
 
-Two small things are computed eagerly when the call is made: the loss on the first
-sample (to learn the result's shape and dtype, and to raise bad options at once) and,
-for CTC's concatenated targets, the target lengths (to split the targets).
+When the call is made, the loss runs on an empty batch made from the arrays' shapes
+and dtypes, to learn the result's shape and dtype and to raise bad options at once (a
+loss that refuses an empty batch runs on the first sample instead, fetched from the
+cluster); for CTC's concatenated targets, the target lengths are computed then too (to
+split the targets). The graph has one task per chunk (reading a ``from_npy`` chunk
+and evaluating it) and one that combines the reduction: on a small cluster every
+further task costs a scheduler round trip.
 """
 from __future__ import annotations
 
 import functools
+import os
 
 import dask
 import dask.array as da
@@ -44,11 +49,19 @@ def _call(shared, names, values):
 
 
 def _chunk_value(fn, spec, reduction, shared, names, *values):
-    """One chunk without gradient: (losses, numerator, denominator)."""
+    """One chunk without gradient: its losses for ``reduction="none"``, else (numerator, denominator)."""
     call = _call(shared, names, values)
     losses = _batch.evaluate(fn, spec, call, reduction)
-    num, den = _batch.parts(spec, call, reduction, losses) if reduction != "none" else (0.0, 0.0)
-    return losses, num, den
+    return losses if reduction == "none" else _batch.parts(spec, call, reduction, losses)
+
+
+def _combine(reduction, dtype, numerators, denominator):
+    """The reduced loss from the chunks' numerators and the denominator, or from the
+    chunks' (numerator, denominator) pairs if ``denominator`` is None."""
+    if denominator is None:
+        numerators, denominators = zip(*numerators)
+        denominator = sum(denominators)
+    return _batch.finish(reduction, sum(numerators), denominator, dtype)
 
 
 def _chunk_denominator(spec, reduction, loss_shape, shared, names, *values):
@@ -72,19 +85,33 @@ def _sum(values):
 
 
 def _batch_blocks(value, axis, bounds, label):
-    """Delayed blocks of ``value`` along ``axis`` at the batch ``bounds``, one chunk elsewhere."""
-    array = value if isinstance(value, da.Array) else da.from_array(np.asarray(value), chunks=-1)
+    """Blocks of ``value`` along ``axis`` at the batch ``bounds``, one chunk elsewhere: delayed
+    blocks of a Dask array, or slices of an in-memory array (each travels with its own task,
+    with no task of its own to split the array on the cluster first)."""
+    if not isinstance(value, da.Array):
+        array = np.asarray(value)
+        return [array[(slice(None),) * axis + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
     sizes = tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
-    chunks = {i: -1 for i in range(array.ndim)}
+    chunks = {i: -1 for i in range(value.ndim)}
     chunks[axis] = sizes
-    blocks = array.rechunk(chunks).to_delayed()
+    blocks = value.rechunk(chunks).to_delayed()
     return list(np.moveaxis(blocks, axis, 0).reshape(len(sizes), -1)[:, 0])
 
 
 def _probe(fn, spec, call, sliced, ragged, grad):
-    """The loss (and gradient) of the first sample, computed now: shapes, dtypes, early errors."""
+    """The loss (and gradient) of an empty batch, or if the loss refuses one, of the first
+    sample: shapes, dtypes, and bad options raised when the call is made. The empty batch
+    is made here from the arrays' shapes and dtypes, with no round trip to the cluster."""
+    head = _batch.take(call, sliced, 0, 0, ragged)
+    if all(not isinstance(v, da.Array) or not np.isnan(v.shape).any() for v in head.values()):
+        empty = {k: (np.empty(v.shape, v.dtype) if isinstance(v, da.Array) else v) for k, v in head.items()}
+        try:
+            return _batch.evaluate(fn, spec, empty, "none", grad=grad, scale=1.0)
+        except (ValueError, TypeError, IndexError):
+            pass  # the first sample tells, or raises what is wrong
     head = _batch.take(call, sliced, 0, 1, ragged)
-    head = {k: (v.compute() if isinstance(v, da.Array) else v) for k, v in head.items()}
+    lazy = [k for k, v in head.items() if isinstance(v, da.Array)]
+    head.update(zip(lazy, dask.compute(*(head[k] for k in lazy))))  # one round trip for all of them
     return _batch.evaluate(fn, spec, head, "none", grad=grad, scale=1.0)
 
 
@@ -129,9 +156,11 @@ def loss(loss, *args, grad=False, grad_output=None, **kwargs):
     rest, dtype = head_losses.shape[1:], head_losses.dtype
     loss_shapes = [(int(b - a),) + rest for a, b in zip(bounds[:-1], bounds[1:])]
     if not grad:
-        parts = [dask.delayed(_chunk_value, nout=3)(fn, spec, reduction, shared, names, *values)
-                 for values in blocks]
-        return _assemble(parts, reduction, loss_shapes, dtype, None)
+        parts = [dask.delayed(_chunk_value)(fn, spec, reduction, shared, names, *values) for values in blocks]
+        if reduction == "none":
+            return da.concatenate([da.from_delayed(p, shape, dtype) for p, shape in zip(parts, loss_shapes)])
+        # One task adds the chunks' parts and divides: every further task would cost a scheduler round trip.
+        return da.from_delayed(dask.delayed(_combine)(reduction, dtype, parts, None), (), dtype)
     g = 1.0 if grad_output is None else grad_output
     if reduction == "none":
         if np.ndim(g) == 0:
@@ -149,19 +178,14 @@ def loss(loss, *args, grad=False, grad_output=None, **kwargs):
         scales = [dask.delayed(_scale)(g, denominator)] * len(blocks)
     parts = [dask.delayed(_chunk_gradient, nout=3)(fn, spec, reduction, scale, len(rest) + 1, shared, names,
                                                    *values) for scale, values in zip(scales, blocks)]
-    value = _assemble(parts, reduction, loss_shapes, dtype, denominator)
+    if reduction == "none":
+        value = da.concatenate([da.from_delayed(p[0], shape, dtype) for p, shape in zip(parts, loss_shapes)])
+    else:
+        value = da.from_delayed(dask.delayed(_combine)(reduction, dtype, [p[1] for p in parts], denominator), (),
+                                dtype)
     grads = tuple(_gradient(k, name, parts, call, sliced, bounds, ragged, head)
                   for k, (name, head) in enumerate(zip(_batch.gradient_names(fn, spec), probe[1])))
     return value, grads if len(grads) > 1 else grads[0]
-
-
-def _assemble(parts, reduction, loss_shapes, dtype, denominator):
-    if reduction == "none":
-        return da.concatenate([da.from_delayed(p[0], shape, dtype) for p, shape in zip(parts, loss_shapes)])
-    numerator = dask.delayed(sum)([p[1] for p in parts])
-    if denominator is None:
-        denominator = dask.delayed(sum)([p[2] for p in parts])
-    return da.from_delayed(dask.delayed(_batch.finish)(reduction, numerator, denominator, dtype), (), dtype)
 
 
 def _gradient(k, name, parts, call, sliced, bounds, ragged, head):
@@ -186,13 +210,20 @@ def _read_rows(path, start, stop):
 def from_npy(path, chunk_rows=65536):
     """A ``.npy`` file as a Dask array in chunks of ``chunk_rows`` rows, read where the
     chunk is computed (each task memory-maps its own rows: nothing travels from the
-    client, the workers need the path)."""
+    client, the workers need the path). One task per chunk, which a loss's chunk task
+    takes as it is."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     source = NpySource(path)
-    n = source.shape[0]
-    starts = range(0, n, chunk_rows)
-    arrays = [da.from_delayed(dask.delayed(_read_rows)(path, a, min(n, a + chunk_rows)),
-                              (min(n, a + chunk_rows) - a,) + source.shape[1:], source.dtype) for a in starts]
-    return da.concatenate(arrays)
+    if not source.shape:
+        raise ValueError(f"{path} holds a 0-d array: there is no batch axis to chunk")
+    n, rest = source.shape[0], source.shape[1:]
+    starts = range(0, max(n, 1), chunk_rows)
+    stops = [min(n, a + chunk_rows) for a in starts]
+    name = "from_npy-" + dask.base.tokenize(os.path.abspath(path), os.stat(path).st_mtime_ns, chunk_rows)
+    graph = {(name, i) + (0,) * len(rest): (_read_rows, path, a, b) for i, (a, b) in enumerate(zip(starts, stops))}
+    chunks = (tuple(b - a for a, b in zip(starts, stops)),) + tuple((d,) for d in rest)
+    return da.Array(graph, name, chunks, dtype=source.dtype)
 
 
 def __getattr__(name):

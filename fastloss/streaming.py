@@ -20,7 +20,6 @@ import dataclasses
 import fnmatch
 import mmap
 import os
-import sys
 import time
 import zipfile
 
@@ -29,8 +28,6 @@ import numpy as np
 from . import _batch
 
 CHUNK_BYTES = 64 << 20  # input bytes per chunk: amortises the per-call costs; resident memory stays ~2 chunks
-# madvise values of <linux/mman.h> that Python's mmap module does not name (MADV_POPULATE_READ: Linux 5.14).
-_LINUX_ADVICE = {"MADV_POPULATE_READ": 22}  # input bytes per chunk: large enough to amortise a call, small for the cache
 
 
 # --------------------------------------------------------------------------- sources
@@ -84,10 +81,14 @@ def _read_npy_header(file, label):
 
 
 class NpySource(Source):
-    """A ``.npy`` file, memory-mapped once. Each row range is pre-faulted in one call
-    (``MADV_POPULATE_READ``: no page fault per 4 KB page) and, when the next range is
-    read, the previous one is released (``MADV_DONTNEED``: its pages leave the process,
-    the page cache keeps them), so the resident memory stays at about one chunk."""
+    """A ``.npy`` file, memory-mapped once. When the next row range is read, the previous
+    one is released (``MADV_DONTNEED``: its pages leave the process, the page cache keeps
+    them), so the resident memory stays at about one chunk.
+
+    The pages of a range are mapped by the loss kernel's own page faults, on all its
+    threads at once (Linux maps 64 KB around each fault of a cached file). Pre-faulting
+    the range from this thread first (``MADV_POPULATE_READ``) measured slower:
+    0.336 s against 0.313 s for a 4.3 GB cross-entropy, the kernel's threads idle meanwhile."""
 
     def __init__(self, path, label=None):
         self.path, self.label = path, label or path
@@ -100,14 +101,14 @@ class NpySource(Source):
             raise ValueError(f"{self.label} is truncated: {os.path.getsize(path)} bytes, its header needs {expected}")
         self.map = self.held = None
 
-    def _advise(self, flag, start, stop):
-        advice = getattr(mmap, flag, _LINUX_ADVICE.get(flag) if sys.platform.startswith("linux") else None)
+    def _release(self, start, stop):
+        advice = getattr(mmap, "MADV_DONTNEED", None)
         if advice is not None and stop > start:
             page = mmap.PAGESIZE
             first = start // page * page
             try:
                 self.map.madvise(advice, first, min(stop, len(self.map)) - first)
-            except OSError:  # an older kernel without the flag: plain page faults then
+            except OSError:  # the platform refuses the advice: the pages stay mapped until the map is closed
                 pass
 
     def rows(self, start, stop):
@@ -117,9 +118,8 @@ class NpySource(Source):
             with open(self.path, "rb") as f:
                 self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.held is not None:
-            self._advise("MADV_DONTNEED", *self.held)
+            self._release(*self.held)
         begin, end = self.offset + start * self.row_bytes, self.offset + stop * self.row_bytes
-        self._advise("MADV_POPULATE_READ", begin, end)
         self.held = (begin, end)
         return np.frombuffer(self.map, self.dtype, (stop - start) * int(np.prod(self.shape[1:], dtype=np.int64)),
                              begin).reshape((stop - start,) + self.shape[1:])

@@ -114,3 +114,21 @@ def test_not_decomposable_and_bad_calls(rng):
         fld.cross_entropy(x, np.zeros(10, int), reduction="batchmean")
     with pytest.raises(ValueError, match="label_smoothing"):  # bad options raise when the call is made
         fld.cross_entropy(x, np.zeros(10, int), label_smoothing=3.0)
+
+
+def _never_read():
+    raise RuntimeError("the chunk was computed")
+
+
+def test_the_call_builds_the_graph_without_computing(rng):
+    """Making the graph reads no chunk: the result's shape and dtype come from the loss on
+    an empty batch made from the arrays' shapes and dtypes (so a chunk that raises when read
+    raises only at compute time), with and without gradient."""
+    x = da.from_delayed(dask.delayed(_never_read)(), (8, 5), np.float32)
+    t = rng.integers(0, 5, 8)
+    value = fld.cross_entropy(x, t)
+    (none, grad) = fld.cross_entropy(x, t, reduction="none", grad=True)
+    assert (value.shape, value.dtype) == ((), np.float32)
+    assert (none.shape, none.dtype, grad.shape, grad.dtype) == ((8,), np.float32, (8, 5), np.float32)
+    with pytest.raises(RuntimeError, match="the chunk was computed"):
+        dask.compute(value, scheduler="sync")
