@@ -7,8 +7,9 @@ For each group (a loss, size, dtype and mode) the table gives each implementatio
 median and how many times faster fastloss is (their median / fastloss's median), all
 from one pytest-benchmark run on the same inputs; "cython" is fastloss on its Cython
 kernels, and "cython time" its median over the Numba kernels' (1.00x: as fast); "of copy
-bandwidth", where a group has the "copy" reference (np.add reading two arrays and writing
-one), is the copy's median over fastloss's (100%: at the copy's bandwidth). The medians are kept in
+bandwidth", where a group has the "copy" reference (x + y on both cores, reading two arrays
+and writing one into an existing array), is the copy's median over that of fastloss writing
+its gradient into an existing array, "fastloss_out" (100%: at the copy's bandwidth). The medians are kept in
 bench/RESULTS.json, so a subset run replaces its own groups and keeps the others;
 every row names the run it comes from, and each run's machine, thread count,
 versions and command are listed.
@@ -61,7 +62,8 @@ def table(store):
         def ratio(impl):
             return f"{medians[impl] / fast:.2f}x" if fast and impl in medians else "-"
 
-        share = f"{medians['copy'] / fast:.0%}" if fast and "copy" in medians else "-"
+        into = medians.get("fastloss_out")
+        share = f"{medians['copy'] / into:.0%} ({into * 1e3:.3f} ms)" if into and "copy" in medians else "-"
         rows.append(f"| {group} | {cell('numpy')} | {cell('torch')} | {cell('fastloss')} | {cell('cython')} | "
                     f"{ratio('numpy')} | {ratio('torch')} | {ratio('cython')} | {share} | "
                     f"{store['groups'][group]['run']} |")
@@ -133,8 +135,9 @@ def write(store, store_path, output):
              "Medians from pytest-benchmark; a ratio is how many times faster fastloss is than that "
              "implementation, both measured in the same run on the same inputs. \"fastloss\" runs the Numba "
              "kernels, \"cython\" the Cython ones; \"cython time\" is the Cython median over the Numba one; "
-             "\"of copy bandwidth\" is the median of np.add(x, y, out=z) on the group's two inputs over fastloss's "
-             "(the traffic of a value+gradient call: two arrays read, one written).", ""]
+             "\"of copy bandwidth\" is the median of z = x + y on both cores (two arrays read, one written into "
+             "an existing array) over that of fastloss writing its gradient into an existing array (grad_out=, "
+             "the same traffic; its median in brackets).", ""]
     for run_id_, run in sorted(store["runs"].items()):
         lines += [f"Run {run_id_}: `{run['command']}`"] + run["header"] + [""]
     lines += table(store)

@@ -119,26 +119,37 @@ cdef inline (floating, floating, floating) _huber_point(floating x, floating y, 
     return delta * (a - <floating>0.5 * delta), delta * sign(d), 0
 
 
-cdef inline floating _stirling(floating y, floating full) noexcept nogil:
-    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0 (y * 0 without ``full``)."""
+cdef inline floating _stirling(floating y) noexcept nogil:
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0."""
     cdef floating zero = 0
-    if full == 0:  # a loop-invariant test: without ``full`` the loop vectorises
-        return y * zero
     cdef floating term = y * log_fast(y) - y + <floating>0.5 * log_fast(<floating>6.283185307179586 * y)
     return term if y > 1 else y * zero
 
 
 cdef inline (floating, floating, floating) _poisson_log_input_point(floating x, floating y, floating z,
-                                                                    floating full, floating p1,
+                                                                    floating p0, floating p1,
                                                                     floating p2) noexcept nogil:
     cdef floating e = exp_fast(x)
-    return e - y * x + _stirling(y, full), e - y, 0
+    return e - y * x, e - y, 0
 
 
-cdef inline (floating, floating, floating) _poisson_point(floating x, floating y, floating z, floating full,
+cdef inline (floating, floating, floating) _poisson_log_input_full_point(floating x, floating y, floating z,
+                                                                         floating p0, floating p1,
+                                                                         floating p2) noexcept nogil:
+    cdef (floating, floating, floating) r = _poisson_log_input_point(x, y, z, p0, p1, p2)
+    return r[0] + _stirling(y), r[1], r[2]
+
+
+cdef inline (floating, floating, floating) _poisson_point(floating x, floating y, floating z, floating p0,
                                                           floating eps, floating p2) noexcept nogil:
     cdef floating one = 1
-    return x - y * log_fast(x + eps) + _stirling(y, full), one - y / (x + eps), 0
+    return x - y * log_fast(x + eps), one - y / (x + eps), 0
+
+
+cdef inline (floating, floating, floating) _poisson_full_point(floating x, floating y, floating z, floating p0,
+                                                               floating eps, floating p2) noexcept nogil:
+    cdef (floating, floating, floating) r = _poisson_point(x, y, z, p0, eps, p2)
+    return r[0] + _stirling(y), r[1], r[2]
 
 
 cdef inline (floating, floating, floating) _gaussian_nll_point(floating x, floating y, floating var, floating eps,
@@ -178,6 +189,10 @@ cdef struct Poisson:
     char unused
 cdef struct GaussianNll:
     char unused
+cdef struct PoissonLogInputFull:
+    char unused
+cdef struct PoissonFull:
+    char unused
 
 ctypedef fused kind_t:
     Bce
@@ -191,13 +206,16 @@ ctypedef fused kind_t:
     PoissonLogInput
     Poisson
     GaussianNll
+    PoissonLogInputFull
+    PoissonFull
 
 #: The scalar kernels with a Cython twin, by the Numba kernel's ``module.name``.
 KINDS = {f"fastloss.{name}": code for code, name in enumerate([
     "classification._bce_point", "classification._bce_logits_point", "classification._kl_div_point",
     "classification._sigmoid_focal_point", "regression._l1_point", "regression._mse_point",
     "regression._smooth_l1_point", "regression._huber_point", "regression._poisson_log_input_point",
-    "regression._poisson_point", "regression._gaussian_nll_point",
+    "regression._poisson_point", "regression._gaussian_nll_point", "regression._poisson_log_input_full_point",
+    "regression._poisson_full_point",
 ])}
 
 
@@ -224,6 +242,10 @@ cdef inline (floating, floating, floating) _point(kind_t kind, floating x, float
         return _poisson_log_input_point(x, y, z, p0, p1, p2)
     elif kind_t is Poisson:
         return _poisson_point(x, y, z, p0, p1, p2)
+    elif kind_t is PoissonLogInputFull:
+        return _poisson_log_input_full_point(x, y, z, p0, p1, p2)
+    elif kind_t is PoissonFull:
+        return _poisson_full_point(x, y, z, p0, p1, p2)
     else:
         return _gaussian_nll_point(x, y, z, p0, p1, p2)
 
@@ -372,8 +394,12 @@ cdef void _dispatch(int kind, floating p0, floating p1, floating p2, Tiles *t, P
         _tiles(PoissonLogInput(0), p0, p1, p2, t, n_items, threads)
     elif kind == 9:
         _tiles(Poisson(0), p0, p1, p2, t, n_items, threads)
-    else:
+    elif kind == 10:
         _tiles(GaussianNll(0), p0, p1, p2, t, n_items, threads)
+    elif kind == 11:
+        _tiles(PoissonLogInputFull(0), p0, p1, p2, t, n_items, threads)
+    else:
+        _tiles(PoissonFull(0), p0, p1, p2, t, n_items, threads)
 
 
 cdef Operand _operand(const floating[:, ::1] a, floating[::1] constant):
