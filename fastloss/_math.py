@@ -224,37 +224,37 @@ LOG1P_UNIT_F32 = (1.0, -0.49999892711639404, 0.33329710364341736, -0.24951615929
                   -0.0031760570127516985)
 
 
-def _log1p_unit_f32(e):
+def _log1p_unit_f32(x):
     c = LOG1P_UNIT_F32
     p = np.float32(c[9])
-    p = p * e + np.float32(c[8])
-    p = p * e + np.float32(c[7])
-    p = p * e + np.float32(c[6])
-    p = p * e + np.float32(c[5])
-    p = p * e + np.float32(c[4])
-    p = p * e + np.float32(c[3])
-    p = p * e + np.float32(c[2])
-    p = p * e + np.float32(c[1])
-    p = p * e + np.float32(c[0])
-    return e * p
+    p = p * x + np.float32(c[8])
+    p = p * x + np.float32(c[7])
+    p = p * x + np.float32(c[6])
+    p = p * x + np.float32(c[5])
+    p = p * x + np.float32(c[4])
+    p = p * x + np.float32(c[3])
+    p = p * x + np.float32(c[2])
+    p = p * x + np.float32(c[1])
+    p = p * x + np.float32(c[0])
+    return x * p
 
 
-def _log1p_unit_f64(e):
-    # 1 + e = 2**k (1 + f), k = 0 or 1, with f computed from e without rounding 1 + e.
-    big = e > 0.41421356237309503  # sqrt(2) - 1
-    f = (e - 1.0) * 0.5 if big else e
+def _log1p_unit_f64(x):
+    # 1 + x = 2**k (1 + f), k = 0 or 1, with f computed from x without rounding 1 + x.
+    big = x > 0.41421356237309503  # sqrt(2) - 1
+    f = (x - 1.0) * 0.5 if big else x
     r = _log1p_reduced_f64(f)
     return 6.93147180369123816490e-01 + (1.90821492927058770002e-10 + r) if big else r
 
 
-def log1p_unit(e):
-    """log(1 + e) for e in [0, 1] (softplus's log1p(exp(-|x|))), vectorisable, NaN passes.
+def log1p_unit(x):
+    """log(1 + x) for x in [0, 1] (the softplus's log1p(exp(-|v|))), vectorisable, NaN passes.
 
     No range reduction and no Goldberg division, unlike :func:`log1p_fast`: a
     polynomial in float32 (:data:`LOG1P_UNIT_F32`), and in float64 the atanh series
-    of :func:`log_fast` on ``1 + e = 2**k (1 + f)``, ``f`` taken from ``e`` exactly.
+    of :func:`log_fast` on ``1 + x = 2**k (1 + f)``, ``f`` taken from ``x`` exactly.
     """
-    return np.log1p(e)
+    return np.log1p(x)
 
 
 @jit(fastmath=STRICT, inline="always")
@@ -319,13 +319,15 @@ if numba is not None:
             return lambda value, like: np.float64(value)
         return None
 
-    @overload(exp_fast, jit_options=overload_jit_options(STRICT))
-    def _exp_fast_overload(x):
-        if x == types.float32:
-            return _exp_f32
-        if x == types.float64:
-            return _exp_f64
-        return None
+    def _by_dtype(stub, f32, f64):
+        """Give ``stub`` (exp_fast, log_fast, log1p_unit) the implementation ``f32`` or ``f64``
+        for a float32 or float64 argument."""
+
+        @overload(stub, jit_options=overload_jit_options(STRICT))
+        def implementation(x):
+            return {types.float32: f32, types.float64: f64}.get(x)
+
+    _by_dtype(exp_fast, _exp_f32, _exp_f64)
 
     def _nan_skipping(name, doc):
         """An intrinsic calling LLVM's ``name`` (``llvm.maxnum`` or ``llvm.minnum``) on two floats."""
@@ -364,18 +366,6 @@ if numba is not None:
 
     _log1p_reduced_f64 = jit(fastmath=STRICT, inline="always")(_log1p_reduced_f64)
 
-    @overload(log1p_unit, jit_options=overload_jit_options(STRICT))
-    def _log1p_unit_overload(e):
-        if e == types.float32:
-            return _log1p_unit_f32
-        if e == types.float64:
-            return _log1p_unit_f64
-        return None
+    _by_dtype(log1p_unit, _log1p_unit_f32, _log1p_unit_f64)
 
-    @overload(log_fast, jit_options=overload_jit_options(STRICT))
-    def _log_fast_overload(x):
-        if x == types.float32:
-            return _log_f32
-        if x == types.float64:
-            return _log_f64
-        return None
+    _by_dtype(log_fast, _log_f32, _log_f64)
