@@ -10,8 +10,8 @@
    logits and targets .npy of its own size with ``from_npy`` on the workers, against the
    in-memory call;
    by default one chunk per worker (each task maps its rows from the page cache, and on
-   2 cores every further task costs scheduling time: 16 chunks of 128 MB took 0.44 s
-   where 2 of 1 GB took 0.22 s for the same 2 GB).
+   2 cores every further task costs scheduling time: with the graph of 2026-11-23 morning,
+   16 chunks of 128 MB took 0.44 s where 2 of 1 GB took 0.22 s for the same 2 GB).
 
 Prints the figures as JSON and writes them as a section of bench/RESULTS.md.
 """
@@ -39,6 +39,21 @@ def median_time(fn, repeat=3):
     return float(np.median(times))
 
 
+def alternated_medians(fns, repeat=5):
+    """Median times of ``fns``, called in turn ``repeat`` times after one warm-up call each,
+    so that every one of them meets the same conditions (this machine's speed drifts by
+    tens of percent over minutes: other guests, and a kernel thread reclaiming memory)."""
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, own in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            own.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
 def logits_file(directory, gigabytes, classes):
     """``(logits .npy, targets .npy, rows)`` of seeded random data of that size, made once."""
     n = int(gigabytes * 2**30 / (4 * classes))
@@ -55,11 +70,11 @@ def logits_file(directory, gigabytes, classes):
     return x_path, t_path, n
 
 
-def in_memory_figures(x_path, t_path):
-    """The in-memory call's median time and value on the loaded arrays (which also puts the
-    file in the page cache); the arrays are freed on return."""
+def in_memory_call(x_path, t_path):
+    """The in-memory call on the loaded arrays (loading also puts the file in the page
+    cache), and its value."""
     x, t = np.load(x_path), np.load(t_path)
-    return median_time(lambda: fl.cross_entropy(x, t)), float(fl.cross_entropy(x, t))
+    return (lambda: fl.cross_entropy(x, t)), float(fl.cross_entropy(x, t))
 
 
 def main():
@@ -73,7 +88,7 @@ def main():
                         help="rows per Dask chunk (default: one chunk per worker, the fewest tasks)")
     args = parser.parse_args()
     x_path, t_path, n = logits_file(args.dir, args.gigabytes, args.classes)
-    in_memory, expected = in_memory_figures(x_path, t_path)
+    in_memory_fn, expected = in_memory_call(x_path, t_path)
     env = {**os.environ, "PYTHONPATH": ROOT}
     cmd = [sys.executable, "-m", "fastloss.cli", "eval", "cross_entropy", "--input", x_path, "--target", t_path,
            "--json", "--no-progress"]
@@ -97,7 +112,8 @@ def main():
         arrays = {"input": streaming.open_array(x_path), "target": streaming.open_array(t_path)}
         return streaming.evaluate("cross_entropy", arrays)
 
-    streamed = median_time(stream)
+    in_memory, streamed = alternated_medians([in_memory_fn, stream])
+    del in_memory_fn  # frees the in-memory arrays
     report = {
         "rows": n, "classes": args.classes, "gigabytes": x_path and os.path.getsize(x_path) / 1e9,
         "in_memory_s": in_memory, "eval_s": streamed, "eval_command_s": float(np.median([r["seconds"] for r, _, _ in runs])),
@@ -112,7 +128,7 @@ def main():
         import fastloss.dask as fld
 
         dx_path, dt_path, dn = logits_file(args.dir, args.dask_gigabytes, args.classes)
-        dask_in_memory, dask_expected = in_memory_figures(dx_path, dt_path)
+        dask_in_memory_fn, dask_expected = in_memory_call(dx_path, dt_path)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                       silence_logs=40) as cluster, distributed.Client(cluster) as client:
             client.run(lambda: __import__("fastloss").warmup(("float32",)))
@@ -129,9 +145,8 @@ def main():
             report["dask_chunks"] = -(-dn // chunk_rows)
             report["dask_chunk_mb"] = chunk_rows * args.classes * 4 / 2**20
             report["dask_gigabytes"] = os.path.getsize(dx_path) / 1e9
-            report["dask_in_memory_s"] = dask_in_memory
-            report["dask_s"] = median_time(run)
-            report["dask_vs_in_memory"] = report["dask_s"] / dask_in_memory
+            report["dask_in_memory_s"], report["dask_s"] = alternated_medians([dask_in_memory_fn, run])
+            report["dask_vs_in_memory"] = report["dask_s"] / report["dask_in_memory_s"]
             report["dask_equals_in_memory"] = abs(float(value) - dask_expected) <= 1e-6 * abs(dask_expected)
             tiny = fld.cross_entropy(fld.from_npy(dx_path, chunk_rows=chunk_rows)[:2],
                                      fld.from_npy(dt_path, chunk_rows=chunk_rows)[:2])
@@ -161,7 +176,8 @@ def write_section(r, argv):
                  f"| dask: same value as in memory | {r['dask_equals_in_memory']} |"]
     results.add_section("Evaluation at scale",
                         "bench/eval_scale.py: `fastloss eval` streaming a .npy, and fastloss.dask on a LocalCluster; "
-                        "medians of 3 runs after a warm-up.",
+                        "each ratio's two sides are medians of 5 calls made in turn with each other after a warm-up "
+                        "(the command's own figures: medians of 3 runs).",
                         " ".join(["python bench/eval_scale.py"] + argv), rows)
 
 
