@@ -4,14 +4,13 @@ Expected numbers come from torch: ``torch.autograd.gradcheck`` (central finite
 differences of the wrapper's own value, float64) for the gradients; torch's own
 ``torch.nn.functional`` loss and ``torch.nn`` criterion of the same name, differentiated
 by torch autograd, wherever torch has one; and the NumPy API (tested against torch in
-the family test files) for the wrapper's plumbing. The cases are keyed by loss name and
-checked to cover every loss of fastloss, so a new loss fails here until it has one.
+the family test files) for the wrapper's plumbing. The cases (tests/loss_cases.py) are
+keyed by loss name and checked to cover every loss of fastloss, so a new loss fails here
+until it has one.
 """
-import dataclasses
 import pickle
 import subprocess
 import sys
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 import fastloss as fl
 import fastloss.torch as flt
 from conftest import assert_close
+from loss_cases import CASES, LOSSES, _ctc, _normal, data
 from fastloss import _batch
 from fastloss._criterion import Criterion
 from fastloss.benchmarks import mlp_sgd
@@ -28,75 +28,6 @@ from fastloss.benchmarks import mlp_sgd
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
 
 
-def _offset(rng, shape):
-    """Differences kept at least 0.2 away from 0 (L1's and the hinges' kinks), either sign."""
-    return np.where(rng.random(shape) < 0.5, -1.0, 1.0) * rng.uniform(0.2, 1.0, shape)
-
-
-def _signs(rng, shape):
-    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
-
-
-def _normal(rng, *shape):
-    return rng.standard_normal(shape)
-
-
-def _ctc(rng):
-    log_probs = torch.log_softmax(torch.tensor(_normal(rng, 6, 3, 4)), -1).numpy()
-    return [log_probs, rng.integers(1, 4, (3, 2)), np.array([6, 5, 6]), np.array([2, 1, 2])], {}
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """Small float64 inputs of one loss: ``make(rng)`` gives ``(args, options)``."""
-
-    make: Callable
-    reductions: tuple = ("none", "mean", "sum")
-    gradcheck: bool = True  # False where the gradient is by definition not the value's derivative
-    through: Callable = None  # applied to the first differentiable leaf before the loss (CTC: log_softmax)
-
-
-X, T = (4, 3), (4,)
-# Inputs are continuous random draws (a kink within gradcheck's 1e-6 step has probability
-# about 1e-5 per test); the differences whose kink a loss takes directly are drawn away from it.
-CASES = {
-    "l1_loss": Case(lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {})),
-    "mse_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X)], {})),
-    "smooth_l1_loss": Case(lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {})),
-    "huber_loss": Case(lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {})),
-    "poisson_nll_loss": Case(lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {})),
-    "gaussian_nll_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {})),
-    "cross_entropy": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {})),
-    "nll_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {})),
-    "binary_cross_entropy": Case(lambda r: ([r.uniform(0.1, 0.9, X), r.random(X)], {})),
-    "binary_cross_entropy_with_logits": Case(lambda r: ([_normal(r, *X), r.random(X)], {})),
-    "kl_div": Case(lambda r: ([_normal(r, *X), r.uniform(0.1, 1.0, X)], {}),
-                   reductions=("none", "mean", "sum", "batchmean")),
-    "focal_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {})),
-    "sigmoid_focal_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {})),
-    "margin_ranking_loss": Case(lambda r: ([x := _normal(r, 5), x + _offset(r, 5), _signs(r, 5)], {})),
-    "hinge_embedding_loss": Case(lambda r: ([1.0 + _offset(r, X), _signs(r, X)], {})),
-    "multi_margin_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {})),
-    "multilabel_margin_loss": Case(lambda r: ([_normal(r, *X), np.array([[0, -1, 1], [2, 1, -1], [1, 0, 2],
-                                                                          [-1, 0, 0]])], {})),
-    "soft_margin_loss": Case(lambda r: ([_normal(r, *X), _signs(r, X)], {})),
-    "multilabel_soft_margin_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {})),
-    "hinge_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {})),
-    "cosine_embedding_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _signs(r, T)], {})),
-    "triplet_margin_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {})),
-    "contrastive_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), r.integers(0, 2, T)], {})),
-    "large_margin_cosine_loss": Case(lambda r: ([_normal(r, *X), _normal(r, 5, 3), r.integers(0, 5, T)],
-                                                {"s": 8.0})),
-    # The anchor probability is a stop-gradient (API contract): checked against the NumPy
-    # API's gradient, itself checked against the authors' code in test_extras.py.
-    "anchor_loss": Case(lambda r: ([2 * _normal(r, *X), r.integers(0, 3, T)], {}), gradcheck=False),
-    "dice_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {})),
-    "batch_triplet_loss": Case(lambda r: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {}),
-                               reductions=("mean", "mean_nonzero", "sum")),
-    "ctc_loss": Case(_ctc, through=lambda leaf: leaf.log_softmax(-1)),
-}
-
-LOSSES = sorted(_batch.losses())
 CRITERIA = {name: value for name, value in vars(fl).items() if isinstance(value, type) and issubclass(value, Criterion)}
 MODULE_OF = {value.function.__name__: name for name, value in CRITERIA.items()}
 TORCH_LOSSES = [name for name in LOSSES if hasattr(F, name)]
@@ -104,16 +35,6 @@ TORCH_LOSSES = [name for name in LOSSES if hasattr(F, name)]
 
 def _params(names):
     return [(name, reduction) for name in names for reduction in CASES[name].reductions]
-
-
-def _data(name, rng, dtype=np.float64):
-    """``(fn, call, diff)``: the NumPy loss, its arguments by name (floats in ``dtype``)
-    and the names of its differentiable arguments."""
-    fn = getattr(fl, name)
-    args, options = CASES[name].make(rng)
-    names = _batch.data_parameters(fn)
-    call = {n: a.astype(dtype) if a.dtype.kind == "f" else a for n, a in zip(names, args)}
-    return fn, {**call, **options}, _batch.gradient_names(fn, _batch.spec_of(fn))
 
 
 def _tensors(call, diff):
@@ -160,7 +81,7 @@ def test_import_fastloss_does_not_import_torch():
 
 @pytest.mark.parametrize("name, reduction", _params(n for n in LOSSES if CASES[n].gradcheck))
 def test_gradcheck(rng, name, reduction):
-    fn, call, diff = _data(name, rng)
+    fn, call, diff = data(name, rng)
     tensors = _tensors(call, diff)
     loss = getattr(flt, name)
 
@@ -173,7 +94,7 @@ def test_gradcheck(rng, name, reduction):
 @pytest.mark.parametrize("name, reduction", _params(LOSSES))
 def test_same_numbers_as_numpy_api(rng, name, reduction):
     """The wrapper returns the NumPy API's value and its gradient times grad_output."""
-    fn, call, diff = _data(name, rng)
+    fn, call, diff = data(name, rng)
     call["reduction"] = reduction
     g = _grad_output(rng, name, reduction, call)
     value, grads = _value_and_grads(getattr(flt, name), _tensors(call, diff), diff, None, g)
@@ -190,12 +111,11 @@ def test_same_numbers_as_numpy_api(rng, name, reduction):
 def test_against_torch(rng, name, reduction, dtype):
     """Functional form and criterion against torch.nn.functional's and torch.nn's, value and
     autograd gradients (CTC's behind a log_softmax, where torch's gradient is right)."""
-    fn, call, diff = _data(name, rng, dtype)
+    fn, call, diff = data(name, rng, dtype)
     through = CASES[name].through
     g = _grad_output(rng, name, reduction, call)
     options = {k: v for k, v in call.items() if k not in _batch.data_parameters(fn)}
-    data = {k: v for k, v in call.items() if k not in options}
-    tensors = _tensors(data, diff)
+    tensors = _tensors({k: v for k, v in call.items() if k not in options}, diff)
     expected, expected_grads = _value_and_grads(lambda **t: getattr(F, name)(**t, **options, reduction=reduction),
                                                 tensors, diff, through, g)
     torch_module = getattr(torch.nn, MODULE_OF[name])(**options, reduction=reduction)
