@@ -346,6 +346,15 @@ def _curve(name, curve):
 
 def plot_diagnosis(diagnosis, path):
     """Both curves (raw and smoothed), the trend windows and lines, and the verdict, to ``path``."""
+    fig = _figure(diagnosis)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _figure(diagnosis):
+    """The matplotlib figure :func:`plot_diagnosis` saves."""
     try:
         import matplotlib
     except ImportError:
@@ -368,5 +377,4 @@ def plot_diagnosis(diagnosis, path):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -185,6 +185,7 @@ def test_curve_files_and_cli(tmp_path):
     assert json.loads(out.stdout)["verdict"] == "overfitting"
     if _has_matplotlib():
         assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+        assert out.stderr.splitlines() == ["fastloss diagnose: plot written to curves.png"]
     bad = subprocess.run([sys.executable, "-m", "fastloss.cli", "diagnose", "missing.csv"], capture_output=True,
                          text=True, cwd=tmp_path, env=env)
     assert bad.returncode == 1 and bad.stderr.strip() == "fastloss diagnose: error: no such file: missing.csv"
@@ -228,13 +229,41 @@ def test_real_run_on_digits():
 
 
 def test_bench_plot(tmp_path):
-    """fastloss bench --plot: one line per implementation (matplotlib optional)."""
+    """fastloss bench --plot: one line per implementation, a figure of ordinary proportions, and a line
+    on stderr saying where it went (stdout stays the JSON). matplotlib optional."""
     if not _has_matplotlib():
         pytest.skip("matplotlib not installed")
     root = os.path.dirname(os.path.dirname(os.path.abspath(fl.__file__)))
     out = subprocess.run([sys.executable, "-m", "fastloss.cli", "bench", "--rows", "512", "--classes", "8",
-                          "--repeat", "1", "--loss", "focal_loss", "--impl", "numpy", "--no-progress",
-                          "--plot", "tp.png"], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": root})
+                          "--repeat", "2", "--loss", "focal_loss", "--loss", "cross_entropy", "--impl", "numpy",
+                          "--no-progress", "--json", "--plot", "tp.png"], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": root})
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "tp.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(json.loads(out.stdout)) == 3
+    assert out.stderr.splitlines() == ["fastloss bench: plot written to tp.png"]
+    png = (tmp_path / "tp.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert 600 <= width <= 1600 and 400 <= height <= 1400 and 0.5 <= width / height <= 2, (width, height)
+
+
+def test_diagnose_plot_wraps_the_verdict():
+    """The verdict and its advice are wrapped into the figure's title, which lies inside the figure
+    (it was one line clipped at both edges)."""
+    if not _has_matplotlib():
+        pytest.skip("matplotlib not installed")
+    import matplotlib.pyplot as plt
+
+    from fastloss.diagnose import _figure
+
+    rng = np.random.default_rng(5)
+    d = diagnose_training(noisy(rng, FALL), noisy(rng, U))
+    fig = _figure(d)
+    try:
+        fig.canvas.draw()
+        title = fig.axes[0].title
+        assert title.get_text().replace("\n", " ") == f"{d.verdict}: {d.advice}" and "\n" in title.get_text()
+        box, page = title.get_window_extent(), fig.bbox
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1, (box, page)
+    finally:
+        plt.close(fig)
