@@ -11,7 +11,7 @@ A trend counts when it is significant (two-sided p below ``alpha``) *and* large 
 to matter: the Theil-Sen line moves by more than ``min_change`` (relative to the
 curve's level) across the window.
 
-Verdicts, as the API contract names them:
+Verdicts, as the API contract (docs/api-contract.md) names them:
 
 ============================  ============================================================
 ``"still learning"``          training and validation loss falling: keep training
