@@ -11,6 +11,13 @@ def warmup(dtypes=("float32", "float64")):
     inputs compile their own specialisations on first use. When numba is not in use
     (:mod:`fastloss._backend`) there is nothing to compile: the Cython kernels were
     compiled when the package was built.
+
+    Examples
+    --------
+    Skipped as a doctest: on a cold cache it compiles every kernel (seconds each).
+
+    >>> import fastloss
+    >>> fastloss.warmup()  # doctest: +SKIP
     """
     from . import _backend, _registry
 

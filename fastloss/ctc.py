@@ -537,6 +537,14 @@ def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None
     References
     ----------
     torchaudio ``forced_align`` (after flashlight's CTC criterion); Graves et al. 2006.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> log_probs = np.log(np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
+    >>> labels, scores = fastloss.ctc_forced_align(log_probs, np.array([1, 2]))
+    >>> print(labels)
+    [1 0 2]
     """
     require_numba("ctc_forced_align", backend)
     x = as_float_array(log_probs, "log_probs")

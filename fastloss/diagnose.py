@@ -264,6 +264,15 @@ def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha
         ``.verdict`` is one of "still learning", "overfitting", "data problem",
         "plateau", "diverging", "too early to tell"; ``.evidence`` gives each curve's
         trend with its Theil-Sen slope and Mann-Kendall significance.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> steps = np.arange(400)
+    >>> train = 2.0 * np.exp(-steps / 100) + 0.1
+    >>> val = 2.0 * np.exp(-steps / 100) + 0.2 + 0.002 * steps
+    >>> fastloss.diagnose_training(train, val).verdict
+    'overfitting'
     """
     curves = {"train": load_curve(train_loss)}
     if val_loss is not None:

@@ -259,6 +259,13 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     References
     ----------
     PyTorch ``torch.nn.CosineEmbeddingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a, b = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 1.0]])
+    >>> round(float(fastloss.cosine_embedding_loss(a, b, np.array([1, -1]))), 4)
+    1.0
     """
     require_numba("cosine_embedding_loss", backend)
     check_reduction(reduction)
@@ -287,6 +294,14 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     Schroff et al., "FaceNet", CVPR 2015; Balntas et al., "Learning local feature
     descriptors with triplets and shallow convolutional neural networks", BMVC 2016;
     PyTorch ``torch.nn.TripletMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a = np.array([[0.0, 0.0]])
+    >>> p, n = np.array([[0.0, 1.0]]), np.array([[1.5, 0.0]])
+    >>> round(float(fastloss.triplet_margin_loss(a, p, n)), 4)
+    0.5
     """
     require_numba("triplet_margin_loss", backend)
     check_reduction(reduction)
@@ -314,6 +329,13 @@ def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, gr
     ----------
     Hadsell, Chopra and LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping", CVPR 2006.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a, b = np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.5]])
+    >>> float(fastloss.contrastive_loss(a, b, np.array([1, 0])))
+    0.25
     """
     require_numba("contrastive_loss", backend)
     check_reduction(reduction)

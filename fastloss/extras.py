@@ -352,6 +352,18 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     References
     ----------
     Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> features = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> classes = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> t = np.array([0, 1])
+    >>> loss, (d_features, d_classes) = fastloss.large_margin_cosine_loss(features, classes, t, s=4.0, m=0.5, grad=True)
+    >>> round(float(loss), 4)
+    0.1269
+    >>> d_features.shape, d_classes.shape
+    ((2, 2), (2, 2))
     """
     require_numba("large_margin_cosine_loss", backend)
     check_reduction(reduction)
@@ -428,6 +440,13 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     ----------
     Ryou, Jeong and Perona, "Anchor Loss: Modulating Loss Scale Based on Prediction
     Difficulty", ICCV 2019; https://github.com/slryou41/AnchorLoss (``anchor_loss.py``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    >>> round(float(fastloss.anchor_loss(logits, np.array([0, 1]))), 4)
+    3.1707
     """
     require_numba("anchor_loss", backend)
     check_reduction(reduction)
@@ -495,6 +514,13 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     ----------
     Milletari, Navab and Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
     overlap as a deep learning loss function", DLMIA 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, -2.0, 0.0, 1.0]])
+    >>> round(float(fastloss.dice_loss(logits, np.array([[1, 0, 0, 1]]))), 4)
+    0.1926
     """
     require_numba("dice_loss", backend)
     check_reduction(reduction)

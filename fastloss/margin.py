@@ -242,6 +242,16 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
     References
     ----------
     PyTorch ``torch.nn.MarginRankingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x1, x2 = np.array([1.0, 0.2]), np.array([0.5, 0.4])
+    >>> loss, (g1, g2) = fastloss.margin_ranking_loss(x1, x2, np.array([1.0, 1.0]), margin=0.1, grad=True)
+    >>> round(float(loss), 4)
+    0.15
+    >>> print(g1, g2)
+    [ 0.  -0.5] [0.  0.5]
     """
     require_numba("margin_ranking_loss", backend)
     check_reduction(reduction)
@@ -264,6 +274,13 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
     References
     ----------
     PyTorch ``torch.nn.HingeEmbeddingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> d = np.array([0.3, 0.2, 1.5])
+    >>> round(float(fastloss.hinge_embedding_loss(d, np.array([1.0, -1.0, -1.0]))), 4)
+    0.3667
     """
     require_numba("hinge_embedding_loss", backend)
     check_reduction(reduction)
@@ -285,6 +302,13 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
     References
     ----------
     PyTorch ``torch.nn.SoftMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.0, 2.0])
+    >>> round(float(fastloss.soft_margin_loss(x, np.array([1.0, -1.0]))), 4)
+    1.41
     """
     require_numba("soft_margin_loss", backend)
     check_reduction(reduction)
@@ -309,6 +333,13 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     References
     ----------
     PyTorch ``torch.nn.MultiLabelSoftMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 2.0, -1.0]])
+    >>> round(float(fastloss.multilabel_soft_margin_loss(x, np.array([[1, 1, 0]]))), 4)
+    0.3778
     """
     require_numba("multilabel_soft_margin_loss", backend)
     check_reduction(reduction)
@@ -392,6 +423,13 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     ----------
     Weston and Watkins, "Support Vector Machines for Multi-Class Pattern
     Recognition", ESANN 1999; PyTorch ``torch.nn.MultiMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> round(float(fastloss.multi_margin_loss(x, np.array([3]))), 4)
+    0.325
     """
     require_numba("multi_margin_loss", backend)
     check_reduction(reduction)
@@ -418,6 +456,13 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     References
     ----------
     PyTorch ``torch.nn.MultiLabelMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> round(float(fastloss.multilabel_margin_loss(x, np.array([[3, 0, -1, 1]]))), 4)
+    0.85
     """
     require_numba("multilabel_margin_loss", backend)
     check_reduction(reduction)
@@ -461,6 +506,13 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     ----------
     Crammer and Singer, "On the Algorithmic Implementation of Multiclass Kernel-based
     Vector Machines", JMLR 2001; scikit-learn ``sklearn.metrics.hinge_loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> scores = np.array([0.5, -2.0, 3.0])
+    >>> float(fastloss.hinge_loss(scores, np.array([1, 1, -1])))
+    2.5
     """
     require_numba("hinge_loss", backend)
     check_reduction(reduction)

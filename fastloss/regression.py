@@ -227,6 +227,13 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
     References
     ----------
     Girshick, "Fast R-CNN", ICCV 2015; PyTorch ``torch.nn.SmoothL1Loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.5, 3.0])
+    >>> float(fastloss.smooth_l1_loss(x, np.array([0.0, 0.0])))
+    1.3125
     """
     check_reduction(reduction)
     beta = check_real(beta, "beta", 0.0)
@@ -250,6 +257,13 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
     References
     ----------
     Huber, "Robust Estimation of a Location Parameter", 1964; PyTorch ``torch.nn.HuberLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.5, 3.0])
+    >>> float(fastloss.huber_loss(x, np.array([0.0, 0.0]), delta=2.0))
+    2.0625
     """
     check_reduction(reduction)
     delta = check_real(delta, "delta", 0.0, low_open=True)
@@ -274,6 +288,16 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     References
     ----------
     PyTorch ``torch.nn.PoissonNLLLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> log_rate = np.array([0.0, 1.0])
+    >>> loss, g = fastloss.poisson_nll_loss(log_rate, np.array([1.0, 2.0]), grad=True)
+    >>> round(float(loss), 4)
+    0.8591
+    >>> print(np.round(g, 4))
+    [0.     0.3591]
     """
     check_reduction(reduction)
     eps = check_real(eps, "eps", 0.0)
@@ -320,6 +344,16 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     ----------
     Nix and Weigend, "Estimating the mean and variance of the target probability
     distribution", ICNN 1994; PyTorch ``torch.nn.GaussianNLLLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> mean, var = np.array([1.0, 2.0]), np.array([1.0, 4.0])
+    >>> loss, (d_input, d_var) = fastloss.gaussian_nll_loss(mean, np.array([0.0, 0.0]), var, grad=True)
+    >>> round(float(loss), 4)
+    0.8466
+    >>> print(d_input, d_var)
+    [0.5  0.25] [0. 0.]
     """
     check_reduction(reduction)
     eps = check_real(eps, "eps", 0.0)

@@ -642,6 +642,15 @@ def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
     Returns
     -------
     array (B, B) in the compute dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    >>> print(np.round(fastloss.pairwise_distances(x), 4))
+    [[0.     5.     1.    ]
+     [5.     0.     4.2426]
+     [1.     4.2426 0.    ]]
     """
     require_numba("pairwise_distances", backend)
     x = _embeddings(embeddings)
@@ -825,6 +834,14 @@ def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, met
     Returns
     -------
     anchor, positive, negative : int64 arrays of equal length.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [3.0, 2.0]])
+    >>> anchors, positives, negatives = fastloss.mine_triplets(x, [0, 0, 1, 1], type_of_triplets="all", margin=5.0)
+    >>> print(anchors, positives, negatives)
+    [0 0 1 1 2 2 3 3] [1 1 0 0 3 3 2 2] [2 3 2 3 0 1 0 1]
     """
     require_numba("mine_triplets", backend)
     x = _embeddings(embeddings)

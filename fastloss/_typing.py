@@ -1,0 +1,43 @@
+"""The types of fastloss's public signatures, each stated once.
+
+The family modules import these under ``typing.TYPE_CHECKING`` only (their
+annotations are strings, ``from __future__ import annotations``), so a call pays
+nothing for them. Every loss has two ``typing.overload`` stubs: ``grad=False`` (the
+default) returns :data:`Loss`, ``grad=True`` returns ``WithGrad[G]`` with ``G`` the
+loss's gradient: :data:`FloatArray`, or a tuple of them for several differentiable
+inputs. (One generic Protocol over the functions' ``ParamSpec`` cannot say this: PEP
+612 allows no keyword parameter such as ``grad`` beside ``*args: P.args, **kwargs:
+P.kwargs``.)
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Tuple, TypeVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+__all__ = ["ArrayLike", "DTypeLike", "FloatArray", "IntArray", "Loss", "WithGrad", "Grad2", "Grad3", "Reduction",
+           "Backend", "Metric"]
+
+FloatArray = NDArray[np.floating[Any]]
+"""A gradient, or unreduced losses: float32 or float64 (float16 inputs compute in float32)."""
+
+IntArray = NDArray[np.integer[Any]]
+"""Indices: mined triplets, aligned labels."""
+
+Loss = Union[np.floating[Any], FloatArray]
+"""A loss: a NumPy float scalar for ``reduction="mean"``/``"sum"``, an array for ``"none"``."""
+
+G = TypeVar("G")
+WithGrad = Tuple[Loss, G]
+"""What ``grad=True`` returns: ``(loss, grad)``."""
+
+Grad2 = Tuple[FloatArray, FloatArray]
+"""The gradients of a loss of two differentiable inputs, in positional order."""
+
+Grad3 = Tuple[FloatArray, FloatArray, FloatArray]
+"""The gradients of a loss of three differentiable inputs (a triplet), in positional order."""
+
+Reduction = Literal["mean", "sum", "none"]
+Backend = Union[Literal["numba", "cython"], None]
+Metric = Literal["euclidean", "squared_euclidean", "cosine"]
