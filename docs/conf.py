@@ -26,12 +26,11 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_inherit_docstrings = False  # torch's autograd.Function methods carry torch's own cross-references
-autodoc_typehints = "description"
-autodoc_typehints_format = "short"
-autodoc_type_aliases = {"ArrayLike": "numpy.typing.ArrayLike"}
+autodoc_typehints = "signature"  # the annotations' own names (fastloss._typing is imported for mypy only)
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
+napoleon_custom_sections = [("Inputs", "params_style")]  # the criterion classes' call arguments
 
 html_theme = "furo"
 html_title = f"fastloss {release}"

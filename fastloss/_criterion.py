@@ -46,7 +46,7 @@ class Criterion:
 def criterion(name: str, function: Callable[..., Any], n_inputs: int) -> type[Criterion]:
     """A :class:`Criterion` subclass named ``name`` wrapping ``function``."""
     parameters = list(inspect.signature(function).parameters.values())
-    inputs = [p.name for p in parameters[:n_inputs]]
+    inputs = parameters[:n_inputs]
     options = [p for p in parameters[n_inputs:] if p.name not in _PLUMBING]
     signature = inspect.Signature(options)
     return type(name, (Criterion,), {
@@ -142,12 +142,13 @@ def _examples(doc: str, fname: str, cls: str, n_inputs: int) -> list[str]:
     return lines
 
 
-def _docstring(name: str, function: Callable[..., Any], inputs: list[str], signature: inspect.Signature) -> str:
+def _docstring(name: str, function: Callable[..., Any], inputs: list[inspect.Parameter],
+               signature: inspect.Signature) -> str:
     """The criterion's docstring, made from ``function``'s (see the module docstring)."""
     fname = function.__name__
     sections = _sections(function.__doc__ or "")
     entries = _entries(sections.get("Parameters", []))
-    call = ", ".join(inputs)
+    call = ", ".join(p.name for p in inputs)
     lines = [
         *sections[""],
         "",
@@ -163,8 +164,8 @@ def _docstring(name: str, function: Callable[..., Any], inputs: list[str], signa
     for parameter in signature.parameters.values():
         lines += _entry(entries, parameter)
     lines += ["", "Inputs", "------"]
-    for input_name in inputs:
-        lines += _entry(entries, inspect.Parameter(input_name, inspect.Parameter.POSITIONAL_ONLY))
+    for parameter in inputs:
+        lines += _entry(entries, parameter)
     examples = _examples(function.__doc__ or "", fname, name, len(inputs))
     if examples:
         lines += ["", "Examples", "--------"] + examples

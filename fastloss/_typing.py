@@ -11,13 +11,14 @@ P.kwargs``.)
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Literal, Tuple, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = ["ArrayLike", "DTypeLike", "FloatArray", "IntArray", "Loss", "WithGrad", "Grad2", "Grad3", "Reduction",
-           "Backend", "Metric"]
+           "Backend", "Metric", "Curve"]
 
 FloatArray = NDArray[np.floating[Any]]
 """A gradient, or unreduced losses: float32 or float64 (float16 inputs compute in float32)."""
@@ -41,3 +42,6 @@ Grad3 = Tuple[FloatArray, FloatArray, FloatArray]
 Reduction = Literal["mean", "sum", "none"]
 Backend = Union[Literal["numba", "cython"], None]
 Metric = Literal["euclidean", "squared_euclidean", "cosine"]
+
+Curve = Union[ArrayLike, str, "os.PathLike[str]"]
+"""A loss curve: losses, (step, loss) rows, or a CSV/JSON file (:func:`fastloss.diagnose.load_curve`)."""

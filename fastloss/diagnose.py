@@ -32,8 +32,16 @@ import dataclasses
 import json
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Curve
 
 __all__ = ["diagnose_training", "load_curve", "mann_kendall", "theil_sen", "Diagnosis", "Trend"]
 
@@ -52,7 +60,7 @@ ADVICE = {
 
 # --------------------------------------------------------------------------- statistics
 
-def mann_kendall(values):
+def mann_kendall(values: ArrayLike) -> tuple[float, float, float]:
     """Mann-Kendall trend test: ``(S, z, p)`` with the tie-corrected variance and the
     continuity correction; ``p`` is two-sided (normal approximation)."""
     y = np.asarray(values, np.float64)
@@ -66,7 +74,7 @@ def mann_kendall(values):
     return s, z, math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def theil_sen(x, y):
+def theil_sen(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Theil-Sen slope: the median of the pairwise slopes, and its intercept (median residual)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     i, j = np.triu_indices(x.size, 1)
@@ -92,13 +100,14 @@ class Trend:
     window: tuple
     last: float
 
-    def describe(self, name):
+    def describe(self, name: str) -> str:
         return (f"{name} {self.direction}: Theil-Sen slope {self.slope:.3g}/step, {self.change:+.1%} over steps "
                 f"{self.window[0]:g}-{self.window[1]:g}; Mann-Kendall on {self.blocks} block means "
                 f"z={self.z:+.2f}, p={self.p_value:.2g}")
 
 
-def trend(steps, losses, window=0.5, blocks=10, alpha=0.05, min_change=0.02):
+def trend(steps: ArrayLike, losses: ArrayLike, window: float = 0.5, blocks: int = 10, alpha: float = 0.05,
+          min_change: float = 0.02) -> Trend:
     """The :class:`Trend` of one curve over its trailing ``window`` (a fraction of the
     points if below 1, else a number of points)."""
     steps, losses = np.asarray(steps, np.float64), np.asarray(losses, np.float64)
@@ -123,7 +132,7 @@ def trend(steps, losses, window=0.5, blocks=10, alpha=0.05, min_change=0.02):
 
 # --------------------------------------------------------------------------- curves
 
-def load_curve(curve):
+def load_curve(curve: Curve) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(steps, losses)`` float64 arrays from a curve: an array of losses, an (n, 2)
     array of (step, loss), a ``(steps, losses)`` pair, or a path to a CSV file (columns
     ``step`` and ``loss``, or a single column of losses; a header row is optional) or a
@@ -218,12 +227,12 @@ class Diagnosis:
     val: Trend | None
     curves: dict = dataclasses.field(repr=False, default_factory=dict)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "advice": self.advice, "evidence": self.evidence,
                 "train": None if self.train is None else dataclasses.asdict(self.train),
                 "val": None if self.val is None else dataclasses.asdict(self.val)}
 
-    def report(self):
+    def report(self) -> str:
         return "\n".join([f"verdict: {self.verdict} ({self.advice})"] + [f"  {e}" for e in self.evidence])
 
 
@@ -238,8 +247,8 @@ def _verdict(train, val):
     return table[train.direction, val.direction]
 
 
-def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha=0.05, min_change=0.02,
-                      min_points=20):
+def diagnose_training(train_loss: Curve, val_loss: Curve | None = None, *, window: float = 0.5, blocks: int = 10,
+                      alpha: float = 0.05, min_change: float = 0.02, min_points: int = 20) -> Diagnosis:
     """Diagnose a run from its training (and validation) loss curves.
 
     Parameters

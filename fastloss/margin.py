@@ -13,6 +13,10 @@ Three shapes of computation, one kernel each:
 * a hinge over target-set / non-target-set pairs of a row,
   :func:`multilabel_margin_rows` (``multilabel_margin_loss``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -25,6 +29,13 @@ from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
                           check_class_indices, check_real, check_shape)
 from .classification import _BCE_LOGITS
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 __all__ = [
     "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
@@ -228,8 +239,27 @@ def _sign_args(input, target, name="input"):
     return x, y
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                        grad_out=None, backend=None):
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
+                        reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                        grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
     .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin}), \qquad y \in \{-1, 1\}
@@ -263,8 +293,27 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
                             grad_output=grad_output, grad_out=grad_out, dz_like=x2)
 
 
-def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None, backend=None):
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, *, reduction: Reduction = "mean",
+                         grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                         backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
     .. math:: \ell = x \ \ (y = 1), \qquad \ell = \max(0, \mathrm{margin} - x) \ \ (y = -1)
@@ -290,7 +339,27 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
                             grad_output=grad_output, grad_out=grad_out)
 
 
-def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
+                     grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                     backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Two-class logistic loss, as ``torch.nn.functional.soft_margin_loss``.
 
     .. math:: \ell = \log(1 + e^{-y x}), \qquad y \in \{-1, 1\}
@@ -317,8 +386,31 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
                             grad_output=grad_output, grad_out=grad_out)
 
 
-def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                                grad_out=None, backend=None):
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[False] = ...,
+                                grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
+                                reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                                grad_out: NDArray[Any] | None = None,
+                                backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-label one-versus-all logistic loss, as ``torch.nn.functional.multilabel_soft_margin_loss``.
 
     .. math::
@@ -409,8 +501,31 @@ def _c_rows(array):
     return view if view is not None else np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean", grad=False,
-                      grad_output=None, grad_out=None, backend=None):
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[True],
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: bool,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1, margin: float = 1.0,
+                      weight: ArrayLike | None = None, *, reduction: Reduction = "mean", grad: bool = False,
+                      grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                      backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
 
     .. math:: \ell_n = \frac{w_{t}}{C} \sum_{i \ne t} \max(0,\ \mathrm{margin} - x_{t} + x_i)^p,
@@ -443,8 +558,27 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     return _run_class_rows(class_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out, args)
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
-                           backend=None):
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ...,
+                           grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
+                           grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                           backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-class multi-label hinge loss, as ``torch.nn.functional.multilabel_margin_loss``.
 
     .. math:: \ell_n = \sum_{j \in Y_n} \sum_{i \notin Y_n} \frac{\max(0,\ 1 - (x_{j} - x_i))}{C}
@@ -483,8 +617,27 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
                            (read_only(np.ascontiguousarray(rows)),))
 
 
-def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None, grad_out=None,
-               backend=None):
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reduction: Reduction = "mean", *,
+               grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+               backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""SVM hinge loss: binary, or the Crammer-Singer multi-class form of
     ``sklearn.metrics.hinge_loss``.
 

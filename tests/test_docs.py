@@ -39,7 +39,7 @@ DOCTESTS = _doctests()
 
 
 def test_every_public_function_and_criterion_has_an_example():
-    assert len(FUNCTIONS) >= 33 and len(CRITERIA) >= 33
+    assert len(FUNCTIONS) >= 33 and len(CRITERIA) >= 28
     tested = {t.name.rsplit(".", 1)[-1] for t in DOCTESTS}
     missing = sorted(name for name, obj in {**FUNCTIONS, **CRITERIA}.items()
                      if "Examples\n" not in inspect.getdoc(obj) or name not in tested)
