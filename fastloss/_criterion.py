@@ -60,17 +60,17 @@ def criterion(name: str, function: Callable[..., Any], n_inputs: int) -> type[Cr
 # --------------------------------------------------------------------------- the docstring
 
 def _sections(doc: str) -> dict[str, list[str]]:
-    """A numpy-style docstring's sections by title; the summary paragraph under ``""``."""
+    """A numpy-style docstring's lines by section title; the text before the first under ``""``."""
     lines = inspect.cleandoc(doc).splitlines()
-    blank = lines.index("") if "" in lines else len(lines)
-    sections = {"": lines[:blank]}
-    title = None
-    for i, line in enumerate(lines[blank:], blank):
-        if i + 1 < len(lines) and line.strip() and set(lines[i + 1].strip()) == {"-"} and not line.startswith(" "):
-            title = line.strip()
+    sections: dict[str, list[str]] = {"": []}
+    title, i = "", 0
+    while i < len(lines):
+        if lines[i][:1].isalpha() and i + 1 < len(lines) and set(lines[i + 1]) == {"-"}:
+            title, i = lines[i], i + 2
             sections[title] = []
-        elif title is not None and not (set(line.strip()) == {"-"} and lines[i - 1].strip() == title):
-            sections[title].append(line)
+        else:
+            sections[title].append(lines[i])
+            i += 1
     return sections
 
 
@@ -149,8 +149,9 @@ def _docstring(name: str, function: Callable[..., Any], inputs: list[inspect.Par
     sections = _sections(function.__doc__ or "")
     entries = _entries(sections.get("Parameters", []))
     call = ", ".join(p.name for p in inputs)
+    summary = sections[""] + [""]
     lines = [
-        *sections[""],
+        *summary[:summary.index("")],
         "",
         *textwrap.wrap(
             f"The criterion form of :func:`fastloss.{fname}`: ``{name}(...)`` takes its options and fixes "
