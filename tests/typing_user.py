@@ -1,7 +1,8 @@
 """A user's script, type-checked by tests/test_typing.py (mypy): never run.
 
 ``assert_type`` fails the check if an overload gives another type, and each
-``type: ignore`` fails it (``warn_unused_ignores``) if mypy accepts the line.
+``type: ignore`` fails it (``warn_unused_ignores``) if mypy accepts the line: so the
+last lines show that mypy tells a user of a wrong call or a wrong unpacking.
 """
 import numpy as np
 from typing_extensions import assert_type
