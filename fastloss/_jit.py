@@ -54,7 +54,7 @@ if numba is None:
         return kernel
 
 else:
-    from numba import prange  # noqa: F401 (the family modules take prange from here)
+    from numba import prange  # type: ignore[no-redef]  # noqa: F401 (the family modules take prange from here)
     from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
     if "NUMBA_THREADING_LAYER" not in os.environ:

@@ -37,7 +37,7 @@ def as_float_array(value, name, dtype=None):
     return array if array.dtype == target else array.astype(target)
 
 
-def as_target_array(value, name, dtype):
+def as_target_array(value, name, dtype) -> np.ndarray:
     """A real-valued target (probabilities, labels in {-1, 1}, regression targets) in ``dtype``.
 
     Integers and booleans are accepted and converted; strings, objects and complex are not.
@@ -120,7 +120,7 @@ def check_broadcast(shape, target_shape, name):
     raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to the input's shape {tuple(target_shape)}")
 
 
-_ONES = {}
+_ONES: dict = {}
 
 
 def as_class_weight(weight, n_classes, dtype, name="weight"):

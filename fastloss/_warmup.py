@@ -1,8 +1,17 @@
 """Compile (or load from the cache) every kernel ahead of the first real call."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-def warmup(dtypes=("float32", "float64")):
+    from ._typing import DTypeLike
+
+
+def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:
     """Run every public loss once, with and without its gradient, on tiny C-contiguous inputs.
 
     The first call of a Numba kernel in a process compiles it (about a second per
@@ -11,6 +20,13 @@ def warmup(dtypes=("float32", "float64")):
     inputs compile their own specialisations on first use. When numba is not in use
     (:mod:`fastloss._backend`) there is nothing to compile: the Cython kernels were
     compiled when the package was built.
+
+    Examples
+    --------
+    Skipped as a doctest: on a cold cache it compiles every kernel (seconds each).
+
+    >>> import fastloss
+    >>> fastloss.warmup()  # doctest: +SKIP
     """
     from . import _backend, _registry
 

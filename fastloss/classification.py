@@ -22,6 +22,10 @@ and its gradient with respect to the logits is
 :math:`g = (1 - p_t)^\gamma - \gamma\, p_t (1 - p_t)^{\gamma - 1} \log p_t` (Lin et al.
 2017; ``g = 1`` for ``gamma = 0``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from . import _backend
@@ -35,6 +39,13 @@ from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
                           check_integer, check_real, check_shape, class_index_error,
                           scan_class_indices)
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, Loss, Reduction, WithGrad
 
 __all__ = [
     "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
@@ -373,8 +384,31 @@ def _target_rows(t):
     return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], int(np.prod(t.shape[1:], dtype=np.int64)))
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0,
-                  grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[False] = ...,
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[True],
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: bool,
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, ignore_index: int = -100,
+                  reduction: Reduction = "mean", label_smoothing: float = 0.0, grad: bool = False,
+                  grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                  backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Cross-entropy between logits and class indices or class probabilities, as
     ``torch.nn.functional.cross_entropy``.
 
@@ -445,8 +479,31 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                                grad, grad_output, grad_out, backend)
 
 
-def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", *,
-               grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
+               ignore_index: int = ..., reduction: Reduction = ..., *, grad: Literal[False] = ...,
+               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
+               ignore_index: int = ..., reduction: Reduction = ..., *, grad: Literal[True],
+               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
+               ignore_index: int = ..., reduction: Reduction = ..., *, grad: bool,
+               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,
+               ignore_index: int = -100, reduction: Reduction = "mean", *, grad: bool = False,
+               grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+               backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-class softmax focal loss (Lin, Goyal, Girshick, He, Dollar, ICCV 2017).
 
     .. math::
@@ -465,6 +522,13 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
 
     Parameters are those of :func:`cross_entropy` (class-index targets only), plus
     ``alpha`` and ``gamma >= 0``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    >>> round(float(fastloss.focal_loss(logits, np.array([0, 1]), gamma=2.0)), 4)
+    1.416
     """
     check_reduction(reduction)
     gamma = check_real(gamma, "gamma", 0.0)
@@ -482,14 +546,44 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
                                grad, grad_output, grad_out, backend)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-             grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, ignore_index: int = -100,
+             reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+             grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Negative log-likelihood of class indices under log-probabilities, as
     ``torch.nn.functional.nll_loss``: :math:`\ell_i = -w_{t_i} x_{i, t_i}`.
 
     "mean" divides by :math:`\sum_i w_{t_i}` over targets that are not ignored. The
     gradient is :math:`-w_{t_i}` at the target class and 0 elsewhere. Wraps the
     parallel kernel :func:`nll_rows`. Options as :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logp = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
+    >>> loss, g = fastloss.nll_loss(logp, np.array([0, 1]), grad=True)
+    >>> round(float(loss), 4)
+    0.4581
+    >>> print(g)
+    [[-0.5  0.   0. ]
+     [ 0.  -0.5  0. ]]
     """
     check_reduction(reduction)
     ignore_index = check_integer(ignore_index, "ignore_index")
@@ -512,8 +606,28 @@ def _elementwise_args(input, target, weight, name="input"):
     return x, y, weight
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None, backend=None):
+@overload
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                         reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                         reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                         reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
+                         reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                         grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
     .. math:: \ell = -w\,[\,y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100)\,]
@@ -521,6 +635,13 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=F
     torch's clamp of the logs at -100 keeps the loss finite at x = 0 and 1; its
     gradient is torch's :math:`w (x - y) / \max(x (1 - x), 10^{-12})`. Inputs outside
     [0, 1] raise ValueError (torch raises too); NaN propagates.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> p = np.array([0.9, 0.2])
+    >>> round(float(fastloss.binary_cross_entropy(p, np.array([1.0, 0.0]))), 4)
+    0.1643
     """
     check_reduction(reduction)
     x, y, weight = _elementwise_args(input, target, weight)
@@ -531,8 +652,34 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=F
                             grad_out=grad_out, backend=backend)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None,
-                                     grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
+                                     grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
+                                     grad: Literal[True], grad_output: ArrayLike | None = ...,
+                                     grad_out: NDArray[Any] | None = ...,
+                                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
+                                     grad: bool, grad_output: ArrayLike | None = ...,
+                                     grad_out: NDArray[Any] | None = ...,
+                                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
+                                     reduction: Reduction = "mean", pos_weight: ArrayLike | None = None,
+                                     grad: bool = False, grad_output: ArrayLike | None = None,
+                                     grad_out: NDArray[Any] | None = None,
+                                     backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Sigmoid and binary cross-entropy fused, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -541,6 +688,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     computed as a softplus that never overflows; ``weight`` broadcasts to the input
     and ``pos_weight`` broadcasts along the last (class) axis. The gradient is
     :math:`w\,[(1 + (p_w - 1) y)\,\sigma(x) - p_w y]`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.0, 2.0])
+    >>> loss, g = fastloss.binary_cross_entropy_with_logits(x, np.array([0.0, 1.0]), grad=True)
+    >>> round(float(loss), 4)
+    0.41
+    >>> print(np.round(g, 4))
+    [ 0.25   -0.0596]
     """
     check_reduction(reduction)
     x, y, weight = _elementwise_args(input, target, weight)
@@ -551,8 +708,27 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None,
-           backend=None):
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
+           log_target: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
+           log_target: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
+           log_target: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
+           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = "mean",
+           log_target: bool = False, grad: bool = False, grad_output: ArrayLike | None = None,
+           grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Kullback-Leibler divergence with log-probability input, as ``torch.nn.functional.kl_div``.
 
     .. math:: \ell = y\,(\log y - x)\ \ (0\text{ where } y = 0), \qquad
@@ -560,6 +736,13 @@ def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, gra
 
     ``reduction="batchmean"`` divides the sum by the batch size ``input.shape[0]``
     (the mathematically correct KL); "mean" divides by the number of elements.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logp = np.log(np.array([[0.5, 0.5]]))
+    >>> round(float(fastloss.kl_div(logp, np.array([[0.25, 0.75]]), reduction="batchmean")), 4)
+    0.1308
     """
     check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
     x, y, _ = _elementwise_args(input, target, None)
@@ -572,8 +755,27 @@ def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, gra
                             backend=backend)
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False,
-                       grad_output=None, grad_out=None, backend=None):
+@overload
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.25, gamma: float = 2.0,
+                       reduction: Reduction = "none", *, grad: bool = False, grad_output: ArrayLike | None = None,
+                       grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Binary focal loss on logits, as ``torchvision.ops.sigmoid_focal_loss`` (same defaults).
 
     .. math::
@@ -583,6 +785,13 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
 
     ``alpha < 0`` disables the alpha weighting. Reference: Lin et al., "Focal Loss for
     Dense Object Detection", ICCV 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([-1.0, 2.0])
+    >>> print(np.round(fastloss.sigmoid_focal_loss(x, np.array([0.0, 1.0])), 4))
+    [0.017  0.0005]
     """
     check_reduction(reduction)
     alpha = check_real(alpha, "alpha")

@@ -41,6 +41,10 @@ How the kernel spends its time (:func:`ctc_alpha_beta_batch`, parallel over the 
   copied once, so that every class row is).
 * Deterministic: each sample is one thread's sequential work.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -50,6 +54,13 @@ from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log_fast, row_max, sum_exp_shifted, sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import as_float_array, check_integer
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Reduction, WithGrad
 
 __all__ = ["ctc_loss", "ctc_forced_align", "CTCLoss"]
 
@@ -410,8 +421,31 @@ def _row_view(array):
     return np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
 
 
-def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False, *,
-             from_logits=False, batch_first=False, grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = 0, reduction: Reduction = "mean", zero_infinity: bool = False, *, from_logits: bool = False,
+             batch_first: bool = False, grad: bool = False, grad_output: ArrayLike | None = None,
+             grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``.
 
     .. math::
@@ -500,7 +534,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     return (result, buffer.result()) if grad else result
 
 
-def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank=0, *, backend=None):
+def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike | None = None,
+                     target_lengths: ArrayLike | None = None, blank: int = 0, *,
+                     backend: Backend = None) -> tuple[IntArray, FloatArray]:
     r"""Viterbi forced alignment: the most probable CTC path of each sample, as
     ``torchaudio.functional.forced_align`` defines it (which takes one sample; this
     takes a batch).
@@ -537,6 +573,14 @@ def ctc_forced_align(log_probs, targets, input_lengths=None, target_lengths=None
     References
     ----------
     torchaudio ``forced_align`` (after flashlight's CTC criterion); Graves et al. 2006.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> log_probs = np.log(np.array([[0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
+    >>> labels, scores = fastloss.ctc_forced_align(log_probs, np.array([1, 2]))
+    >>> print(labels)
+    [1 0 2]
     """
     require_numba("ctc_forced_align", backend)
     x = as_float_array(log_probs, "log_probs")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any, Callable, Literal, overload
 
 import dask
 import dask.array as da
@@ -115,7 +116,23 @@ def _probe(fn, spec, call, sliced, ragged, grad):
     return _batch.evaluate(fn, spec, head, "none", grad=grad, scale=1.0)
 
 
-def loss(loss, *args, grad=False, grad_output=None, **kwargs):
+@overload
+def loss(loss: str | Callable[..., Any], *args: Any, grad: Literal[False] = ..., grad_output: Any = ...,
+         **kwargs: Any) -> da.Array: ...
+
+
+@overload
+def loss(loss: str | Callable[..., Any], *args: Any, grad: Literal[True], grad_output: Any = ...,
+         **kwargs: Any) -> tuple[da.Array, Any]: ...
+
+
+@overload
+def loss(loss: str | Callable[..., Any], *args: Any, grad: bool, grad_output: Any = ...,
+         **kwargs: Any) -> da.Array | tuple[da.Array, Any]: ...
+
+
+def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_output: Any = None,
+         **kwargs: Any) -> da.Array | tuple[da.Array, Any]:
     """``loss`` (a name or a fastloss function) applied to Dask (or NumPy) arrays, lazily.
 
     Takes the loss's own arguments. Returns a Dask array: 0-d for a reduced loss, the
@@ -207,7 +224,7 @@ def _read_rows(path, start, stop):
     return NpySource(path).rows(start, stop)
 
 
-def from_npy(path, chunk_rows=65536):
+def from_npy(path: str | os.PathLike[str], chunk_rows: int = 65536) -> da.Array:
     """A ``.npy`` file as a Dask array in chunks of ``chunk_rows`` rows, read where the
     chunk is computed (each task memory-maps its own rows: nothing travels from the
     client, the workers need the path). One task per chunk, which a loss's chunk task
@@ -226,19 +243,19 @@ def from_npy(path, chunk_rows=65536):
     return da.Array(graph, name, chunks, dtype=source.dtype)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Callable[..., Any]:
     """``fastloss.dask.<loss>``: every fastloss loss, by name, on Dask arrays."""
     if name.startswith("_") or name not in _batch.losses():
         raise AttributeError(f"module 'fastloss.dask' has no attribute {name!r}")
     fn = _batch.losses()[name]
 
     @functools.wraps(fn)
-    def on_dask(*args, **kwargs):
+    def on_dask(*args: Any, **kwargs: Any) -> Any:
         return loss(fn, *args, **kwargs)
 
     on_dask.__doc__ = f"``{name}`` on Dask arrays chunked along the batch (see :func:`fastloss.dask.loss`)."
     return on_dask
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_batch.losses()))

@@ -12,7 +12,7 @@ to matter: the Theil-Sen line moves by more than ``min_change`` across the windo
 as a fraction of the curve's median level there (a change of -150% means the line
 falls by one and a half times that level; it is not a ratio of start and end values).
 
-Verdicts, as the API contract names them:
+Verdicts, as the API contract (docs/api-contract.md) names them:
 
 ============================  ============================================================
 ``"still learning"``          training and validation loss falling: keep training
@@ -35,8 +35,16 @@ import math
 import numbers
 import os
 import textwrap
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Curve
 
 __all__ = ["diagnose_training", "load_curve", "mann_kendall", "theil_sen", "Diagnosis", "Trend"]
 
@@ -56,7 +64,7 @@ ADVICE = {
 
 # --------------------------------------------------------------------------- statistics
 
-def mann_kendall(values):
+def mann_kendall(values: ArrayLike) -> tuple[float, float, float]:
     """Mann-Kendall trend test: ``(S, z, p)`` with the tie-corrected variance and the
     continuity correction; ``p`` is two-sided (normal approximation)."""
     y = np.asarray(values, np.float64)
@@ -70,7 +78,7 @@ def mann_kendall(values):
     return s, z, math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def theil_sen(x, y):
+def theil_sen(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Theil-Sen slope: the median of the pairwise slopes, and its intercept (median residual)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     i, j = np.triu_indices(x.size, 1)
@@ -98,7 +106,7 @@ class Trend:
     last: float
     level: float
 
-    def describe(self, name):
+    def describe(self, name: str) -> str:
         steps = f"steps {self.window[0]:g}-{self.window[1]:g}"
         if self.direction == "not finite":
             return f"{name} not finite: NaN or inf among the losses of {steps}"
@@ -107,7 +115,8 @@ class Trend:
                 f"z={self.z:+.2f}, p={self.p_value:.2g}")
 
 
-def trend(steps, losses, window=0.5, blocks=10, alpha=0.05, min_change=0.02):
+def trend(steps: ArrayLike, losses: ArrayLike, window: float = 0.5, blocks: int = 10, alpha: float = 0.05,
+          min_change: float = 0.02) -> Trend:
     """The :class:`Trend` of one curve over its trailing ``window`` (a fraction of the
     points if below 1, else a number of points)."""
     steps, losses = np.asarray(steps, np.float64), np.asarray(losses, np.float64)
@@ -133,7 +142,7 @@ def trend(steps, losses, window=0.5, blocks=10, alpha=0.05, min_change=0.02):
 
 # --------------------------------------------------------------------------- curves
 
-def load_curve(curve):
+def load_curve(curve: Curve) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(steps, losses)`` float64 arrays from a curve: an array of losses, an (n, 2)
     array of (step, loss), a ``(steps, losses)`` pair, or a path to a CSV file (columns
     ``step`` and ``loss``, or a single column of losses; a header row is optional) or a
@@ -232,7 +241,7 @@ class Diagnosis:
     val: Trend | None
     curves: dict = dataclasses.field(repr=False, default_factory=dict)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """The diagnosis as JSON-ready values (NaN, the fields of a non-finite curve's trend, as None)."""
         def trend_dict(t):
             return None if t is None else {k: None if isinstance(v, float) and math.isnan(v) else v
@@ -241,7 +250,7 @@ class Diagnosis:
         return {"verdict": self.verdict, "advice": self.advice, "evidence": self.evidence,
                 "train": trend_dict(self.train), "val": trend_dict(self.val)}
 
-    def report(self):
+    def report(self) -> str:
         return "\n".join([f"verdict: {self.verdict} ({self.advice})"] + [f"  {e}" for e in self.evidence])
 
 
@@ -258,8 +267,8 @@ def _verdict(train, val):
     return table[train.direction, val.direction]
 
 
-def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha=0.05, min_change=0.02,
-                      min_points=20):
+def diagnose_training(train_loss: Curve, val_loss: Curve | None = None, *, window: float = 0.5, blocks: int = 10,
+                      alpha: float = 0.05, min_change: float = 0.02, min_points: int = 20) -> Diagnosis:
     """Diagnose a run from its training (and validation) loss curves.
 
     Parameters
@@ -292,6 +301,15 @@ def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha
     ValueError
         An option out of its range (named in the message), an empty curve, or a curve
         with no finite loss.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> steps = np.arange(400)
+    >>> train = 2.0 * np.exp(-steps / 100) + 0.1
+    >>> val = 2.0 * np.exp(-steps / 100) + 0.2 + 0.002 * steps
+    >>> fastloss.diagnose_training(train, val).verdict
+    'overfitting'
     """
     _check_options(window, blocks, alpha, min_change, min_points)
     curves = {"train": _curve("train_loss", train_loss)}

@@ -6,6 +6,10 @@ family; per row it computes the needed similarities (a cosine, or L_p distances
 them) and writes the gradient of every input in the same pass. The distance and its
 gradient are the shared helpers :func:`_distance` and :func:`_add_distance_grad`.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -15,6 +19,13 @@ from ._layout import GradientBuffer, read_only
 from ._math import sum_float64, typed
 from ._reduction import check_reduction, finish, loss_scale
 from ._validation import as_float_array, as_target_array, check_real, check_shape
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
 
 __all__ = [
     "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss",
@@ -243,8 +254,27 @@ def _labels(target, x, allowed, name="target"):
     return y
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                          grad_out=None, backend=None):
+@overload
+def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                          reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                          reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                          reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
+                          reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                          grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
 
     .. math::
@@ -259,6 +289,13 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     References
     ----------
     PyTorch ``torch.nn.CosineEmbeddingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a, b = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 1.0]])
+    >>> round(float(fastloss.cosine_embedding_loss(a, b, np.array([1, -1]))), 4)
+    1.0
     """
     require_numba("cosine_embedding_loss", backend)
     check_reduction(reduction)
@@ -268,8 +305,31 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     return _run_pairs(COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean",
-                        grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
+                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
+                        grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
+                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
+                        grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                        backend: Backend = ...) -> WithGrad[Grad3]: ...
+
+
+@overload
+def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
+                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
+                        grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                        backend: Backend = ...) -> Loss | WithGrad[Grad3]: ...
+
+
+def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = 1.0,
+                        p: float = 2.0, eps: float = 1e-6, swap: bool = False, *, reduction: Reduction = "mean",
+                        grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                        backend: Backend = None) -> Loss | WithGrad[Grad3]:
     r"""Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
 
     .. math::
@@ -287,6 +347,14 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     Schroff et al., "FaceNet", CVPR 2015; Balntas et al., "Learning local feature
     descriptors with triplets and shallow convolutional neural networks", BMVC 2016;
     PyTorch ``torch.nn.TripletMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a = np.array([[0.0, 0.0]])
+    >>> p, n = np.array([[0.0, 1.0]]), np.array([[1.5, 0.0]])
+    >>> round(float(fastloss.triplet_margin_loss(a, p, n)), 4)
+    0.5
     """
     require_numba("triplet_margin_loss", backend)
     check_reduction(reduction)
@@ -299,8 +367,27 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
                       grad_out)
 
 
-def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None,
-                     grad_out=None, backend=None):
+@overload
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 1.0,
+                     reduction: Reduction = "mean", *, grad: bool = False, grad_output: ArrayLike | None = None,
+                     grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Contrastive loss (Hadsell, Chopra, LeCun, CVPR 2006).
 
     .. math:: \ell = y\,d^2 + (1 - y) \max(0,\ \mathrm{margin} - d)^2, \qquad d = \lVert x_1 - x_2 \rVert_2
@@ -314,6 +401,13 @@ def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, gr
     ----------
     Hadsell, Chopra and LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping", CVPR 2006.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a, b = np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.5]])
+    >>> float(fastloss.contrastive_loss(a, b, np.array([1, 0])))
+    0.25
     """
     require_numba("contrastive_loss", backend)
     check_reduction(reduction)

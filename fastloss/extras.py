@@ -11,6 +11,10 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
   probabilities (into the gradient buffer) and their sums, checking the targets on
   the way; :func:`soft_dice_grad` turns the probabilities into the gradient in place.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -22,6 +26,13 @@ from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
 from .classification import SERIAL_BELOW, softmax_cross_entropy_rows
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 __all__ = [
     "large_margin_cosine_loss", "anchor_loss", "dice_loss",
@@ -335,8 +346,29 @@ def normalize_rows_backward(unit, norms, scale, g, out):
 
 # ---------------------------------------------------------------- wrappers
 
-def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction="mean", *, grad=False,
-                             grad_output=None, grad_out=None, backend=None):
+@overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: Literal[False] = ...,
+                             grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                             backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = 64.0,
+                             m: float = 0.35, reduction: Reduction = "mean", *, grad: bool = False,
+                             grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                             backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Large margin cosine loss, CosFace (Wang et al., CVPR 2018).
 
     .. math::
@@ -352,6 +384,18 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     References
     ----------
     Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> features = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> classes = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> t = np.array([0, 1])
+    >>> loss, (d_features, d_classes) = fastloss.large_margin_cosine_loss(features, classes, t, s=4.0, m=0.5, grad=True)
+    >>> round(float(loss), 4)
+    0.1269
+    >>> d_features.shape, d_classes.shape
+    ((2, 2), (2, 2))
     """
     require_numba("large_margin_cosine_loss", backend)
     check_reduction(reduction)
@@ -403,8 +447,28 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     return result, (buffer.result(), g_w_out)
 
 
-def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, anchor="neg", grad=False,
-                grad_output=None, grad_out=None, backend=None):
+@overload
+def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
+                *, anchor: Literal["neg", "pos"] = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
+                *, anchor: Literal["neg", "pos"] = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
+                *, anchor: Literal["neg", "pos"] = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: float = 0.05,
+                reduction: Reduction = "mean", *, anchor: Literal["neg", "pos"] = "neg", grad: bool = False,
+                grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Anchor Loss (Ryou, Jeong, Perona, ICCV 2019), as its authors' implementation defines it.
 
     With :math:`p = \sigma(x)` per class, :math:`b_c` the binary cross-entropy of
@@ -428,6 +492,13 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     ----------
     Ryou, Jeong and Perona, "Anchor Loss: Modulating Loss Scale Based on Prediction
     Difficulty", ICCV 2019; https://github.com/slryou41/AnchorLoss (``anchor_loss.py``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    >>> round(float(fastloss.anchor_loss(logits, np.array([0, 1]))), 4)
+    3.1707
     """
     require_numba("anchor_loss", backend)
     check_reduction(reduction)
@@ -470,8 +541,27 @@ def _check_dice_targets(target, binary, n_classes):
         raise ValueError(f"binary target must lie in [0, 1]; found {target[bad].flat[0]}")
 
 
-def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
-              backend=None):
+@overload
+def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
+              grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+              backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
+              grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+              backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
+              grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+              backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduction: Reduction = "mean",
+              grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+              backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Soft Dice loss for segmentation, binary (sigmoid) or multi-class (softmax).
 
     Per sample :math:`n` and class :math:`c`, over the positions :math:`k`:
@@ -495,6 +585,13 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     ----------
     Milletari, Navab and Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
     overlap as a deep learning loss function", DLMIA 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> logits = np.array([[2.0, -2.0, 0.0, 1.0]])
+    >>> round(float(fastloss.dice_loss(logits, np.array([[1, 0, 0, 1]]))), 4)
+    0.1926
     """
     require_numba("dice_loss", backend)
     check_reduction(reduction)

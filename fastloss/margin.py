@@ -13,6 +13,10 @@ Three shapes of computation, one kernel each:
 * a hinge over target-set / non-target-set pairs of a row,
   :func:`multilabel_margin_rows` (``multilabel_margin_loss``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -25,6 +29,13 @@ from ._reduction import check_reduction, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
                           check_class_indices, check_real, check_shape)
 from .classification import _BCE_LOGITS
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 __all__ = [
     "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
@@ -228,8 +239,27 @@ def _sign_args(input, target, name="input"):
     return x, y
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                        grad_out=None, backend=None):
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
+                        reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                        grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
     .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin}), \qquad y \in \{-1, 1\}
@@ -242,6 +272,16 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
     References
     ----------
     PyTorch ``torch.nn.MarginRankingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x1, x2 = np.array([1.0, 0.2]), np.array([0.5, 0.4])
+    >>> loss, (g1, g2) = fastloss.margin_ranking_loss(x1, x2, np.array([1.0, 1.0]), margin=0.1, grad=True)
+    >>> round(float(loss), 4)
+    0.15
+    >>> print(g1, g2)
+    [ 0.  -0.5] [0.  0.5]
     """
     require_numba("margin_ranking_loss", backend)
     check_reduction(reduction)
@@ -253,8 +293,27 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
                             grad_output=grad_output, grad_out=grad_out, dz_like=x2)
 
 
-def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None, backend=None):
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, *, reduction: Reduction = "mean",
+                         grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                         backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
     .. math:: \ell = x \ \ (y = 1), \qquad \ell = \max(0, \mathrm{margin} - x) \ \ (y = -1)
@@ -264,6 +323,13 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
     References
     ----------
     PyTorch ``torch.nn.HingeEmbeddingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> d = np.array([0.3, 0.2, 1.5])
+    >>> round(float(fastloss.hinge_embedding_loss(d, np.array([1.0, -1.0, -1.0]))), 4)
+    0.3667
     """
     require_numba("hinge_embedding_loss", backend)
     check_reduction(reduction)
@@ -273,7 +339,27 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
                             grad_output=grad_output, grad_out=grad_out)
 
 
-def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
+                     grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                     backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Two-class logistic loss, as ``torch.nn.functional.soft_margin_loss``.
 
     .. math:: \ell = \log(1 + e^{-y x}), \qquad y \in \{-1, 1\}
@@ -285,6 +371,13 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
     References
     ----------
     PyTorch ``torch.nn.SoftMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.0, 2.0])
+    >>> round(float(fastloss.soft_margin_loss(x, np.array([1.0, -1.0]))), 4)
+    1.41
     """
     require_numba("soft_margin_loss", backend)
     check_reduction(reduction)
@@ -293,8 +386,31 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
                             grad_output=grad_output, grad_out=grad_out)
 
 
-def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                                grad_out=None, backend=None):
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[False] = ...,
+                                grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
+                                reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
+                                grad_out: NDArray[Any] | None = None,
+                                backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-label one-versus-all logistic loss, as ``torch.nn.functional.multilabel_soft_margin_loss``.
 
     .. math::
@@ -309,6 +425,13 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     References
     ----------
     PyTorch ``torch.nn.MultiLabelSoftMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 2.0, -1.0]])
+    >>> round(float(fastloss.multilabel_soft_margin_loss(x, np.array([[1, 1, 0]]))), 4)
+    0.3778
     """
     require_numba("multilabel_soft_margin_loss", backend)
     check_reduction(reduction)
@@ -378,8 +501,31 @@ def _c_rows(array):
     return view if view is not None else np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean", grad=False,
-                      grad_output=None, grad_out=None, backend=None):
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[True],
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: bool,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1, margin: float = 1.0,
+                      weight: ArrayLike | None = None, *, reduction: Reduction = "mean", grad: bool = False,
+                      grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                      backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
 
     .. math:: \ell_n = \frac{w_{t}}{C} \sum_{i \ne t} \max(0,\ \mathrm{margin} - x_{t} + x_i)^p,
@@ -392,6 +538,13 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     ----------
     Weston and Watkins, "Support Vector Machines for Multi-Class Pattern
     Recognition", ESANN 1999; PyTorch ``torch.nn.MultiMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> round(float(fastloss.multi_margin_loss(x, np.array([3]))), 4)
+    0.325
     """
     require_numba("multi_margin_loss", backend)
     check_reduction(reduction)
@@ -405,8 +558,27 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     return _run_class_rows(class_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out, args)
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
-                           backend=None):
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ...,
+                           grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
+                           grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                           backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Multi-class multi-label hinge loss, as ``torch.nn.functional.multilabel_margin_loss``.
 
     .. math:: \ell_n = \sum_{j \in Y_n} \sum_{i \notin Y_n} \frac{\max(0,\ 1 - (x_{j} - x_i))}{C}
@@ -418,6 +590,13 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     References
     ----------
     PyTorch ``torch.nn.MultiLabelMarginLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> round(float(fastloss.multilabel_margin_loss(x, np.array([[3, 0, -1, 1]]))), 4)
+    0.85
     """
     require_numba("multilabel_margin_loss", backend)
     check_reduction(reduction)
@@ -438,8 +617,27 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
                            (read_only(np.ascontiguousarray(rows)),))
 
 
-def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_output=None, grad_out=None,
-               backend=None):
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reduction: Reduction = "mean", *,
+               grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+               backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""SVM hinge loss: binary, or the Crammer-Singer multi-class form of
     ``sklearn.metrics.hinge_loss``.
 
@@ -461,6 +659,13 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     ----------
     Crammer and Singer, "On the Algorithmic Implementation of Multiclass Kernel-based
     Vector Machines", JMLR 2001; scikit-learn ``sklearn.metrics.hinge_loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> scores = np.array([0.5, -2.0, 3.0])
+    >>> float(fastloss.hinge_loss(scores, np.array([1, 1, -1])))
+    2.5
     """
     require_numba("hinge_loss", backend)
     check_reduction(reduction)

@@ -7,6 +7,10 @@ with ``d = input - target``; the driver broadcasts the operands, applies the
 weight, reduces, and writes the gradients already scaled by ``grad_output``. Every loss
 here takes keyword-only ``backend=`` ("numba" or "cython", see :mod:`fastloss._backend`).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import math
 
 import numpy as np
@@ -17,6 +21,13 @@ from ._jit import jit
 from ._math import exp_fast, log_fast, typed
 from ._reduction import check_reduction
 from ._validation import as_float_array, as_target_array, check_broadcast, check_real, check_shape
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 __all__ = [
     "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
@@ -159,8 +170,27 @@ def _weighted_mean_denominator(reduction, x, weight):
     return None
 
 
-def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
-            backend=None):
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", weight: ArrayLike | None = None,
+            grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+            backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Mean absolute error, as ``torch.nn.functional.l1_loss``.
 
     .. math:: \ell = w\,|x - y|
@@ -186,8 +216,27 @@ def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_ou
                             backend=backend)
 
 
-def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
-             backend=None):
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", weight: ArrayLike | None = None,
+             grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+             backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     .. math:: \ell = w\,(x - y)^2
@@ -212,8 +261,27 @@ def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_o
                             backend=backend)
 
 
-def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None,
-                   backend=None):
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
+                   grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
+                   grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
+                   grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", beta: float = 1.0,
+                   grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                   backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
     .. math::
@@ -227,6 +295,13 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
     References
     ----------
     Girshick, "Fast R-CNN", ICCV 2015; PyTorch ``torch.nn.SmoothL1Loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.5, 3.0])
+    >>> float(fastloss.smooth_l1_loss(x, np.array([0.0, 0.0])))
+    1.3125
     """
     check_reduction(reduction)
     beta = check_real(beta, "beta", 0.0)
@@ -235,8 +310,27 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=False, grad_output=None,
-               grad_out=None, backend=None):
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", delta: float = 1.0,
+               weight: ArrayLike | None = None, *, grad: bool = False, grad_output: ArrayLike | None = None,
+               grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Huber loss, as ``torch.nn.functional.huber_loss``.
 
     .. math::
@@ -250,6 +344,13 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
     References
     ----------
     Huber, "Robust Estimation of a Location Parameter", 1964; PyTorch ``torch.nn.HuberLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([0.5, 3.0])
+    >>> float(fastloss.huber_loss(x, np.array([0.0, 0.0]), delta=2.0))
+    2.0625
     """
     check_reduction(reduction)
     delta = check_real(delta, "delta", 0.0, low_open=True)
@@ -258,8 +359,28 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean", grad=False,
-                     grad_output=None, grad_out=None, backend=None):
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True, full: bool = False, *,
+                     eps: float = 1e-8, reduction: Reduction = "mean", grad: bool = False,
+                     grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                     backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
 
     .. math::
@@ -274,6 +395,16 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     References
     ----------
     PyTorch ``torch.nn.PoissonNLLLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> log_rate = np.array([0.0, 1.0])
+    >>> loss, g = fastloss.poisson_nll_loss(log_rate, np.array([1.0, 2.0]), grad=True)
+    >>> round(float(loss), 4)
+    0.8591
+    >>> print(np.round(g, 4))
+    [0.     0.3591]
     """
     check_reduction(reduction)
     eps = check_real(eps, "eps", 0.0)
@@ -300,8 +431,27 @@ def _variance(var, x):
     return v, own_shape
 
 
-def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, grad=False,
-                      grad_output=None, grad_out=None, backend=None):
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = False, eps: float = 1e-6,
+                      reduction: Reduction = "mean", *, grad: bool = False, grad_output: ArrayLike | None = None,
+                      grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
 
     .. math::
@@ -320,6 +470,16 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     ----------
     Nix and Weigend, "Estimating the mean and variance of the target probability
     distribution", ICNN 1994; PyTorch ``torch.nn.GaussianNLLLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> mean, var = np.array([1.0, 2.0]), np.array([1.0, 4.0])
+    >>> loss, (d_input, d_var) = fastloss.gaussian_nll_loss(mean, np.array([0.0, 0.0]), var, grad=True)
+    >>> round(float(loss), 4)
+    0.8466
+    >>> print(d_input, d_var)
+    [0.5  0.25] [0. 0.]
     """
     check_reduction(reduction)
     eps = check_real(eps, "eps", 0.0)

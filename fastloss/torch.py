@@ -44,7 +44,10 @@ How a call runs:
   converted to float32 first.
 * Bad input raises what the NumPy API raises for it: these wrappers just call it.
 """
+from __future__ import annotations
+
 import inspect
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,8 +59,12 @@ from ._criterion import Criterion
 
 _DIFFERENTIABLE_DTYPES = (torch.float32, torch.float64)
 
+if TYPE_CHECKING:
+    def __getattr__(name: str) -> Any:
+        """For type checkers: the generated losses and criteria (set below, from fastloss's)."""
 
-def as_array(value, name):
+
+def as_array(value: Any, name: str) -> Any:
     """A CPU tensor as a NumPy array over the same memory; anything else as it is."""
     if not isinstance(value, torch.Tensor):
         return value
@@ -78,7 +85,7 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def check_requires_grad(fn, call, differentiable):
+def check_requires_grad(fn: Callable[..., Any], call: Mapping[str, Any], differentiable: Sequence[str]) -> None:
     """Refuse, before any kernel runs, a tensor that requires a gradient fastloss cannot give."""
     if not torch.is_grad_enabled():
         return
@@ -136,14 +143,14 @@ class LossFunction(torch.autograd.Function):
         return (None, None, None) + tuple(g if need else None for g, need in zip(grads, needed))
 
 
-def functional(fn):
+def functional(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
     """The torch form of fastloss loss ``fn``: its arguments less ``grad``, ``grad_output``
     and ``grad_out``, tensors in, a tensor out, differentiable by autograd."""
     parameters = [p for p in inspect.signature(fn).parameters.values() if p.name not in _batch.PLUMBING]
     signature = inspect.Signature(parameters)
     differentiable = _batch.gradient_names(fn, _batch.spec_of(fn))
 
-    def loss(*args, **kwargs):
+    def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         call = bound.arguments
@@ -153,7 +160,7 @@ def functional(fn):
 
     loss.__name__ = loss.__qualname__ = fn.__name__
     loss.__module__ = __name__
-    loss.__signature__ = signature
+    loss.__signature__ = signature  # type: ignore[attr-defined]
     loss.__doc__ = (f":func:`fastloss.{fn.__name__}` on torch tensors, differentiable with respect to "
                     f"{', '.join(differentiable)}.\n\nSame arguments, less the gradient plumbing: "
                     f"``loss.backward()`` gives the gradient. See :mod:`fastloss.torch`.")
@@ -168,7 +175,7 @@ class Loss(torch.nn.Module):
     ``.to()``, ``.double()`` and ``state_dict()`` carry them, as in torch's criteria.
     """
 
-    function = None  # the functional form, set by each generated class
+    function: Any = None  # the functional form, set by each generated class
 
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -181,14 +188,14 @@ class Loss(torch.nn.Module):
             else:
                 self.options[name] = value
 
-    def forward(self, *inputs):
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return type(self).function(*inputs, **self.options, **dict(self.named_buffers(recurse=False)))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not hasattr(v, "shape"))
 
 
-def module(base, functions):
+def module(base: type[Criterion], functions: Mapping[str, Callable[..., torch.Tensor]]) -> type[Loss]:
     """The ``torch.nn.Module`` form of fastloss criterion class ``base``."""
     name = base.function.__name__
     return type(base.__name__, (Loss,), {

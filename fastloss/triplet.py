@@ -48,6 +48,10 @@ computes them for batches of more than 25 rows; the diagonal is exactly 0.
 
 Non-finite embeddings (NaN or inf) give a NaN loss and a NaN gradient.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, overload
+
 import numpy as np
 
 from ._backend import require_numba
@@ -56,6 +60,13 @@ from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
 from ._math import log1p_exp, minnum, sigmoid, typed
 from ._validation import as_float_array, as_index_array, check_choice, check_real
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from numpy.typing import NDArray
+
+    from ._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Metric, WithGrad
 
 __all__ = ["pairwise_distances", "batch_triplet_loss", "mine_triplets", "BatchTripletLoss"]
 
@@ -620,7 +631,7 @@ def _gram(x, metric):
     return gram, sq, x, inv_norm
 
 
-def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
+def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, backend: Backend = None) -> FloatArray:
     r"""The (B, B) matrix of distances between the rows of ``embeddings``.
 
     .. math::
@@ -642,6 +653,15 @@ def pairwise_distances(embeddings, metric="euclidean", *, backend=None):
     Returns
     -------
     array (B, B) in the compute dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    >>> print(np.round(fastloss.pairwise_distances(x), 4))
+    [[0.     5.     1.    ]
+     [5.     0.     4.2426]
+     [1.     4.2426 0.    ]]
     """
     require_numba("pairwise_distances", backend)
     x = _embeddings(embeddings)
@@ -666,8 +686,39 @@ def _grad_scale(grad_output, denominator):
 SPARSE_BELOW = 1 / 8
 
 
-def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2, metric="euclidean",
-                       soft_margin=False, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+@overload
+def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
+                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
+                       metric: Metric = ..., soft_margin: bool = ...,
+                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: Literal[False] = ...,
+                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                       backend: Backend = ...) -> Loss: ...
+
+
+@overload
+def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
+                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
+                       metric: Metric = ..., soft_margin: bool = ...,
+                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: Literal[True],
+                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                       backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
+                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
+                       metric: Metric = ..., soft_margin: bool = ...,
+                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: bool,
+                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                       backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+
+def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
+                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = "batch_hard", margin: float = 0.2,
+                       metric: Metric = "euclidean", soft_margin: bool = False,
+                       reduction: Literal["mean", "mean_nonzero", "sum"] = "mean", grad: bool = False,
+                       grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
+                       backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Triplet loss over every anchor of a batch, with online triplet mining.
 
     For an anchor a, a positive p (same label, p != a) and a negative n (another label),
@@ -800,7 +851,9 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     return value, buffer
 
 
-def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, metric="euclidean", backend=None):
+def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
+                  type_of_triplets: Literal["all", "hard", "semihard", "easy"] = "all", margin: float = 0.2,
+                  metric: Metric = "euclidean", backend: Backend = None) -> tuple[IntArray, ...]:
     r"""Indices (anchor, positive, negative) of the triplets that
     pytorch-metric-learning's ``TripletMarginMiner`` returns.
 
@@ -825,6 +878,14 @@ def mine_triplets(embeddings, labels, *, type_of_triplets="all", margin=0.2, met
     Returns
     -------
     anchor, positive, negative : int64 arrays of equal length.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [3.0, 2.0]])
+    >>> anchors, positives, negatives = fastloss.mine_triplets(x, [0, 0, 1, 1], type_of_triplets="all", margin=5.0)
+    >>> print(anchors, positives, negatives)
+    [0 0 1 1 2 2 3 3] [1 1 0 0 3 3 2 2] [2 3 2 3 0 1 0 1]
     """
     require_numba("mine_triplets", backend)
     x = _embeddings(embeddings)
