@@ -3,8 +3,11 @@
 Every Numba function of the package is made by :func:`jit`, so the compilation
 options are decided in one place:
 
-* ``cache=True``: a second process loads the machine code from ``__pycache__``
-  instead of compiling it again (the cache key holds the CPU name and features).
+* ``cache=True``: a second process loads the machine code from the on-disk cache
+  instead of compiling it again (the cache key holds the CPU name and features). In a
+  source checkout the cache is ``fastloss/__pycache__``; an installed copy caches in
+  Numba's user-wide directory instead (:class:`InstalledPackageCacheLocator`), and
+  ``NUMBA_CACHE_DIR`` overrides both.
 * ``nogil=True``: kernels release the GIL, so Python threads run them concurrently.
 * ``error_model="numpy"``: division by zero gives inf/NaN as in NumPy, no exception
   branch in the hot loops.
@@ -55,10 +58,43 @@ if numba is None:
 
 else:
     from numba import prange  # noqa: F401 (the family modules take prange from here)
+    from numba.core import caching
     from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "threadsafe"
+
+    def _caching(name):
+        """A class of ``numba.core.caching`` (older Numba releases spell them with a leading underscore)."""
+        return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+    PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+    class InstalledPackageCacheLocator(_caching("UserWideCacheLocator")):
+        """Numba's user-wide cache (``~/.cache/numba`` on Linux) for the kernels of an
+        installed fastloss.
+
+        Numba writes its cache next to the source (``__pycache__``) when it can, and only
+        falls back to the user-wide directory for read-only installs. pip removes only the
+        files it installed: a cache left in ``site-packages/fastloss/__pycache__`` keeps a
+        ``fastloss/`` folder without its ``__init__.py``, which Python then imports as an
+        empty namespace package, hiding a later editable install. So an installed copy
+        (not a source checkout) caches in the user-wide directory, where Numba keys it by
+        the package's full path. This locator comes after Numba's ``NUMBA_CACHE_DIR`` one,
+        so a cache directory the user chose still wins, and it declines every file outside
+        the package: other Numba functions of the process are cached as before.
+        """
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.abspath(py_file).startswith(PACKAGE_DIR + os.sep):
+                return None
+            return super().from_function(py_func, py_file)
+
+    # A source checkout has the project's pyproject.toml next to the package.
+    if not os.path.isfile(os.path.join(os.path.dirname(PACKAGE_DIR), "pyproject.toml")):
+        locators = _caching("CacheImpl")._locator_classes
+        locators.insert(locators.index(_caching("UserProvidedCacheLocator")) + 1, InstalledPackageCacheLocator)
 
     # Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
     # SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
