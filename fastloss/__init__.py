@@ -4,6 +4,7 @@ Every loss has torch.nn.functional's name, arguments and numbers, plus keyword-o
 ``grad=True`` to get ``(loss, grad)``; criterion classes carry the same names as
 torch.nn's. See README.md and the API contract for the details.
 """
+from ._threads import get_num_threads, num_threads, set_num_threads
 from ._warmup import warmup
 from .diagnose import diagnose_training
 from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, KLDivLoss, NLLLoss,

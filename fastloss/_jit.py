@@ -19,7 +19,8 @@ options are decided in one place:
   range reduction of :func:`fastloss._math.exp_fast`, for instance).
 
 Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
-Python threads may call them at once; the workqueue layer is not thread-safe.
+Python threads may call them at once; the workqueue layer is not thread-safe. They run
+with fastloss's thread count (:func:`fastloss._threads.parallel_kernel`).
 
 When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
 numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
@@ -34,6 +35,7 @@ import os
 import warnings
 
 from ._backend import NUMBA_OFF_REASON, numba
+from ._threads import parallel_kernel
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
@@ -104,8 +106,10 @@ else:
                             category=numba.NumbaIRAssumptionWarning)
 
     def jit(*, parallel=False, fastmath=STRICT, inline="never"):
-        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
-        return numba.njit(
+        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones;
+        a parallel kernel runs with fastloss's thread count (the Numba dispatcher is its
+        ``__wrapped__``)."""
+        njit = numba.njit(
             cache=True,
             nogil=True,
             error_model="numpy",
@@ -114,6 +118,7 @@ else:
             fastmath=set(fastmath),
             inline=inline,
         )
+        return (lambda function: parallel_kernel(njit(function))) if parallel else njit
 
 
 def overload_jit_options(fastmath=STRICT):
