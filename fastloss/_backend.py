@@ -60,11 +60,15 @@ def resolve(backend):
 def cython_module(name):
     """The compiled module ``fastloss._cython.<name>``; ImportError if the extension was not built."""
     try:
-        return importlib.import_module(f"fastloss._cython.{name}")
+        module = importlib.import_module(f"fastloss._cython.{name}")
     except ImportError as error:
         raise ImportError(
             f"the Cython backend is not built ({error}); install fastloss from its source with a C compiler "
             f"(pip install .), or use backend='numba'") from error
+    from . import _threads  # imports this module: not at the top
+
+    _threads.attach_cython(module)  # its parallel loops follow fastloss.set_num_threads
+    return module
 
 
 def cython_built():

@@ -3,8 +3,11 @@
 Every Numba function of the package is made by :func:`jit`, so the compilation
 options are decided in one place:
 
-* ``cache=True``: a second process loads the machine code from ``__pycache__``
-  instead of compiling it again (the cache key holds the CPU name and features).
+* ``cache=True``: a second process loads the machine code from the on-disk cache
+  instead of compiling it again (the cache key holds the CPU name and features). In a
+  source checkout the cache is ``fastloss/__pycache__``; an installed copy caches in
+  Numba's user-wide directory instead (:class:`InstalledPackageCacheLocator`), and
+  ``NUMBA_CACHE_DIR`` overrides both.
 * ``nogil=True``: kernels release the GIL, so Python threads run them concurrently.
 * ``error_model="numpy"``: division by zero gives inf/NaN as in NumPy, no exception
   branch in the hot loops.
@@ -16,7 +19,8 @@ options are decided in one place:
   range reduction of :func:`fastloss._math.exp_fast`, for instance).
 
 Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
-Python threads may call them at once; the workqueue layer is not thread-safe.
+Python threads may call them at once; the workqueue layer is not thread-safe. They run
+with fastloss's thread count (:func:`fastloss._threads.parallel_kernel`).
 
 When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
 numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
@@ -31,6 +35,7 @@ import os
 import warnings
 
 from ._backend import NUMBA_OFF_REASON, numba
+from ._threads import parallel_kernel
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
@@ -55,10 +60,43 @@ if numba is None:
 
 else:
     from numba import prange  # type: ignore[no-redef]  # noqa: F401 (the family modules take prange from here)
+    from numba.core import caching
     from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "threadsafe"
+
+    def _caching(name):
+        """A class of ``numba.core.caching`` (older Numba releases spell them with a leading underscore)."""
+        return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+    PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+    class InstalledPackageCacheLocator(_caching("UserWideCacheLocator")):
+        """Numba's user-wide cache (``~/.cache/numba`` on Linux) for the kernels of an
+        installed fastloss.
+
+        Numba writes its cache next to the source (``__pycache__``) when it can, and only
+        falls back to the user-wide directory for read-only installs. pip removes only the
+        files it installed: a cache left in ``site-packages/fastloss/__pycache__`` keeps a
+        ``fastloss/`` folder without its ``__init__.py``, which Python then imports as an
+        empty namespace package, hiding a later editable install. So an installed copy
+        (not a source checkout) caches in the user-wide directory, where Numba keys it by
+        the package's full path. This locator comes after Numba's ``NUMBA_CACHE_DIR`` one,
+        so a cache directory the user chose still wins, and it declines every file outside
+        the package: other Numba functions of the process are cached as before.
+        """
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.abspath(py_file).startswith(PACKAGE_DIR + os.sep):
+                return None
+            return super().from_function(py_func, py_file)
+
+    # A source checkout has the project's pyproject.toml next to the package.
+    if not os.path.isfile(os.path.join(os.path.dirname(PACKAGE_DIR), "pyproject.toml")):
+        locators = _caching("CacheImpl")._locator_classes
+        locators.insert(locators.index(_caching("UserProvidedCacheLocator")) + 1, InstalledPackageCacheLocator)
 
     # Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
     # SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
@@ -68,8 +106,10 @@ else:
                             category=numba.NumbaIRAssumptionWarning)
 
     def jit(*, parallel=False, fastmath=STRICT, inline="never"):
-        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones."""
-        return numba.njit(
+        """Return ``numba.njit`` with fastloss's fixed options and the given variable ones;
+        a parallel kernel runs with fastloss's thread count (the Numba dispatcher is its
+        ``__wrapped__``)."""
+        njit = numba.njit(
             cache=True,
             nogil=True,
             error_model="numpy",
@@ -78,6 +118,7 @@ else:
             fastmath=set(fastmath),
             inline=inline,
         )
+        return (lambda function: parallel_kernel(njit(function))) if parallel else njit
 
 
 def overload_jit_options(fastmath=STRICT):

@@ -219,7 +219,7 @@ def machine():
     """One line naming the CPU, its cores, the thread counts and the versions a timing depends on."""
     numba = _backend.numba
     parts = [f"{cpu_name()}, {os.cpu_count()} logical cores", f"fastloss {fl.__version__}",
-             f"numba {numba.__version__} ({numba.get_num_threads()} threads)" if numba is not None
+             f"numba {numba.__version__} ({fl.get_num_threads()} threads)" if numba is not None
              else f"numba not in use ({_backend.NUMBA_OFF_REASON})",
              f"numpy {np.__version__}"]
     torch = _torch()

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import __version__
 from ._backend import BACKENDS
+from ._threads import set_num_threads
 from .benchmarks import CASES, IMPLS
 
 WIDTH = 100  # the widest line the command prints (narrower when the terminal is)
@@ -323,12 +324,18 @@ def _add_eval(sub):
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--backend", choices=BACKENDS, help="the kernels to run (default: FASTLOSS_BACKEND, else numba)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_threads(e)
     options = e.add_argument_group("loss options", "the options of the Python functions; each names the losses "
                                                             "that take it, with their defaults in brackets")
     for name, defaults in sorted(_loss_options().items()):
         metavar, text = _option_help(defaults)
         options.add_argument("--" + name.replace("_", "-"), dest="opt_" + name, metavar=metavar, help=text)
     return e
+
+
+def _add_threads(parser):
+    parser.add_argument("--threads", type=int, metavar="N", help="threads of the parallel kernels (default: "
+                                                                 "FASTLOSS_NUM_THREADS, else all CPUs)")
 
 
 def _add_diagnose(sub):
@@ -423,9 +430,15 @@ def main(argv=None):
     b.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     b.add_argument("--plot", metavar="OUT.png", help="also plot throughput against batch size, one line per "
                                                      "implementation with its min-max band (needs matplotlib)")
+    _add_threads(b)
     _add_eval(sub)
     _add_diagnose(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        try:
+            set_num_threads(args.threads)  # for the whole process: every kernel of the command
+        except ValueError as error:
+            parser.error(f"--threads: {error}")
     if args.command == "eval":
         options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
         return _run_reporting_errors("eval", eval_command, args, options)

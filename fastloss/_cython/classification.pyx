@@ -24,6 +24,8 @@ from libc.math cimport exp, expm1, pow
 
 import numpy as np
 
+include "threads.pxi"
+
 from .fastmath cimport (fl_max_threads, libm_log, row_max, sum_exp_shifted, sum_to_double, weighted_gap_sum,
                         weighted_target_sums, write_soft_target_grad, write_softmax_grad)
 

@@ -17,6 +17,8 @@ from libc.math cimport fabs
 
 import numpy as np
 
+include "threads.pxi"
+
 from .fastmath cimport (clones_void, exp_fast, fl_max_threads, log1p_exp, log1p_fast, log_fast, pow_fast,
                         py_max, sigmoid, sign, sum_to_double)
 

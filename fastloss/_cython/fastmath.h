@@ -23,9 +23,14 @@
 #define FL_UNUSED
 #endif
 
+/* The threads of a parallel loop: fastloss.set_num_threads's count when there is one
+ * (fl_thread_cap, one per extension module, set through threads.pxi), else OpenMP's
+ * default for the calling thread (OMP_NUM_THREADS); 1 without OpenMP. */
+FL_UNUSED static int fl_thread_cap = 0;
+FL_UNUSED static void fl_set_thread_cap(int n) { fl_thread_cap = n; }
 #ifdef _OPENMP
 #include <omp.h>
-FL_UNUSED static int fl_max_threads(void) { return omp_get_max_threads(); }
+FL_UNUSED static int fl_max_threads(void) { return fl_thread_cap > 0 ? fl_thread_cap : omp_get_max_threads(); }
 #else
 FL_UNUSED static int fl_max_threads(void) { return 1; }
 #endif

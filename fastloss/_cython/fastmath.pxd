@@ -13,6 +13,7 @@ cdef extern from "fastmath.h" nogil:
     # call inlined (FL_CLONES FL_FLATTEN): `void` with the attributes in front.
     ctypedef void clones_void "FL_CLONES_VOID"
     int fl_max_threads()
+    void fl_set_thread_cap(int n)
     float fl_exp_f32(float x)
     double fl_exp_f64(double x)
     float fl_log_f32(float x)
