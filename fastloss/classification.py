@@ -31,9 +31,9 @@ from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
 from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
-                          check_integer, check_real, check_shape, class_index_error,
+from ._reduction import check_options, finish, loss_scale
+from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_bool,
+                          check_broadcast, check_integer, check_real, check_shape, class_index_error,
                           scan_class_indices)
 
 __all__ = [
@@ -425,7 +425,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     >>> round(float(loss), 4)
     0.2413
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     smoothing = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -466,7 +466,7 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
     Parameters are those of :func:`cross_entropy` (class-index targets only), plus
     ``alpha`` and ``gamma >= 0``.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     gamma = check_real(gamma, "gamma", 0.0)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -491,7 +491,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
     gradient is :math:`-w_{t_i}` at the target class and 0 elsewhere. Wraps the
     parallel kernel :func:`nll_rows`. Options as :func:`cross_entropy`.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
@@ -522,7 +522,7 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=F
     gradient is torch's :math:`w (x - y) / \max(x (1 - x), 10^{-12})`. Inputs outside
     [0, 1] raise ValueError (torch raises too); NaN propagates.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
     if ((x < 0) | (x > 1)).any():
         bad = x[(x < 0) | (x > 1)].flat[0]
@@ -542,7 +542,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     and ``pos_weight`` broadcasts along the last (class) axis. The gradient is
     :math:`w\,[(1 + (p_w - 1) y)\,\sigma(x) - p_w y]`.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
     if pos_weight is not None:
         pos_weight = as_target_array(pos_weight, "pos_weight", x.dtype)
@@ -561,13 +561,14 @@ def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, gra
     ``reduction="batchmean"`` divides the sum by the batch size ``input.shape[0]``
     (the mathematically correct KL); "mean" divides by the number of elements.
     """
-    check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
+    log_target = check_bool(log_target, "log_target")
     x, y, _ = _elementwise_args(input, target, None)
     denominator = None
     if reduction == "batchmean":
         denominator = x.shape[0] if x.ndim else 1
         reduction = "mean"
-    return elementwise_loss(_KL_DIV, x, y, None, None, (float(bool(log_target)), 0.0, 0.0), reduction=reduction,
+    return elementwise_loss(_KL_DIV, x, y, None, None, (float(log_target), 0.0, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator,
                             backend=backend)
 
@@ -584,7 +585,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     ``alpha < 0`` disables the alpha weighting. Reference: Lin et al., "Focal Loss for
     Dense Object Detection", ICCV 2017.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", 0.0)
     x, y, _ = _elementwise_args(inputs, targets, None, "inputs")

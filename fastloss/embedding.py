@@ -13,8 +13,8 @@ from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import as_float_array, as_target_array, check_real, check_shape
+from ._reduction import check_options, finish, loss_scale
+from ._validation import as_float_array, as_target_array, check_bool, check_real, check_shape
 
 __all__ = [
     "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss",
@@ -261,7 +261,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     PyTorch ``torch.nn.CosineEmbeddingLoss``.
     """
     require_numba("cosine_embedding_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
     y = _labels(target, x1, (-1, 1))
@@ -289,13 +289,14 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     PyTorch ``torch.nn.TripletMarginLoss``.
     """
     require_numba("triplet_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     p = check_real(p, "p", 0.0, low_open=True)
     eps = check_real(eps, "eps")
+    swap = check_bool(swap, "swap")
     a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative))
     target = np.zeros(a.shape[:-1], a.dtype)
-    return _run_pairs(TRIPLET, (a, pos, neg), target, (margin, p, eps, bool(swap)), reduction, grad, grad_output,
+    return _run_pairs(TRIPLET, (a, pos, neg), target, (margin, p, eps, swap), reduction, grad, grad_output,
                       grad_out)
 
 
@@ -316,7 +317,7 @@ def contrastive_loss(input1, input2, target, margin=1.0, reduction="mean", *, gr
     Mapping", CVPR 2006.
     """
     require_numba("contrastive_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
     y = _labels(target, x1, (0, 1))

@@ -21,9 +21,9 @@ from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import log1p_exp, maxnum, sigmoid, sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
-                          check_class_indices, check_real, check_shape)
+from ._reduction import check_options, finish, loss_scale
+from ._validation import (as_class_weight, as_float_array, as_grad_output, as_index_array, as_target_array,
+                          check_broadcast, check_class_indices, check_real, check_shape)
 from .classification import _BCE_LOGITS
 
 __all__ = [
@@ -244,7 +244,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
     PyTorch ``torch.nn.MarginRankingLoss``.
     """
     require_numba("margin_ranking_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, y = _sign_args(input1, target, "input1")
     x2 = as_float_array(input2, "input2", x1.dtype)
@@ -266,7 +266,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=Fa
     PyTorch ``torch.nn.HingeEmbeddingLoss``.
     """
     require_numba("hinge_embedding_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x, y = _sign_args(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -287,7 +287,7 @@ def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output
     PyTorch ``torch.nn.SoftMarginLoss``.
     """
     require_numba("soft_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y = _sign_args(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
@@ -311,7 +311,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     PyTorch ``torch.nn.MultiLabelSoftMarginLoss``.
     """
     require_numba("multilabel_soft_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim == 0:
         raise ValueError("input must be (N, C) or (C,), got a scalar")
@@ -330,7 +330,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
                                 grad_out=grad_out, denominator=n_rows)
     go = None
     if grad and grad_output is not None:
-        go = np.asarray(grad_output, x.dtype)
+        go = as_grad_output(grad_output, x.dtype)
         check_broadcast(go.shape, row_shape, "grad_output")
         go = np.broadcast_to(go, row_shape)[..., None]
     result = elementwise_loss(_BCE_LOGITS, x, y, None, w, reduction="none", grad=grad, grad_output=go,
@@ -394,8 +394,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     Recognition", ESANN 1999; PyTorch ``torch.nn.MultiMarginLoss``.
     """
     require_numba("multi_margin_loss", backend)
-    check_reduction(reduction)
-    if isinstance(p, bool) or p not in (1, 2):
+    check_options(reduction, grad)
+    if check_real(p, "p") not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     margin = check_real(margin, "margin")
     x, t, n_classes = _scores_and_targets(input, target)
@@ -420,7 +420,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     PyTorch ``torch.nn.MultiLabelMarginLoss``.
     """
     require_numba("multilabel_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
         raise ValueError(f"input must be (N, C) or (C,) with C >= 1, got shape {x.shape}")
@@ -463,7 +463,7 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     Vector Machines", JMLR 2001; scikit-learn ``sklearn.metrics.hinge_loss``.
     """
     require_numba("hinge_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x = as_float_array(input, "input")
     if x.ndim == 2:

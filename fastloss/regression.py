@@ -15,8 +15,8 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
 from ._math import exp_fast, log_fast, typed
-from ._reduction import check_reduction
-from ._validation import as_float_array, as_target_array, check_broadcast, check_real, check_shape
+from ._reduction import check_options
+from ._validation import as_float_array, as_target_array, check_bool, check_broadcast, check_real, check_shape
 
 __all__ = [
     "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
@@ -179,7 +179,7 @@ def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_ou
     >>> float(fastloss.l1_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
     1.5
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -205,7 +205,7 @@ def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_o
     >>> float(fastloss.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
     2.5
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -228,7 +228,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
     ----------
     Girshick, "Fast R-CNN", ICCV 2015; PyTorch ``torch.nn.SmoothL1Loss``.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     beta = check_real(beta, "beta", 0.0)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -251,7 +251,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
     ----------
     Huber, "Robust Estimation of a Location Parameter", 1964; PyTorch ``torch.nn.HuberLoss``.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     delta = check_real(delta, "delta", 0.0, low_open=True)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -275,8 +275,9 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     ----------
     PyTorch ``torch.nn.PoissonNLLLoss``.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     eps = check_real(eps, "eps", 0.0)
+    log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
             (_POISSON_FULL if full else _POISSON))
@@ -321,11 +322,12 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     Nix and Weigend, "Estimating the mean and variance of the target probability
     distribution", ICNN 1994; PyTorch ``torch.nn.GaussianNLLLoss``.
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     eps = check_real(eps, "eps", 0.0)
+    full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)
-    result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(bool(full)), 0.0), reduction=reduction,
+    result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(full), 0.0), reduction=reduction,
                               grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v, backend=backend)
     if not grad:
         return result
