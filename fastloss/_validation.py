@@ -168,10 +168,11 @@ def check_real(value, name, low=None, high=None, low_open=False):
 def check_integer(value, name):
     """An integer scalar option (ignore_index, blank, ...) that fits in int64, the
     kernels' integer type (torch refuses one beyond it too)."""
-    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{name} must be an integer, got {describe(value)}")
-    value = int(value)
-    if not -(1 << 63) <= value < 1 << 63:
+    if type(value) is not int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {describe(value)}")
+        value = int(value)
+    if not -9223372036854775808 <= value <= 9223372036854775807:  # [-2**63, 2**63)
         raise ValueError(f"{name} = {value} does not fit in int64 (in [-2**63, 2**63))")
     return value
 

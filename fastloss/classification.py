@@ -502,10 +502,10 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
                      backend=backend)
 
 
-def _elementwise_args(input, target, weight, name="input"):
-    x = as_float_array(input, name)
-    y = as_target_array(target, "target", x.dtype)
-    check_shape(y.shape, x.shape, "target", "input")
+def _elementwise_args(input, target, weight, names=("input", "target")):
+    x = as_float_array(input, names[0])
+    y = as_target_array(target, names[1], x.dtype)
+    check_shape(y.shape, x.shape, names[1], names[0])
     if weight is not None:
         weight = as_target_array(weight, "weight", x.dtype)
         check_broadcast(weight.shape, x.shape, "weight")
@@ -588,7 +588,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     check_options(reduction, grad)
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", 0.0)
-    x, y, _ = _elementwise_args(inputs, targets, None, "inputs")
+    x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)
 
