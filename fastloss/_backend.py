@@ -49,7 +49,7 @@ def resolve(backend):
     """The backend that runs a call given ``backend=`` (None: the default)."""
     if backend is None:
         return DEFAULT
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got {backend!r}")
     if backend == "numba" and numba is None:
         raise ImportError(f"backend='numba' is not available: {NUMBA_OFF_REASON}")
@@ -89,10 +89,11 @@ def is_cython(backend):
 def require_numba(loss, backend):
     """For a loss without Cython kernels: ValueError if ``backend="cython"`` was asked
     for, ImportError if numba is not in use (then nothing can run the loss)."""
+    if resolve(backend) != "cython":
+        return
     covered = ", ".join(CYTHON_LOSSES)
     if backend == "cython":
         raise ValueError(f"{loss} has no Cython kernel: backend='cython' covers {covered}; "
                          f"use backend='numba' (or None) for {loss}")
-    if resolve(backend) == "cython":
-        raise ImportError(f"{loss} needs numba, which is not in use: {NUMBA_OFF_REASON}. Without numba fastloss "
-                          f"runs the losses of its Cython backend only: {covered}")
+    raise ImportError(f"{loss} needs numba, which is not in use: {NUMBA_OFF_REASON}. Without numba fastloss "
+                      f"runs the losses of its Cython backend only: {covered}")

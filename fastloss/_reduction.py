@@ -5,13 +5,20 @@ import math
 
 import numpy as np
 
-from ._validation import check_choice
+from ._validation import as_grad_output, check_bool, check_choice
 
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def check_reduction(reduction, choices=REDUCTIONS):
-    return check_choice(reduction, "reduction", choices)
+def check_options(reduction, grad, choices=REDUCTIONS):
+    """The options every loss takes, checked before any other: ``reduction``, one of
+    ``choices``, and ``grad``, a bool (TypeError otherwise: a truthy string or array
+    must not ask for a gradient)."""
+    if grad is not True and grad is not False:
+        check_bool(grad, "grad")
+    if type(reduction) is not str or reduction not in choices:  # one call less on the common path
+        check_choice(reduction, "reduction", choices)
+    return reduction
 
 
 def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
@@ -25,14 +32,14 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
     if reduction == "none":
         if grad_output is None:
             return np.ones((), dtype)
-        g = np.asarray(grad_output, dtype=dtype)
+        g = as_grad_output(grad_output, dtype)
         try:
             if np.broadcast_shapes(g.shape, tuple(loss_shape)) == tuple(loss_shape):
                 return g
         except ValueError:
             pass
         raise ValueError(f"grad_output has shape {g.shape}; expected the loss's shape {tuple(loss_shape)}")
-    g = 1.0 if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+    g = 1.0 if grad_output is None else as_grad_output(grad_output, np.float64)
     if np.ndim(g) != 0:
         raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
     g = float(g)

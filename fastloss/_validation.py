@@ -139,11 +139,23 @@ def as_class_weight(weight, n_classes, dtype, name="weight"):
     return np.ascontiguousarray(array)
 
 
+def describe(value):
+    """A short account of a bad option's value for an error message (an array by its
+    shape and dtype, not its contents)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
 def check_real(value, name, low=None, high=None, low_open=False):
     """A finite real scalar option, optionally inside [low, high] (or (low, high])."""
     if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range
+        raise ValueError(f"{name} must be finite, got an integer of {int(value).bit_length()} bits") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -154,14 +166,42 @@ def check_real(value, name, low=None, high=None, low_open=False):
 
 
 def check_integer(value, name):
-    """An integer scalar option (ignore_index, blank, ...)."""
-    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
+    """An integer scalar option (ignore_index, blank, ...) that fits in int64, the
+    kernels' integer type (torch refuses one beyond it too)."""
+    if type(value) is not int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {describe(value)}")
+        value = int(value)
+    if not -9223372036854775808 <= value <= 9223372036854775807:  # [-2**63, 2**63)
+        raise ValueError(f"{name} = {value} does not fit in int64 (in [-2**63, 2**63))")
+    return value
+
+
+def check_bool(value, name):
+    """A flag (grad, log_target, full, swap, zero_infinity, ...): a Python or NumPy
+    bool. Not 0 or 1, which torch's flags refuse too."""
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {describe(value)}")
+
+
+def as_grad_output(value, dtype):
+    """``grad_output`` as an array of real numbers in ``dtype`` (TypeError for complex,
+    strings and objects: a complex incoming gradient has no meaning for a real loss)."""
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # a ragged nested list
+        raise ValueError(f"grad_output is not an array of numbers: {error}") from None
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"grad_output must hold real numbers, got {describe(value)}")
+    return array.astype(dtype, copy=False)
 
 
 def check_choice(value, name, choices):
     """ValueError unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got "
+                         f"{repr(value) if isinstance(value, str) else describe(value)}")
     return value

@@ -35,9 +35,9 @@ from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
 from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
                     weighted_gap_sum, weighted_target_sums)
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
-                          check_integer, check_real, check_shape, class_index_error,
+from ._reduction import check_options, finish, loss_scale
+from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_bool,
+                          check_broadcast, check_integer, check_real, check_shape, class_index_error,
                           scan_class_indices)
 
 if TYPE_CHECKING:
@@ -459,7 +459,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     >>> round(float(loss), 4)
     0.2413
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     smoothing = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -530,7 +530,7 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     >>> round(float(fastloss.focal_loss(logits, np.array([0, 1]), gamma=2.0)), 4)
     1.416
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     gamma = check_real(gamma, "gamma", 0.0)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -585,7 +585,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     [[-0.5  0.   0. ]
      [ 0.  -0.5  0. ]]
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
@@ -596,10 +596,10 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
                      backend=backend)
 
 
-def _elementwise_args(input, target, weight, name="input"):
-    x = as_float_array(input, name)
-    y = as_target_array(target, "target", x.dtype)
-    check_shape(y.shape, x.shape, "target", "input")
+def _elementwise_args(input, target, weight, names=("input", "target")):
+    x = as_float_array(input, names[0])
+    y = as_target_array(target, names[1], x.dtype)
+    check_shape(y.shape, x.shape, names[1], names[0])
     if weight is not None:
         weight = as_target_array(weight, "weight", x.dtype)
         check_broadcast(weight.shape, x.shape, "weight")
@@ -643,7 +643,7 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     >>> round(float(fastloss.binary_cross_entropy(p, np.array([1.0, 0.0]))), 4)
     0.1643
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
     if ((x < 0) | (x > 1)).any():
         bad = x[(x < 0) | (x > 1)].flat[0]
@@ -699,7 +699,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
     >>> print(np.round(g, 4))
     [ 0.25   -0.0596]
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
     if pos_weight is not None:
         pos_weight = as_target_array(pos_weight, "pos_weight", x.dtype)
@@ -744,13 +744,14 @@ def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "s
     >>> round(float(fastloss.kl_div(logp, np.array([[0.25, 0.75]]), reduction="batchmean")), 4)
     0.1308
     """
-    check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
+    log_target = check_bool(log_target, "log_target")
     x, y, _ = _elementwise_args(input, target, None)
     denominator = None
     if reduction == "batchmean":
         denominator = x.shape[0] if x.ndim else 1
         reduction = "mean"
-    return elementwise_loss(_KL_DIV, x, y, None, None, (float(bool(log_target)), 0.0, 0.0), reduction=reduction,
+    return elementwise_loss(_KL_DIV, x, y, None, None, (float(log_target), 0.0, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator,
                             backend=backend)
 
@@ -793,10 +794,10 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
     >>> print(np.round(fastloss.sigmoid_focal_loss(x, np.array([0.0, 1.0])), 4))
     [0.017  0.0005]
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", 0.0)
-    x, y, _ = _elementwise_args(inputs, targets, None, "inputs")
+    x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)
 

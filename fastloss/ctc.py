@@ -52,8 +52,8 @@ from ._criterion import criterion
 from ._jit import jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log_fast, row_max, sum_exp_shifted, sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import as_float_array, check_integer
+from ._reduction import check_options, finish, loss_scale
+from ._validation import as_float_array, check_bool, check_integer
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -499,7 +499,9 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     0.2877
     """
     require_numba("ctc_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
+    zero_infinity, from_logits = check_bool(zero_infinity, "zero_infinity"), check_bool(from_logits, "from_logits")
+    batch_first = check_bool(batch_first, "batch_first")
     x, shape, flat, starts, in_len, tg_len, blank, batched = _ctc_arrays(
         log_probs, targets, input_lengths, target_lengths, blank, batch_first)
     n, n_time, n_classes = shape
@@ -524,8 +526,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
     neg_inf = dtype.type(-np.inf)
-    ctc_alpha_beta_batch(read_only(rows), layout, bool(from_logits), blank, read_only(flat), starts, tg_len, in_len,
-                         bool(zero_infinity), neg_inf, table, table_starts, log_norm, scale, loss, grad_rows, grad)
+    ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
+                         zero_infinity, neg_inf, table, table_starts, log_norm, scale, loss, grad_rows, grad)
     if reduction == "mean":
         total = sum_float64((loss / clamped).astype(np.float64))
     else:

@@ -17,8 +17,8 @@ from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import as_float_array, as_target_array, check_real, check_shape
+from ._reduction import check_options, finish, loss_scale
+from ._validation import as_float_array, as_target_array, check_bool, check_real, check_shape
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -298,7 +298,7 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     1.0
     """
     require_numba("cosine_embedding_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
     y = _labels(target, x1, (-1, 1))
@@ -357,13 +357,14 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     0.5
     """
     require_numba("triplet_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     p = check_real(p, "p", 0.0, low_open=True)
     eps = check_real(eps, "eps")
+    swap = check_bool(swap, "swap")
     a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative))
     target = np.zeros(a.shape[:-1], a.dtype)
-    return _run_pairs(TRIPLET, (a, pos, neg), target, (margin, p, eps, bool(swap)), reduction, grad, grad_output,
+    return _run_pairs(TRIPLET, (a, pos, neg), target, (margin, p, eps, swap), reduction, grad, grad_output,
                       grad_out)
 
 
@@ -410,7 +411,7 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     0.25
     """
     require_numba("contrastive_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
     y = _labels(target, x1, (0, 1))

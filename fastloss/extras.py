@@ -22,7 +22,7 @@ from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
+from ._reduction import check_options, finish, loss_scale
 from ._validation import (as_float_array, as_index_array, as_target_array, check_choice, check_class_indices,
                           check_real, check_shape)
 from .classification import SERIAL_BELOW, softmax_cross_entropy_rows
@@ -398,7 +398,7 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     ((2, 2), (2, 2))
     """
     require_numba("large_margin_cosine_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     s = check_real(s, "s", 0.0, low_open=True)
     m = check_real(m, "m")
     f = as_float_array(features, "features")
@@ -501,7 +501,7 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     3.1707
     """
     require_numba("anchor_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     gamma = check_real(gamma, "gamma", 0.0)
     slack = check_real(slack, "slack")
     check_choice(anchor, "anchor", ("neg", "pos"))
@@ -594,7 +594,7 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     0.1926
     """
     require_numba("dice_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     smooth = check_real(smooth, "smooth", 0.0)
     x = as_float_array(input, "input")
     if x.ndim < 1:

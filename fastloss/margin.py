@@ -25,9 +25,9 @@ from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import log1p_exp, maxnum, sigmoid, sum_float64, typed
-from ._reduction import check_reduction, finish, loss_scale
-from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_broadcast,
-                          check_class_indices, check_real, check_shape)
+from ._reduction import check_options, finish, loss_scale
+from ._validation import (as_class_weight, as_float_array, as_grad_output, as_index_array, as_target_array,
+                          check_broadcast, check_class_indices, check_real, check_shape)
 from .classification import _BCE_LOGITS
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     [ 0.  -0.5] [0.  0.5]
     """
     require_numba("margin_ranking_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, y = _sign_args(input1, target, "input1")
     x2 = as_float_array(input2, "input2", x1.dtype)
@@ -332,7 +332,7 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     0.3667
     """
     require_numba("hinge_embedding_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x, y = _sign_args(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -380,7 +380,7 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     1.41
     """
     require_numba("soft_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y = _sign_args(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
@@ -434,7 +434,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     0.3778
     """
     require_numba("multilabel_soft_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim == 0:
         raise ValueError("input must be (N, C) or (C,), got a scalar")
@@ -453,7 +453,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
                                 grad_out=grad_out, denominator=n_rows)
     go = None
     if grad and grad_output is not None:
-        go = np.asarray(grad_output, x.dtype)
+        go = as_grad_output(grad_output, x.dtype)
         check_broadcast(go.shape, row_shape, "grad_output")
         go = np.broadcast_to(go, row_shape)[..., None]
     result = elementwise_loss(_BCE_LOGITS, x, y, None, w, reduction="none", grad=grad, grad_output=go,
@@ -547,8 +547,8 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     0.325
     """
     require_numba("multi_margin_loss", backend)
-    check_reduction(reduction)
-    if isinstance(p, bool) or p not in (1, 2):
+    check_options(reduction, grad)
+    if check_real(p, "p") not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     margin = check_real(margin, "margin")
     x, t, n_classes = _scores_and_targets(input, target)
@@ -599,7 +599,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     0.85
     """
     require_numba("multilabel_margin_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
         raise ValueError(f"input must be (N, C) or (C,) with C >= 1, got shape {x.shape}")
@@ -668,7 +668,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     2.5
     """
     require_numba("hinge_loss", backend)
-    check_reduction(reduction)
+    check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x = as_float_array(input, "input")
     if x.ndim == 2:

@@ -19,8 +19,8 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
 from ._math import exp_fast, log_fast, typed
-from ._reduction import check_reduction
-from ._validation import as_float_array, as_target_array, check_broadcast, check_real, check_shape
+from ._reduction import check_options
+from ._validation import as_float_array, as_target_array, check_bool, check_broadcast, check_real, check_shape
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -209,7 +209,7 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean
     >>> float(fastloss.l1_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
     1.5
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -254,7 +254,7 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mea
     >>> float(fastloss.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 4.0])))
     2.5
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -303,7 +303,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
     >>> float(fastloss.smooth_l1_loss(x, np.array([0.0, 0.0])))
     1.3125
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     beta = check_real(beta, "beta", 0.0)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -352,7 +352,7 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     >>> float(fastloss.huber_loss(x, np.array([0.0, 0.0]), delta=2.0))
     2.0625
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     delta = check_real(delta, "delta", 0.0, low_open=True)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -406,8 +406,9 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     >>> print(np.round(g, 4))
     [0.     0.3591]
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     eps = check_real(eps, "eps", 0.0)
+    log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
             (_POISSON_FULL if full else _POISSON))
@@ -481,11 +482,12 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     >>> print(d_input, d_var)
     [0.5  0.25] [0. 0.]
     """
-    check_reduction(reduction)
+    check_options(reduction, grad)
     eps = check_real(eps, "eps", 0.0)
+    full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)
-    result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(bool(full)), 0.0), reduction=reduction,
+    result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(full), 0.0), reduction=reduction,
                               grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v, backend=backend)
     if not grad:
         return result

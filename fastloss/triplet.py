@@ -59,7 +59,8 @@ from ._criterion import criterion
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
 from ._math import log1p_exp, minnum, sigmoid, typed
-from ._validation import as_float_array, as_index_array, check_choice, check_real
+from ._reduction import check_options
+from ._validation import as_float_array, as_grad_output, as_index_array, check_bool, check_choice, check_real
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -674,7 +675,7 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
 
 
 def _grad_scale(grad_output, denominator):
-    g = 1.0 if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+    g = 1.0 if grad_output is None else as_grad_output(grad_output, np.float64)
     if np.ndim(g) != 0:
         raise ValueError(f"grad_output must be a scalar (the loss is reduced), got shape {np.shape(g)}")
     return float(g) / denominator if denominator else 0.0
@@ -789,10 +790,9 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
-    check_choice(reduction, "reduction", TRIPLET_REDUCTIONS)
+    check_options(reduction, grad, TRIPLET_REDUCTIONS)
     margin = check_real(margin, "margin", low=0.0)
-    if not isinstance(soft_margin, (bool, np.bool_)):
-        raise TypeError(f"soft_margin must be a bool, got {soft_margin!r}")
+    soft_margin = check_bool(soft_margin, "soft_margin")
     codes, members, starts = _label_groups(labels, x.shape[0])
     dtype = x.dtype
     n = x.shape[0]
@@ -818,7 +818,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), bool(soft_margin),
+    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
