@@ -11,8 +11,8 @@ from .classification import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Focal
                              cross_entropy, focal_loss, kl_div, nll_loss, sigmoid_focal_loss)
 from .ctc import CTCLoss, ctc_forced_align, ctc_loss
 from .triplet import BatchTripletLoss, batch_triplet_loss, mine_triplets, pairwise_distances
-from .embedding import (ContrastiveLoss, CosineEmbeddingLoss, TripletMarginLoss, contrastive_loss,
-                        cosine_embedding_loss, triplet_margin_loss)
+from .embedding import (ContrastiveLoss, CosineEmbeddingLoss, TripletMarginLoss, TripletMarginWithDistanceLoss,
+                        contrastive_loss, cosine_embedding_loss, triplet_margin_loss, triplet_margin_with_distance_loss)
 from .extras import AnchorLoss, DiceLoss, LargeMarginCosineLoss, anchor_loss, dice_loss, large_margin_cosine_loss
 from .margin import (HingeEmbeddingLoss, HingeLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss,
                      MultiMarginLoss, SoftMarginLoss, hinge_embedding_loss, hinge_loss, margin_ranking_loss,
