@@ -54,12 +54,19 @@ def _dot(u, v, zero):
     return s
 
 
+@jit()
+def _scaled_product(x, y, kx, ky):
+    """(x / kx) (y / ky) in that order: compiled without reassociation, which could turn it
+    into (x y) / (kx ky) and overflow where torch does not; inlined into the REDUCE sum below."""
+    return (x / kx) * (y / ky)
+
+
 @jit(fastmath=REDUCE)
 def _cosine_sum(u, v, ku, kv, zero):
     """sum_i (u_i / ku) (v_i / kv): torch's cosine_similarity after its norms are clamped."""
     s = zero
     for i in range(u.shape[0]):
-        s += (u[i] / ku) * (v[i] / kv)
+        s += _scaled_product(u[i], v[i], ku, kv)
     return s
 
 
@@ -89,8 +96,11 @@ def _power_sum(u, v, eps, p):
 def _norm(u, v, eps, p):
     """torch.linalg.vector_norm(u - v + eps, p) of one row, for any real p and +-inf: the
     count of nonzero entries for p = 0 (NaN counts), the largest or smallest |entry| for
-    p = +-inf (NaN propagated), else (sum |entry|^p)^(1/p). +-inf needs a nonempty row."""
+    p = +-inf (NaN propagated), else (sum |entry|^p)^(1/p); of one entry, its |entry| for
+    every p but 0, without the overflow of a power (as torch). +-inf needs a nonempty row."""
     zero = typed(0, p)
+    if u.shape[0] == 1 and p != 0:  # torch reduces nothing over one feature: |entry|, for any such p
+        return abs(_shifted_difference(u[0], v[0], eps))
     if p == 2:
         return np.sqrt(_power_sum(u, v, eps, p))
     if p == 1:
@@ -131,14 +141,15 @@ def _norm_backward_factor(u, v, eps, p, d, c):
             count += typed(1, p) if (a == d or a != a) else zero
         return c / count
     if p < 1:
-        return d ** (1 - p)
-    return c / d ** (p - 1) if d != 0 else zero
+        return d ** (typed(1, p) - p)
+    return c / d ** (p - typed(1, p)) if d != 0 else zero
 
 
 @jit()
 def _norm_backward(p, w, d, c, r):
     """Entry w's gradient of c * ||row||_p (d the norm, r the row's factor from
-    :func:`_norm_backward_factor`), as torch's norm backward writes it, branch by branch."""
+    :func:`_norm_backward_factor`), as torch's norm backward writes it, branch by branch
+    (every constant in the dtype of w: a float64 step would hide a float32 overflow)."""
     zero = typed(0, w)
     if p == 2:
         return c * (w / d if d != 0 else zero)
@@ -149,10 +160,10 @@ def _norm_backward(p, w, d, c, r):
     if np.isinf(p):
         return _sgn(w) * (r * (typed(1, w) if (abs(w) == d or w != w) else zero))
     if p < 1:
-        return _sgn(w) * (abs(w) ** (p - 1) if w != 0 else zero) * c * r
+        return _sgn(w) * (abs(w) ** (p - typed(1, p)) if w != 0 else zero) * c * r
     if p < 2:
-        return _sgn(w) * abs(w) ** (p - 1) * r
-    return w * abs(w) ** (p - 2) * r
+        return _sgn(w) * abs(w) ** (p - typed(1, p)) * r
+    return w * abs(w) ** (p - typed(2, p)) * r
 
 
 @jit()
@@ -176,7 +187,7 @@ def _hinge(margin, d_ap, d_an, d_pn, swap, s):
     c = s if h >= 0 else zero
     if not swap:
         return _clamp_min0(h), c, -c, zero
-    g = -c / 2 if d_an == d_pn else -c
+    g = -c / typed(2, c) if d_an == d_pn else -c
     return _clamp_min0(h), c, (zero if d_an > d_pn else g), (zero if d_an < d_pn else g)
 
 
@@ -213,16 +224,31 @@ def _triplet_row(u, v, w, margin, p, eps, swap, s, want_grad, gu, gv, gw):
 def _similarity_norm(u, zero):
     """(||u||_2, max(||u||_2, eps)): torch's cosine_similarity clamps the norm below at its
     eps without a gradient for the clamp (NaN passes)."""
-    n = np.sqrt(_dot(u, u, zero))
+    n = abs(u[0]) if u.shape[0] == 1 else np.sqrt(_dot(u, u, zero))  # one feature: no square (see _norm)
     eps = typed(_SIMILARITY_EPS, zero)
     return n, (eps if n < eps else n)
 
 
 @jit()
-def _similarity_grad(g, cos, x, y, nx, kx, ky, zero):
-    """Entry x's gradient of g * cosine_similarity(., other) (y the other's entry): torch's
-    division backward, then its norm backward through ||x|| (the clamp has none)."""
-    return (g * (y / ky)) / kx + (-g * cos / kx) * (x / nx if nx != 0 else zero)
+def _similarity_norm_grads(g, u, v, ku, kv, zero):
+    """The gradients of g * sum_i (u_i / ku) (v_i / kv) with respect to the clamped norms ku
+    and kv, as torch's division backward sums them over the entries."""
+    g_ku = zero
+    g_kv = zero
+    for i in range(u.shape[0]):
+        a = u[i] / ku
+        b = v[i] / kv
+        g_ku -= (g * b) * (a / ku)
+        g_kv -= (g * a) * (b / kv)
+    return g_ku, g_kv
+
+
+@jit()
+def _similarity_grad(g, g_kx, x, y, nx, kx, ky, zero):
+    """Entry x's gradient of g * cosine_similarity(., other) (y the other's entry, g_kx from
+    :func:`_similarity_norm_grads`): the division's own term, then the norm backward of
+    ||x|| (the clamp to eps has no gradient in torch)."""
+    return (g * (y / ky)) / kx + g_kx * (x / nx if nx != 0 else zero)
 
 
 @jit()
@@ -240,15 +266,18 @@ def _triplet_cosine_row(u, v, w, margin, swap, s, want_grad, gu, gv, gw):
     loss, c_ap, c_an, c_pn = _hinge(margin, one - cos_ap, one - cos_an, one - cos_pn, swap, s)
     if not want_grad:
         return loss
+    g_ap, g_an, g_pn = -c_ap, -c_an, -c_pn  # d = 1 - cos
+    ap_u, ap_v = _similarity_norm_grads(g_ap, u, v, ku, kv, zero)
+    an_u, an_w = _similarity_norm_grads(g_an, u, w, ku, kw, zero)
+    pn_v, pn_w = _similarity_norm_grads(g_pn, v, w, kv, kw, zero) if swap else (zero, zero)
     for i in range(u.shape[0]):
         x, y, z = u[i], v[i], w[i]
-        g_x = _similarity_grad(-c_ap, cos_ap, x, y, nu, ku, kv, zero) + \
-            _similarity_grad(-c_an, cos_an, x, z, nu, ku, kw, zero)
-        g_y = _similarity_grad(-c_ap, cos_ap, y, x, nv, kv, ku, zero)
-        g_z = _similarity_grad(-c_an, cos_an, z, x, nw, kw, ku, zero)
+        g_x = _similarity_grad(g_ap, ap_u, x, y, nu, ku, kv, zero) + _similarity_grad(g_an, an_u, x, z, nu, ku, kw, zero)
+        g_y = _similarity_grad(g_ap, ap_v, y, x, nv, kv, ku, zero)
+        g_z = _similarity_grad(g_an, an_w, z, x, nw, kw, ku, zero)
         if swap:
-            g_y += _similarity_grad(-c_pn, cos_pn, y, z, nv, kv, kw, zero)
-            g_z += _similarity_grad(-c_pn, cos_pn, z, y, nw, kw, kv, zero)
+            g_y += _similarity_grad(g_pn, pn_v, y, z, nv, kv, kw, zero)
+            g_z += _similarity_grad(g_pn, pn_w, z, y, nw, kw, kv, zero)
         gu[i] = g_x
         gv[i] = g_y
         gw[i] = g_z
@@ -293,7 +322,7 @@ def _contrastive_row(u, v, y, margin, s, want_grad, gu, gv):
     two = typed(2, s)
     d = _norm(u, v, zero, two)
     gap = _clamp_min0(margin - d)
-    loss = y * d ** 2 + (one - y) * gap ** 2
+    loss = y * (d * d) + (one - y) * (gap * gap)
     if not want_grad:
         return loss
     g_gap = (s * (one - y)) * (two * gap) if margin - d >= 0 else zero
@@ -531,7 +560,18 @@ def _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction):
     return finish(total, losses, reduction, n_rows, a.dtype)
 
 
-def check_distance_function(distance_function, grad):
+def check_triplet_with_distance(anchor, positive, negative, distance_function, margin, swap, reduction, grad=False):
+    """Every check of :func:`triplet_margin_with_distance_loss`, before any distance is taken
+    (:mod:`fastloss.torch` runs them for a callable too): ``(anchor, positive, negative,
+    the named distance's kernel parameters or None for a callable, margin, swap)``."""
+    check_reduction(reduction)
+    margin = _triplet_margin(margin)
+    swap = _flag(swap, "swap")
+    named = _distance_function(distance_function, grad)
+    return (*_triplet_inputs(anchor, positive, negative), named, margin, swap)
+
+
+def _distance_function(distance_function, grad):
     """The kernel parameters of a named distance, or None for a Python callable (TypeError
     with ``grad``: no gradient can be formed of it); ValueError or TypeError otherwise."""
     if callable(distance_function):
@@ -593,11 +633,8 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     1.5
     """
     require_numba("triplet_margin_with_distance_loss", backend)
-    check_reduction(reduction)
-    margin = _triplet_margin(margin)
-    swap = _flag(swap, "swap")
-    named = check_distance_function(distance_function, grad)
-    a, pos, neg = _triplet_inputs(anchor, positive, negative)
+    a, pos, neg, named, margin, swap = check_triplet_with_distance(anchor, positive, negative, distance_function,
+                                                                   margin, swap, reduction, grad)
     if named is None:
         return _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction)
     kind, p, eps = named
