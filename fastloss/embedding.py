@@ -472,8 +472,9 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     --------
     >>> import numpy as np, fastloss
     >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
-    >>> float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), np.array([1, -1])))
-    0.9999999999995
+    >>> y = np.array([1, -1])  # pull the first pair together (cos 0), push the second apart (cos 1)
+    >>> round(float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), y)), 9)
+    1.0
     """
     require_numba("cosine_embedding_loss", backend)
     check_reduction(reduction)
