@@ -12,9 +12,9 @@ Two rules hold in every row:
   tie in halves, the norm's backward masks a zero norm), so that NaN and inf
   propagate exactly as through torch's autograd, and never as ``0 * inf``.
 * In place: a row is read whole for its distances, then one pass over its elements
-  reads element i of every input before it writes element i of the gradients. So a
-  gradient buffer that *is* an input (the same rows) is safe; any other overlap is
-  given a scratch buffer by the wrapper (:func:`_kernel_rows`).
+  reads element i of every input before it writes element i of the gradients, so the
+  gradient buffer may be the input itself (``grad_out=anchor``); any other overlap is
+  refused by :class:`fastloss._layout.GradientBuffer`.
 """
 import math
 import numbers
@@ -384,24 +384,6 @@ def _triplet_margin(margin):
     return margin
 
 
-def _same_rows(a, b):
-    return (a.shape == b.shape and a.strides == b.strides
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
-
-
-def _kernel_rows(array, shape, reads):
-    """The kernel's C-contiguous ``shape`` (rows, D) view of a gradient buffer; a new scratch
-    array (copied back by :class:`GradientBuffer`) when the strides allow no such view, or
-    when the buffer overlaps an array the kernel reads other than as those very rows (a
-    shifted view of an input, a target, ``grad_output``): the kernel reads entry (n, i) of
-    its inputs before it writes entry (n, i) of a gradient, and that is all it promises."""
-    if array.flags.c_contiguous:
-        view = array.reshape(shape)
-        if not any(np.may_share_memory(view, r) and not _same_rows(view, r) for r in reads):
-            return view
-    return np.empty(shape, array.dtype)
-
-
 def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_out):
     """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input."""
     x = inputs[0]
@@ -416,10 +398,10 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     if grad:
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, shape[0], dtype),
                                                      loss_shape), dtype).reshape(-1)
-        reads = rows + [y, scale]
-        buffers = [GradientBuffer(a, dtype, out) for a, out in zip(inputs, (grad_out, None, None))]
-        views = [buf.view(lambda array: _kernel_rows(array, shape, reads), lambda v, s: v.reshape(s))
-                 for buf in buffers]
+        buffers = [GradientBuffer(inputs[0], dtype, grad_out, reads=(*inputs[1:], target, scale))]
+        buffers += [GradientBuffer(a, dtype, None) for a in inputs[1:]]
+        views = [buf.view(lambda array: array.reshape(shape) if array.flags.c_contiguous else np.empty(shape, dtype),
+                          lambda v, s: v.reshape(s)) for buf in buffers]
         args = (scale, loss, views[0], views[1], views[2] if len(views) == 3 else none, True)
     else:
         args = (np.empty(0, dtype), loss, none, none, none, False)

@@ -361,7 +361,7 @@ def _run_class_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_ou
     if grad:
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, n_rows, dtype),
                                                      loss_shape), dtype).reshape(-1)
-        buffer = GradientBuffer(x, dtype, grad_out)
+        buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
         grad_rows = buffer.view(lambda a: _c_rows(a), lambda v, s: v.reshape(s))
     else:
         scale = np.empty(0, dtype)

@@ -338,54 +338,45 @@ def _aliasing_call(rng, name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("name", EMBEDDING_LOSSES)
-def test_grad_out_may_be_any_argument(rng, dtype, reduction, name):
-    """grad_out = the first input (in place), another input, the target, or grad_output:
-    value and every gradient bit for bit those of the call without grad_out."""
+def test_grad_out_is_the_input_or_refused(rng, dtype, reduction, name):
+    """grad_out = the first input (in place): value and every gradient bit for bit those of
+    the call without grad_out. grad_out overlapping another argument (another input, the
+    target, grad_output) or a shifted view of the first input: a ValueError saying so,
+    and nothing written."""
     fn, inputs, kwargs, diff = _aliasing_call(rng, name, dtype)
     go = rng.standard_normal(7).astype(dtype) if reduction == "none" else 0.7
     kwargs = dict(kwargs, reduction=reduction)
     expected, expected_grads = fn(*inputs, **kwargs, grad=True, grad_output=go)
-    candidates = list(range(len(inputs)))
-    for k in candidates:
-        args = [a.copy() for a in inputs]
-        shared = args[k]
-        if shared.shape != inputs[0].shape:  # a target (7,): the first 7 entries of grad_out's buffer
-            buffer = np.empty(inputs[0].size, dtype)
-            buffer[:7] = shared
-            args[k] = buffer[:7]
-            out = buffer.reshape(inputs[0].shape)
-        else:
-            out = shared
-        value, grads = fn(*args, **kwargs, grad=True, grad_output=go, grad_out=out)
-        assert grads[0] is out
-        np.testing.assert_array_equal(value, expected)
-        for g, e in zip(grads, expected_grads):
-            np.testing.assert_array_equal(g, e)
-    if reduction == "none":  # grad_output in the same buffer as grad_out
-        out = np.empty(inputs[0].shape, dtype)
-        out.reshape(-1)[:7] = go
-        value, grads = fn(*inputs, **kwargs, grad=True, grad_output=out.reshape(-1)[:7], grad_out=out)
-        np.testing.assert_array_equal(value, expected)
-        for g, e in zip(grads, expected_grads):
-            np.testing.assert_array_equal(g, e)
-
-
-@pytest.mark.parametrize("name", EMBEDDING_LOSSES)
-@pytest.mark.parametrize("shift", [1, 5, -4])
-def test_grad_out_partially_overlapping_an_input(rng, name, shift):
-    """A grad_out that is a shifted view of the first input's buffer (by part of a row, or
-    a row): the right numbers, computed into a scratch buffer first."""
-    fn, inputs, kwargs, diff = _aliasing_call(rng, name, np.float64)
-    expected, expected_grads = fn(*inputs, **kwargs, grad=True)
-    buffer = np.zeros(inputs[0].size + abs(shift))
-    start = max(-shift, 0)
-    x = buffer[start:start + inputs[0].size].reshape(inputs[0].shape)
-    x[...] = inputs[0]
-    out = buffer[start + shift:start + shift + inputs[0].size].reshape(inputs[0].shape)
-    value, grads = fn(x, *inputs[1:], **kwargs, grad=True, grad_out=out)
+    x = inputs[0].copy()
+    value, grads = fn(x, *inputs[1:], **kwargs, grad=True, grad_output=go, grad_out=x)
+    assert grads[0] is x
     np.testing.assert_array_equal(value, expected)
     for g, e in zip(grads, expected_grads):
         np.testing.assert_array_equal(g, e)
+    refused = []
+    for k in range(1, len(inputs)):  # another input, or a target in the first entries of grad_out's buffer
+        out = np.empty(inputs[0].shape, dtype)
+        args = list(inputs)
+        args[k] = out.reshape(-1)[:inputs[k].size].reshape(inputs[k].shape)
+        args[k][...] = inputs[k]
+        refused.append((args, {"grad_output": go}, out))
+    if reduction == "none":
+        out = np.empty(inputs[0].shape, dtype)
+        out.reshape(-1)[:7] = go
+        refused.append((inputs, {"grad_output": out.reshape(-1)[:7]}, out))
+    for shift in (1, inputs[0].shape[-1], -4):
+        buffer = np.zeros(inputs[0].size + abs(shift), dtype)
+        start = max(-shift, 0)
+        shifted = buffer[start:start + inputs[0].size].reshape(inputs[0].shape)
+        shifted[...] = inputs[0]
+        refused.append(([shifted, *inputs[1:]], {"grad_output": go},
+                        buffer[start + shift:start + shift + inputs[0].size].reshape(inputs[0].shape)))
+    for args, options, out in refused:
+        before = [np.array(a, copy=True) for a in args]
+        with pytest.raises(ValueError, match="grad_out overlaps"):
+            fn(*args, **kwargs, **options, grad=True, grad_out=out)
+        for a, b in zip(args, before):
+            np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------- triplet_margin_with_distance_loss
