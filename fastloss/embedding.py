@@ -272,7 +272,8 @@ def _triplet_cosine_row(u, v, w, margin, swap, s, want_grad, gu, gv, gw):
     pn_v, pn_w = _similarity_norm_grads(g_pn, v, w, kv, kw, zero) if swap else (zero, zero)
     for i in range(u.shape[0]):
         x, y, z = u[i], v[i], w[i]
-        g_x = _similarity_grad(g_ap, ap_u, x, y, nu, ku, kv, zero) + _similarity_grad(g_an, an_u, x, z, nu, ku, kw, zero)
+        g_x = _similarity_grad(g_ap, ap_u, x, y, nu, ku, kv, zero)
+        g_x += _similarity_grad(g_an, an_u, x, z, nu, ku, kw, zero)
         g_y = _similarity_grad(g_ap, ap_v, y, x, nv, kv, ku, zero)
         g_z = _similarity_grad(g_an, an_w, z, x, nw, kw, ku, zero)
         if swap:

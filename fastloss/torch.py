@@ -228,7 +228,8 @@ def with_distance_function(loss):
 
 
 _FUNCTIONS = {name: functional(fn) for name, fn in _batch.losses().items()}
-_FUNCTIONS["triplet_margin_with_distance_loss"] = with_distance_function(_FUNCTIONS["triplet_margin_with_distance_loss"])
+_FUNCTIONS["triplet_margin_with_distance_loss"] = with_distance_function(
+    _FUNCTIONS["triplet_margin_with_distance_loss"])
 _MODULES = {name: module(value, _FUNCTIONS) for name, value in vars(fastloss).items()
             if isinstance(value, type) and issubclass(value, Criterion)}
 globals().update(_FUNCTIONS)
