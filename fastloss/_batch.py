@@ -115,6 +115,7 @@ SPECS = {
     "cosine_embedding_loss": BatchSpec(grads=("input1", "input2")),
     "contrastive_loss": BatchSpec(grads=("input1", "input2")),
     "triplet_margin_loss": BatchSpec(grads=("anchor", "positive", "negative")),
+    "triplet_margin_with_distance_loss": BatchSpec(grads=("anchor", "positive", "negative")),
     "gaussian_nll_loss": BatchSpec(grads=("input", "var")),
     "large_margin_cosine_loss": BatchSpec(axes={"weight": None}, grads=("features", "weight")),
     "batch_triplet_loss": BatchSpec(decomposable=False),

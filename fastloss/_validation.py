@@ -148,15 +148,17 @@ def describe(value):
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def check_real(value, name, low=None, high=None, low_open=False):
-    """A finite real scalar option, optionally inside [low, high] (or (low, high])."""
+def check_real(value, name, low=None, high=None, low_open=False, finite=True):
+    """A real scalar option, optionally inside [low, high] (or (low, high]); finite unless
+    ``finite=False`` (for the options torch computes with whatever their value, NaN and inf
+    included)."""
     if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {describe(value)}")
     try:
         value = float(value)
     except OverflowError:  # an integer beyond float's range
         raise ValueError(f"{name} must be finite, got an integer of {int(value).bit_length()} bits") from None
-    if not math.isfinite(value):
+    if finite and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")

@@ -1,13 +1,24 @@
-r"""Embedding losses over pairs and triplets of (N, D) rows: value and gradient fused.
+r"""Embedding losses over pairs and triplets of rows: value and gradient fused.
 
-One parallel kernel, :func:`embedding_pair_rows`, serves the three losses of this
+One parallel kernel, :func:`embedding_pair_rows`, serves the four losses of this
 family; per row it computes the needed similarities (a cosine, or L_p distances
 :math:`\lVert u - v + \varepsilon \rVert_p` as ``torch.pairwise_distance`` defines
-them) and writes the gradient of every input in the same pass. The distance and its
-gradient are the shared helpers :func:`_distance` and :func:`_add_distance_grad`.
+them) and writes the gradient of every input in the same pass.
+
+Two rules hold in every row:
+
+* Exactness in the corners: each gradient is torch's backward formula, step by step
+  (``clamp_min`` passes its gradient at 0 and none for NaN, ``torch.minimum`` splits a
+  tie in halves, the norm's backward masks a zero norm), so that NaN and inf
+  propagate exactly as through torch's autograd, and never as ``0 * inf``.
+* In place: a row is read whole for its distances, then one pass over its elements
+  reads element i of every input before it writes element i of the gradients, so the
+  gradient buffer may be the input itself (``grad_out=anchor``); any other overlap is
+  refused by :class:`fastloss._layout.GradientBuffer`.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, overload
 
 import numpy as np
@@ -28,23 +39,43 @@ if TYPE_CHECKING:
     from ._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
 
 __all__ = [
-    "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss",
-    "CosineEmbeddingLoss", "TripletMarginLoss", "ContrastiveLoss",
+    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "contrastive_loss",
+    "CosineEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "ContrastiveLoss",
 ]
 
-COSINE, CONTRASTIVE, TRIPLET = 0, 1, 2
+# Row kinds of the kernel: torch's cosine_embedding_loss, the contrastive loss, the triplet
+# hinge on L_p distances, and the triplet hinge on the cosine distance 1 - cos.
+COSINE, CONTRASTIVE, TRIPLET, TRIPLET_COSINE = range(4)
 
 # torch's cosine_embedding_loss adds this to both squared norms (ATen Loss.cpp, EPSILON).
 _COSINE_EPS = 1e-12
+# torch.nn.functional.cosine_similarity's default eps: each norm is clamped below at it.
+_SIMILARITY_EPS = 1e-8
 
 
 # ---------------------------------------------------------------- row helpers
 
 @jit(fastmath=REDUCE)
-def _dot(u, v):
-    s = u[0] * 0
+def _dot(u, v, zero):
+    s = zero
     for i in range(u.shape[0]):
         s += u[i] * v[i]
+    return s
+
+
+@jit()
+def _scaled_product(x, y, kx, ky):
+    """(x / kx) (y / ky) in that order: compiled without reassociation, which could turn it
+    into (x y) / (kx ky) and overflow where torch does not; inlined into the REDUCE sum below."""
+    return (x / kx) * (y / ky)
+
+
+@jit(fastmath=REDUCE)
+def _cosine_sum(u, v, ku, kv, zero):
+    """sum_i (u_i / ku) (v_i / kv): torch's cosine_similarity after its norms are clamped."""
+    s = zero
+    for i in range(u.shape[0]):
+        s += _scaled_product(u[i], v[i], ku, kv)
     return s
 
 
@@ -58,7 +89,7 @@ def _shifted_difference(x, y, eps):
 @jit(fastmath=REDUCE)
 def _power_sum(u, v, eps, p):
     """sum_i |u_i - v_i + eps|^p (p = 1 and 2 without a pow)."""
-    s = u[0] * 0
+    s = typed(0, eps)
     for i in range(u.shape[0]):
         a = abs(_shifted_difference(u[i], v[i], eps))
         if p == 2:
@@ -71,138 +102,283 @@ def _power_sum(u, v, eps, p):
 
 
 @jit()
-def _distance(u, v, eps, p):
-    """||u - v + eps||_p, as torch.pairwise_distance."""
-    s = _power_sum(u, v, eps, p)
+def _norm(u, v, eps, p):
+    """torch.linalg.vector_norm(u - v + eps, p) of one row, for any real p and +-inf: the
+    count of nonzero entries for p = 0 (NaN counts), the largest or smallest |entry| for
+    p = +-inf (NaN propagated), else (sum |entry|^p)^(1/p); of one entry, its |entry| for
+    every p but 0, without the overflow of a power (as torch). +-inf needs a nonempty row."""
+    zero = typed(0, p)
+    if u.shape[0] == 1 and p != 0:  # torch reduces nothing over one feature: |entry|, for any such p
+        return abs(_shifted_difference(u[0], v[0], eps))
     if p == 2:
-        return np.sqrt(s)
+        return np.sqrt(_power_sum(u, v, eps, p))
     if p == 1:
-        return s
-    return s ** (typed(1, s) / p)
+        return _power_sum(u, v, eps, p)
+    if p == 0:
+        count = zero
+        for i in range(u.shape[0]):
+            count += typed(1, p) if _shifted_difference(u[i], v[i], eps) != 0 else zero
+        return count
+    if np.isinf(p):
+        m = abs(_shifted_difference(u[0], v[0], eps))
+        for i in range(1, u.shape[0]):
+            a = abs(_shifted_difference(u[i], v[i], eps))
+            if m == m and (a != a or (a > m if p > 0 else a < m)):
+                m = a
+        return m
+    return _power_sum(u, v, eps, p) ** (typed(1, p) / p)
 
 
 @jit()
-def _add_distance_grad(u, v, eps, p, d, coef, gu, gv):
-    """gu += coef * dd/du and gv -= the same, d = ||u - v + eps||_p; 0 where d = 0 (as torch's norm backward)."""
-    if d == 0 or coef == 0:
-        return
+def _sgn(x):
+    """torch.sgn of a real: 1, -1, or 0 for 0 and for NaN (as torch's CPU kernel gives)."""
+    one = typed(1, x)
+    return one if x > 0 else (-one if x < 0 else typed(0, x))
+
+
+@jit()
+def _norm_backward_factor(u, v, eps, p, d, c):
+    """The per-row part of torch's norm backward (FunctionsManual.cpp, ``norm_backward``) for
+    d = ||u - v + eps||_p and incoming gradient c, used by :func:`_norm_backward`."""
+    zero = typed(0, p)
+    if p == 0 or p == 1 or p == 2:
+        return c
+    if np.isinf(p):  # grad / (number of entries at the extreme |entry| or NaN)
+        count = zero
+        for i in range(u.shape[0]):
+            a = abs(_shifted_difference(u[i], v[i], eps))
+            count += typed(1, p) if (a == d or a != a) else zero
+        return c / count
+    if p < 1:
+        return d ** (typed(1, p) - p)
+    return c / d ** (p - typed(1, p)) if d != 0 else zero
+
+
+@jit()
+def _norm_backward(p, w, d, c, r):
+    """Entry w's gradient of c * ||row||_p (d the norm, r the row's factor from
+    :func:`_norm_backward_factor`), as torch's norm backward writes it, branch by branch
+    (every constant in the dtype of w: a float64 step would hide a float32 overflow)."""
+    zero = typed(0, w)
     if p == 2:
-        f = coef / d
-        for i in range(u.shape[0]):
-            g = f * (u[i] - v[i] + eps)
-            gu[i] += g
-            gv[i] -= g
-    elif p == 1:
-        for i in range(u.shape[0]):
-            w = u[i] - v[i] + eps
-            g = coef if w > 0 else (-coef if w < 0 else w * 0)
-            gu[i] += g
-            gv[i] -= g
-    else:
-        f = coef / d ** (p - 1)
-        for i in range(u.shape[0]):
-            w = u[i] - v[i] + eps
-            g = f * w * abs(w) ** (p - 2) if w != 0 else w * 0
-            gu[i] += g
-            gv[i] -= g
+        return c * (w / d if d != 0 else zero)
+    if p == 1:
+        return _sgn(w) * c
+    if p == 0:
+        return zero  # torch's backward gives no gradient for p = 0
+    if np.isinf(p):
+        return _sgn(w) * (r * (typed(1, w) if (abs(w) == d or w != w) else zero))
+    if p < 1:
+        return _sgn(w) * (abs(w) ** (p - typed(1, p)) if w != 0 else zero) * c * r
+    if p < 2:
+        return _sgn(w) * abs(w) ** (p - typed(1, p)) * r
+    return w * abs(w) ** (p - typed(2, p)) * r
 
 
 @jit()
-def _zero(out):
-    for i in range(out.shape[0]):
-        out[i] = 0
+def _clamp_min0(x):
+    """torch.clamp_min(x, 0): NaN passes."""
+    return typed(0, x) if x < 0 else x
+
+
+@jit()
+def _hinge(margin, d_ap, d_an, d_pn, swap, s):
+    """torch's triplet hinge from its distances (d_pn read only with ``swap``):
+    ``clamp_min(margin + d_ap - minimum(d_an, d_pn), 0)``, and the gradients of s times it
+    with respect to d_ap, d_an and d_pn by torch's backward formulas: clamp_min passes the
+    gradient where its input is >= 0 (so not for NaN), torch.minimum propagates NaN and
+    gives each side of a tie half."""
+    zero = typed(0, s)
+    d_neg = d_an
+    if swap:
+        d_neg = d_an if (d_an != d_an or not (d_pn < d_an)) else d_pn
+    h = margin + d_ap - d_neg
+    c = s if h >= 0 else zero
+    if not swap:
+        return _clamp_min0(h), c, -c, zero
+    g = -c / typed(2, c) if d_an == d_pn else -c
+    return _clamp_min0(h), c, (zero if d_an > d_pn else g), (zero if d_an < d_pn else g)
+
+
+@jit()
+def _triplet_row(u, v, w, margin, p, eps, swap, s, want_grad, gu, gv, gw):
+    """One triplet on L_p distances; writes the three gradient rows if ``want_grad``, reading
+    entry i of u, v, w before writing entry i of gu, gv, gw. Returns the loss."""
+    d_ap = _norm(u, v, eps, p)
+    d_an = _norm(u, w, eps, p)
+    d_pn = _norm(v, w, eps, p) if swap else d_an
+    loss, c_ap, c_an, c_pn = _hinge(margin, d_ap, d_an, d_pn, swap, s)
+    if not want_grad:
+        return loss
+    r_ap = _norm_backward_factor(u, v, eps, p, d_ap, c_ap)
+    r_an = _norm_backward_factor(u, w, eps, p, d_an, c_an)
+    r_pn = _norm_backward_factor(v, w, eps, p, d_pn, c_pn) if swap else r_an
+    for i in range(u.shape[0]):
+        x, y, z = u[i], v[i], w[i]
+        e_ap = _norm_backward(p, _shifted_difference(x, y, eps), d_ap, c_ap, r_ap)
+        e_an = _norm_backward(p, _shifted_difference(x, z, eps), d_an, c_an, r_an)
+        g_y = -e_ap
+        g_z = -e_an
+        if swap:
+            e_pn = _norm_backward(p, _shifted_difference(y, z, eps), d_pn, c_pn, r_pn)
+            g_y += e_pn
+            g_z -= e_pn
+        gu[i] = e_ap + e_an
+        gv[i] = g_y
+        gw[i] = g_z
+    return loss
+
+
+@jit()
+def _similarity_norm(u, zero):
+    """(||u||_2, max(||u||_2, eps)): torch's cosine_similarity clamps the norm below at its
+    eps without a gradient for the clamp (NaN passes)."""
+    n = abs(u[0]) if u.shape[0] == 1 else np.sqrt(_dot(u, u, zero))  # one feature: no square (see _norm)
+    eps = typed(_SIMILARITY_EPS, zero)
+    return n, (eps if n < eps else n)
+
+
+@jit()
+def _similarity_norm_grads(g, u, v, ku, kv, zero):
+    """The gradients of g * sum_i (u_i / ku) (v_i / kv) with respect to the clamped norms ku
+    and kv, as torch's division backward sums them over the entries."""
+    g_ku = zero
+    g_kv = zero
+    for i in range(u.shape[0]):
+        a = u[i] / ku
+        b = v[i] / kv
+        g_ku -= (g * b) * (a / ku)
+        g_kv -= (g * a) * (b / kv)
+    return g_ku, g_kv
+
+
+@jit()
+def _similarity_grad(g, g_kx, x, y, nx, kx, ky, zero):
+    """Entry x's gradient of g * cosine_similarity(., other) (y the other's entry, g_kx from
+    :func:`_similarity_norm_grads`): the division's own term, then the norm backward of
+    ||x|| (the clamp to eps has no gradient in torch)."""
+    return (g * (y / ky)) / kx + g_kx * (x / nx if nx != 0 else zero)
+
+
+@jit()
+def _triplet_cosine_row(u, v, w, margin, swap, s, want_grad, gu, gv, gw):
+    """One triplet on the cosine distance 1 - cosine_similarity (torch's, eps 1e-8), as
+    :func:`_triplet_row`."""
+    zero = typed(0, s)
+    one = typed(1, s)
+    nu, ku = _similarity_norm(u, zero)
+    nv, kv = _similarity_norm(v, zero)
+    nw, kw = _similarity_norm(w, zero)
+    cos_ap = _cosine_sum(u, v, ku, kv, zero)
+    cos_an = _cosine_sum(u, w, ku, kw, zero)
+    cos_pn = _cosine_sum(v, w, kv, kw, zero) if swap else cos_an
+    loss, c_ap, c_an, c_pn = _hinge(margin, one - cos_ap, one - cos_an, one - cos_pn, swap, s)
+    if not want_grad:
+        return loss
+    g_ap, g_an, g_pn = -c_ap, -c_an, -c_pn  # d = 1 - cos
+    ap_u, ap_v = _similarity_norm_grads(g_ap, u, v, ku, kv, zero)
+    an_u, an_w = _similarity_norm_grads(g_an, u, w, ku, kw, zero)
+    pn_v, pn_w = _similarity_norm_grads(g_pn, v, w, kv, kw, zero) if swap else (zero, zero)
+    for i in range(u.shape[0]):
+        x, y, z = u[i], v[i], w[i]
+        g_x = _similarity_grad(g_ap, ap_u, x, y, nu, ku, kv, zero)
+        g_x += _similarity_grad(g_an, an_u, x, z, nu, ku, kw, zero)
+        g_y = _similarity_grad(g_ap, ap_v, y, x, nv, kv, ku, zero)
+        g_z = _similarity_grad(g_an, an_w, z, x, nw, kw, ku, zero)
+        if swap:
+            g_y += _similarity_grad(g_pn, pn_v, y, z, nv, kv, kw, zero)
+            g_z += _similarity_grad(g_pn, pn_w, z, y, nw, kw, kv, zero)
+        gu[i] = g_x
+        gv[i] = g_y
+        gw[i] = g_z
+    return loss
+
+
+@jit()
+def _cosine_embedding_row(u, v, y, margin, s, want_grad, gu, gv):
+    """torch's cosine_embedding_loss of one pair (ATen Loss.cpp): 1 - cos where y == 1,
+    clamp_min(cos - margin, 0) where y == -1, 0 for any other y; the gradient by torch's
+    backward of each step (where, clamp_min, the division, sqrt, the sums of products)."""
+    zero = typed(0, s)
+    one = typed(1, s)
+    eps = typed(_COSINE_EPS, s)
+    prod = _dot(u, v, zero)
+    m_u = _dot(u, u, zero) + eps
+    m_v = _dot(v, v, zero) + eps
+    denom = np.sqrt(m_u * m_v)
+    cos = prod / denom
+    loss = (one - cos if y == 1 else zero) + (_clamp_min0(cos - margin) if y == -1 else zero)
+    if not want_grad:
+        return loss
+    g_cos = (-s if y == 1 else zero) + (s if (y == -1 and cos - margin >= 0) else zero)
+    g_prod = g_cos / denom
+    g_denom = -g_cos * (cos / denom)
+    g_m = g_denom / (denom + denom)  # of m_u * m_v, through the sqrt
+    g_mu = g_m * m_v
+    g_mv = g_m * m_u
+    for i in range(u.shape[0]):
+        a, b = u[i], v[i]
+        gu[i] = g_prod * b + (g_mu * a + g_mu * a)
+        gv[i] = g_prod * a + (g_mv * b + g_mv * b)
+    return loss
+
+
+@jit()
+def _contrastive_row(u, v, y, margin, s, want_grad, gu, gv):
+    """y d^2 + (1 - y) clamp_min(margin - d, 0)^2 with d = ||u - v||_2; the gradient by
+    torch's backward of that composition (pow, clamp_min, the norm)."""
+    zero = typed(0, s)
+    one = typed(1, s)
+    two = typed(2, s)
+    d = _norm(u, v, zero, two)
+    gap = _clamp_min0(margin - d)
+    loss = y * (d * d) + (one - y) * (gap * gap)
+    if not want_grad:
+        return loss
+    g_gap = (s * (one - y)) * (two * gap) if margin - d >= 0 else zero
+    g_d = (s * y) * (two * d) - g_gap
+    for i in range(u.shape[0]):
+        e = _norm_backward(two, u[i] - v[i], d, g_d, g_d)
+        gu[i] = e
+        gv[i] = -e
+    return loss
 
 
 @jit(parallel=True)
 def embedding_pair_rows(kind, a, b, c, target, margin, p, eps, swap, scale, loss, ga, gb, gc, want_grad):
     """Per-row embedding loss over (N, D) rows ``a``, ``b`` (and ``c`` for triplets).
 
-    ``kind`` COSINE: torch's cosine_embedding_loss, target in {-1, 1}. CONTRASTIVE:
-    y d^2 + (1 - y) max(0, margin - d)^2 with d = ||a - b||_2, target in {0, 1}.
-    TRIPLET: max(0, margin + d(a, b) - d(a, c)) with L_p distances (``swap``: d(a, c)
-    replaced by d(b, c) when smaller; a tie shares the gradient in halves, as torch). Writes the per-row loss and, if ``want_grad``,
-    ``scale[n]`` times the gradients into ``ga``, ``gb``, ``gc``.
+    ``kind`` COSINE: torch's cosine_embedding_loss (:func:`_cosine_embedding_row`).
+    CONTRASTIVE: y d^2 + (1 - y) max(0, margin - d)^2, d = ||a - b||_2. TRIPLET:
+    max(0, margin + d(a, b) - d(a, c)) with L_p distances ||u - v + eps||_p (``swap``:
+    d(a, c) replaced by d(b, c) when smaller). TRIPLET_COSINE: the same hinge with
+    d = 1 - cosine similarity. Writes the per-row loss and, if ``want_grad``,
+    ``scale[n]`` times the gradients into ``ga``, ``gb``, ``gc``: row n of each is
+    written only after row n of every input has been read, entry by entry (see the module
+    docstring), so ``ga`` may be ``a`` itself.
     """
     n_rows = a.shape[0]
-    zero = margin * 0
+    zero = typed(0, margin)
     for n in prange(n_rows):
-        u = a[n]
-        v = b[n]
         s = scale[n] if want_grad else zero
-        if want_grad:
-            _zero(ga[n])
-            _zero(gb[n])
         if kind == COSINE:
-            eps_c = typed(_COSINE_EPS, margin)
-            mag_u = _dot(u, u) + eps_c
-            mag_v = _dot(v, v) + eps_c
-            denom = np.sqrt(mag_u * mag_v)
-            cos = _dot(u, v) / denom
-            y = target[n]
-            coef = zero  # d loss / d cos
-            if y == 1:
-                loss[n] = typed(1, margin) - cos
-                coef = -typed(1, margin)
-            elif cos - margin >= 0:  # torch's clamp_min passes the gradient at 0
-                loss[n] = cos - margin
-                coef = typed(1, margin)
-            else:
-                loss[n] = zero
-            if want_grad and coef != 0:
-                k = coef * s
-                gu = ga[n]
-                gv = gb[n]
-                for i in range(u.shape[0]):
-                    gu[i] = k * (v[i] / denom - cos * u[i] / mag_u)
-                    gv[i] = k * (u[i] / denom - cos * v[i] / mag_v)
+            loss[n] = _cosine_embedding_row(a[n], b[n], target[n], margin, s, want_grad, ga[n], gb[n])
         elif kind == CONTRASTIVE:
-            d = _distance(u, v, zero, typed(2, margin))
-            y = target[n]
-            gap = margin - d
-            gap = gap if gap > 0 else zero
-            loss[n] = y * d * d + (typed(1, margin) - y) * gap * gap
-            if want_grad:
-                # d loss / d d = 2 y d - 2 (1 - y) gap
-                coef = (typed(2, margin) * (y * d - (typed(1, margin) - y) * gap)) * s
-                _add_distance_grad(u, v, zero, typed(2, margin), d, coef, ga[n], gb[n])
+            loss[n] = _contrastive_row(a[n], b[n], target[n], margin, s, want_grad, ga[n], gb[n])
+        elif kind == TRIPLET:
+            loss[n] = _triplet_row(a[n], b[n], c[n], margin, p, eps, swap, s, want_grad, ga[n], gb[n], gc[n])
         else:
-            w = c[n]
-            d_pos = _distance(u, v, eps, p)
-            d_neg = _distance(u, w, eps, p)
-            # Share of the gradient of d(a, n) and of d(p, n): torch.minimum splits a tie in halves.
-            share_an = typed(1, margin)
-            share_pn = zero
-            if swap:
-                d_swap = _distance(v, w, eps, p)
-                if d_swap < d_neg:
-                    d_neg = d_swap
-                    share_an, share_pn = zero, typed(1, margin)
-                elif d_swap == d_neg:
-                    share_an = share_pn = typed(0.5, margin)
-            h = margin + d_pos - d_neg
-            loss[n] = h if h > 0 else zero
-            if want_grad:
-                _zero(gc[n])
-                if h >= 0:  # torch's clamp_min passes the gradient at 0
-                    _add_distance_grad(u, v, eps, p, d_pos, s, ga[n], gb[n])
-                    _add_distance_grad(u, w, eps, p, d_neg, -s * share_an, ga[n], gc[n])
-                    _add_distance_grad(v, w, eps, p, d_neg, -s * share_pn, gb[n], gc[n])
+            loss[n] = _triplet_cosine_row(a[n], b[n], c[n], margin, swap, s, want_grad, ga[n], gb[n], gc[n])
 
 
 # ---------------------------------------------------------------- wrappers
 
-def _rows(array, name, dtype=None):
-    x = as_float_array(array, name, dtype)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"{name} must be (N, D) or (D,), got shape {x.shape}")
-    return x
-
-
-def _c_rows(array):
-    """A C-contiguous (N, D) view of a gradient buffer, or a scratch array."""
-    if array.flags.c_contiguous:
-        return array.reshape(-1, array.shape[-1])
-    return np.empty((array.size // max(array.shape[-1], 1), array.shape[-1]), array.dtype)
+def _triplet_margin(margin):
+    """torch's one check of the triplet losses' margin: > 0 (NaN passes it, as in torch)."""
+    margin = check_real(margin, "margin", finite=False)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    return margin
 
 
 def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_out):
@@ -210,47 +386,47 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     x = inputs[0]
     dtype = x.dtype
     loss_shape = x.shape[:-1]
-    rows = [read_only(np.ascontiguousarray(a.reshape(-1, x.shape[-1]))) for a in inputs]
-    n_rows = rows[0].shape[0]
+    shape = (math.prod(loss_shape), x.shape[-1] if x.ndim else 1)  # a 0-d input is one feature
+    rows = [read_only(np.ascontiguousarray(a.reshape(shape))) for a in inputs]
     c = rows[2] if len(rows) == 3 else rows[0]
     y = read_only(np.ascontiguousarray(np.broadcast_to(target, loss_shape).reshape(-1)))
-    loss = np.empty(n_rows, dtype)
-    empty = np.empty((0, 0), dtype)
+    loss = np.empty(shape[0], dtype)
+    none = np.empty((shape[0], 0), dtype)  # rows of nothing: what the kernel is given for no gradient
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, n_rows, dtype),
+        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, shape[0], dtype),
                                                      loss_shape), dtype).reshape(-1)
-        buffers = [GradientBuffer(x, dtype, grad_out, reads=(*inputs[1:], target, scale))] + [GradientBuffer(a, dtype, None) for a in inputs[1:]]
-        views = [buf.view(_c_rows, lambda v, s: v.reshape(s)) for buf in buffers]
-        gc = views[2] if len(views) == 3 else empty
-        args = (scale, loss, views[0], views[1], gc, True)
+        buffers = [GradientBuffer(inputs[0], dtype, grad_out, reads=(*inputs[1:], target, scale))]
+        buffers += [GradientBuffer(a, dtype, None) for a in inputs[1:]]
+        views = [buf.view(lambda array: array.reshape(shape) if array.flags.c_contiguous else np.empty(shape, dtype),
+                          lambda v, s: v.reshape(s)) for buf in buffers]
+        args = (scale, loss, views[0], views[1], views[2] if len(views) == 3 else none, True)
     else:
-        args = (np.empty(0, dtype), loss, empty, empty, empty, False)
+        args = (np.empty(0, dtype), loss, none, none, none, False)
     margin, p, eps, swap = params
     embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
                         *args)
     total = sum_float64(loss) if reduction != "none" else 0.0
-    result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
+    result = finish(total, loss.reshape(loss_shape), reduction, shape[0], dtype)
     if not grad:
         return result
     return result, tuple(buf.result() for buf in buffers)
 
 
-def _pair_inputs(names, arrays):
-    first = _rows(arrays[0], names[0])
-    rest = [_rows(a, name, first.dtype) for name, a in zip(names[1:], arrays[1:])]
+def _pair_inputs(names, arrays, ranks=None):
+    """The inputs as float arrays of the first one's compute dtype and shape; ``ranks``: the
+    numbers of dimensions allowed (any when None, as torch's triplet losses)."""
+    first = as_float_array(arrays[0], names[0])
+    if ranks is not None and first.ndim not in ranks:
+        raise ValueError(f"{names[0]} must be (N, D) or (D,), got shape {first.shape}")
+    rest = [as_float_array(a, name, first.dtype) for name, a in zip(names[1:], arrays[1:])]
     for name, a in zip(names[1:], rest):
         check_shape(a.shape, first.shape, name, names[0])
-    if first.shape[-1] == 0:
-        raise ValueError(f"{names[0]} has shape {first.shape}: zero features")
     return [first] + rest
 
 
-def _labels(target, x, allowed, name="target"):
+def _labels(target, x, name="target"):
     y = as_target_array(target, name, x.dtype)
     check_shape(y.shape, x.shape[:-1], name, f"input of shape {x.shape} (one label per row)")
-    bad = ~np.isin(y, allowed)
-    if bad.any():
-        raise ValueError(f"{name} must hold only {' and '.join(map(str, allowed))}; found {y[bad].flat[0]}")
     return y
 
 
@@ -280,11 +456,11 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     .. math::
 
         \ell = \begin{cases} 1 - \cos(x_1, x_2) & y = 1 \\ \max(0, \cos(x_1, x_2) - \mathrm{margin}) & y = -1
-        \end{cases}, \qquad
+        \\ 0 & \text{any other } y \end{cases}, \qquad
         \cos = \frac{x_1 \cdot x_2}{\sqrt{(\lVert x_1\rVert^2 + 10^{-12})(\lVert x_2\rVert^2 + 10^{-12})}}
 
-    Inputs (N, D) or (D,), targets (N,) or () in {-1, 1} (anything else raises
-    ValueError). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
+    Inputs (N, D) or (D,), targets (N,) or (): any real values, as in torch (only 1
+    and -1 select a term). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
 
     References
     ----------
@@ -293,16 +469,27 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> a, b = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 1.0]])
-    >>> round(float(fastloss.cosine_embedding_loss(a, b, np.array([1, -1]))), 4)
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> y = np.array([1, -1])  # pull the first pair together (cos 0), push the second apart (cos 1)
+    >>> round(float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), y)), 9)
     1.0
     """
     require_numba("cosine_embedding_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
-    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
-    y = _labels(target, x1, (-1, 1))
+    margin = check_real(margin, "margin", finite=False)
+    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
+    y = _labels(target, x1)
     return _run_pairs(COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+
+
+def _triplet_inputs(anchor, positive, negative, p=2.0):
+    """The three triplet inputs, any equal shapes (D = the last axis; a 0-d input is one
+    feature); torch's norm of no features is refused for p < 0 and p = +-inf, as there."""
+    a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative))
+    if a.ndim and a.shape[-1] == 0 and (p < 0 or math.isinf(p)):
+        raise ValueError(f"p={p}: the L_p norm of zero features is not defined for p < 0 or infinite p, and "
+                         f"anchor has shape {a.shape}")
+    return a, pos, neg
 
 
 @overload
@@ -337,10 +524,12 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
         \ell = \max(0,\ \mathrm{margin} + d(a, p) - d(a, n)), \qquad
         d(u, v) = \lVert u - v + \varepsilon \rVert_p
 
-    with ``eps`` added to the difference as ``torch.pairwise_distance`` adds it. With
+    with ``eps`` added to the difference as ``torch.pairwise_distance`` adds it, the norm
+    over the last axis (inputs of any equal shapes; a 0-d input is one feature). With
     ``swap`` (Balntas et al. 2016) :math:`d(a, n)` is replaced by :math:`d(p, n)` when
-    that is smaller. ``p > 0`` finite. ``grad=True`` gives
-    ``(loss, (d/d anchor, d/d positive, d/d negative))``.
+    that is smaller. ``margin > 0`` (ValueError otherwise, as torch); ``p`` any real or
+    ``inf`` as ``torch.linalg.vector_norm`` takes it (p = 0 counts the nonzero entries and
+    has no gradient). ``grad=True`` gives ``(loss, (d/d anchor, d/d positive, d/d negative))``.
 
     References
     ----------
@@ -351,21 +540,128 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> a = np.array([[0.0, 0.0]])
-    >>> p, n = np.array([[0.0, 1.0]]), np.array([[1.5, 0.0]])
-    >>> round(float(fastloss.triplet_margin_loss(a, p, n)), 4)
-    0.5
+    >>> a, p, n = np.array([[0.0, 0.0]]), np.array([[3.0, 4.0]]), np.array([[0.0, 1.0]])
+    >>> round(float(fastloss.triplet_margin_loss(a, p, n, eps=0.0)), 12)
+    5.0
     """
     require_numba("triplet_margin_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
-    p = check_real(p, "p", 0.0, low_open=True)
-    eps = check_real(eps, "eps")
+    margin = _triplet_margin(margin)
+    p = check_real(p, "p", finite=False)
+    eps = check_real(eps, "eps", finite=False)
     swap = check_bool(swap, "swap")
-    a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative))
-    target = np.zeros(a.shape[:-1], a.dtype)
-    return _run_pairs(TRIPLET, (a, pos, neg), target, (margin, p, eps, swap), reduction, grad, grad_output,
-                      grad_out)
+    a, pos, neg = _triplet_inputs(anchor, positive, negative, p)
+    return _run_pairs(TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+                      grad_output, grad_out)
+
+
+# The named distances of triplet_margin_with_distance_loss: (kernel row kind, p, eps).
+DISTANCES = {
+    None: (TRIPLET, 2.0, 1e-6),  # torch.pairwise_distance, torch's default
+    "euclidean": (TRIPLET, 2.0, 0.0),  # torch.linalg.vector_norm(x - y, dim=-1)
+    "cosine": (TRIPLET_COSINE, 2.0, 0.0),  # 1 - F.cosine_similarity(x, y, dim=-1)
+}
+
+
+def _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction):
+    """The hinge of a Python ``distance_function`` on the arrays, as torch composes it."""
+    loss_shape = a.shape[:-1]
+
+    def distance(x, y, names):
+        name = f"distance_function({names})"
+        d = as_target_array(distance_function(x, y), name, a.dtype)
+        check_shape(d.shape, loss_shape, name, f"inputs of shape {a.shape} (one distance per row)")
+        return d
+
+    d_neg = distance(a, neg, "anchor, negative")
+    if swap:
+        d_neg = np.minimum(d_neg, distance(pos, neg, "positive, negative"))
+    losses = np.asarray(np.maximum(margin + distance(a, pos, "anchor, positive") - d_neg, 0), a.dtype)
+    n_rows = losses.size
+    total = sum_float64(np.ascontiguousarray(losses).reshape(-1)) if reduction != "none" else 0.0
+    return finish(total, losses, reduction, n_rows, a.dtype)
+
+
+def check_triplet_with_distance(anchor, positive, negative, distance_function, margin, swap, reduction, grad=False):
+    """Every check of :func:`triplet_margin_with_distance_loss`, before any distance is taken
+    (:mod:`fastloss.torch` runs them for a callable too): ``(anchor, positive, negative,
+    the named distance's kernel parameters or None for a callable, margin, swap)``."""
+    check_options(reduction, grad)
+    margin = _triplet_margin(margin)
+    swap = check_bool(swap, "swap")
+    named = _distance_function(distance_function, grad)
+    return (*_triplet_inputs(anchor, positive, negative), named, margin, swap)
+
+
+def _distance_function(distance_function, grad):
+    """The kernel parameters of a named distance, or None for a Python callable (TypeError
+    with ``grad``: no gradient can be formed of it); ValueError or TypeError otherwise."""
+    if callable(distance_function):
+        if grad:
+            raise TypeError("distance_function is a Python callable, of which fastloss cannot form a gradient "
+                            "(only its values can be called on arrays): use distance_function=None, 'euclidean' "
+                            "or 'cosine', which have fused gradients, or fastloss.torch."
+                            "triplet_margin_with_distance_loss, where autograd differentiates the callable's "
+                            "torch operations")
+        return None
+    if distance_function is None or isinstance(distance_function, str):
+        if distance_function in DISTANCES:
+            return DISTANCES[distance_function]
+        raise ValueError(f"distance_function must be None, 'euclidean', 'cosine' or a callable; "
+                         f"got {distance_function!r}")
+    raise TypeError(f"distance_function must be None, 'euclidean', 'cosine' or a callable; "
+                    f"got {type(distance_function).__name__}")
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+    r"""Triplet margin loss with a distance of choice, as
+    ``torch.nn.functional.triplet_margin_with_distance_loss``.
+
+    .. math::
+
+        \ell = \max(0,\ \mathrm{margin} + d(a, p) - d(a, n))
+
+    with :math:`d(a, n)` replaced by :math:`d(p, n)` when that is smaller if ``swap``
+    (Balntas et al. 2016). ``distance_function``:
+
+    * ``None``: torch's default, ``torch.pairwise_distance``:
+      :math:`\lVert u - v + 10^{-6} \rVert_2`;
+    * ``"euclidean"``: :math:`\lVert u - v \rVert_2` (``torch.linalg.vector_norm(u - v, dim=-1)``);
+    * ``"cosine"``: :math:`1 - \cos(u, v)` with torch's ``cosine_similarity(u, v, dim=-1)``
+      (each norm clamped below at :math:`10^{-8}`);
+    * a Python callable ``f(u, v)`` on the arrays, giving one distance per row: values only,
+      as fastloss cannot differentiate it; ``grad=True`` raises TypeError. In
+      ``fastloss.torch`` a callable of torch operations is differentiated by autograd.
+
+    The named distances share the fused kernel of :func:`triplet_margin_loss`. Inputs of
+    any equal shapes (the distance over the last axis); ``margin > 0`` (ValueError
+    otherwise, as torch). ``grad=True`` gives
+    ``(loss, (d/d anchor, d/d positive, d/d negative))``.
+
+    References
+    ----------
+    Schroff et al., "FaceNet", CVPR 2015; Balntas et al., BMVC 2016; PyTorch
+    ``torch.nn.TripletMarginWithDistanceLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> a, p, n = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), np.array([[1.0, 1.0]])
+    >>> round(float(fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function="cosine")), 6)
+    1.707107
+    >>> l1 = lambda u, v: np.abs(u - v).sum(-1)
+    >>> float(fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function=l1, margin=0.5))
+    1.5
+    """
+    require_numba("triplet_margin_with_distance_loss", backend)
+    a, pos, neg, named, margin, swap = check_triplet_with_distance(anchor, positive, negative, distance_function,
+                                                                   margin, swap, reduction, grad)
+    if named is None:
+        return _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction)
+    kind, p, eps = named
+    return _run_pairs(kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+                      grad_output, grad_out)
 
 
 @overload
@@ -395,8 +691,8 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
 
     with ``y = 1`` for a similar pair and ``y = 0`` for a dissimilar one (other values
     raise ValueError). Hadsell et al. write the same loss with :math:`Y = 1 - y` and
-    factors 1/2. Where :math:`d = 0` the gradient of :math:`d` is taken as 0. Inputs
-    (N, D) or (D,); ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
+    factors 1/2. Where :math:`d = 0` the gradient of :math:`d` is taken as 0 (torch's norm
+    backward). Inputs (N, D) or (D,); ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
 
     References
     ----------
@@ -406,18 +702,22 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> a, b = np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.5]])
-    >>> float(fastloss.contrastive_loss(a, b, np.array([1, 0])))
-    0.25
+    >>> x1, x2 = np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[3.0, 4.0], [0.3, 0.4]])
+    >>> float(fastloss.contrastive_loss(x1, x2, np.array([1, 0])))
+    12.625
     """
     require_numba("contrastive_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
-    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2))
-    y = _labels(target, x1, (0, 1))
+    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
+    y = _labels(target, x1)
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        raise ValueError(f"target must hold only 0 and 1; found {y[bad].flat[0]}")
     return _run_pairs(CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
 CosineEmbeddingLoss = criterion("CosineEmbeddingLoss", cosine_embedding_loss, 3)
 TripletMarginLoss = criterion("TripletMarginLoss", triplet_margin_loss, 3)
+TripletMarginWithDistanceLoss = criterion("TripletMarginWithDistanceLoss", triplet_margin_with_distance_loss, 3)
 ContrastiveLoss = criterion("ContrastiveLoss", contrastive_loss, 3)

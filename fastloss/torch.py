@@ -46,6 +46,7 @@ How a call runs:
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -56,6 +57,7 @@ import fastloss
 
 from . import _batch
 from ._criterion import Criterion
+from .embedding import check_triplet_with_distance
 
 _DIFFERENTIABLE_DTYPES = (torch.float32, torch.float64)
 
@@ -207,7 +209,34 @@ def module(base: type[Criterion], functions: Mapping[str, Callable[..., torch.Te
     })
 
 
+def with_distance_function(loss):
+    """``triplet_margin_with_distance_loss`` on tensors: a named distance (or None) runs
+    fastloss's fused kernel through :func:`functional`'s ``loss``; a Python callable is
+    composed with torch operations as ``torch.nn.functional`` composes it, so that autograd
+    differentiates the callable, after the NumPy API's checks of every other argument."""
+    signature = loss.__signature__
+
+    def call(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        options = bound.arguments
+        if not callable(options["distance_function"]):
+            return loss(*args, **kwargs)
+        check_triplet_with_distance(*(as_array(options[name], name) for name in ("anchor", "positive", "negative")),
+                                    options["distance_function"], options["margin"], options["swap"],
+                                    options["reduction"])
+        return torch.nn.functional.triplet_margin_with_distance_loss(
+            options["anchor"], options["positive"], options["negative"], distance_function=options["distance_function"],
+            margin=options["margin"], swap=options["swap"], reduction=options["reduction"])
+
+    functools.update_wrapper(call, loss)
+    call.__signature__ = signature
+    return call
+
+
 _FUNCTIONS = {name: functional(fn) for name, fn in _batch.losses().items()}
+_FUNCTIONS["triplet_margin_with_distance_loss"] = with_distance_function(
+    _FUNCTIONS["triplet_margin_with_distance_loss"])
 _MODULES = {name: module(value, _FUNCTIONS) for name, value in vars(fastloss).items()
             if isinstance(value, type) and issubclass(value, Criterion)}
 globals().update(_FUNCTIONS)

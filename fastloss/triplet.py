@@ -164,7 +164,8 @@ def _gram_row_to_distances(row, a, sq, metric):
         q = s + sq[j] - two * row[j]
         q = q if not (q < zero) else zero  # rounding can make it negative; NaN passes
         row[j] = np.sqrt(q) if metric == _EUCLIDEAN else q
-    row[a] = zero
+    if not np.isnan(row[a]):  # exactly 0, but NaN for a row holding NaN or inf (x - x is NaN there)
+        row[a] = zero
 
 
 @jit(parallel=True)
@@ -625,8 +626,9 @@ def _gram(x, metric):
     sq = np.einsum("ij,ij->i", x, x)
     inv_norm = None
     if metric == _COSINE:
-        inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
-        x = x * inv_norm[:, None]
+        with np.errstate(invalid="ignore"):  # NaN from inf / inf, as torch gives it
+            inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
+            x = x * inv_norm[:, None]
     gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
     gram_matrix(x, gram)
     return gram, sq, x, inv_norm
@@ -643,7 +645,10 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
     for ``metric`` "euclidean", "squared_euclidean" or "cosine" (:math:`\epsilon =
     10^{-12}`, as ``torch.nn.functional.normalize``). Computed from one Gram product as
     :math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j` clamped at 0 (``torch.cdist``'s
-    method for more than 25 rows); the Euclidean diagonal is exactly 0.
+    method for more than 25 rows); the Euclidean diagonal is exactly 0. The rows whose
+    squared norm is not finite (NaN, inf, or beyond the dtype's range) take their
+    distances from the differences instead, as ``torch.cdist`` for up to 25 rows: NaN
+    where a row holds NaN (its diagonal too), inf where the distance is infinite.
     Wraps :func:`gram_matrix` and :func:`distances_from_gram`.
 
     Parameters
@@ -671,6 +676,15 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
         return np.zeros((0, 0), x.dtype)
     gram, sq, _, _ = _gram(x, code)
     distances_from_gram(gram, sq, code)
+    if code != _COSINE:
+        # A row whose squared norm is not finite (NaN, inf, or an overflow of |x|^2) would
+        # give inf - inf from the Gram matrix: its distances are taken from the differences,
+        # as torch.cdist takes them for up to 25 rows (inf stays inf, NaN stays NaN).
+        for a in np.flatnonzero(~np.isfinite(sq)):
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = x - x[a]
+                q = np.einsum("ij,ij->i", diff, diff)
+            gram[a] = gram[:, a] = np.sqrt(q) if code == _EUCLIDEAN else q
     return gram
 
 

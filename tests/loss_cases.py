@@ -117,6 +117,7 @@ CASES = {
     "hinge_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}), torch=_hinge_torch),
     "cosine_embedding_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _signs(r, T)], {})),
     "triplet_margin_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {})),
+    "triplet_margin_with_distance_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {})),
     "contrastive_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), r.integers(0, 2, T)], {}),
                              torch=_contrastive_torch),
     "large_margin_cosine_loss": Case(lambda r: ([_normal(r, *X), _normal(r, 5, 3), r.integers(0, 5, T)],

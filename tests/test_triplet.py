@@ -73,6 +73,25 @@ def test_pairwise_distances(rng, dtype, metric):
         assert (np.diag(d) == 0).all()
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e300])
+@pytest.mark.parametrize("metric", ["euclidean", "squared_euclidean"])
+def test_pairwise_distances_of_non_finite_rows(rng, value, metric):
+    """Rows holding NaN, inf or a value whose square overflows: torch.cdist's numbers for
+    up to 25 rows (explicit differences): NaN where a row holds NaN (its diagonal too),
+    inf where the distance is infinite, the finite rows untouched."""
+    x, _ = _data(rng, b=12, d=3)
+    x[2, 1] = value
+    x[7, 0] = value
+    expected = torch.cdist(torch.tensor(x), torch.tensor(x)).numpy()
+    if metric == "squared_euclidean":
+        expected = expected ** 2
+    d = fl.pairwise_distances(x, metric)
+    np.testing.assert_array_equal(np.isnan(d), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(d), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(d[finite], expected[finite], rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------- batch_triplet_loss
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -228,6 +247,44 @@ def test_layouts_and_buffers(rng):
     # float16 computes in float32
     value = fl.batch_triplet_loss(x.astype(np.float16), y)
     assert value.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_grad_out_is_the_embeddings(rng, gradient_path, dtype, strategy, metric):
+    """grad_out = embeddings (in place): value and gradient bit for bit those of the call
+    without grad_out; a view of the same buffer shifted by part of a row or a whole row: a
+    ValueError saying so."""
+    x, y = _data(rng, dtype=dtype)
+    options = dict(strategy=strategy, metric=metric, margin=0.5, grad=True, grad_output=0.3)
+    expected, expected_grad = fl.batch_triplet_loss(x, y, **options)
+    inplace = x.copy()
+    value, g = fl.batch_triplet_loss(inplace, y, **options, grad_out=inplace)
+    assert g is inplace
+    np.testing.assert_array_equal(value, expected)
+    np.testing.assert_array_equal(g, expected_grad)
+    for shift in (2, x.shape[1], -3):
+        buffer = np.zeros(x.size + abs(shift), dtype)
+        start = max(-shift, 0)
+        view = buffer[start:start + x.size].reshape(x.shape)
+        view[...] = x
+        out = buffer[start + shift:start + shift + x.size].reshape(x.shape)
+        with pytest.raises(ValueError, match="grad_out overlaps the input"):
+            fl.batch_triplet_loss(view, y, **options, grad_out=out)
+
+
+@pytest.mark.parametrize("kind", ["all", "hard", "semihard", "easy"])
+def test_mine_triplets_with_nan(rng, kind):
+    """A NaN embedding has NaN distances, which satisfy no condition: no triplet names it,
+    as in the naive loop on explicit differences."""
+    x, y = _data(rng, b=12, d=3, classes=3)
+    x[4, 2] = np.nan
+    got = fl.mine_triplets(x, y, type_of_triplets=kind, margin=0.5)
+    expected = naive.mined_triplets(x, y, kind, 0.5, "euclidean")
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    assert not any((g == 4).any() for g in got)
 
 
 def test_criterion(rng):
