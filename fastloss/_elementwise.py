@@ -200,7 +200,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dx_buf = None
     dx2 = dz2 = empty
     if grad:
-        dx_buf = GradientBuffer(x, dtype, grad_out)
+        dx_buf = GradientBuffer(x, dtype, grad_out, reads=(y, z, weight))
         dx2 = dx_buf.view(_contiguous_rows(two_d), lambda v, s: v.reshape(s))
         if dz_like is not None:
             dz2 = np.empty(two_d, dtype)

@@ -65,9 +65,17 @@ class GradientBuffer:
     for an in-place gradient). ``view(rank_fn)`` gives the kernel's view of it; when
     ``grad_out``'s strides admit no view, the kernel writes to a scratch array and
     :meth:`result` copies it back.
+
+    ``reads``: the arrays the kernel reads besides ``like``. Given, a ``grad_out`` that
+    overlaps one of them, or overlaps ``like`` other than as ``like`` itself element
+    for element (a shifted view of its buffer), gets the gradient through a scratch
+    array too: a kernel may write an element's gradient before it has read everything
+    it needs, and only ``like`` itself, whose every element a kernel reads before it
+    writes its gradient, is safe to write in place.
     """
 
-    def __init__(self, like, dtype, grad_out, name="grad_out"):
+    def __init__(self, like, dtype, grad_out, name="grad_out", reads=None):
+        self._target = None
         if grad_out is None:
             self.array = np.empty(like.shape, dtype)
         else:
@@ -80,6 +88,9 @@ class GradientBuffer:
             if not grad_out.flags.writeable:
                 raise ValueError(f"{name} is read-only")
             self.array = grad_out
+            if reads is not None and _overlaps(grad_out, like, reads):
+                self._target = grad_out
+                self.array = np.empty(like.shape, dtype)
         self._scratch = None
 
     def view(self, make_view, undo):
@@ -93,4 +104,17 @@ class GradientBuffer:
         if self._scratch is not None:
             view, undo = self._scratch
             self.array[...] = undo(view, self.array.shape)
+        if self._target is not None:
+            self._target[...] = self.array
+            return self._target
         return self.array
+
+
+def _overlaps(out, like, reads):
+    """Whether writing ``out`` could change what a kernel reads from ``like`` or ``reads``
+    (arrays or None), ``out`` being ``like`` itself excepted."""
+    same = (out.__array_interface__["data"][0] == like.__array_interface__["data"][0]
+            and out.strides == like.strides)
+    if not same and np.may_share_memory(out, like):
+        return True
+    return any(a is not None and np.may_share_memory(out, a) for a in reads)

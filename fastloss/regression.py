@@ -69,9 +69,10 @@ def _huber_point(x, y, unused, delta, p1, p2):
 
 @jit(inline="always")
 def _stirling(y):
-    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0."""
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y), masked to 0 where y <= 1 (not
+    where y is NaN: NaN passes)."""
     term = y * log_fast(y) - y + typed(0.5, y) * log_fast(typed(2 * math.pi, y) * y)
-    return term if y > typed(1, y) else y * 0
+    return term if not (y <= typed(1, y)) else typed(0, y)
 
 
 @jit(inline="always")
