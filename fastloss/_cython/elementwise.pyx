@@ -165,11 +165,12 @@ cdef inline (floating, floating, floating) _gaussian_nll_point(floating x, float
     cdef floating half = <floating>0.5
     cdef floating v = var if not (var < eps) else eps  # NaN passes through
     cdef floating d = x - y
-    cdef floating r = d / v
-    cdef floating loss = half * (log_fast(v) + d * r)
+    cdef floating inv = one / v
+    cdef floating q = d * d * inv
+    cdef floating loss = half * (log_fast(v) + q)
     if full != 0:
         loss += <floating>0.9189385332046727  # 0.5 log(2 pi)
-    return loss, r, half * (one / v - r * r)
+    return loss, d * inv, half * (inv - q * inv)
 
 
 # ----------------------------------------------------------------- kinds
