@@ -119,24 +119,26 @@ def sum_exp_shifted(row, shift):
 
 
 @jit(fastmath=REDUCE)
-def weighted_gap_sum(row, weight, top):
-    """sum_c weight[c] * (top - row[c]); with top = max(row) every term is >= 0."""
+def weighted_nll_sum(row, weight, top, log_total):
+    """sum_c weight[c] * (-log p_c), with -log p_c = log_total - (row[c] - top) (torch's
+    log_softmax, negated): an infinite weight gives an infinite sum, never inf * 0."""
     s = typed(0, top)
     for c in range(row.shape[0]):
-        s += weight[c] * (top - row[c])
+        s += weight[c] * (log_total - (row[c] - top))
     return s
 
 
 @jit(fastmath=REDUCE)
-def weighted_target_sums(row, target, weight, keep, spread, top):
-    """For smoothed soft targets q = keep * target + spread: (sum_c w_c q_c, sum_c w_c q_c (top - row_c))."""
+def weighted_target_sums(row, target, weight, keep, spread, top, log_total):
+    """For smoothed soft targets q = keep * target + spread: (sum_c w_c q_c, sum_c w_c q_c (-log p_c)),
+    -log p_c as in :func:`weighted_nll_sum`."""
     total = typed(0, top)
-    gap = typed(0, top)
+    loss = typed(0, top)
     for c in range(row.shape[0]):
         wq = weight[c] * (keep * target[c] + spread)
         total += wq
-        gap += wq * (top - row[c])
-    return total, gap
+        loss += wq * (log_total - (row[c] - top))
+    return total, loss
 
 
 @jit(fastmath=REDUCE)

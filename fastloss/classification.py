@@ -34,7 +34,7 @@ from ._elementwise import elementwise_loss, register
 from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
 from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
-                    weighted_gap_sum, weighted_target_sums)
+                    weighted_nll_sum, weighted_target_sums)
 from ._reduction import check_options, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_bool,
                           check_broadcast, check_integer, check_real, check_shape, class_index_error,
@@ -89,9 +89,21 @@ def _zero(out):
         out[c] = 0
 
 
+@jit()
+def _ignored_row_grad(row, weight_sum, out):
+    """The gradient of a row whose target is ignored: 0, or NaN across the row where its
+    log-softmax is NaN (a NaN or +inf logit, or every logit -inf) or, with smoothing,
+    where a class weight is not finite (``weight_sum`` is then inf or NaN), as torch's
+    backward gives ``0 * w_c - p * sum_c 0 * w_c``. ``out`` may be ``row`` itself."""
+    top = row_max(row)
+    value = typed(0, top) * sum_exp_shifted(row, top) * typed(weight_sum, top)
+    for c in range(out.shape[0]):
+        out[c] = value
+
+
 @jit(inline="always")
-def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma, ignore_index,
-                               scale, inv_denominator, loss, grad, want_grad):
+def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                               ignore_index, scale, denominator, loss, grad, want_grad):
     """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss.
 
     Inlined into both drivers at Numba IR level: called, it sets up its array
@@ -104,7 +116,7 @@ def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spre
     if t == ignore_index:
         loss[r] = 0
         if want_grad:
-            _zero(grad[n, k])
+            _ignored_row_grad(row, weight_sum, grad[n, k])
         return 0.0
     top = row_max(row)
     total = sum_exp_shifted(row, top)
@@ -122,20 +134,24 @@ def _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spre
         g = focal - gamma * np.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else 0.0
     value = keep * w_t * focal * nll
     if spread != 0:
-        value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, top))
+        value += spread * weighted_nll_sum(row, smooth_weight, top, log_total)
     loss[r] = value
     if want_grad:
-        s = scale[r] * inv_denominator
+        s = scale[r] / denominator
         b = keep * w_t * g * s
-        a = b + spread * weight_sum * s
-        _write_softmax_grad(row, top, typed(a / total, top), typed(spread * s, top), weight, grad[n, k])
+        a = b
+        spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
+        if spread != 0:
+            a += spread * weight_sum * s
+            spread_s = spread * s
+        _write_softmax_grad(row, top, typed(a / total, top), typed(spread_s, top), smooth_weight, grad[n, k])
         grad[n, k, t] -= b
     return value
 
 
 @jit(parallel=True)
-def softmax_cross_entropy_rows(logits, target, weight, weighted_mean, weight_sum, keep, spread, gamma,
-                               ignore_index, scale, mean, loss, grad, want_grad):
+def softmax_cross_entropy_rows(logits, target, weight, smooth_weight, weighted_mean, weight_sum, keep, spread,
+                               gamma, ignore_index, scale, mean, loss, grad, want_grad):
     """Fused softmax cross-entropy / focal loss over (N, K, C) logits, class targets.
 
     First checks the (N, K) targets (:func:`scan_class_indices`): on an index out of
@@ -144,34 +160,37 @@ def softmax_cross_entropy_rows(logits, target, weight, weighted_mean, weight_sum
     ``grad`` (N, K, C), which may be ``logits`` itself; ``scale`` (N*K,) multiplies
     each row's gradient, divided by the mean's denominator if ``mean``: the sum of
     ``weight[t]`` (``weighted_mean``) or the count of kept targets. ``keep = 1 -
-    label_smoothing``, ``spread = label_smoothing / C``, ``weight_sum = sum(weight)``.
+    label_smoothing``, ``spread = label_smoothing / C``; ``smooth_weight``, the class
+    weights of the smoothing term, is ``weight`` with smoothing and zeros without (so
+    that a NaN or infinite class weight reaches the rows of its own class only, as in
+    torch); ``weight_sum`` is ``sum(smooth_weight)`` with smoothing, 1 without.
     Returns ``(float64 sum of the row losses, -1, denominator)``. See the module
     docstring for the formula.
     """
     bad, kept = scan_class_indices(target, logits.shape[2], True, ignore_index, weight, weighted_mean)
     if bad >= 0:
         return 0.0, bad, kept
-    inv_denominator = 1.0 / kept if mean else 1.0  # inf when nothing is kept: it then scales no row
+    denominator = kept if mean else 1.0  # 0 when nothing is kept: it then divides no row
     total = 0.0
     for r in prange(logits.shape[0] * logits.shape[1]):
-        total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
-                                            ignore_index, scale, inv_denominator, loss, grad, want_grad)
+        total += _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread,
+                                            gamma, ignore_index, scale, denominator, loss, grad, want_grad)
     return total, -1, kept
 
 
 @jit()
-def softmax_cross_entropy_rows_serial(logits, target, weight, weighted_mean, weight_sum, keep, spread, gamma,
-                                      ignore_index, scale, mean, loss, grad, want_grad):
+def softmax_cross_entropy_rows_serial(logits, target, weight, smooth_weight, weighted_mean, weight_sum, keep,
+                                      spread, gamma, ignore_index, scale, mean, loss, grad, want_grad):
     """:func:`softmax_cross_entropy_rows` on the calling thread, for inputs so small that
     starting the parallel region (microseconds) would cost more than the work."""
     bad, kept = scan_class_indices(target, logits.shape[2], True, ignore_index, weight, weighted_mean)
     if bad >= 0:
         return 0.0, bad, kept
-    inv_denominator = 1.0 / kept if mean else 1.0
+    denominator = kept if mean else 1.0
     total = 0.0
     for r in range(logits.shape[0] * logits.shape[1]):
-        total += _softmax_cross_entropy_row(r, logits, target, weight, weight_sum, keep, spread, gamma,
-                                            ignore_index, scale, inv_denominator, loss, grad, want_grad)
+        total += _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread,
+                                            gamma, ignore_index, scale, denominator, loss, grad, want_grad)
     return total, -1, kept
 
 
@@ -179,7 +198,8 @@ def softmax_cross_entropy_rows_serial(logits, target, weight, weighted_mean, wei
 def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale, loss, grad, want_grad):
     """Fused softmax cross-entropy with probability targets over (N, K, C) rows.
 
-    With q = keep * target + spread: loss = sum_c w_c q_c (-log p_c) and
+    With q = keep * target + spread: loss = sum_c w_c q_c (-log p_c) (each term as
+    torch's, so an infinite target gives an infinite loss) and
     d loss / d x_c = p_c * sum_j w_j q_j - w_c q_c.
     """
     n_batch, n_pos, n_classes = logits.shape
@@ -190,9 +210,7 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
         y = target[n, k]
         top = row_max(row)
         total = sum_exp_shifted(row, top)
-        log_total = np.log(total)
-        mass, gap = weighted_target_sums(row, y, weight, keep, spread, top)
-        value = log_total * mass + gap
+        mass, value = weighted_target_sums(row, y, weight, keep, spread, top, np.log(total))
         loss[r] = value
         total_loss += value
         if want_grad:
@@ -215,7 +233,7 @@ def nll_rows(log_probs, target, weight, ignore_index, scale, mean, loss, grad, w
     bad, kept = scan_class_indices(target, log_probs.shape[2], True, ignore_index, weight, True)
     if bad >= 0:
         return 0.0, bad, kept
-    inv_denominator = 1.0 / kept if mean else 1.0
+    denominator = kept if mean else 1.0
     n_batch, n_pos, n_classes = log_probs.shape
     total_loss = 0.0
     for r in prange(n_batch * n_pos):
@@ -228,7 +246,7 @@ def nll_rows(log_probs, target, weight, ignore_index, scale, mean, loss, grad, w
         if want_grad:
             _zero(grad[n, k])
             if kept_row:
-                grad[n, k, t] = -weight[t] * scale[r] * inv_denominator
+                grad[n, k, t] = -weight[t] * (scale[r] / denominator)  # torch's order: w (g / sum w)
     return total_loss, -1, kept
 
 
@@ -245,12 +263,20 @@ def _bce_point(x, y, unused, p0, p1, p2):
 
 
 @jit()
-def _bce_logits_point(x, y, pos_weight, p0, p1, p2):
-    """(1 - y) x + lw softplus(-x) with lw = 1 + (pw - 1) y; gradient lw sigmoid(x) - pw y."""
+def _bce_logits_point(x, y, unused, p0, p1, p2):
+    """torch's (1 - y) x - log sigmoid(x), as softplus; gradient sigmoid(x) - y. No
+    positive-class weight, not even 1: torch's (pw - 1) y would make 0 * inf for y = inf."""
+    return (typed(1, x) - y) * x + log1p_exp(-x), sigmoid(x) - y, typed(0, x)
+
+
+@jit()
+def _bce_logits_pos_weight_point(x, y, pos_weight, p0, p1, p2):
+    """(1 - y) x + lw softplus(-x) with lw = (pw - 1) y + 1; gradient (pw y + 1 - y) sigmoid(x) - pw y
+    (torch's formulas)."""
     one = typed(1, x)
-    log_weight = one + (pos_weight - one) * y
-    loss = (one - y) * x + log_weight * log1p_exp(-x)
-    return loss, log_weight * sigmoid(x) - pos_weight * y, typed(0, x)
+    t = pos_weight * y
+    loss = (one - y) * x + ((pos_weight - one) * y + one) * log1p_exp(-x)
+    return loss, (t + one - y) * sigmoid(x) - t, typed(0, x)
 
 
 @jit()
@@ -298,6 +324,7 @@ def _sigmoid_focal_point(x, y, unused, alpha, gamma, p2):
 
 _BCE = register(_bce_point)
 _BCE_LOGITS = register(_bce_logits_point)
+_BCE_LOGITS_POS_WEIGHT = register(_bce_logits_pos_weight_point)
 _KL_DIV = register(_kl_div_point)
 _SIGMOID_FOCAL = register(_sigmoid_focal_point)
 
@@ -369,9 +396,10 @@ SERIAL_BELOW = 1 << 14
 
 def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, ignore_index, smoothing, gamma,
                         reduction, grad, grad_output, grad_out, backend):
-    weight_sum = float(weight.sum(dtype=np.float64)) if smoothing else 0.0  # only smoothing reads it
-    args = (_target_rows(t), weight, weighted_mean, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma,
-            ignore_index)
+    smooth_weight = weight if smoothing else np.zeros(n_classes, x.dtype)  # the kernel's docstring says why
+    weight_sum = float(smooth_weight.sum(dtype=np.float64)) if smoothing else 1.0
+    args = (_target_rows(t), weight, smooth_weight, weighted_mean, weight_sum, 1.0 - smoothing,
+            smoothing / n_classes, gamma, ignore_index)
     kernel = softmax_cross_entropy_rows_serial if x.size < SERIAL_BELOW else softmax_cross_entropy_rows
     return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
                      targets=(t, n_classes, "target", ignore_index), backend=backend)
@@ -433,7 +461,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     weight : array (C,), optional
         Per-class rescaling.
     ignore_index : int
-        Class-index targets equal to it contribute nothing (class targets only).
+        Class-index targets equal to it contribute nothing. Probability targets take
+        none: a value >= 0 raises ValueError, as torch raises.
     reduction : {"mean", "sum", "none"}
     label_smoothing : float in [0, 1]
     grad : bool
@@ -467,6 +496,9 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     loss_shape = _loss_shape(x)
     target_array = target if isinstance(target, np.ndarray) else np.asarray(target)
     if target_array.dtype.kind == "f":
+        if ignore_index >= 0:
+            raise ValueError(f"ignore_index={ignore_index} is not supported for probability (floating-point) "
+                             f"targets; leave it negative (default -100)")
         y = as_target_array(target_array, "target", x.dtype)
         check_shape(y.shape, x.shape, "target", "input (probability targets have the input's shape)")
         dtype = x.dtype.type
@@ -606,6 +638,14 @@ def _elementwise_args(input, target, weight, names=("input", "target")):
     return x, y, weight
 
 
+def _check_probabilities(a, name):
+    """ValueError unless every entry of ``a`` lies in [0, 1] (NaN does not), as torch's BCE checks."""
+    # min and max propagate NaN: two vectorised reductions and no temporary array.
+    if a.size and not (a.min() >= 0 and a.max() <= 1):
+        bad = a[~((a >= 0) & (a <= 1))].flat[0]
+        raise ValueError(f"{name} must hold probabilities in [0, 1]; found {bad}")
+
+
 @overload
 def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
                          reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
@@ -633,8 +673,8 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     .. math:: \ell = -w\,[\,y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100)\,]
 
     torch's clamp of the logs at -100 keeps the loss finite at x = 0 and 1; its
-    gradient is torch's :math:`w (x - y) / \max(x (1 - x), 10^{-12})`. Inputs outside
-    [0, 1] raise ValueError (torch raises too); NaN propagates.
+    gradient is torch's :math:`w (x - y) / \max(x (1 - x), 10^{-12})`. An input or a
+    target outside [0, 1], NaN included, raises ValueError, as torch raises.
 
     Examples
     --------
@@ -645,9 +685,8 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     """
     check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
-    if ((x < 0) | (x > 1)).any():
-        bad = x[(x < 0) | (x > 1)].flat[0]
-        raise ValueError(f"input must hold probabilities in [0, 1]; found {bad}")
+    _check_probabilities(x, "input")
+    _check_probabilities(y, "target")
     return elementwise_loss(_BCE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, backend=backend)
 
@@ -687,7 +726,8 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
 
     computed as a softplus that never overflows; ``weight`` broadcasts to the input
     and ``pos_weight`` broadcasts along the last (class) axis. The gradient is
-    :math:`w\,[(1 + (p_w - 1) y)\,\sigma(x) - p_w y]`.
+    :math:`w\,[(1 + (p_w - 1) y)\,\sigma(x) - p_w y]`. Without ``pos_weight`` the
+    formula has no :math:`p_w` at all (an infinite target gives an infinite loss, as in torch).
 
     Examples
     --------
@@ -701,10 +741,12 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
     """
     check_options(reduction, grad)
     x, y, weight = _elementwise_args(input, target, weight)
+    kind = _BCE_LOGITS
     if pos_weight is not None:
         pos_weight = as_target_array(pos_weight, "pos_weight", x.dtype)
         check_broadcast(pos_weight.shape, x.shape, "pos_weight")
-    return elementwise_loss(_BCE_LOGITS, x, y, pos_weight, weight, reduction=reduction, grad=grad,
+        kind = _BCE_LOGITS_POS_WEIGHT
+    return elementwise_loss(kind, x, y, pos_weight, weight, reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 

@@ -58,32 +58,38 @@ def _sigmoid_row(row, p, e):
 
 @jit()
 def _largest_other(p, t):
-    """max_{c != t} p_c, at least 0 (the reference takes the max of p times the non-target mask)."""
+    """max_{c != t} p_c, at least 0: the reference's max of p times the non-target mask,
+    which is NaN when any p is (the target's too: NaN * 0)."""
     top = p[0] * 0
     for c in range(p.shape[0]):
-        v = p[c] if c != t else top * 0
-        top = v if v > top else top
+        v = p[c] if c != t else p[c] * 0
+        top = v if v > top or v != v else top
     return top
 
 
 @jit()
 def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms, grad, want_grad):
-    """Per class: terms[c] = (modulating factor) * BCE, and the gradient times ``s`` (vectorised)."""
+    """Per class: terms[c] = (modulating factor) * BCE, and the gradient times ``s`` (vectorised).
+
+    The BCE is torch's ``binary_cross_entropy_with_logits`` (the reference calls it),
+    (1 - y) x + log(1 + e^-x), whose infinite logits give NaN as torch's do; a factor of
+    exponent 0 is 1 with gradient 0, as torch's pow, whatever its base."""
     one = typed(1, s)
+    zero = s * 0
     for c in range(row.shape[0]):
         x = row[c]
         pc = p[c]
-        softplus = max(x, s * 0) + log1p_unit(e[c])  # log(1 + e^x)
         is_target = c == t
-        bce = softplus - x if is_target else softplus
-        dbce = pc - one if is_target else pc
+        y = one if is_target else zero
+        bce = (one - y) * x + (max(-x, zero) + log1p_unit(e[c]))
         base = one - pc + q_neg if is_target else one + pc - q_pos
         gamma = gamma_pos if is_target else gamma_neg
-        factor = exp_fast(gamma * log_fast(base))  # base^gamma, exactly 1 for gamma = 0
+        factor = exp_fast(gamma * log_fast(base)) if gamma != 0 else one
         terms[c] = factor * bce
         if want_grad:
             dbase = -pc * (one - pc) if is_target else pc * (one - pc)
-            grad[c] = s * (gamma * factor / base * dbase * bce + factor * dbce)
+            dfactor = gamma * factor / base * dbase if gamma != 0 else zero
+            grad[c] = s * (dfactor * bce + factor * (pc - y))
 
 
 @jit(parallel=True)
@@ -105,9 +111,12 @@ def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, 
         e = np.empty(n_classes, logits.dtype)
         terms = np.empty(n_classes, logits.dtype)  # a buffer of its own: aliasing p would stop vectorisation
         _sigmoid_row(row, p, e)
-        q_neg = min(_largest_other(p, t) + slack, typed(1, slack))
-        q_pos = max(p[t] - slack, slack * 0)
+        q_neg = min(_largest_other(p, t) + slack, typed(1, slack))  # NaN passes, as torch's clamp
+        q_pos = max(p[t] - slack, slack * 0) if p[t] == p[t] else p[t]
         s = scale[n] if want_grad else slack * 0
+        # A NaN anchor makes the reference's factor NaN in every column, masked by a multiplication by 0.
+        if (gamma_pos != 0 and q_neg != q_neg) or (gamma_neg != 0 and q_pos != q_pos):
+            s = q_neg + q_pos
         _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms,
                       grad[n] if want_grad else unused, want_grad)
         loss[n] = sum_float64(terms)
@@ -429,8 +438,9 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
         scale = np.empty(0, dtype)
     rows = logits.reshape(n, 1, n_classes)
     # The targets were checked above; the mean's denominator is n (scale holds it): mean=False.
-    total, _, _ = softmax_cross_entropy_rows(read_only(rows), read_only(t.reshape(n, 1)), read_only(ones), True,
-                                             float(n_classes), 1.0, 0.0, 0.0, -100, scale, False, loss, rows, grad)
+    total, _, _ = softmax_cross_entropy_rows(read_only(rows), read_only(t.reshape(n, 1)), read_only(ones),
+                                             read_only(np.zeros(n_classes, dtype)), True, 1.0, 1.0, 0.0, 0.0, -100,
+                                             scale, False, loss, rows, grad)
     result = finish(total, loss, reduction, n, dtype)
     if not grad:
         return result

@@ -80,9 +80,10 @@ def _huber_point(x, y, unused, delta, p1, p2):
 
 @jit(inline="always")
 def _stirling(y):
-    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0."""
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y), masked to 0 where y <= 1 (not
+    where y is NaN: NaN passes)."""
     term = y * log_fast(y) - y + typed(0.5, y) * log_fast(typed(2 * math.pi, y) * y)
-    return term if y > typed(1, y) else y * 0
+    return term if not (y <= typed(1, y)) else typed(0, y)
 
 
 @jit(inline="always")
@@ -128,15 +129,19 @@ def _poisson_full_point(x, y, unused, p0, eps, p2):
 
 @jit()
 def _gaussian_nll_point(x, y, var, eps, full, p2):
-    """0.5 (log v + d^2 / v) with v = max(var, eps) (torch clamps without cutting the gradient)."""
+    """0.5 (log v + d^2 / v) with v = max(var, eps) (torch clamps without cutting the gradient).
+
+    ``q = d^2 / v`` as torch forms it (d^2 overflows first), and the var gradient
+    0.5 (1 / v - q / v) from it, as torch's division backward."""
     half = typed(0.5, x)
     v = var if not (var < eps) else eps  # NaN passes through
     d = x - y
-    r = d / v
-    loss = half * (log_fast(v) + d * r)
+    inv = typed(1, x) / v
+    q = d * d * inv
+    loss = half * (log_fast(v) + q)
     if full != 0:
         loss += typed(0.5 * math.log(2 * math.pi), x)
-    return loss, r, half * (typed(1, x) / v - r * r)
+    return loss, d * inv, half * (inv - q * inv)
 
 
 _L1 = register(_l1_point)

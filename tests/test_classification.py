@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import fastloss as fl
 from conftest import assert_close, torch_value_and_grad
 from fastloss import _backend
+from hostile import check_hostile, sprinkle
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -444,3 +445,149 @@ def test_bad_class_index_writes_nothing(rng, fn, n):
     with pytest.raises(ValueError, match="class index 9"):
         fn(buffer, t, grad=True, grad_out=buffer)
     np.testing.assert_array_equal(buffer, x)
+
+
+# ------------------------------------------------------- corners: NaN, inf, domains
+
+def _weight_or_none(rng, n):
+    return rng.random(n) + 0.5 if rng.random() < 0.5 else None
+
+
+def _hostile_cross_entropy(rng, reduction):
+    x, t = _class_data(rng, (5, 4), np.float64)
+    weight = _weight_or_none(rng, 4)
+    smoothing = float(rng.choice([0.0, 0.1]))
+    if rng.random() < 0.5:
+        kwargs = dict(weight=weight, ignore_index=int(rng.choice([-100, 1])), label_smoothing=smoothing)
+        return fl.cross_entropy, F.cross_entropy, [sprinkle(rng, x), t], kwargs, ["weight"], (5,)
+    y = rng.dirichlet(np.ones(4), 5)
+    kwargs = dict(weight=weight, label_smoothing=smoothing)
+    return fl.cross_entropy, F.cross_entropy, [sprinkle(rng, x), sprinkle(rng, y)], kwargs, ["weight"], (5,)
+
+
+def _hostile_nll(rng, reduction):
+    x, t = _class_data(rng, (5, 4), np.float64)
+    kwargs = dict(weight=_weight_or_none(rng, 4), ignore_index=int(rng.choice([-100, 1])))
+    return fl.nll_loss, F.nll_loss, [sprinkle(rng, x), t], kwargs, ["weight"], (5,)
+
+
+def _hostile_focal(rng, reduction):
+    # No ignored targets: the transcription's torch.where masks their rows by a
+    # multiplication (a NaN alpha there makes NaN gradients that torch's own losses avoid).
+    # Where the transcription's autograd meets 0 * inf and the kernel takes the limit, they
+    # differ by design: alpha gets NaN only (an infinite alpha_t times p_t log p_t, p_t
+    # underflowed to 0) and gamma is not in (0, 1) (the derivative of (1 - p_t)^gamma at p_t = 1).
+    x, t = _class_data(rng, (5, 4), np.float64)
+    alpha = _weight_or_none(rng, 4)
+    kwargs = dict(alpha=alpha if alpha is None else sprinkle(rng, alpha, (np.nan,)),
+                  gamma=float(rng.choice([0.0, 2.0])))
+    return fl.focal_loss, _torch_focal, [sprinkle(rng, x), t], kwargs, [], (5,)
+
+
+def _hostile_bce(rng, reduction):
+    x, y = rng.uniform(0.01, 0.99, (4, 3)), rng.random((4, 3))
+    kwargs = dict(weight=rng.random((4, 3)) if rng.random() < 0.5 else None)
+    return fl.binary_cross_entropy, F.binary_cross_entropy, [sprinkle(rng, x, p=0.1), sprinkle(rng, y, p=0.1)], \
+        kwargs, ["weight"], (4, 3)
+
+
+def _hostile_bce_logits(rng, reduction):
+    kwargs = dict(weight=rng.random((4, 3)) if rng.random() < 0.5 else None, pos_weight=_weight_or_none(rng, 3))
+    # Targets get no huge values: pos_weight * y + 1 - y then cancels, and gcc's contraction
+    # into a fused multiply-add (the Cython backend) rounds it otherwise than torch.
+    y = sprinkle(rng, rng.random((4, 3)), (np.nan, np.inf, -np.inf))
+    return fl.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits, \
+        [sprinkle(rng, rng.standard_normal((4, 3))), y], kwargs, ["weight", "pos_weight"], (4, 3)
+
+
+def _hostile_kl_div(rng, reduction):
+    log_target = bool(rng.random() < 0.5)
+    y = rng.standard_normal((4, 3)) if log_target else rng.random((4, 3))
+    return fl.kl_div, F.kl_div, [sprinkle(rng, rng.standard_normal((4, 3))), sprinkle(rng, y)], \
+        dict(log_target=log_target), [], (4, 3)
+
+
+def _hostile_sigmoid_focal(rng, reduction):
+    y = (rng.random((4, 3)) < 0.5).astype(float)
+    kwargs = dict(alpha=float(rng.choice([0.25, -1.0])), gamma=float(rng.choice([0.0, 1.5, 2.0])))
+    return fl.sigmoid_focal_loss, _torchvision_sigmoid_focal_loss, \
+        [sprinkle(rng, rng.standard_normal((4, 3))), sprinkle(rng, y)], kwargs, [], (4, 3)
+
+
+HOSTILE = {"cross_entropy": _hostile_cross_entropy, "nll_loss": _hostile_nll, "focal_loss": _hostile_focal,
+           "binary_cross_entropy": _hostile_bce, "binary_cross_entropy_with_logits": _hostile_bce_logits,
+           "kl_div": _hostile_kl_div, "sigmoid_focal_loss": _hostile_sigmoid_focal}
+
+
+BACKENDS = ([] if _backend.numba is None else ["numba"]) + (["cython"] if _backend.cython_built() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_nan_inf_and_huge_values_as_torch(rng, name, backend):
+    """NaN, +-inf and 1e300 at random positions of inputs, targets, weights and grad_output,
+    against torch float64 (tests/hostile.py says what must agree)."""
+    for _ in range(25):
+        reduction = str(rng.choice(REDUCTIONS + (["batchmean"] if name == "kl_div" else [])))
+        fn, torch_fn, arrays, kwargs, weights, loss_shape = HOSTILE[name](rng, reduction)
+        kwargs = dict(kwargs, reduction=reduction)
+        for key in weights:
+            if kwargs[key] is not None:
+                kwargs[key] = sprinkle(rng, kwargs[key])
+        grad_output = rng.standard_normal(loss_shape) if reduction == "none" else np.float64(0.7)
+        grad_output = sprinkle(rng, grad_output, (np.nan,), p=0.1)
+        check_hostile(fn, torch_fn, arrays, (0,), kwargs, grad_output, backend)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_nan_class_weight_reaches_its_own_rows_only(rng, smoothing, reduction):
+    """torch: a NaN weight of class 1 makes NaN the rows whose target is 1 (all rows, with
+    smoothing or a mean); the gradient of every other row stays finite."""
+    x, t = rng.standard_normal((6, 3)), np.array([0, 1, 2, 0, 2, 2])
+    w = np.array([1.0, np.nan, 2.0])
+    expected, expected_grad = torch_value_and_grad(F.cross_entropy, [x, t, w], reduction=reduction,
+                                                   label_smoothing=smoothing)
+    value, grad = fl.cross_entropy(x, t, w, reduction=reduction, label_smoothing=smoothing, grad=True)
+    np.testing.assert_allclose(value, expected, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-15, equal_nan=True)
+    if smoothing == 0 and reduction != "mean":
+        assert np.isfinite(grad[t != 1]).all()
+
+
+@pytest.mark.parametrize("target", [[[np.inf, 0.0, 0.5]], [[0.2, -np.inf, 0.3]], [[0.0, 0.0, np.inf]]])
+def test_infinite_probability_targets_give_infinite_losses(rng, target):
+    """torch: -sum q log p is +-inf for an infinite q, also at the largest logit (the
+    max-shifted form log(sum) mass + gap made inf * 0 there)."""
+    x, y = np.array([[0.5, -0.3, 1.0]]), np.array(target)
+    for fn, torch_fn in [(fl.cross_entropy, F.cross_entropy),
+                         (fl.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits)]:
+        expected, expected_grad = torch_value_and_grad(torch_fn, [x, y], reduction="none")
+        value, grad = fn(x, y, reduction="none", grad=True)
+        assert np.isinf(expected).any()
+        np.testing.assert_allclose(value, expected, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("ignore_index", [0, 2, 7])
+def test_cross_entropy_probability_targets_take_no_ignore_index(rng, ignore_index):
+    """torch raises "ignore_index is not supported for floating point target" for any index >= 0."""
+    x, y = rng.standard_normal((3, 4)), rng.dirichlet(np.ones(4), 3)
+    with pytest.raises(RuntimeError, match="not supported for floating point target"):
+        F.cross_entropy(torch.tensor(x), torch.tensor(y), ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="ignore_index"):
+        fl.cross_entropy(x, y, ignore_index=ignore_index)
+    assert_close(fl.cross_entropy(x, y, ignore_index=-1), F.cross_entropy(torch.tensor(x), torch.tensor(y)).numpy(),
+                 np.float64)
+
+
+@pytest.mark.parametrize("where, bad", [("input", np.nan), ("target", 1e30), ("target", -3.0), ("target", np.nan),
+                                        ("input", -0.5)])
+def test_binary_cross_entropy_rejects_what_torch_rejects(rng, where, bad):
+    """torch checks 0 <= v <= 1 for every input and target entry (NaN fails): ValueError naming the argument."""
+    x, y = rng.uniform(0.1, 0.9, 5), rng.random(5)
+    (x if where == "input" else y)[2] = bad
+    with pytest.raises(RuntimeError, match=f"all elements of {where} should be between 0 and 1"):
+        F.binary_cross_entropy(torch.tensor(x), torch.tensor(y))
+    with pytest.raises(ValueError, match=f"{where} must hold probabilities in \\[0, 1\\]"):
+        fl.binary_cross_entropy(x, y)

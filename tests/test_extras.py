@@ -16,6 +16,8 @@ from conftest import assert_close, check_against_torch, torch_value_and_grad
 from conftest import grad_output_for as _go
 from fastloss.classification import SERIAL_BELOW
 from fastloss.extras import DICE_CHUNK
+from hostile import check_hostile, sprinkle
+from loss_cases import CASES, data
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -214,3 +216,77 @@ _t = np.array([0, 1, 2])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ------------------------------------------------------- corners: NaN, inf, aliasing
+
+HOSTILE = {
+    "large_margin_cosine_loss": lambda rng: (_cosface_torch, [rng.standard_normal((4, 3)), rng.standard_normal((5, 3)),
+                                                              rng.integers(0, 5, 4)], (0, 1), dict(s=8.0, m=0.2)),
+    "dice_loss": lambda rng: (_dice_torch, [rng.standard_normal((3, 4, 5)), rng.integers(0, 4, (3, 5))], (0,),
+                              dict(smooth=float(rng.choice([1.0, 1e-3])))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_nan_inf_and_huge_values_as_torch(rng, name):
+    """NaN, +-inf and 1e300 at random positions of the float inputs and grad_output, against
+    the torch references above (tests/hostile.py says what must agree)."""
+    for _ in range(25):
+        reduction = str(rng.choice(REDUCTIONS))
+        torch_fn, arrays, diff, kwargs = HOSTILE[name](rng)
+        arrays = [sprinkle(rng, a) if a.dtype.kind == "f" else a for a in arrays]
+        grad_output = rng.standard_normal(arrays[0].shape[0]) if reduction == "none" else np.float64(0.7)
+        check_hostile(getattr(fl, name), torch_fn, arrays, diff, dict(kwargs, reduction=reduction),
+                      sprinkle(rng, grad_output, (np.nan,), p=0.1))
+
+
+MINE = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+        "focal_loss", "sigmoid_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss",
+        "gaussian_nll_loss", "large_margin_cosine_loss", "anchor_loss", "dice_loss", "ctc_loss"]
+
+
+def _first(grad):
+    return grad[0] if isinstance(grad, tuple) else grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", MINE)
+def test_grad_out_aliasing_an_argument(rng, name, dtype):
+    """grad_out = the first differentiable input: the value and gradient of the call without
+    it, bit for bit. grad_out = another float argument of the input's shape, or a view of the
+    input's buffer shifted by one element either way: the right numbers (or a ValueError)."""
+    fn, call, diff = data(name, rng, dtype)
+    first = diff[0]
+    for reduction in CASES[name].reductions:
+        base = dict(call, reduction=reduction)
+        value, grad = fn(**base, grad=True)
+        inplace = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in base.items()}
+        v1, g1 = fn(**inplace, grad=True, grad_out=inplace[first])
+        np.testing.assert_array_equal(v1, value)
+        np.testing.assert_array_equal(_first(g1), _first(grad))
+        assert _first(g1) is inplace[first]
+        for other, array in call.items():
+            if other != first and isinstance(array, np.ndarray) and array.dtype == dtype \
+                    and array.shape == call[first].shape:
+                copy = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in base.items()}
+                try:
+                    v2, g2 = fn(**copy, grad=True, grad_out=copy[other])
+                except ValueError as error:
+                    assert other in str(error)
+                    continue
+                np.testing.assert_array_equal(v2, value)
+                np.testing.assert_array_equal(_first(g2), _first(grad))
+        x = call[first]
+        for shift in (1, -1):
+            buffer = np.concatenate([x.reshape(-1), x.reshape(-1)[:1]])
+            lo, hi = (buffer[1:], buffer[:-1]) if shift == 1 else (buffer[:-1], buffer[1:])
+            shifted = dict(base, **{first: lo.reshape(x.shape)})
+            expected_value, expected_grad = fn(**dict(shifted, **{first: lo.reshape(x.shape).copy()}), grad=True)
+            try:
+                v3, g3 = fn(**shifted, grad=True, grad_out=hi.reshape(x.shape))
+            except ValueError as error:
+                assert "overlap" in str(error)
+                continue
+            np.testing.assert_array_equal(v3, expected_value)
+            np.testing.assert_array_equal(_first(g3), _first(expected_grad))

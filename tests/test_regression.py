@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 import fastloss as fl
 from conftest import assert_close, check_against_torch, grad_output_for, torch_value_and_grad
+from fastloss import _backend
+from hostile import SPECIALS, check_hostile, sprinkle
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -192,3 +194,56 @@ _x = np.zeros((3, 2))
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ------------------------------------------------------- corners: NaN, inf, domains
+
+def _maybe_weight(rng):
+    return {"weight": sprinkle(rng, rng.random((4, 3)))} if rng.random() < 0.5 else {}
+
+
+HOSTILE = {
+    "l1_loss": (F.l1_loss, _maybe_weight),
+    "mse_loss": (F.mse_loss, _maybe_weight),
+    "smooth_l1_loss": (F.smooth_l1_loss, lambda rng: {"beta": float(rng.choice([0.0, 1.0]))}),
+    "huber_loss": (F.huber_loss, lambda rng: dict(_maybe_weight(rng), delta=float(rng.choice([0.5, 1.0])))),
+    "poisson_nll_loss": (F.poisson_nll_loss, lambda rng: {"log_input": bool(rng.random() < 0.5),
+                                                          "full": bool(rng.random() < 0.5)}),
+    "gaussian_nll_loss": (F.gaussian_nll_loss, lambda rng: {"full": bool(rng.random() < 0.5)}),
+}
+BACKENDS = ([] if _backend.numba is None else ["numba"]) + (["cython"] if _backend.cython_built() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_nan_inf_and_huge_values_as_torch(rng, name, backend):
+    """NaN, +-inf and 1e300 at random positions of input, target, weight, var and grad_output,
+    against torch float64 (tests/hostile.py says what must agree); a negative var raises in both."""
+    torch_fn, options = HOSTILE[name]
+    # gcc contracts a * b + c into a fused multiply-add (setup.py does not pass
+    # -ffp-contract=off), which at overflow (exp(x) - y x with x = y = 1e300) gives inf
+    # where torch and Numba give inf - inf = NaN: the Cython backend gets no huge values.
+    specials = SPECIALS if backend == "numba" else (np.nan, np.inf, -np.inf)
+    for _ in range(25):
+        reduction = str(rng.choice(REDUCTIONS))
+        kwargs = dict(options(rng), reduction=reduction)
+        x = rng.standard_normal((4, 3))
+        if name == "poisson_nll_loss" and not kwargs["log_input"]:
+            x = rng.random((4, 3)) + 0.1
+        arrays, diff = [sprinkle(rng, x, specials), sprinkle(rng, rng.standard_normal((4, 3)), specials)], (0,)
+        if name == "gaussian_nll_loss":
+            var_shape = [(4, 3), (4,), (4, 1)][rng.integers(3)]
+            arrays, diff = arrays + [sprinkle(rng, rng.uniform(0.5, 1.5, var_shape), specials)], (0, 2)
+        grad_output = rng.standard_normal((4, 3)) if reduction == "none" else np.float64(0.7)
+        grad_output = sprinkle(rng, grad_output, (np.nan,), p=0.1)
+        check_hostile(getattr(fl, name), torch_fn, arrays, diff, kwargs, grad_output, backend)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_poisson_full_masks_stirling_below_one_even_at_minus_inf(full):
+    """torch masks the Stirling term where target <= 1 (so -inf gives the loss's own -inf, not NaN)."""
+    x, y = np.array([0.5, 0.2, 0.7]), np.array([-np.inf, 0.5, np.nan])
+    expected = F.poisson_nll_loss(torch.tensor(x), torch.tensor(y), log_input=False, full=full, reduction="none")
+    for backend in BACKENDS:
+        value = fl.poisson_nll_loss(x, y, log_input=False, full=full, reduction="none", backend=backend)
+        np.testing.assert_allclose(value, expected.numpy(), rtol=1e-12, equal_nan=True)

@@ -26,7 +26,7 @@ import numpy as np
 
 include "threads.pxi"
 
-from .fastmath cimport (fl_max_threads, libm_log, row_max, sum_exp_shifted, sum_to_double, weighted_gap_sum,
+from .fastmath cimport (fl_max_threads, libm_log, row_max, sum_exp_shifted, sum_to_double, weighted_nll_sum,
                         weighted_target_sums, write_soft_target_grad, write_softmax_grad)
 
 # Inputs with fewer logits run on the calling thread (fastloss.classification.SERIAL_BELOW).
@@ -61,10 +61,10 @@ cdef inline void _scatter(const floating *values, floating *dst, Py_ssize_t stri
         (<floating *>(<char *>dst + c * stride))[0] = values[c]
 
 
-cdef inline void _zero(floating *dst, Py_ssize_t stride, Py_ssize_t n) noexcept nogil:
+cdef inline void _fill(floating *dst, Py_ssize_t stride, Py_ssize_t n, floating value) noexcept nogil:
     cdef Py_ssize_t c
     for c in range(n):
-        (<floating *>(<char *>dst + c * stride))[0] = 0
+        (<floating *>(<char *>dst + c * stride))[0] = value
 
 
 cdef Py_ssize_t _scan_class_indices(const Py_ssize_t[:, :] target, Py_ssize_t n_classes, Py_ssize_t ignore_index,
@@ -86,8 +86,9 @@ cdef Py_ssize_t _scan_class_indices(const Py_ssize_t[:, :] target, Py_ssize_t n_
 
 
 cdef double _softmax_cross_entropy_row(const floating *row, Py_ssize_t n_classes, Py_ssize_t t,
-                                       const floating *weight, double weight_sum, double keep, double spread,
-                                       double gamma, double s, floating *out, bint want_grad) noexcept nogil:
+                                       const floating *weight, const floating *smooth_weight, double weight_sum,
+                                       double keep, double spread, double gamma, double s, floating *out,
+                                       bint want_grad) noexcept nogil:
     """One kept row: its loss, and with ``want_grad`` its gradient times ``s`` in ``out``
     (contiguous, possibly ``row`` itself). The formula is in fastloss.classification."""
     cdef floating top = row_max(row, n_classes)
@@ -96,7 +97,7 @@ cdef double _softmax_cross_entropy_row(const floating *row, Py_ssize_t n_classes
     cdef floating nll = log_total + (top - row[t])
     cdef floating w_t = weight[t]
     # Per-row scalars are double (the options are); per-class loops stay in the logits' type.
-    cdef double g = 1.0, focal = 1.0, log_p, q, value, a, b
+    cdef double g = 1.0, focal = 1.0, log_p, q, value, a, b, spread_s
     if gamma != 0:
         log_p = -<double>nll
         q = -expm1(log_p)  # 1 - p_t, exact near p_t = 1
@@ -105,26 +106,32 @@ cdef double _softmax_cross_entropy_row(const floating *row, Py_ssize_t n_classes
         g = focal - gamma * exp(log_p) * pow(q, gamma - 1) * log_p if q > 0 else 0.0
     value = keep * w_t * focal * nll
     if spread != 0:
-        value += spread * (log_total * weight_sum + weighted_gap_sum(row, weight, n_classes, top))
+        value += spread * weighted_nll_sum(row, smooth_weight, n_classes, top, log_total)
     if want_grad:
         b = keep * w_t * g * s
-        a = b + spread * weight_sum * s
-        write_softmax_grad(row, n_classes, top, <floating>(a / total), <floating>(spread * s), weight, out)
+        a = b
+        spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
+        if spread != 0:
+            a = a + spread * weight_sum * s
+            spread_s = spread * s
+        write_softmax_grad(row, n_classes, top, <floating>(a / total), <floating>spread_s, smooth_weight, out)
         out[t] = <floating>(out[t] - b)
     return value
 
 
 cdef void _softmax_cross_entropy_loop(const floating[:, :, :] logits, const Py_ssize_t[:, :] target,
-                                      const floating[::1] weight, double weight_sum, double keep, double spread,
-                                      double gamma, Py_ssize_t ignore_index, const floating[::1] scale,
-                                      double inv_denominator, floating[::1] loss, floating[:, :, :] grad,
-                                      bint want_grad, floating *scratch, int threads) noexcept nogil:
+                                      const floating[::1] weight, const floating[::1] smooth_weight,
+                                      double weight_sum, double keep, double spread, double gamma,
+                                      Py_ssize_t ignore_index, const floating[::1] scale, double denominator,
+                                      floating[::1] loss, floating[:, :, :] grad, bint want_grad,
+                                      floating *scratch, int threads) noexcept nogil:
     cdef Py_ssize_t n_pos = logits.shape[1], n_classes = logits.shape[2]
     cdef Py_ssize_t x_stride = logits.strides[2], g_stride = grad.strides[2]
     cdef Py_ssize_t r, n, k, t
     cdef const floating *row
     cdef floating *buf
     cdef floating *out
+    cdef floating top
     for r in prange(logits.shape[0] * n_pos, schedule="static", num_threads=threads):
         n = r // n_pos
         k = r - n * n_pos
@@ -133,28 +140,34 @@ cdef void _softmax_cross_entropy_loop(const floating[:, :, :] logits, const Py_s
         if t == ignore_index:
             loss[r] = 0
             if want_grad:
-                _zero(&grad[n, k, 0], g_stride, n_classes)
+                # 0, or NaN across the row (see the Numba twin's _ignored_row_grad)
+                row = _gather(&logits[n, k, 0], x_stride, n_classes, buf)
+                top = row_max(row, n_classes)
+                _fill(&grad[n, k, 0], g_stride, n_classes,
+                      <floating>(0 * sum_exp_shifted(row, n_classes, top) * weight_sum))
         elif want_grad:
             row = _gather(&logits[n, k, 0], x_stride, n_classes, buf)
             out = &grad[n, k, 0] if g_stride == sizeof(floating) else buf
-            loss[r] = <floating>_softmax_cross_entropy_row(row, n_classes, t, &weight[0], weight_sum, keep, spread,
-                                                          gamma, scale[r] * inv_denominator, out, True)
+            loss[r] = <floating>_softmax_cross_entropy_row(row, n_classes, t, &weight[0], &smooth_weight[0],
+                                                          weight_sum, keep, spread, gamma, scale[r] / denominator,
+                                                          out, True)
             _scatter(out, &grad[n, k, 0], g_stride, n_classes)
         else:
             row = _gather(&logits[n, k, 0], x_stride, n_classes, buf)
-            loss[r] = <floating>_softmax_cross_entropy_row(row, n_classes, t, &weight[0], weight_sum, keep, spread,
-                                                          gamma, 0.0, buf, False)
+            loss[r] = <floating>_softmax_cross_entropy_row(row, n_classes, t, &weight[0], &smooth_weight[0],
+                                                          weight_sum, keep, spread, gamma, 0.0, buf, False)
 
 
 def softmax_cross_entropy_rows(const floating[:, :, :] logits, const Py_ssize_t[:, :] target,
-                               const floating[::1] weight, bint weighted_mean, double weight_sum, double keep,
-                               double spread, double gamma, Py_ssize_t ignore_index, const floating[::1] scale,
-                               bint mean, floating[::1] loss, floating[:, :, :] grad, bint want_grad):
+                               const floating[::1] weight, const floating[::1] smooth_weight, bint weighted_mean,
+                               double weight_sum, double keep, double spread, double gamma, Py_ssize_t ignore_index,
+                               const floating[::1] scale, bint mean, floating[::1] loss, floating[:, :, :] grad,
+                               bint want_grad):
     """Fused softmax cross-entropy / focal loss over (N, K, C) logits and (N, K) class
     indices: ``fastloss.classification.softmax_cross_entropy_rows``, compiled ahead of
     time. Returns ``(0, position, 0)`` for a bad class index, having written nothing;
     else ``(float64 sum of the row losses, -1, denominator of the mean)``."""
-    cdef double kept, inv_denominator, total
+    cdef double kept, denominator, total
     cdef int threads
     cdef floating[:, ::1] scratch_rows
     cdef floating *scratch = NULL
@@ -171,10 +184,10 @@ def softmax_cross_entropy_rows(const floating[:, :, :] logits, const Py_ssize_t[
     if logits.strides[2] != sizeof(floating) or (want_grad and grad.strides[2] != sizeof(floating)):
         scratch_rows = np.empty((threads, logits.shape[2]), np.float32 if floating is float else np.float64)
         scratch = &scratch_rows[0, 0]
-    inv_denominator = 1.0 / kept if mean else 1.0  # inf when nothing is kept: it then scales no row
+    denominator = kept if mean else 1.0  # 0 when nothing is kept: it then divides no row
     with nogil:
-        _softmax_cross_entropy_loop(logits, target, weight, weight_sum, keep, spread, gamma, ignore_index, scale,
-                                    inv_denominator, loss, grad, want_grad, scratch, threads)
+        _softmax_cross_entropy_loop(logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                                    ignore_index, scale, denominator, loss, grad, want_grad, scratch, threads)
         total = sum_to_double(&loss[0], rows)
     return total, -1, kept
 
@@ -193,7 +206,7 @@ cdef void _soft_loop(const floating[:, :, :] logits, const floating[:, :, :] tar
     cdef const floating *row
     cdef const floating *y
     cdef floating *out
-    cdef floating top, total, mass, gap, s
+    cdef floating top, total, mass, s
     for r in prange(logits.shape[0] * n_pos, schedule="static", num_threads=threads):
         n = r // n_pos
         k = r - n * n_pos
@@ -202,8 +215,7 @@ cdef void _soft_loop(const floating[:, :, :] logits, const floating[:, :, :] tar
         y = _gather(&target[n, k, 0], y_stride, n_classes, &scratch[tid, 1, 0])
         top = row_max(row, n_classes)
         total = sum_exp_shifted(row, n_classes, top)
-        mass, gap = weighted_target_sums(row, y, &weight[0], n_classes, keep, spread, top)
-        loss[r] = libm_log(total) * mass + gap
+        mass, loss[r] = weighted_target_sums(row, y, &weight[0], n_classes, keep, spread, top, libm_log(total))
         if want_grad:
             s = scale[r]
             out = &grad[n, k, 0] if g_stride == sizeof(floating) else &scratch[tid, 0, 0]
@@ -233,7 +245,7 @@ def softmax_cross_entropy_soft_rows(const floating[:, :, :] logits, const floati
 
 
 cdef void _nll_loop(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] target, const floating[::1] weight,
-                    Py_ssize_t ignore_index, const floating[::1] scale, double inv_denominator,
+                    Py_ssize_t ignore_index, const floating[::1] scale, double denominator,
                     floating[::1] loss, floating[:, :, :] grad, bint want_grad, int threads) noexcept nogil:
     cdef Py_ssize_t n_pos = log_probs.shape[1], n_classes = log_probs.shape[2], g_stride = grad.strides[2]
     cdef Py_ssize_t r, n, k, t
@@ -244,9 +256,9 @@ cdef void _nll_loop(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] ta
         # Read before the gradient row is zeroed: grad may be log_probs itself.
         loss[r] = -weight[t] * log_probs[n, k, t] if t != ignore_index else 0
         if want_grad:
-            _zero(&grad[n, k, 0], g_stride, n_classes)
+            _fill(&grad[n, k, 0], g_stride, n_classes, 0)
             if t != ignore_index:
-                grad[n, k, t] = <floating>(-weight[t] * scale[r] * inv_denominator)
+                grad[n, k, t] = <floating>(-weight[t] * (scale[r] / denominator))  # torch's order: w (g / sum w)
 
 
 def nll_rows(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] target, const floating[::1] weight,
@@ -255,7 +267,7 @@ def nll_rows(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] target, c
     """Negative log-likelihood over (N, K, C) log-probabilities, loss = -w_t x_t:
     ``fastloss.classification.nll_rows``, compiled ahead of time; results as
     :func:`softmax_cross_entropy_rows`."""
-    cdef double kept, inv_denominator, total
+    cdef double kept, denominator, total
     cdef Py_ssize_t bad, rows = log_probs.shape[0] * log_probs.shape[1]
     with nogil:
         bad = _scan_class_indices(target, log_probs.shape[2], ignore_index, weight, True, &kept)
@@ -263,9 +275,9 @@ def nll_rows(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] target, c
         return 0.0, bad, kept
     if rows == 0:
         return 0.0, -1, kept
-    inv_denominator = 1.0 / kept if mean else 1.0
+    denominator = kept if mean else 1.0
     with nogil:
-        _nll_loop(log_probs, target, weight, ignore_index, scale, inv_denominator, loss, grad, want_grad,
+        _nll_loop(log_probs, target, weight, ignore_index, scale, denominator, loss, grad, want_grad,
                   _threads(rows, rows * log_probs.shape[2]))
         total = sum_to_double(&loss[0], rows)
     return total, -1, kept

@@ -42,12 +42,19 @@ cdef inline (floating, floating, floating) _bce_point(floating x, floating y, fl
     return loss, (x - y) / py_max((one - x) * x, <floating>9.999999960041972e-13), 0
 
 
-cdef inline (floating, floating, floating) _bce_logits_point(floating x, floating y, floating pos_weight,
-                                                             floating p0, floating p1, floating p2) noexcept nogil:
+cdef inline (floating, floating, floating) _bce_logits_point(floating x, floating y, floating z, floating p0,
+                                                             floating p1, floating p2) noexcept nogil:
     cdef floating one = 1
-    cdef floating log_weight = one + (pos_weight - one) * y
-    cdef floating loss = (one - y) * x + log_weight * log1p_exp(-x)
-    return loss, log_weight * sigmoid(x) - pos_weight * y, 0
+    return (one - y) * x + log1p_exp(-x), sigmoid(x) - y, 0
+
+
+cdef inline (floating, floating, floating) _bce_logits_pos_weight_point(floating x, floating y, floating pos_weight,
+                                                                        floating p0, floating p1,
+                                                                        floating p2) noexcept nogil:
+    cdef floating one = 1
+    cdef floating t = pos_weight * y
+    cdef floating loss = (one - y) * x + ((pos_weight - one) * y + one) * log1p_exp(-x)
+    return loss, (t + one - y) * sigmoid(x) - t, 0
 
 
 cdef inline (floating, floating, floating) _kl_div_point(floating x, floating y, floating z, floating log_target,
@@ -122,10 +129,10 @@ cdef inline (floating, floating, floating) _huber_point(floating x, floating y, 
 
 
 cdef inline floating _stirling(floating y) noexcept nogil:
-    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y) where y > 1, else 0."""
+    """torch's ``full`` term: y log y - y + 0.5 log(2 pi y), masked to 0 where y <= 1 (NaN passes)."""
     cdef floating zero = 0
     cdef floating term = y * log_fast(y) - y + <floating>0.5 * log_fast(<floating>6.283185307179586 * y)
-    return term if y > 1 else y * zero
+    return term if not (y <= 1) else zero
 
 
 cdef inline (floating, floating, floating) _poisson_log_input_point(floating x, floating y, floating z,
@@ -160,11 +167,12 @@ cdef inline (floating, floating, floating) _gaussian_nll_point(floating x, float
     cdef floating half = <floating>0.5
     cdef floating v = var if not (var < eps) else eps  # NaN passes through
     cdef floating d = x - y
-    cdef floating r = d / v
-    cdef floating loss = half * (log_fast(v) + d * r)
+    cdef floating inv = one / v
+    cdef floating q = d * d * inv
+    cdef floating loss = half * (log_fast(v) + q)
     if full != 0:
         loss += <floating>0.9189385332046727  # 0.5 log(2 pi)
-    return loss, r, half * (one / v - r * r)
+    return loss, d * inv, half * (inv - q * inv)
 
 
 # ----------------------------------------------------------------- kinds
@@ -195,6 +203,8 @@ cdef struct PoissonLogInputFull:
     char unused
 cdef struct PoissonFull:
     char unused
+cdef struct BceLogitsPosWeight:
+    char unused
 
 ctypedef fused kind_t:
     Bce
@@ -210,6 +220,7 @@ ctypedef fused kind_t:
     GaussianNll
     PoissonLogInputFull
     PoissonFull
+    BceLogitsPosWeight
 
 #: The scalar kernels with a Cython twin, by the Numba kernel's ``module.name``.
 KINDS = {f"fastloss.{name}": code for code, name in enumerate([
@@ -217,7 +228,7 @@ KINDS = {f"fastloss.{name}": code for code, name in enumerate([
     "classification._sigmoid_focal_point", "regression._l1_point", "regression._mse_point",
     "regression._smooth_l1_point", "regression._huber_point", "regression._poisson_log_input_point",
     "regression._poisson_point", "regression._gaussian_nll_point", "regression._poisson_log_input_full_point",
-    "regression._poisson_full_point",
+    "regression._poisson_full_point", "classification._bce_logits_pos_weight_point",
 ])}
 
 
@@ -248,6 +259,8 @@ cdef inline (floating, floating, floating) _point(kind_t kind, floating x, float
         return _poisson_log_input_full_point(x, y, z, p0, p1, p2)
     elif kind_t is PoissonFull:
         return _poisson_full_point(x, y, z, p0, p1, p2)
+    elif kind_t is BceLogitsPosWeight:
+        return _bce_logits_pos_weight_point(x, y, z, p0, p1, p2)
     else:
         return _gaussian_nll_point(x, y, z, p0, p1, p2)
 
@@ -400,8 +413,10 @@ cdef void _dispatch(int kind, floating p0, floating p1, floating p2, Tiles *t, P
         _tiles(GaussianNll(0), p0, p1, p2, t, n_items, threads)
     elif kind == 11:
         _tiles(PoissonLogInputFull(0), p0, p1, p2, t, n_items, threads)
-    else:
+    elif kind == 12:
         _tiles(PoissonFull(0), p0, p1, p2, t, n_items, threads)
+    else:
+        _tiles(BceLogitsPosWeight(0), p0, p1, p2, t, n_items, threads)
 
 
 cdef Operand _operand(const floating[:, ::1] a, floating[::1] constant):

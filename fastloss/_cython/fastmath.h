@@ -242,9 +242,9 @@ FL_POW(double, f64, fabs, trunc, copysign)
  * row_max: the largest entry, NaN entries skipped (a NaN still makes the row's loss
  *   NaN through exp(NaN - max)).
  * sum_exp_shifted: sum_c exp(row[c] - shift).
- * weighted_gap_sum: sum_c weight[c] (top - row[c]).
+ * weighted_nll_sum: sum_c weight[c] (-log p_c), -log p_c = log_total - (row[c] - top).
  * weighted_target_sums: with q = keep * target + spread, (sum_c w_c q_c,
- *   sum_c w_c q_c (top - row[c])).
+ *   sum_c w_c q_c (-log p_c)).
  * write_softmax_grad: out[c] = a_over_s exp(row[c] - top) - spread_scale weight[c];
  *   out may be row itself (an in-place gradient).
  * write_soft_target_grad: out[c] = factor exp(row[c] - top) - s weight[c] q_c.
@@ -262,25 +262,25 @@ FL_CLONES static T fl_sum_exp_shifted_##S(const T *restrict row, ptrdiff_t n, T 
     for (ptrdiff_t c = 0; c < n; c++) s += fl_exp_##S(row[c] - shift);                              \
     return s;                                                                                       \
 }                                                                                                   \
-FL_CLONES static T fl_weighted_gap_sum_##S(const T *restrict row, const T *restrict weight,         \
-                                           ptrdiff_t n, T top) {                                    \
+FL_CLONES static T fl_weighted_nll_sum_##S(const T *restrict row, const T *restrict weight,         \
+                                           ptrdiff_t n, T top, T log_total) {                       \
     T s = 0;                                                                                        \
     FL_PRAGMA(omp simd reduction(+:s))                                                              \
-    for (ptrdiff_t c = 0; c < n; c++) s += weight[c] * (top - row[c]);                              \
+    for (ptrdiff_t c = 0; c < n; c++) s += weight[c] * (log_total - (row[c] - top));                \
     return s;                                                                                       \
 }                                                                                                   \
 FL_CLONES static void fl_weighted_target_sums_##S(const T *restrict row, const T *restrict target,  \
                                                   const T *restrict weight, ptrdiff_t n, T keep,    \
-                                                  T spread, T top, T *mass, T *gap) {               \
-    T total = 0, g = 0;                                                                             \
-    FL_PRAGMA(omp simd reduction(+:total, g))                                                       \
+                                                  T spread, T top, T log_total, T *mass, T *loss) { \
+    T total = 0, l = 0;                                                                             \
+    FL_PRAGMA(omp simd reduction(+:total, l))                                                       \
     for (ptrdiff_t c = 0; c < n; c++) {                                                             \
         T wq = weight[c] * (keep * target[c] + spread);                                             \
         total += wq;                                                                                \
-        g += wq * (top - row[c]);                                                                   \
+        l += wq * (log_total - (row[c] - top));                                                     \
     }                                                                                               \
     *mass = total;                                                                                  \
-    *gap = g;                                                                                       \
+    *loss = l;                                                                                      \
 }                                                                                                   \
 FL_CLONES static void fl_write_softmax_grad_##S(const T *row, ptrdiff_t n, T top, T a_over_s,      \
                                                 T spread_scale, const T *restrict weight, T *out) { \

@@ -30,13 +30,16 @@ cdef extern from "fastmath.h" nogil:
     double fl_row_max_f64(const double *row, Py_ssize_t n)
     float fl_sum_exp_shifted_f32(const float *row, Py_ssize_t n, float shift)
     double fl_sum_exp_shifted_f64(const double *row, Py_ssize_t n, double shift)
-    float fl_weighted_gap_sum_f32(const float *row, const float *weight, Py_ssize_t n, float top)
-    double fl_weighted_gap_sum_f64(const double *row, const double *weight, Py_ssize_t n, double top)
+    float fl_weighted_nll_sum_f32(const float *row, const float *weight, Py_ssize_t n, float top,
+                                  float log_total)
+    double fl_weighted_nll_sum_f64(const double *row, const double *weight, Py_ssize_t n, double top,
+                                   double log_total)
     void fl_weighted_target_sums_f32(const float *row, const float *target, const float *weight, Py_ssize_t n,
-                                     float keep, float spread, float top, float *mass, float *gap)
+                                     float keep, float spread, float top, float log_total, float *mass,
+                                     float *loss)
     void fl_weighted_target_sums_f64(const double *row, const double *target, const double *weight,
-                                     Py_ssize_t n, double keep, double spread, double top, double *mass,
-                                     double *gap)
+                                     Py_ssize_t n, double keep, double spread, double top, double log_total,
+                                     double *mass, double *loss)
     void fl_write_softmax_grad_f32(const float *row, Py_ssize_t n, float top, float a_over_s, float spread_scale,
                                    const float *weight, float *out)
     void fl_write_softmax_grad_f64(const double *row, Py_ssize_t n, double top, double a_over_s,
@@ -127,23 +130,24 @@ cdef inline floating sum_exp_shifted(const floating *row, Py_ssize_t n, floating
         return fl_sum_exp_shifted_f64(row, n, shift)
 
 
-cdef inline floating weighted_gap_sum(const floating *row, const floating *weight, Py_ssize_t n,
-                                      floating top) noexcept nogil:
+cdef inline floating weighted_nll_sum(const floating *row, const floating *weight, Py_ssize_t n,
+                                      floating top, floating log_total) noexcept nogil:
     if floating is float:
-        return fl_weighted_gap_sum_f32(row, weight, n, top)
+        return fl_weighted_nll_sum_f32(row, weight, n, top, log_total)
     else:
-        return fl_weighted_gap_sum_f64(row, weight, n, top)
+        return fl_weighted_nll_sum_f64(row, weight, n, top, log_total)
 
 
 cdef inline (floating, floating) weighted_target_sums(const floating *row, const floating *target,
                                                       const floating *weight, Py_ssize_t n, floating keep,
-                                                      floating spread, floating top) noexcept nogil:
-    cdef floating mass, gap
+                                                      floating spread, floating top,
+                                                      floating log_total) noexcept nogil:
+    cdef floating mass, loss
     if floating is float:
-        fl_weighted_target_sums_f32(row, target, weight, n, keep, spread, top, &mass, &gap)
+        fl_weighted_target_sums_f32(row, target, weight, n, keep, spread, top, log_total, &mass, &loss)
     else:
-        fl_weighted_target_sums_f64(row, target, weight, n, keep, spread, top, &mass, &gap)
-    return mass, gap
+        fl_weighted_target_sums_f64(row, target, weight, n, keep, spread, top, log_total, &mass, &loss)
+    return mass, loss
 
 
 cdef inline void write_softmax_grad(const floating *row, Py_ssize_t n, floating top, floating a_over_s,
