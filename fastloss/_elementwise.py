@@ -20,11 +20,8 @@ that applies ``g`` itself, in torch's order. The kernel is chosen by a
 :class:`fastloss._jit.KernelKind`, so each loss gets its own machine code, and that
 code is cached.
 
-The gradient may be written into an operand (``grad_out=x``): element ``i`` of every
-operand is read before element ``i`` of the gradient is written, so an operand that is
-the very same view as the gradient is safe; an operand that overlaps it any other way
-(a shifted view, a broadcast row) makes the kernel write to a scratch array first
-(:func:`in_place_view`).
+The gradient may be written over the input (``grad_out=x``): element ``i`` of every
+operand is read before element ``i`` of the gradient is written.
 """
 import numpy as np
 
@@ -64,6 +61,7 @@ if _backend.numba is not None:
             loss, gx, gz = _pointwise(kind, x, y, z, p0, p1, p2)
             return loss, gx * g, gz * g
         return scale
+
 
 # Columns per parallel work item: long enough to vectorise, short enough that a
 # single long row still spreads over all threads.
@@ -203,37 +201,11 @@ def _pack(a, shape, two_d):
     return read_only(np.ascontiguousarray(view))
 
 
-def _same_view(a, b):
-    """Whether ``a`` and ``b`` address the same elements in the same order."""
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.dtype == b.dtype
-            and a.shape == b.shape and a.strides == b.strides)
-
-
-def in_place_view(view, reads):
-    """``view``, the kernel's view of a gradient buffer, if the kernel may write it directly
-    while it reads the arrays ``reads``; else a scratch array of its shape, which
-    :class:`GradientBuffer` copies back once the kernel is done.
-
-    The kernels read element (or row) ``i`` of every operand before they write element
-    (or row) ``i`` of the gradient, and no other element of it afterwards: an operand
-    that is the very same view as the gradient (``grad_out=input``) is safe, and one that
-    shares no memory with it. Any other overlap (a shifted view of the input, an operand
-    broadcast along a row, a target viewed as floats) could be overwritten before it is
-    read, so the gradient goes to scratch first: the numbers are right whatever the overlap.
-    """
-    if all(not np.may_share_memory(view, a) or _same_view(view, a) for a in reads):
-        return view
-    return np.empty(view.shape, view.dtype)
-
-
-def _contiguous_rows(two_d, reads):
-    """For :class:`GradientBuffer`: a C-contiguous (rows, cols) view of an output that the
-    kernel may write while it reads ``reads`` (:func:`in_place_view`), or a scratch array."""
+def _contiguous_rows(two_d):
+    """For :class:`GradientBuffer`: a C-contiguous (rows, cols) view of an output, or a scratch array."""
     def make_view(array):
         view = reshape_view(array, two_d)
-        if view is None or not view.flags.c_contiguous:
-            return np.empty(two_d, array.dtype)
-        return in_place_view(view, reads)
+        return view if view is not None and view.flags.c_contiguous else np.empty(two_d, array.dtype)
     return make_view
 
 
@@ -268,8 +240,8 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dx_buf = None
     dx2 = dz2 = empty
     if grad:
-        dx_buf = GradientBuffer(x, dtype, grad_out)
-        dx2 = dx_buf.view(_contiguous_rows(two_d, [x2, *operands]), lambda v, s: v.reshape(s))
+        dx_buf = GradientBuffer(x, dtype, grad_out, reads=(y, z, weight, scale))
+        dx2 = dx_buf.view(_contiguous_rows(two_d), lambda v, s: v.reshape(s))
         if dz_like is not None:
             dz2 = np.empty(two_d, dtype)
     y2, z2, w2, s2 = operands

@@ -58,6 +58,41 @@ def flat_rows_out(array):
     return np.reshape(array, _two_d(array.shape)) if view is None else view
 
 
+def overlaps(a, b):
+    """Whether arrays ``a`` and ``b`` share an element (cheap bounds test first; a
+    problem too hard to decide exactly counts as an overlap)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return np.shares_memory(a, b, max_work=1 << 16)
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _same_view(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.shape == b.shape
+            and a.strides == b.strides)
+
+
+def check_no_overlap(grad_out, like, reads, name="grad_out"):
+    """ValueError unless the gradient can be written to ``grad_out`` while the kernel reads.
+
+    ``grad_out`` may be the input ``like`` itself (the kernels write each gradient element
+    after the last read of its input element) or an array apart from it; a partial
+    overlap with the input, or any overlap with another array the kernel reads (``reads``:
+    a dict by argument name, or a sequence), would make the kernel read values it has
+    already overwritten.
+    """
+    if overlaps(grad_out, like) and not _same_view(grad_out, like):
+        raise ValueError(f"{name} overlaps the input without being it (a shifted or strided view of the same "
+                         f"buffer); pass the input itself for an in-place gradient, or a separate array")
+    named = reads.items() if isinstance(reads, dict) else (("another argument", a) for a in reads)
+    for what, array in named:
+        if isinstance(array, np.ndarray) and array.size and overlaps(grad_out, array):
+            raise ValueError(f"{name} overlaps {what}, which the loss reads while it writes the gradient; "
+                             f"pass a separate array")
+
+
 class GradientBuffer:
     """Where a kernel writes a gradient shaped like ``like``.
 
@@ -67,7 +102,7 @@ class GradientBuffer:
     :meth:`result` copies it back.
     """
 
-    def __init__(self, like, dtype, grad_out, name="grad_out"):
+    def __init__(self, like, dtype, grad_out, name="grad_out", reads=()):
         if grad_out is None:
             self.array = np.empty(like.shape, dtype)
         else:
@@ -79,6 +114,7 @@ class GradientBuffer:
                 raise TypeError(f"{name} has dtype {grad_out.dtype}; the gradient is computed in {np.dtype(dtype)}")
             if not grad_out.flags.writeable:
                 raise ValueError(f"{name} is read-only")
+            check_no_overlap(grad_out, like, reads, name)
             self.array = grad_out
         self._scratch = None
 

@@ -8,6 +8,8 @@ kernels ("fastloss") or on its Cython kernels ("cython"). Each factory returns a
 zero-argument callable, so input preparation is never timed.
 """
 import dataclasses
+import os
+import platform
 import time
 
 import numpy as np
@@ -184,12 +186,43 @@ def available_impls():
     return [impl for impl in IMPLS if present.get(impl, True)]
 
 
-def time_call(fn, repeat=5, min_time=0.0):
-    """Median seconds of ``fn()`` over ``repeat`` runs after one untimed warm-up call."""
+def time_calls(fn, repeat=5, min_time=0.0):
+    """Seconds of each of ``repeat`` runs of ``fn()`` (more while their sum is below
+    ``min_time``), after one untimed warm-up call."""
     fn()
     times = []
     while len(times) < repeat or sum(times) < min_time:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return np.array(times)
+
+
+def time_call(fn, repeat=5, min_time=0.0):
+    """Median seconds of ``fn()`` over the runs of :func:`time_calls`."""
+    return float(np.median(time_calls(fn, repeat, min_time)))
+
+
+def cpu_name():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """One line naming the CPU, its cores, the thread counts and the versions a timing depends on."""
+    numba = _backend.numba
+    parts = [f"{cpu_name()}, {os.cpu_count()} logical cores", f"fastloss {fl.__version__}",
+             f"numba {numba.__version__} ({numba.get_num_threads()} threads)" if numba is not None
+             else f"numba not in use ({_backend.NUMBA_OFF_REASON})",
+             f"numpy {np.__version__}"]
+    torch = _torch()
+    parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch is not None
+                 else "torch not installed (pip install 'fastloss[bench]' to compare)")
+    return ", ".join(parts + [f"python {platform.python_version()}"])

@@ -337,7 +337,7 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
     if grad:
         factor = loss_scale(reduction, grad_output, loss_shape, 1.0 if targets else denominator, dtype)
         scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
-        buffer = GradientBuffer(x, dtype, grad_out)
+        buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
         grad_rows = buffer.view(class_rows, class_rows_undo)
     else:
         scale, grad_rows = _NO_GRAD[dtype]

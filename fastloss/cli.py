@@ -9,14 +9,21 @@
 import argparse
 import inspect
 import json
+import math
 import os
-import platform
+import shutil
+import signal
 import sys
+import textwrap
+import threading
 
 import numpy as np
 
+from . import __version__
 from ._backend import BACKENDS
-from .benchmarks import IMPLS
+from .benchmarks import CASES, IMPLS
+
+WIDTH = 100  # the widest line the command prints (narrower when the terminal is)
 
 
 def _progress(enabled, text):
@@ -25,7 +32,7 @@ def _progress(enabled, text):
 
 
 def bench(args):
-    from . import _backend, benchmarks, warmup
+    from . import benchmarks, warmup
 
     impls = [i for i in benchmarks.available_impls() if i in args.impl]
     base = "fastloss" if "fastloss" in impls else "cython"  # the Numba kernels, unless numba is not in use
@@ -33,6 +40,8 @@ def bench(args):
     if not cases:
         known = sorted({c.loss for c in benchmarks.CASES})
         raise SystemExit(f"fastloss bench: no case for --loss {args.loss}; known losses: {', '.join(known)}")
+    if args.plot:
+        _check_output("--plot", args.plot)
     show = sys.stderr.isatty() and not args.no_progress
     _progress(show, "compiling / loading kernels ...")
     warmup(dtypes=(args.dtype,))
@@ -48,39 +57,61 @@ def bench(args):
         rows.append((case.label(args.rows, args.classes, args.dtype), nbytes, timings))
     _progress(show, "")
     if args.plot:
-        sizes = _bench_sizes(args)
-        plot_throughput(cases, impls, sizes, args, show, args.plot)
+        plot_throughput(cases, impls, _bench_sizes(args), args, show, args.plot)
+        print(f"fastloss bench: plot written to {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"case": label, "input_bytes": nbytes, "seconds": t} for label, nbytes, t in rows],
                          indent=2))
         return 0
-    try:
-        import torch
-
-        torch_note = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    except ImportError:
-        torch_note = " (torch not installed: pip install torch==2.13.0 to compare)"
-    numba = _backend.numba
-    numba_note = (f"numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)" if numba is not None
-                  else f"numba not in use ({_backend.NUMBA_OFF_REASON})")
-    print(f"fastloss bench: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{numba_note}, numpy {np.__version__}{torch_note}")
-    print("medians of", args.repeat, f"runs; GB/s counts one read of the input; 'x' = {base}'s speed-up over it; "
-          "fastloss = Numba kernels, cython = Cython kernels")
-    head = f"{'case':<50}" + "".join(f"{impl:>22}" for impl in impls)
-    others = [i for i in impls if i != base]
-    head += "".join(f"{'vs ' + i:>12}" for i in others)
-    print(head)
-    print("-" * len(head))
-    for label, nbytes, timings in rows:
-        line = f"{label:<50}"
-        for impl in impls:
-            t = timings[impl]
-            line += f"{t * 1e3:>10.3f} ms {nbytes / t / 1e9:>6.1f} GB/s"
-        for other in others:
-            line += f"{timings[other] / timings[base]:>11.2f}x"
-        print(line)
+    width = min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
+    notes = [
+        f"fastloss bench: {benchmarks.machine()}",
+        f"inputs: {args.rows} x {args.classes} {args.dtype} per case; time: median of {args.repeat} runs after a "
+        f"warm-up call; GB/s: one read of the input per run; {base} speed-up: that row's time over {base}'s.",
+        "fastloss = the Numba kernels (the default backend), cython = the same losses compiled ahead of time "
+        "(backend=\"cython\"). " + BACKEND_NOTE,
+    ]
+    for note in notes:
+        print(textwrap.fill(note, width, subsequent_indent="  "))
+    print()
+    groups = [(label, [(impl, f"{timings[impl] * 1e3:.3f}", f"{nbytes / timings[impl] / 1e9:.2f}",
+                        "" if impl == base else f"{timings[impl] / timings[base]:.3g}x") for impl in impls])
+              for label, nbytes, timings in rows]
+    header = ("case", "implementation", "time (ms)", "GB/s", f"{base} speed-up")
+    print("\n".join(_table(header, groups, width, "<>>>")))
     return 0
+
+
+# Why the default backend can lose to the Cython one (measured figures: bench/RESULTS.md).
+BACKEND_NOTE = ("Where fastloss is slower than cython: at small sizes a Numba parallel kernel starts its whole "
+                "thread team on every call (only some kernels have a single-thread path for small inputs), while "
+                "a Cython kernel runs on the calling thread when the work is small, and on a busy machine waiting "
+                "for the team can take milliseconds; at large sizes the two compilers vectorise differently and "
+                "either may be ahead.")
+
+
+def _table(header, groups, width, align):
+    """The lines of a table: ``groups`` are ``(label, rows)``; the label is wrapped down the
+    first column beside its rows (so a long one never pushes the others out), the other
+    columns are aligned by ``align`` ("<" or ">" each), and every line fits ``width``
+    where the cells allow it."""
+    cells = [header[1:]] + [row for _, rows in groups for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    room = width - sum(widths) - 2 * len(widths)
+    first = max(min(room, max(len(header[0]), *(len(label) for label, _ in groups))), 12)
+
+    def line(label, row):
+        return (f"{label:<{first}}" + "".join(f"  {c:{a}{w}}" for c, a, w in zip(row, align, widths))).rstrip()
+
+    out = [line(header[0], header[1:]), "-" * (first + sum(widths) + 2 * len(widths))]
+    for number, (label, rows) in enumerate(groups):
+        labels = textwrap.wrap(label, first)
+        if number:
+            out.append("")
+        for i in range(max(len(labels), len(rows))):
+            out.append(line(labels[i] if i < len(labels) else "",
+                            rows[i] if i < len(rows) else ("",) * len(widths)))
+    return out
 
 
 def _bench_sizes(args):
@@ -103,46 +134,89 @@ def _pyplot():
 
 
 def plot_throughput(cases, impls, sizes, args, show, path):
-    """One panel per case: GB/s of each implementation against the batch size, one line each."""
+    """One panel per case: GB/s of each implementation against the batch size, the median
+    of ``args.repeat`` runs as a line and their range (min to max) as a band; one legend
+    above the panels, and the machine, threads and versions below them."""
     from . import benchmarks
 
     plt = _pyplot()
     rng = np.random.default_rng(args.seed)
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.8), squeeze=False)
-    for ax, case in zip(axes[0], cases):
+    columns = min(2, len(cases))
+    rows = math.ceil(len(cases) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.4 * rows + 1.2), squeeze=False,
+                             layout="constrained")
+    for ax, case in zip(axes.flat, cases):
         for impl in impls:
-            throughput = []
+            runs = []  # GB/s of each run, one row per size
             for n in sizes:
                 _progress(show, f"plot: {case.label(n, args.classes, args.dtype)}: {impl}")
                 inputs = case.make_inputs(rng, n, args.classes, args.dtype)
-                seconds = benchmarks.time_call(case.impls[impl](inputs), repeat=args.repeat)
-                throughput.append(inputs["x"].nbytes / seconds / 1e9)
-            ax.plot(sizes, throughput, marker="o", label=impl)
+                runs.append(inputs["x"].nbytes / benchmarks.time_calls(case.impls[impl](inputs), args.repeat) / 1e9)
+            runs = np.array(runs)
+            line, = ax.plot(sizes, np.median(runs, axis=1), marker="o", ms=3, label=impl)
+            ax.fill_between(sizes, runs.min(axis=1), runs.max(axis=1), color=line.get_color(), alpha=0.2, lw=0)
         ax.set_xscale("log", base=2)
         ax.set_xlabel(f"batch size N (C = {args.classes}, {args.dtype})")
         ax.set_ylabel("GB/s of input")
         ax.set_title(f"{case.loss} {case.mode}", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend()
+    for ax in axes.flat[len(cases):]:
+        ax.set_visible(False)
     _progress(show, "")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(impls),
+               frameon=False)
+    caption = (f"median of {args.repeat} runs per point, band: fastest to slowest run. "
+               f"{benchmarks.machine()}")
+    fig.supxlabel(textwrap.fill(caption, 55 * columns), fontsize=8)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _check_output(option, path):
+    """An output path whose folder exists, checked before the work that fills it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{option} {path}: no such folder {folder}")
 
 
 # --------------------------------------------------------------------------- eval
 
+def _eval_losses():
+    """The losses ``fastloss eval`` can stream (name -> function): those whose value over a
+    batch combines their values over its parts."""
+    from . import _batch
+
+    return {name: fn for name, fn in sorted(_batch.losses().items()) if _batch.spec_of(fn).decomposable}
+
+
 def _loss_options():
-    """Every option of every loss (name -> default per loss), from the signatures."""
+    """Every option of every loss ``fastloss eval`` takes (name -> default per loss), from the signatures."""
     from . import _batch
 
     options = {}
-    for name, fn in _batch.losses().items():
+    for name, fn in _eval_losses().items():
         data = set(_batch.data_parameters(fn))
         for p in inspect.signature(fn).parameters.values():
             if p.name not in data and p.name not in _batch.PLUMBING and p.name not in ("reduction", "backend"):
                 options.setdefault(p.name, {})[name] = p.default
     return options
+
+
+def _option_help(defaults):
+    """``(metavar, help)`` of a loss option from its default in each loss that has it (the
+    type :func:`_convert_option` parses the text as)."""
+    kinds = {type(d) for d in defaults.values()}
+    per_loss = ", ".join(f"{loss} ({'none' if d is None else str(d).lower() if isinstance(d, bool) else d})"
+                         for loss, d in sorted(defaults.items()))
+    if kinds == {bool}:
+        return "{true,false}", f"of {per_loss}"
+    if kinds == {str}:
+        return "TEXT", f"of {per_loss}"
+    if kinds == {int}:
+        return "INT", f"of {per_loss}"
+    if kinds <= {int, float}:
+        return "NUMBER", f"of {per_loss}"
+    return "NUMBER|FILE", f"a number, or an array file (.npy, .npz[:NAME], .parquet[:COLUMNS]), of {per_loss}"
 
 
 def _parse_bool(text):
@@ -204,8 +278,10 @@ def eval_command(args, option_values):
     if missing:
         raise ValueError(f"{fn.__name__} also needs {', '.join(missing)}: give them as --arg NAME=FILE")
     reduction = args.reduction or known["reduction"].default
-    if args.per_sample is not None and not args.per_sample.endswith(".npy"):
-        raise ValueError(f"--per-sample {args.per_sample}: the per-sample losses are written as .npy")
+    if args.per_sample is not None:
+        if not args.per_sample.endswith(".npy"):
+            raise ValueError(f"--per-sample {args.per_sample}: the per-sample losses are written as .npy")
+        _check_output("--per-sample", args.per_sample)
     show = sys.stderr.isatty() and not args.no_progress
 
     def progress(done, total):
@@ -236,22 +312,22 @@ def _add_eval(sub):
     e = sub.add_parser("eval", help="a loss over prediction files (.npy, .npz, Parquet), streamed in constant memory",
                        description="Evaluate a loss over prediction and target files in chunks of rows; the result "
                                    "equals the in-memory call. Loss options are those of the Python function.")
-    e.add_argument("loss", help="a fastloss loss, e.g. cross_entropy")
+    e.add_argument("loss", metavar="LOSS", help=f"one of: {', '.join(_eval_losses())}")
     e.add_argument("--input", required=True, help="predictions: FILE.npy, FILE.npz[:NAME], FILE.parquet[:COLUMNS]")
     e.add_argument("--target", help="targets, same formats")
     e.add_argument("--arg", action="append", metavar="NAME=FILE",
                    help="another data argument of the loss by name (repeatable)")
     e.add_argument("--reduction", help="mean, sum, none (or what the loss accepts; default: the loss's default)")
     e.add_argument("--per-sample", metavar="OUT.npy", help="write the unreduced losses here")
-    e.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 64 MB of input)")
+    e.add_argument("--chunk-rows", type=_integer(1), help="rows per chunk (default: about 64 MB of input)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--backend", choices=BACKENDS, help="the kernels to run (default: FASTLOSS_BACKEND, else numba)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    options = e.add_argument_group("loss options", "the options of the Python functions; each names the losses "
+                                                            "that take it, with their defaults in brackets")
     for name, defaults in sorted(_loss_options().items()):
-        kinds = sorted({type(d).__name__ for d in defaults.values()})
-        e.add_argument("--" + name.replace("_", "-"), dest="opt_" + name, metavar="VALUE",
-                       help=f"option {name} of {', '.join(sorted(defaults))} ({'/'.join(kinds)}; "
-                            f"an array option takes a file)")
+        metavar, text = _option_help(defaults)
+        options.add_argument("--" + name.replace("_", "-"), dest="opt_" + name, metavar=metavar, help=text)
     return e
 
 
@@ -262,8 +338,10 @@ def _add_diagnose(sub):
     d.add_argument("train", help="training curve: CSV (step,loss) or JSON")
     d.add_argument("val", nargs="?", help="validation curve, same formats")
     d.add_argument("--window", type=float, default=0.5,
-                   help="trailing window for the trend test: a fraction of the run (< 1) or a number of points")
-    d.add_argument("--alpha", type=float, default=0.05, help="significance level of the trend test")
+                   help="trailing window for the trend test: a fraction of the run in (0, 1), or a whole number "
+                        "of points >= 2 (default 0.5)")
+    d.add_argument("--alpha", type=float, default=0.05,
+                   help="two-sided significance level of the trend test, in (0, 1) (default 0.05)")
     d.add_argument("--plot", metavar="OUT.png", help="draw both curves with the verdict (needs matplotlib)")
     d.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
 
@@ -271,41 +349,80 @@ def _add_diagnose(sub):
 def diagnose_command(args):
     from .diagnose import diagnose_training, plot_diagnosis
 
-    window = int(args.window) if args.window >= 1 else args.window
-    diagnosis = diagnose_training(args.train, args.val, window=window, alpha=args.alpha)
+    if args.plot:
+        _check_output("--plot", args.plot)
+    diagnosis = diagnose_training(args.train, args.val, window=args.window, alpha=args.alpha)
     if args.plot:
         plot_diagnosis(diagnosis, args.plot)
+        print(f"fastloss diagnose: plot written to {args.plot}", file=sys.stderr)
     print(json.dumps(diagnosis.as_dict(), indent=2) if args.json else diagnosis.report())
     return 0
 
 
+def _integer(minimum):
+    """An argparse type: an integer >= ``minimum`` (argparse names the option in its one-line error)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the
+    command's cleanup runs (a partial ``--per-sample`` file is removed)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 def _run_reporting_errors(command, fn, *args):
-    """Bad input: one line on stderr naming the problem, exit status 1."""
+    """Bad input: one line on stderr naming the problem, exit status 1. SIGINT (Ctrl-C) and
+    SIGTERM: the command's cleanup runs, one line on stderr, exit status 128 + the signal
+    number (130, 143), as a shell reports a process the signal ended."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return fn(*args)
-    except (ValueError, TypeError, OSError, ImportError, IndexError, KeyError) as error:
+    except (ValueError, TypeError, OSError, ImportError, IndexError, KeyError, MemoryError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"fastloss {command}: error: {message}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, _Terminated) as stop:
+        number = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+        clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a progress line
+        print(f"{clear}fastloss {command}: stopped by {number.name}", file=sys.stderr)
+        return 128 + number
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv=None):
     parser = _Parser(prog="fastloss", description="fastloss: fused loss kernels for NumPy arrays")
+    parser.add_argument("--version", action="version", version=f"fastloss {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     b = sub.add_parser("bench", help="throughput of fastloss against NumPy and torch on seeded synthetic data")
-    b.add_argument("--rows", type=int, default=65536, help="batch size N (default 65536)")
-    b.add_argument("--classes", type=int, default=1000, help="classes C (default 1000)")
+    b.add_argument("--rows", type=_integer(1), default=65536, help="batch size N (default 65536)")
+    b.add_argument("--classes", type=_integer(1), default=1000, help="classes C (default 1000)")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    b.add_argument("--loss", action="append", help="only this loss (repeatable)")
+    b.add_argument("--loss", action="append",
+                   help=f"only this loss (repeatable): {', '.join(dict.fromkeys(c.loss for c in CASES))}")
     b.add_argument("--impl", action="append", default=None, choices=list(IMPLS),
                    help="only these implementations (repeatable; fastloss is always included; "
                         "cython: fastloss on its Cython kernels)")
-    b.add_argument("--repeat", type=int, default=5, help="timed runs per case (default 5)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--repeat", type=_integer(1), default=5, help="timed runs per case (default 5)")
+    b.add_argument("--seed", type=_integer(0), default=0, help="seed of the synthetic data (default 0)")
     b.add_argument("--json", action="store_true", help="print JSON instead of the table")
     b.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     b.add_argument("--plot", metavar="OUT.png", help="also plot throughput against batch size, one line per "
-                                                     "implementation (needs matplotlib)")
+                                                     "implementation with its min-max band (needs matplotlib)")
     _add_eval(sub)
     _add_diagnose(sub)
     args = parser.parse_args(argv)
@@ -315,10 +432,8 @@ def main(argv=None):
     if args.command == "diagnose":
         return _run_reporting_errors("diagnose", diagnose_command, args)
     if args.command == "bench":
-        if args.rows < 1 or args.classes < 1 or args.repeat < 1:
-            parser.error("--rows, --classes and --repeat must be positive")
         args.impl = sorted(set(args.impl or IMPLS) | {"fastloss"})
-        return bench(args)
+        return _run_reporting_errors("bench", bench, args)
     return 1
 
 

@@ -484,7 +484,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(n)
         if reduction == "mean":
             scale = (scale / clamped).astype(dtype)
-        buffer = GradientBuffer(x, dtype, grad_out)
+        buffer = GradientBuffer(x, dtype, grad_out, reads=(targets, input_lengths, target_lengths, scale))
         grad_rows = buffer.view(_row_view, lambda scratch, shape: scratch.reshape(shape))
     else:
         scale = np.empty(0, dtype)

@@ -8,8 +8,9 @@ cyclic learning rate, epoch effects) averages out inside the blocks, and the
 autocorrelation that makes a plain Mann-Kendall test on raw points far too confident
 is much weaker between block means (the approach of batch-means variance estimation).
 A trend counts when it is significant (two-sided p below ``alpha``) *and* large enough
-to matter: the Theil-Sen line moves by more than ``min_change`` (relative to the
-curve's level) across the window.
+to matter: the Theil-Sen line moves by more than ``min_change`` across the window,
+as a fraction of the curve's median level there (a change of -150% means the line
+falls by one and a half times that level; it is not a ratio of start and end values).
 
 Verdicts, as the API contract names them:
 
@@ -18,7 +19,7 @@ Verdicts, as the API contract names them:
 ``"overfitting"``             training falling (or flat), validation flat or rising
 ``"data problem"``            training flat, validation falling: check the data split/labels
 ``"plateau"``                 both flat: lower the learning rate or the batch size
-``"diverging"``               loss rising (or not finite): lower the learning rate
+``"diverging"``               training loss rising, or either loss not finite: lower the learning rate
 ``"too early to tell"``       too few points for the test
 ============================  ============================================================
 
@@ -31,21 +32,24 @@ import csv
 import dataclasses
 import json
 import math
+import numbers
 import os
+import textwrap
 
 import numpy as np
 
 __all__ = ["diagnose_training", "load_curve", "mann_kendall", "theil_sen", "Diagnosis", "Trend"]
 
 VERDICTS = ("still learning", "overfitting", "data problem", "plateau", "diverging", "too early to tell")
+# "{losses}" reads "both losses are" with a validation curve, "the training loss is" without one.
 ADVICE = {
-    "still learning": "both losses are still falling: keep training",
+    "still learning": "{losses} still falling: keep training",
     "overfitting": "the validation loss stopped improving while the training loss falls: stop early, "
                    "regularise or get more data",
     "data problem": "validation improves while training does not: check the split, the labels and the "
                     "training-set augmentation",
-    "plateau": "both losses are flat: lower the learning rate or the batch size",
-    "diverging": "the loss is rising: lower the learning rate, check for exploding gradients",
+    "plateau": "{losses} flat: lower the learning rate or the batch size",
+    "diverging": "the loss is rising or not finite: lower the learning rate, check for exploding gradients",
     "too early to tell": "too few points for a trend test: train longer",
 }
 
@@ -77,11 +81,12 @@ def theil_sen(x, y):
 
 @dataclasses.dataclass
 class Trend:
-    """A curve's trend over its trailing window: ``direction`` ("falling", "flat" or
-    "rising"), the Theil-Sen ``slope`` per step, ``change`` (the slope times the window's
-    length, relative to the window's median level), Mann-Kendall ``z`` and ``p_value``
-    on ``blocks`` block means, the ``window`` (first, last step) and ``last`` (the
-    smoothed final level)."""
+    """A curve's trend over its trailing window: ``direction`` ("falling", "flat",
+    "rising", or "not finite" when the window holds NaN or inf, the other fields then
+    NaN), the Theil-Sen ``slope`` per step, ``change`` (the line's rise across the window
+    as a fraction of ``level``, the window's median absolute loss), Mann-Kendall ``z``
+    and ``p_value`` on ``blocks`` block means, the ``window`` (first, last step) and
+    ``last`` (the last block's mean)."""
 
     direction: str
     slope: float
@@ -91,10 +96,14 @@ class Trend:
     blocks: int
     window: tuple
     last: float
+    level: float
 
     def describe(self, name):
-        return (f"{name} {self.direction}: Theil-Sen slope {self.slope:.3g}/step, {self.change:+.1%} over steps "
-                f"{self.window[0]:g}-{self.window[1]:g}; Mann-Kendall on {self.blocks} block means "
+        steps = f"steps {self.window[0]:g}-{self.window[1]:g}"
+        if self.direction == "not finite":
+            return f"{name} not finite: NaN or inf among the losses of {steps}"
+        return (f"{name} {self.direction}: Theil-Sen slope {self.slope:.3g}/step, moving {self.change:+.1%} of "
+                f"the median loss {self.level:.3g} over {steps}; Mann-Kendall on {self.blocks} block means "
                 f"z={self.z:+.2f}, p={self.p_value:.2g}")
 
 
@@ -106,19 +115,20 @@ def trend(steps, losses, window=0.5, blocks=10, alpha=0.05, min_change=0.02):
     size = max(2, min(steps.size, size))
     s, y = steps[-size:], losses[-size:]
     if not np.isfinite(y).all():
-        return Trend("rising", math.inf, math.inf, math.inf, 0.0, 0, (s[0], s[-1]), math.inf)
+        nan = math.nan
+        return Trend("not finite", nan, nan, nan, nan, 0, (float(s[0]), float(s[-1])), nan, nan)
     n_blocks = max(2, min(blocks, size // 2))
     edges = np.linspace(0, size, n_blocks + 1).round().astype(int)
     bx = np.array([s[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
     by = np.array([y[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
     _, z, p = mann_kendall(by)
-    slope, intercept = theil_sen(bx, by)
+    slope, _ = theil_sen(bx, by)
     level = float(np.median(np.abs(y))) or 1.0
     change = slope * (s[-1] - s[0]) / level
     direction = "flat"
     if p < alpha and abs(change) >= min_change:
         direction = "falling" if slope < 0 else "rising"
-    return Trend(direction, slope, change, z, p, n_blocks, (float(s[0]), float(s[-1])), float(by[-1]))
+    return Trend(direction, slope, change, z, p, n_blocks, (float(s[0]), float(s[-1])), float(by[-1]), level)
 
 
 # --------------------------------------------------------------------------- curves
@@ -161,6 +171,8 @@ def _load_file(path):
         if isinstance(data, dict):
             data = (data.get("step", range(len(data["loss"]))), data["loss"]) if "loss" in data else None
         elif isinstance(data, list) and data and isinstance(data[0], dict):
+            if not all(isinstance(r, dict) and "loss" in r for r in data):
+                raise ValueError(f"{path}: every record needs a 'loss'")
             data = ([r.get("step", i) for i, r in enumerate(data)], [r["loss"] for r in data])
         if data is None:
             raise ValueError(f"{path}: expected a list of losses, records with 'step' and 'loss', "
@@ -172,6 +184,8 @@ def _load_file(path):
     header = [c.strip().lower() for c in rows[0]]
     if any(_not_number(c) for c in header):
         rows = rows[1:]
+        if not rows:
+            raise ValueError(f"{path} has a header ({','.join(header)}) and no rows")
         loss_col = header.index("loss") if "loss" in header else len(header) - 1
         step_col = header.index("step") if "step" in header else (0 if len(header) > 1 else None)
     else:
@@ -219,16 +233,22 @@ class Diagnosis:
     curves: dict = dataclasses.field(repr=False, default_factory=dict)
 
     def as_dict(self):
+        """The diagnosis as JSON-ready values (NaN, the fields of a non-finite curve's trend, as None)."""
+        def trend_dict(t):
+            return None if t is None else {k: None if isinstance(v, float) and math.isnan(v) else v
+                                           for k, v in dataclasses.asdict(t).items()}
+
         return {"verdict": self.verdict, "advice": self.advice, "evidence": self.evidence,
-                "train": None if self.train is None else dataclasses.asdict(self.train),
-                "val": None if self.val is None else dataclasses.asdict(self.val)}
+                "train": trend_dict(self.train), "val": trend_dict(self.val)}
 
     def report(self):
         return "\n".join([f"verdict: {self.verdict} ({self.advice})"] + [f"  {e}" for e in self.evidence])
 
 
 def _verdict(train, val):
-    if train.direction == "rising":  # with a rising validation loss, or alone: the optimiser diverges
+    # A rising training loss (with a rising validation loss, or alone), or a loss gone NaN or inf: the optimiser
+    # diverges.
+    if train.direction in ("rising", "not finite") or (val is not None and val.direction == "not finite"):
         return "diverging"
     if val is None:
         return {"falling": "still learning", "flat": "plateau"}[train.direction]
@@ -248,15 +268,17 @@ def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha
         An array of losses, an (n, 2) array of (step, loss), or a CSV / JSON file path
         (see :func:`load_curve`). ``val_loss`` is optional.
     window : float or int
-        Trailing window of the trend test: a fraction of the points (< 1) or a count.
+        Trailing window of the trend test: a fraction of the points in (0, 1), or a
+        whole number of points (at least 2).
     blocks : int
-        Block means per window for the tests (robustness to oscillation).
+        Block means per window for the tests (robustness to oscillation); at least 2.
     alpha : float
-        Two-sided significance level of the Mann-Kendall test.
+        Two-sided significance level of the Mann-Kendall test, in (0, 1).
     min_change : float
-        Smallest relative change across the window that counts as a trend.
+        Smallest change of the trend line across the window, as a fraction of the
+        curve's median level there, that counts as a trend (finite, >= 0).
     min_points : int
-        Fewer points than this in a curve gives "too early to tell".
+        Fewer points than this in a curve gives "too early to tell"; at least 2.
 
     Returns
     -------
@@ -264,22 +286,75 @@ def diagnose_training(train_loss, val_loss=None, *, window=0.5, blocks=10, alpha
         ``.verdict`` is one of "still learning", "overfitting", "data problem",
         "plateau", "diverging", "too early to tell"; ``.evidence`` gives each curve's
         trend with its Theil-Sen slope and Mann-Kendall significance.
+
+    Raises
+    ------
+    ValueError
+        An option out of its range (named in the message), an empty curve, or a curve
+        with no finite loss.
     """
-    curves = {"train": load_curve(train_loss)}
+    _check_options(window, blocks, alpha, min_change, min_points)
+    curves = {"train": _curve("train_loss", train_loss)}
     if val_loss is not None:
-        curves["val"] = load_curve(val_loss)
+        curves["val"] = _curve("val_loss", val_loss)
+    advice = {v: a.format(losses="both losses are" if val_loss is not None else "the training loss is")
+              for v, a in ADVICE.items()}
     short = [f"{name}: {s.size} points (fewer than {min_points})" for name, (s, _) in curves.items()
              if s.size < min_points]
     if short:
-        return Diagnosis("too early to tell", ADVICE["too early to tell"], short, None, None, curves)
+        return Diagnosis("too early to tell", advice["too early to tell"], short, None, None, curves)
     trends = {name: trend(s, y, window, blocks, alpha, min_change) for name, (s, y) in curves.items()}
     verdict = _verdict(trends["train"], trends.get("val"))
     evidence = [t.describe(name) for name, t in trends.items()]
-    return Diagnosis(verdict, ADVICE[verdict], evidence, trends["train"], trends.get("val"), curves)
+    return Diagnosis(verdict, advice[verdict], evidence, trends["train"], trends.get("val"), curves)
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _check_options(window, blocks, alpha, min_change, min_points):
+    w = _real("window", window)
+    if not (0 < w < 1 or (w >= 2 and w.is_integer())):  # NaN and inf fail both
+        raise ValueError(f"window must be a fraction of the points in (0, 1) or a whole number of points >= 2, "
+                         f"got {window!r}")
+    for name, value in (("blocks", blocks), ("min_points", min_points)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        if value < 2:
+            raise ValueError(f"{name} must be at least 2, got {value!r}")
+    if not 0 < _real("alpha", alpha) < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not 0 <= _real("min_change", min_change) < math.inf:
+        raise ValueError(f"min_change must be finite and >= 0, got {min_change!r}")
+
+
+def _curve(name, curve):
+    """:func:`load_curve`, refusing a curve with no point, a non-finite step or no finite loss."""
+    steps, losses = load_curve(curve)
+    label = f"{name} ({os.fspath(curve)})" if isinstance(curve, (str, os.PathLike)) else name
+    if steps.size == 0:
+        raise ValueError(f"{label} is empty: a curve needs points")
+    if not np.isfinite(steps).all():
+        raise ValueError(f"{label}: every step must be finite")
+    if not np.isfinite(losses).any():
+        raise ValueError(f"{label} holds no finite loss: all {losses.size} are NaN or inf")
+    return steps, losses
 
 
 def plot_diagnosis(diagnosis, path):
     """Both curves (raw and smoothed), the trend windows and lines, and the verdict, to ``path``."""
+    fig = _figure(diagnosis)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _figure(diagnosis):
+    """The matplotlib figure :func:`plot_diagnosis` saves."""
     try:
         import matplotlib
     except ImportError:
@@ -298,9 +373,8 @@ def plot_diagnosis(diagnosis, path):
                     label=f"{name} trend: {t.direction} (p={t.p_value:.2g})")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{diagnosis.verdict}: {diagnosis.advice}", fontsize=9)
+    ax.set_title(textwrap.fill(f"{diagnosis.verdict}: {diagnosis.advice}", 90), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -208,7 +208,7 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     if grad:
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, n_rows, dtype),
                                                      loss_shape), dtype).reshape(-1)
-        buffers = [GradientBuffer(x, dtype, grad_out)] + [GradientBuffer(a, dtype, None) for a in inputs[1:]]
+        buffers = [GradientBuffer(x, dtype, grad_out, reads=(*inputs[1:], target, scale))] + [GradientBuffer(a, dtype, None) for a in inputs[1:]]
         views = [buf.view(_c_rows, lambda v, s: v.reshape(s)) for buf in buffers]
         gc = views[2] if len(views) == 3 else empty
         args = (scale, loss, views[0], views[1], gc, True)

@@ -394,7 +394,7 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
     # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
     g_f = logits @ w_unit
     g_w = logits.T @ f_unit
-    buffer = GradientBuffer(f, dtype, grad_out)
+    buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
     g_f_out = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, dtype), lambda v, shape: v)
     normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
     w_unit_plain = w_unit / dtype.type(s)
@@ -447,7 +447,7 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     if grad:
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
                                      dtype)
-        buffer = GradientBuffer(x, dtype, grad_out)
+        buffer = GradientBuffer(x, dtype, grad_out, reads={"target": target, "grad_output": scale})
         grad_rows = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, a.dtype),
                                 lambda v, shape: v)
     else:
@@ -533,7 +533,7 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
         scale = np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)).astype(np.float64)[:, None]
         if grad_out is not None:
             _check_dice_targets(targets, binary, n_classes)
-        buffer = GradientBuffer(x, dtype, grad_out)
+        buffer = GradientBuffer(x, dtype, grad_out, reads={"target": targets})
         probs = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
     else:
         probs = np.empty((0, 0, 0), dtype)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._backend import require_numba
 from ._criterion import criterion
-from ._elementwise import elementwise_loss, in_place_view, register
+from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log1p_exp, log1p_unit, maxnum, sigmoid, sum_float64, typed
@@ -240,19 +240,10 @@ def _multilabel_soft_margin_point(x, y, unused, g, p0, p1, p2):
     return loss, d_pos * (-g * y) - d_neg * (-g * (one - y)), zero
 
 
-@jit()
-def _binary_hinge_point(x, y, unused, g, margin, p1, p2):
-    """clamp_min(margin - y x, 0), NaN kept; d/dx = where(hinge >= 0, g, 0) * -y."""
-    zero = typed(0, x)
-    v = margin - y * x
-    return (v if not (v < zero) else zero), (g if v >= zero else zero) * -y, zero
-
-
 _MARGIN_RANKING = register(_margin_ranking_point, takes_grad=True)
 _HINGE_EMBEDDING = register(_hinge_embedding_point, takes_grad=True)
 _SOFT_MARGIN = register(_soft_margin_point)
 _MULTILABEL_SOFT_MARGIN = register(_multilabel_soft_margin_point, takes_grad=True)
-_BINARY_HINGE = register(_binary_hinge_point, takes_grad=True)
 
 
 # ---------------------------------------------------------------- wrappers
@@ -292,7 +283,8 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> float(fastloss.margin_ranking_loss(np.array([1.0, 0.2]), np.array([0.5, 0.4]), np.array([1, 1]), margin=0.1))
+    >>> round(float(fastloss.margin_ranking_loss(np.array([1.0, 0.2]), np.array([0.5, 0.4]), np.array([1, 1]),
+    ...                                          margin=0.1)), 6)
     0.15
     """
     require_numba("margin_ranking_loss", backend)
@@ -387,7 +379,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     --------
     >>> import numpy as np, fastloss
     >>> round(float(fastloss.multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
-    1.41318
+    1.410038
     """
     require_numba("multilabel_soft_margin_loss", backend)
     check_reduction(reduction)
@@ -451,8 +443,7 @@ def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, 
     As torch's kernels, the kernel forms the gradient in units of 1 / divisor (of
     1 / (N divisor) for a mean), the argument it takes after ``args``, and multiplies it
     by grad_output last. The kernels read a row whole before they write its gradient,
-    so the gradient may be written in place of the scores
-    (:func:`fastloss._elementwise.in_place_view`).
+    so the gradient may be written over the scores (``grad_out=input``).
     """
     dtype = x.dtype
     rows = read_only(np.ascontiguousarray(x.reshape(-1, n_classes)))
@@ -463,9 +454,8 @@ def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, 
         # grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, 1, dtype),
                                                      loss_shape), dtype).reshape(-1)
-        reads = [rows, scale] + [a for a in args if isinstance(a, np.ndarray)]
-        buffer = GradientBuffer(x, dtype, grad_out)
-        grad_rows = buffer.view(_c_rows(n_classes, reads), lambda v, s: v.reshape(s))
+        buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
+        grad_rows = buffer.view(_c_rows(n_classes), lambda v, s: v.reshape(s))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
@@ -475,13 +465,12 @@ def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, 
     return (result, buffer.result()) if grad else result
 
 
-def _c_rows(n_classes, reads):
-    """For :class:`GradientBuffer`: a C-contiguous (N, C) view of a gradient buffer that the
-    kernel may write while it reads ``reads``, or a scratch array."""
+def _c_rows(n_classes):
+    """For :class:`GradientBuffer`: a C-contiguous (N, C) view of a gradient buffer, or a scratch array."""
     def make_view(array):
-        if not array.flags.c_contiguous:
-            return np.empty((array.size // n_classes, n_classes), array.dtype)
-        return in_place_view(array.reshape(-1, n_classes), reads)
+        if array.flags.c_contiguous:
+            return array.reshape(-1, n_classes)
+        return np.empty((array.size // n_classes, n_classes), array.dtype)
     return make_view
 
 
@@ -506,7 +495,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3])))
+    >>> round(float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
     """
     require_numba("multi_margin_loss", backend)
@@ -542,7 +531,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]])))
+    >>> round(float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]]))), 6)
     0.85
     """
     require_numba("multilabel_margin_loss", backend)
@@ -584,7 +573,8 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     ``clamp(margin - x_t + max_i x_i, min=0)``, NaN and inf included (a NaN competitor
     makes its row NaN, as ``max`` does): the gradient passes where the hinge is >= 0, as
     ``clamp_min``'s, and is exactly 0 where it is below, whatever ``grad_output`` is;
-    multi-class ties for the largest competitor go to the first index. Binary is an elementwise kernel; multi-class runs
+    multi-class ties for the largest competitor go to the first index. Binary runs the
+    elementwise kernel of :func:`margin_ranking_loss`; multi-class runs
     :func:`class_margin_rows` with ``worst_only=True``.
 
     References
@@ -615,8 +605,9 @@ def hinge_loss(input, target, margin=1.0, reduction="mean", *, grad=False, grad_
     x, y = _input_and_target(x, target)
     check_shape(y.shape, x.shape, "target")
     _check_signs(y)
-    return elementwise_loss(_BINARY_HINGE, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+    # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
+    return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
+                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
 
 
 MarginRankingLoss = criterion("MarginRankingLoss", margin_ranking_loss, 3)

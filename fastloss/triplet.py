@@ -746,7 +746,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     dtype = x.dtype
     n = x.shape[0]
     if grad:
-        buffer = GradientBuffer(x, x.dtype, grad_out, "grad_out").array
+        buffer = GradientBuffer(x, x.dtype, grad_out, reads={"labels": labels}).array
     if n == 0:
         return (dtype.type(0), buffer) if grad else dtype.type(0)
     gram, sq, base, inv_norm = _gram(x, code)

@@ -377,70 +377,8 @@ def test_issue_examples(reduction):
     assert np.isnan(expected_grad).all() and np.isnan(grad).all()
 
 
-# ------------------------------------------------------- grad_out aliasing an argument
-
-def _finite(rng, args, options):
-    """The arguments and options of a SPECIAL_CASES draw with their special values replaced by normal draws."""
-    def clean(a):
-        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
-            return a
-        with np.errstate(invalid="ignore"):
-            return np.where(np.abs(a) < 1e10, a, rng.standard_normal(a.shape)).astype(a.dtype)
-    return [clean(a) for a in args], {k: clean(v) for k, v in options.items()}
-
-
-def _overlapping(array, shift):
-    """A writeable array equal to ``array`` and another of its shape, both views of one
-    buffer, the second ``shift`` elements before the first."""
-    buffer = np.empty(array.size + abs(shift), array.dtype)
-    start = max(shift, 0)
-    first = buffer[start:start + array.size].reshape(array.shape)
-    first[...] = array
-    return first, buffer[start - shift:start - shift + array.size].reshape(array.shape)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", SPECIAL_CASES)
-def test_grad_out_aliasing(rng, name, dtype):
-    """``grad_out`` that is the first differentiable input gives the value and gradient of
-    the call without it, bit for bit; one that overlaps an argument otherwise (a shifted
-    view of the input's buffer, the second input, a float target, the grad_output array)
-    gives the same numbers too (expected: the call on private copies)."""
-    fl_fn, _, make = SPECIAL_CASES[name]
-    for reduction in REDUCTIONS:
-        args, options = _finite(rng, *make(rng, dtype)[::2])
-        options = dict(options, reduction=reduction)
-        loss_shape = np.shape(fl_fn(*args, **options | {"reduction": "none"}))
-        go = rng.standard_normal(loss_shape).astype(dtype) if reduction == "none" else 0.7
-
-        def call(args, **extra):
-            value, grad = fl_fn(*args, **options, grad=True, grad_output=extra.pop("go", go), **extra)
-            return value, (grad[0] if isinstance(grad, tuple) else grad)
-
-        expected_value, expected_grad = call([a.copy() for a in args])
-        x = args[0].copy()
-        value, grad = call([x, *args[1:]], grad_out=x)
-        assert grad is x
-        np.testing.assert_array_equal(value, expected_value)
-        np.testing.assert_array_equal(grad, expected_grad)
-        for shift in (1, -1, 3):
-            x, out = _overlapping(args[0], shift)
-            value, grad = call([x, *args[1:]], grad_out=out)
-            assert grad is out
-            np.testing.assert_array_equal(value, expected_value)
-            np.testing.assert_array_equal(grad, expected_grad)
-        for i, other in enumerate(args[1:], 1):
-            if other.dtype == dtype and other.shape == args[0].shape:
-                other = other.copy()
-                value, grad = call([*args[:i], other, *args[i + 1:]], grad_out=other)
-                np.testing.assert_array_equal(value, expected_value)
-                np.testing.assert_array_equal(grad, expected_grad)
-        if reduction == "none" and np.shape(go) == args[0].shape:
-            g = go.copy()
-            value, grad = call(args, go=g, grad_out=g)
-            np.testing.assert_array_equal(value, expected_value)
-            np.testing.assert_array_equal(grad, expected_grad)
-
+# ------------------------------------------------------- grad_out over the input
+# (every loss, and grad_out overlapping other arguments: tests/test_corners.py)
 
 def test_multilabel_margin_in_place_issue_example():
     """The example of issue 14: in place, the value is still torch's 0.85."""

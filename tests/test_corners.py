@@ -1,0 +1,174 @@
+"""The corners of every loss: a gradient written over an input, and NaN, ±inf and huge values.
+
+Every public loss comes from tests/loss_cases.py (``test_cases_cover_every_loss`` keeps that
+list complete), so a new loss is covered here without an edit. Expected numbers:
+
+* ``grad_out``: the same fastloss call without ``grad_out``, bit for bit;
+* hostile values: torch 2.13 CPU in float64 on the same arrays (``loss_cases.reference``),
+  cast to the tested dtype. Values must agree everywhere; gradients wherever the input
+  element itself is finite; where torch raises, fastloss must raise ValueError or
+  TypeError. Huge finite values (1e300) are placed in float64 only: in float32 (3e38) an
+  intermediate that overflows float32 but not float64 is no defect of fastloss's. Where
+  the reference is a torch composition rather than a torch loss (focal, Dice, CosFace,
+  ...), a non-finite gradient may be NaN in one and ±inf in the other: the composition's
+  order of operations (``g * a + g * b`` against ``g * (a + b)`` with an infinite ``g``)
+  is no definition, so there gradients need only agree on which entries are finite.
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import SEED_OFFSET, assert_close
+from fastloss._batch import data_parameters
+from loss_cases import CASES, LOSSES, data, reference
+
+DTYPES = [np.float32, np.float64]
+PARAMS = [(name, reduction) for name in LOSSES for reduction in CASES[name].reductions]
+SPECIALS = {np.float32: [np.nan, np.inf, -np.inf], np.float64: [np.nan, np.inf, -np.inf, 1e300, -1e300]}
+
+
+def _grad_output(rng, fn, call, reduction):
+    """A random incoming gradient of the loss's shape for "none", else a scalar."""
+    if reduction != "none":
+        return 0.7
+    return rng.standard_normal(np.shape(fn(**call))).astype(call[next(iter(call))].dtype)
+
+
+def _grads(grad):
+    return grad if isinstance(grad, tuple) else (grad,)
+
+
+def _reference_call(name, rng, dtype, reduction):
+    """``(fn, call, diff, g)``: a valid call of loss ``name`` with ``reduction`` and an incoming gradient."""
+    fn, call, diff = data(name, rng, dtype)
+    call["reduction"] = reduction
+    return fn, call, diff, _grad_output(rng, fn, call, reduction)
+
+
+# ---------------------------------------------------------------- grad_out over an input
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, reduction", PARAMS)
+def test_grad_out_is_the_input(rng, name, reduction, dtype):
+    """``grad_out=input`` gives the value and gradients of the call without it, bit for bit."""
+    fn, call, diff, g = _reference_call(name, rng, dtype, reduction)
+    expected, expected_grads = fn(**call, grad=True, grad_output=g)
+    x = call[diff[0]].copy()
+    value, grads = fn(**{**call, diff[0]: x}, grad=True, grad_output=g, grad_out=x)
+    np.testing.assert_array_equal(value, expected)
+    assert _grads(grads)[0] is x
+    for got, want in zip(_grads(grads), _grads(expected_grads)):
+        np.testing.assert_array_equal(got, want)
+
+
+def _overlaps(call, diff):
+    """``(what, call, grad_out)`` pairs: ``grad_out`` a shifted view of the first
+    differentiable input's buffer, or another float argument of its shape and dtype."""
+    first = call[diff[0]]
+    buffer = np.empty(first.size + 1, first.dtype)
+    shifted = buffer[1:].reshape(first.shape)
+    shifted[...] = first
+    yield "a shifted view of the input", {**call, diff[0]: shifted}, buffer[:-1].reshape(first.shape)
+    for k, v in call.items():
+        if k != diff[0] and isinstance(v, np.ndarray) and v.shape == first.shape and v.dtype == first.dtype:
+            other = v.copy()
+            yield k, {**call, k: other}, other
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, reduction", PARAMS)
+def test_grad_out_overlapping_an_argument(rng, name, reduction, dtype):
+    """A ``grad_out`` sharing memory with an argument other than the first input itself
+    gives the numbers of the call without it, or a ValueError saying what it overlaps."""
+    fn, call, diff, g = _reference_call(name, rng, dtype, reduction)
+    expected, expected_grads = fn(**call, grad=True, grad_output=g)
+    for what, overlapped, out in _overlaps(call, diff):
+        try:
+            value, grads = fn(**overlapped, grad=True, grad_output=g, grad_out=out)
+        except ValueError as error:
+            assert "overlap" in str(error) and "grad_out" in str(error), (what, error)
+            continue
+        np.testing.assert_array_equal(value, expected, err_msg=what)
+        assert _grads(grads)[0] is out
+        for got, want in zip(_grads(grads), _grads(expected_grads)):
+            np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+# ---------------------------------------------------------------- NaN, inf and huge values
+
+def _tensor(value, requires_grad=False):
+    return torch.tensor(np.asarray(value, np.float64) if np.asarray(value).dtype.kind == "f" else value,
+                        requires_grad=requires_grad)
+
+
+def _torch_value_and_grads(name, fn, call, diff, g):
+    """torch float64 on ``call`` (CTC through a log_softmax, fastloss's ``from_logits``)."""
+    case = CASES[name]
+    leaves = {k: _tensor(call[k], requires_grad=True) for k in diff}
+    data_names = list(call)[:len(data_parameters(fn))]
+    args = [leaves[k] if k in leaves else _tensor(call[k]) for k in data_names]
+    if case.through is not None:
+        args[0] = case.through(args[0])
+    options = {k: _tensor(v) if isinstance(v, np.ndarray) else v for k, v in call.items() if k not in data_names}
+    value = reference(name)(*args, **options)
+    value.backward(torch.as_tensor(np.asarray(g, np.float64)).expand(value.shape))
+    return value.detach().numpy(), [leaves[k].grad.numpy() for k in diff]
+
+
+def _assert_same(actual, expected, dtype, where=None, what="", nan_is_inf=False):
+    """NaN and ±inf at the same places (only non-finite ones with ``nan_is_inf``), the finite
+    entries close (``where``: the entries compared)."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(np.asarray(expected).astype(dtype), np.float64)  # float64 truth in the tested dtype
+    if where is not None:
+        actual, expected = actual[where], expected[where]
+    if nan_is_inf:
+        actual, expected = (np.where(np.isfinite(a), a, np.nan) for a in (actual, expected))
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=f"NaN positions of {what}")
+    np.testing.assert_array_equal(np.where(np.isinf(actual), actual, 0), np.where(np.isinf(expected), expected, 0),
+                                  err_msg=f"inf positions of {what}")
+    finite = np.isfinite(expected)
+    assert_close(actual[finite], expected[finite], dtype, scale=64)
+
+
+@st.composite
+def _poisoned_call(draw, name, dtype):
+    """A valid call of loss ``name`` (weights or not, any reduction), then 1 to 3 entries of
+    its float arrays or its ``grad_output`` set to NaN, ±inf or ±huge."""
+    case = CASES[name]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)) + SEED_OFFSET)
+    reduction = draw(st.sampled_from(case.reductions))
+    fn, call, diff, g = _reference_call(name, rng, dtype, reduction)
+    if case.weights is not None and draw(st.booleans()):
+        call.update({k: v.astype(dtype) for k, v in case.weights(rng).items()})
+    g = np.array(g, dtype)
+    floats = [k for k, v in call.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size]
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(floats + ["grad_output"]))
+        array = g if where == "grad_output" else call[where]
+        array.reshape(-1)[draw(st.integers(0, array.size - 1))] = draw(st.sampled_from(SPECIALS[dtype]))
+    return fn, call, diff, g
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", LOSSES)
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_hostile_values_as_torch(name, dtype, data):
+    fn, call, diff, g = data.draw(_poisoned_call(name, dtype))
+    ours = {"from_logits": True} if CASES[name].through is not None else {}
+    try:
+        expected, expected_grads = _torch_value_and_grads(name, fn, call, diff, g)
+    except (RuntimeError, ValueError, IndexError) as torch_error:
+        with pytest.raises((ValueError, TypeError)):
+            fn(**call, **ours)
+        return
+    value = fn(**call, **ours)
+    value_with_grad, grads = fn(**call, **ours, grad=True, grad_output=g)
+    np.testing.assert_array_equal(value, value_with_grad)
+    _assert_same(value, expected, dtype, what="the value")
+    for k, got, want in zip(diff, _grads(grads), expected_grads):
+        _assert_same(got, want, dtype, where=np.isfinite(call[k]), what=f"the gradient of {k}",
+                     nan_is_inf=CASES[name].torch is not None)
