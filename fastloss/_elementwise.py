@@ -8,20 +8,60 @@ where ``x`` is the input, ``y`` the target, ``z`` an optional third operand (a
 positive-class weight, a variance, a second input) and ``p0..p2`` float options.
 :func:`elementwise_tiles` applies it over broadcast operands, multiplies by the
 elementwise ``weight``, reduces, and writes both gradients already scaled by
-``grad_output``. The kernel is chosen by a :class:`fastloss._jit.KernelKind`, so
-each loss gets its own machine code, and that code is cached.
+``grad_output``: ``g * dloss/dx`` with ``g`` the incoming gradient of the element.
+
+A loss whose torch gradient passes ``g`` through a ``where`` or a clamp before it
+multiplies anything (a hinge: 0 where the hinge is flat, even for a NaN or infinite
+``g``) registers with ``takes_grad=True`` a kernel
+
+    kernel(x, y, z, g, p0, p1, p2) -> (loss, g-weighted dloss/dx, g-weighted dloss/dz)
+
+that applies ``g`` itself, in torch's order. The kernel is chosen by a
+:class:`fastloss._jit.KernelKind`, so each loss gets its own machine code, and that
+code is cached.
+
+The gradient may be written over the input (``grad_out=x``): element ``i`` of every
+operand is read before element ``i`` of the gradient is written.
 """
 import numpy as np
 
 from . import _backend
-from ._jit import KernelRegistry, jit, prange
+from ._jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
 from ._layout import GradientBuffer, read_only, reshape_view
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
 _KERNELS = KernelRegistry("elementwise", ("x", "y", "z", "p0", "p1", "p2"))
-register = _KERNELS.register
+_GRAD_KERNELS = KernelRegistry("elementwise_grad", ("x", "y", "z", "g", "p0", "p1", "p2"))
 _pointwise = _KERNELS.call
+_pointwise_grad = _GRAD_KERNELS.call
+
+
+def register(kernel, takes_grad=False):
+    """The :class:`fastloss._jit.KernelKind` of a scalar kernel (``takes_grad``: it
+    applies the incoming gradient itself; see the module docstring)."""
+    return (_GRAD_KERNELS if takes_grad else _KERNELS).register(kernel)
+
+
+def _scaled(kind, x, y, z, g, p0, p1, p2):
+    """``(loss, g * dloss/dx, g * dloss/dz)`` of kernel ``kind`` at one element, whichever
+    protocol it follows (resolved when the driver is compiled)."""
+    raise NotImplementedError
+
+
+if _backend.numba is not None:
+    from numba.extending import overload
+
+    @overload(_scaled, inline="always", jit_options=overload_jit_options(STRICT))
+    def _scaled_overload(kind, x, y, z, g, p0, p1, p2):
+        if kind.registry == _GRAD_KERNELS.name:
+            return lambda kind, x, y, z, g, p0, p1, p2: _pointwise_grad(kind, x, y, z, g, p0, p1, p2)
+
+        def scale(kind, x, y, z, g, p0, p1, p2):
+            loss, gx, gz = _pointwise(kind, x, y, z, p0, p1, p2)
+            return loss, gx * g, gz * g
+        return scale
+
 
 # Columns per parallel work item: long enough to vectorise, short enough that a
 # single long row still spreads over all threads.
@@ -62,7 +102,8 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
     ``x`` is (rows, cols); ``y``, ``z``, ``weight``, ``scale`` are (rows, cols),
     (1, cols), (rows, 1) or (1, 1) and broadcast to it (see :func:`_column`).
     Returns the float64 sum of ``weight * loss``; fills ``loss`` (if ``want_loss``) and
-    ``dx``/``dz`` = ``scale * weight * dloss`` (if asked). A work item is a tile of
+    ``dx``/``dz``, ``dloss`` weighted by the incoming gradient ``scale * weight`` (if
+    asked; see :func:`_scaled`). A work item is a tile of
     at most :data:`TILE` columns over enough rows to hold about :data:`TILE`
     elements; its inner loop reads contiguous slices only, so that it vectorises.
     """
@@ -79,7 +120,7 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
     uniform = single and scale.shape[0] == 1 and scale.shape[1] == 1
     z0 = z[0, 0]
     w0 = weight[0, 0]
-    g0 = scale[0, 0] * w0 if want_dx else w0
+    g0 = scale[0, 0] * w0  # the loss-only loops pass it too, unused
     partial = np.zeros(n_items)
     for item in prange(n_items):
         b = item // per_row
@@ -103,35 +144,34 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
                 dxs = dx[r, c0:c1]
                 dzs = dz[r, c0:c1]
                 for i in range(n):
-                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                     w = ws[i]
-                    g = ss[i] * w
+                    l, gx, gz = _scaled(kind, xs[i], ys[i], zs[i], ss[i] * w, p0, p1, p2)
                     out[i] = l * w
-                    dxs[i] = gx * g
-                    dzs[i] = gz * g
+                    dxs[i] = gx
+                    dzs[i] = gz
             elif want_dx and uniform:
                 # z, weight and scale are single values: fewer pointers in the loop, so
                 # LLVM's runtime alias checks stay under its limit and the loop vectorises.
                 dxs = dx[r, c0:c1]
                 for i in range(n):
-                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    l, gx, gz = _scaled(kind, xs[i], ys[i], z0, g0, p0, p1, p2)
                     out[i] = l * w0
-                    dxs[i] = gx * g0
+                    dxs[i] = gx
             elif want_dx:
                 ss = _column(scale, const_s, buf_s, r, c0, c1)
                 dxs = dx[r, c0:c1]
                 for i in range(n):
-                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
                     w = ws[i]
+                    l, gx, gz = _scaled(kind, xs[i], ys[i], zs[i], ss[i] * w, p0, p1, p2)
                     out[i] = l * w
-                    dxs[i] = gx * (ss[i] * w)
+                    dxs[i] = gx
             elif uniform:
                 for i in range(n):
-                    l, gx, gz = _pointwise(kind, xs[i], ys[i], z0, p0, p1, p2)
+                    l, gx, gz = _scaled(kind, xs[i], ys[i], z0, g0, p0, p1, p2)
                     out[i] = l * w0
             else:
                 for i in range(n):
-                    l, gx, gz = _pointwise(kind, xs[i], ys[i], zs[i], p0, p1, p2)
+                    l, gx, gz = _scaled(kind, xs[i], ys[i], zs[i], g0, p0, p1, p2)
                     out[i] = l * ws[i]
             acc += sum_float64(out)
         partial[item] = acc

@@ -15,7 +15,7 @@ import os
 from typing import Any, Literal, Tuple, TypeVar, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, NDArray
 
 # ArrayLike and DTypeLike, the inputs' types, are numpy.typing's.
 __all__ = ["FloatArray", "IntArray", "Loss", "WithGrad", "Grad2", "Grad3", "Reduction", "Backend", "Metric", "Curve"]

@@ -3,15 +3,19 @@ r"""Margin and ranking losses: value and gradient fused.
 Three shapes of computation, one kernel each:
 
 * elementwise (``margin_ranking_loss``, ``hinge_embedding_loss``, ``soft_margin_loss``,
-  the binary ``hinge_loss``, and ``multilabel_soft_margin_loss``, which is the
-  binary cross-entropy with logits summed over classes): scalar kernels of the
-  one elementwise driver (:mod:`fastloss._elementwise`);
+  the binary ``hinge_loss``, and ``multilabel_soft_margin_loss``, a logistic loss
+  summed over classes): scalar kernels of the one elementwise driver
+  (:mod:`fastloss._elementwise`);
 * a multi-class hinge over a row of class scores, :func:`class_margin_rows`, with
   :math:`h_i = \mathrm{margin} - x_t + x_i` for the competitors :math:`i \ne t`: summed
   (``multi_margin_loss``, Weston-Watkins as torch computes it) or maximised (the
   Crammer-Singer ``hinge_loss`` of scikit-learn);
 * a hinge over target-set / non-target-set pairs of a row,
   :func:`multilabel_margin_rows` (``multilabel_margin_loss``).
+
+Every kernel follows torch's own computation closely enough that NaN and inf come out
+where torch's do, and reads what it needs of an element or row before it writes that
+element's or row's gradient, so that ``grad_out`` may be the input itself.
 """
 from __future__ import annotations
 
@@ -24,11 +28,10 @@ from ._criterion import criterion
 from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
-from ._math import log1p_exp, maxnum, sigmoid, sum_float64, typed
+from ._math import exp_fast, log1p_exp, log1p_unit, maxnum, sigmoid, sum_float64, typed
 from ._reduction import check_options, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_grad_output, as_index_array, as_target_array,
                           check_broadcast, check_class_indices, check_real, check_shape)
-from .classification import _BCE_LOGITS
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -46,180 +49,212 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- row kernels
+# As torch's kernels, a hinge h that is NaN counts as inactive (its test h > 0 fails),
+# and the gradient is multiplied by grad_output last, so that a NaN or infinite
+# grad_output reaches every entry of the row.
 
 @jit(fastmath=REDUCE)
-def _hinge_sums(row, skip, base, power):
-    """(sum_c max(0, h_c)^power, sum_c dh_c) over h_c = base + row[c], c != skip,
-    power 1 or 2, with dh_c = [h_c > 0] (power 1) or 2 max(0, h_c) (power 2)."""
-    total = base * 0
-    slope = base * 0
-    zero = base * 0
+def _hinge_sums(row, skip, base, power, unit, weight):
+    """torch's sums over the hinges h_c = base + row[c], c != skip, that are > 0 (a NaN
+    one is not): (sum_c h_c^power * weight, sum_c dh_c * weight) with dh_c = unit
+    (power 1) or 2 unit h_c (power 2), each term weighted as torch weights it. The terms
+    share the sign of ``weight``, so the order of the sums cannot make a NaN."""
+    zero = typed(0, base)
+    total = zero
+    slope = zero
     for c in range(row.shape[0]):
         h = base + row[c]
-        h = h if h > zero and c != skip else zero
+        active = h > zero and c != skip
         if power == 1:
-            total += h
-            slope += typed(1, base) if h > zero else zero
+            total += h * weight if active else zero
+            slope += unit * weight if active else zero
         else:
-            total += h * h
-            slope += h + h
+            total += h * h * weight if active else zero
+            slope += (unit + unit) * h * weight if active else zero
     return total, slope
 
 
 @jit()
-def _write_hinge_grad(row, base, power, factor, out):
-    """out[c] = factor * dh_c for h_c = base + row[c] (see :func:`_hinge_sums`)."""
-    zero = base * 0
+def _write_hinge_grad(row, base, power, unit, weight, s, out):
+    """out[c] = dh_c * weight * s for h_c = base + row[c] (see :func:`_hinge_sums`): torch's
+    per-term gradient, then grad_output ``s``. Reads row[c] before it writes out[c]."""
+    zero = typed(0, base)
     for c in range(row.shape[0]):
         h = base + row[c]
-        if power == 1:
-            out[c] = factor if h > zero else zero
-        else:
-            out[c] = factor * (h + h) if h > zero else zero
+        d = (unit if power == 1 else (unit + unit) * h) * weight if h > zero else zero
+        out[c] = d * s
 
 
 @jit(inline="always")
 def _worst_competitor(row, t):
-    """Index of the largest score other than ``row[t]``, the first on ties, as a
-    compare-and-keep scan finds it (a NaN only if it is the first competitor), in two
-    vectorised passes: the maximum by ``maxnum`` (NaN skipped), then the first index
-    holding it. A scan that compares and keeps does not vectorise."""
+    """(index, value) of the largest score other than ``row[t]``, the first index on
+    ties; the value is NaN if any competitor is (as ``torch.max`` and ``numpy.max``),
+    and the index then the first competitor. Two vectorised passes: the maximum by
+    ``maxnum`` (NaN skipped) with a count of NaNs, then the first index holding it."""
     n = row.shape[0]
-    first = 0 if t != 0 else 1
-    if row[first] != row[first]:
-        return first
     low = typed(-np.inf, row[0])
-    m = row[first]
+    m = low
+    nans = 0
     for c in range(n):
-        m = maxnum(m, row[c] if c != t else low)
+        v = row[c] if c != t else low
+        m = maxnum(m, v)
+        nans += 1 if v != v else 0
     at = n
     for c in range(n):
         at = min(at, c if row[c] == m and c != t else n)
-    return at
+    if nans > 0 or at == n:
+        return (0 if t != 0 else 1), typed(np.nan, m)
+    return at, m
 
 
 @jit(parallel=True)
-def class_margin_rows(scores, target, weight, margin, power, worst_only, divisor, scale, loss, grad, want_grad):
+def class_margin_rows(scores, target, weight, margin, power, worst_only, divisor, unit, scale, loss, grad,
+                      want_grad):
     """Multi-class hinge over (N, C) scores with h_i = margin - x_t + x_i, i != t.
 
-    ``worst_only=False``: loss = w_t / divisor * sum_{i != t} max(0, h_i)^power
-    (``multi_margin_loss`` with divisor C). ``worst_only=True``: loss =
-    w_t / divisor * max(0, h_j) with j the largest competitor (Crammer-Singer, power 1).
-    Writes the per-row loss and, if ``want_grad``, ``scale[n]`` times its gradient.
+    ``worst_only=False``: loss = sum_{i != t} max(0, h_i)^power w_t / divisor
+    (``multi_margin_loss``: divisor C), as torch's kernel computes it: NaN hinges count
+    as 0, each term is weighted; the gradient is torch's, in units of ``unit`` (torch's
+    1 / C, or 1 / (N C) for a mean), multiplied by ``scale[n]`` (grad_output) last.
+    ``worst_only=True``: loss = clamp(h_j, min=0) with j the largest competitor, NaN if
+    h_j is (Crammer-Singer, power 1); its gradient is the composition's (clamp_min, max,
+    gather): ``unit * scale[n]`` (``unit`` 1, or 1 / N for a mean) passes to x_j and
+    x_t where h_j >= 0, every other entry is 0.
+    Writes the per-row loss and, if ``want_grad``, its gradient; row n of ``scores`` is
+    read whole before row n of ``grad`` is written (``grad`` may be ``scores``).
     """
     n_rows, n_classes = scores.shape
-    zero = margin * 0
+    zero = typed(0, margin)
     for n in prange(n_rows):
         row = scores[n]
         t = target[n]
         base = margin - row[t]
-        factor = weight[t] / divisor
-        if n_classes == 1:
-            loss[n] = zero
-            if want_grad:
-                grad[n, 0] = zero
-            continue
         if worst_only:
-            j = _worst_competitor(row, t)
-            h = base + row[j]
-            loss[n] = factor * h if h > zero else zero
+            j, worst = _worst_competitor(row, t)
+            h = base + worst
+            loss[n] = h if not (h < zero) else zero
             if want_grad:
                 g = grad[n]
                 for c in range(n_classes):
                     g[c] = zero
-                if h > zero:
-                    g[j] = factor * scale[n]
-                    g[t] = -factor * scale[n]
+                if h >= zero:
+                    g[j] = unit * scale[n]
+                    g[t] = -(unit * scale[n])
             continue
-        total, slope = _hinge_sums(row, t, base, power)
-        loss[n] = factor * total
+        w = weight[t]
+        total, slope = _hinge_sums(row, t, base, power, unit, w)
+        loss[n] = total / divisor
         if want_grad:
-            s = factor * scale[n]
-            _write_hinge_grad(row, base, power, s, grad[n])
-            grad[n, t] = -s * slope
+            s = scale[n]
+            _write_hinge_grad(row, base, power, unit, w, s, grad[n])
+            grad[n, t] = -slope * s
 
 
 @jit(parallel=True)
-def multilabel_margin_rows(scores, target, scale, loss, grad, want_grad):
+def multilabel_margin_rows(scores, target, unit, scale, loss, grad, want_grad):
     """torch's multilabel_margin_loss over (N, C) scores.
 
     The targets of row n are target[n, :k] with k the first index holding -1 (all C
-    if none); loss = sum_{j in targets} sum_{i not a target} max(0, 1 - x_j + x_i) / C.
+    if none); loss = sum_{j in targets} sum_{i not a target} max(0, 1 - x_j + x_i) / C,
+    a NaN hinge counting as 0, as torch's kernel. The gradient counts the active pairs
+    of each class while it reads the row, and is written after (``grad`` may be
+    ``scores``): the count times ``unit`` (torch's 1 / C, or 1 / (N C) for a mean),
+    multiplied by ``scale[n]`` (grad_output) last.
     """
     n_rows, n_classes = scores.shape
-    unused = np.empty((1, n_classes), scores.dtype)
     for n in prange(n_rows):
         row = scores[n]
         labels = target[n]
         is_target = np.zeros(n_classes, np.bool_)
+        hits = np.zeros(n_classes, np.int64)  # active pairs: +1 per pair for i, -1 for j
         count = 0
         while count < n_classes and labels[count] >= 0:
             is_target[labels[count]] = True
             count += 1
+        zero = typed(0, row[0])
         one = typed(1, row[0])
-        inv_c = one / n_classes
-        g = grad[n] if want_grad else unused[0]
-        if want_grad:
-            for c in range(n_classes):
-                g[c] = 0
-        total = row[0] * 0
-        s = scale[n] * inv_c if want_grad else inv_c
+        total = zero
         for k in range(count):
             j = labels[k]
             base = one - row[j]
             for i in range(n_classes):
                 if not is_target[i]:
                     h = base + row[i]
-                    if h > 0:
+                    if h > zero:
                         total += h
-                        if want_grad:
-                            g[i] += s
-                            g[j] -= s
-        loss[n] = total * inv_c
+                        hits[i] += 1
+                        hits[j] -= 1
+        loss[n] = total / typed(n_classes, zero)
+        if want_grad:
+            g = grad[n]
+            s = scale[n]
+            for c in range(n_classes):
+                g[c] = typed(hits[c], zero) * unit * s
 
 
 # ---------------------------------------------------------------- scalar kernels
+# Each follows torch's composition step by step, so that NaN and inf come out where
+# torch's do: clamp_min keeps a NaN and passes its gradient where the hinge is >= 0;
+# ``where`` passes the incoming gradient g or an exact 0, whatever g is (the
+# ``takes_grad`` kernels of fastloss._elementwise, which apply g themselves).
 
 @jit()
-def _margin_ranking_point(x1, y, x2, margin, p1, p2):
-    """max(0, -y (x1 - x2) + margin); as torch's clamp_min, the gradient passes at 0."""
+def _margin_ranking_point(x1, y, x2, g, margin, p1, p2):
+    """clamp_min(-y (x1 - x2) + margin, 0); d/dx1 = where(hinge >= 0, g, 0) * -y, d/dx2 its negative."""
+    zero = typed(0, x1)
     v = margin - y * (x1 - x2)
-    if v >= 0:
-        return v, -y, y
-    return x1 * 0, x1 * 0, x1 * 0
+    d = (g if v >= zero else zero) * -y
+    return (v if not (v < zero) else zero), d, -d
 
 
 @jit()
-def _hinge_embedding_point(x, y, unused, margin, p1, p2):
-    """x for y = 1, max(0, margin - x) for y = -1."""
-    if y == 1:
-        return x, typed(1, x), x * 0
+def _hinge_embedding_point(x, y, unused, g, margin, p1, p2):
+    """torch's where(y != 1, clamp_min(margin - x, 0), 0) + where(y != -1, x, 0): x for
+    y = 1, max(0, margin - x) for y = -1, their sum for any other y."""
+    zero = typed(0, x)
     v = margin - x
-    if v >= 0:
-        return v, -typed(1, x), x * 0
-    return x * 0, x * 0, x * 0
+    hinge = v if not (v < zero) else zero
+    loss = (hinge if y != 1 else zero) + (x if y != -1 else zero)
+    d = (g if y != -1 else zero) - (g if y != 1 and v >= zero else zero)
+    return loss, d, zero
+
+
+#: log of the largest float64: exp overflows above it.
+_EXP_OVERFLOW = 709.782712893384
 
 
 @jit()
 def _soft_margin_point(x, y, unused, p0, p1, p2):
-    """log(1 + exp(-y x)), as a softplus that does not overflow; gradient -y sigmoid(-y x)."""
+    """torch's log(1 + exp(-y x)), computed as a softplus that does not overflow; but
+    where torch's exp(-y x) overflows in float64, inf with a NaN gradient, as torch's.
+    Gradient -y sigmoid(-y x)."""
     v = -y * x
-    return log1p_exp(v), -y * sigmoid(v), x * 0  # one exp(-|v|) serves both
+    if np.float64(v) > _EXP_OVERFLOW:
+        return typed(np.inf, x), typed(np.nan, x), typed(0, x)
+    return log1p_exp(v), -y * sigmoid(v), typed(0, x)  # one exp(-|v|) serves both
 
 
 @jit()
-def _binary_hinge_point(x, y, unused, margin, p1, p2):
-    """max(0, margin - y x); subgradient 0 at the kink."""
-    v = margin - y * x
-    if v > 0:
-        return v, -y, x * 0
-    return x * 0, x * 0, x * 0
+def _multilabel_soft_margin_point(x, y, unused, g, p0, p1, p2):
+    """torch's -(y logsigmoid(x) + (1 - y) logsigmoid(-x)), logsigmoid(a) = min(a, 0) -
+    log1p(exp(-|a|)), and its gradient through both logsigmoids in torch's order."""
+    zero = typed(0, x)
+    one = typed(1, x)
+    e = exp_fast(-abs(x))
+    tail = log1p_unit(e)
+    ls_pos = min(x, zero) - tail
+    ls_neg = min(-x, zero) - tail
+    loss = -(y * ls_pos + (one - y) * ls_neg)
+    q = e / (one + e)
+    d_pos = one - q if x < zero else q  # d logsigmoid(x) / dx
+    d_neg = one - q if -x < zero else q  # d logsigmoid(a) / da at a = -x
+    return loss, d_pos * (-g * y) - d_neg * (-g * (one - y)), zero
 
 
-_MARGIN_RANKING = register(_margin_ranking_point)
-_HINGE_EMBEDDING = register(_hinge_embedding_point)
+_MARGIN_RANKING = register(_margin_ranking_point, takes_grad=True)
+_HINGE_EMBEDDING = register(_hinge_embedding_point, takes_grad=True)
 _SOFT_MARGIN = register(_soft_margin_point)
-_BINARY_HINGE = register(_binary_hinge_point)
+_MULTILABEL_SOFT_MARGIN = register(_multilabel_soft_margin_point, takes_grad=True)
 
 
 # ---------------------------------------------------------------- wrappers
@@ -231,11 +266,11 @@ def _check_signs(y, name="target"):
         raise ValueError(f"{name} must hold only -1 and 1; found {y[bad].flat[0]}")
 
 
-def _sign_args(input, target, name="input"):
+def _input_and_target(input, target, name="input"):
+    """A float input and a real target that broadcasts to it (any real values, as torch's)."""
     x = as_float_array(input, name)
     y = as_target_array(target, "target", x.dtype)
     check_broadcast(y.shape, x.shape, "target")
-    _check_signs(y)
     return x, y
 
 
@@ -262,12 +297,14 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
                         grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
-    .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin}), \qquad y \in \{-1, 1\}
+    .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin})
 
-    ``input2`` and ``target`` broadcast to ``input1``'s shape; targets other than
-    -1 and 1 raise ValueError. With ``grad=True`` the gradient is the tuple
+    for any real target ``y`` (labels are -1 and 1; torch takes any value, and so does
+    this). ``input2`` and ``target`` have ``input1``'s number of dimensions, as torch
+    requires, and broadcast to its shape. With ``grad=True`` the gradient is the tuple
     ``(d/d input1, d/d input2)`` (``grad_out`` receives the first); as torch's
-    ``clamp_min``, it passes where the hinge is exactly 0.
+    ``clamp_min``, it passes where the hinge is exactly 0, and is exactly 0 where the
+    hinge is below it, whatever ``grad_output`` is.
 
     References
     ----------
@@ -276,18 +313,18 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> x1, x2 = np.array([1.0, 0.2]), np.array([0.5, 0.4])
-    >>> loss, (g1, g2) = fastloss.margin_ranking_loss(x1, x2, np.array([1.0, 1.0]), margin=0.1, grad=True)
-    >>> round(float(loss), 4)
+    >>> round(float(fastloss.margin_ranking_loss(np.array([1.0, 0.2]), np.array([0.5, 0.4]), np.array([1, 1]),
+    ...                                          margin=0.1)), 6)
     0.15
-    >>> print(g1, g2)
-    [ 0.  -0.5] [0.  0.5]
     """
     require_numba("margin_ranking_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
-    x1, y = _sign_args(input1, target, "input1")
+    x1, y = _input_and_target(input1, target, "input1")
     x2 = as_float_array(input2, "input2", x1.dtype)
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
+                         f"shapes {x1.shape}, {x2.shape} and {y.shape}")
     check_broadcast(x2.shape, x1.shape, "input2")
     return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, dz_like=x2)
@@ -316,9 +353,12 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
                          backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
-    .. math:: \ell = x \ \ (y = 1), \qquad \ell = \max(0, \mathrm{margin} - x) \ \ (y = -1)
+    .. math:: \ell = [y \ne 1] \max(0, \mathrm{margin} - x) + [y \ne -1]\, x
 
-    Targets other than -1 and 1 raise ValueError.
+    that is :math:`x` for :math:`y = 1`, :math:`\max(0, \mathrm{margin} - x)` for
+    :math:`y = -1`, and their sum for any other real target, exactly as torch computes it
+    (its own tests use targets in {-1, 0}). The gradient of the hinge passes where it is
+    >= 0 (torch's ``clamp_min``).
 
     References
     ----------
@@ -327,14 +367,13 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> d = np.array([0.3, 0.2, 1.5])
-    >>> round(float(fastloss.hinge_embedding_loss(d, np.array([1.0, -1.0, -1.0]))), 4)
-    0.3667
+    >>> fastloss.hinge_embedding_loss(np.array([0.3, 0.3, 2.0]), np.array([1, -1, 0]), reduction="none")
+    array([0.3, 0.7, 2. ])
     """
     require_numba("hinge_embedding_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
-    x, y = _sign_args(input, target)
+    x, y = _input_and_target(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
 
@@ -362,10 +401,12 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
                      backend: Backend = None) -> Loss | WithGrad[FloatArray]:
     r"""Two-class logistic loss, as ``torch.nn.functional.soft_margin_loss``.
 
-    .. math:: \ell = \log(1 + e^{-y x}), \qquad y \in \{-1, 1\}
+    .. math:: \ell = \log(1 + e^{-y x})
 
-    Computed as a softplus that does not overflow (torch's ``log1p(exp(.))`` gives inf
-    beyond ``-y x`` of about 88 in float32; this gives the finite value). Gradient
+    for any real target ``y`` (labels are -1 and 1). Computed as a softplus, so that in
+    float32 it gives torch's float64 value where torch's float32 ``log1p(exp(.))``
+    overflows (``-y x`` above about 88); where even float64's ``exp(-y x)`` overflows
+    (above about 709.78) the value is inf and the gradient NaN, as torch's. Gradient
     :math:`-y\,\sigma(-y x)`.
 
     References
@@ -375,13 +416,12 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> x = np.array([0.0, 2.0])
-    >>> round(float(fastloss.soft_margin_loss(x, np.array([1.0, -1.0]))), 4)
-    1.41
+    >>> fastloss.soft_margin_loss(np.array([0.0, 200.0]), np.array([1.0, -1.0]), reduction="none")
+    array([  0.69314718, 200.        ])
     """
     require_numba("soft_margin_loss", backend)
     check_options(reduction, grad)
-    x, y = _sign_args(input, target)
+    x, y = _input_and_target(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
 
@@ -419,8 +459,9 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
                  + (1 - y_{nc}) \log \sigma(-x_{nc})\big]
 
     for input (N, C) or (C,) and targets of the same shape; ``weight`` broadcasts to
-    the input. It is the binary cross-entropy with logits, summed over the last axis:
-    the same scalar kernel as :func:`fastloss.binary_cross_entropy_with_logits`.
+    the input. torch's formula, through two log-sigmoids, not the binary cross-entropy
+    with logits: the two differ where the input is infinite (an input of -inf with
+    target 1 gives inf here and in torch, NaN in ``binary_cross_entropy_with_logits``).
 
     References
     ----------
@@ -429,9 +470,8 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> x = np.array([[0.0, 2.0, -1.0]])
-    >>> round(float(fastloss.multilabel_soft_margin_loss(x, np.array([[1, 1, 0]]))), 4)
-    0.3778
+    >>> round(float(fastloss.multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
+    1.410038
     """
     require_numba("multilabel_soft_margin_loss", backend)
     check_options(reduction, grad)
@@ -449,56 +489,81 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     row_shape = x.shape[:-1]
     n_rows = int(np.prod(row_shape, dtype=np.int64))
     if reduction != "none":
-        return elementwise_loss(_BCE_LOGITS, x, y, None, w, reduction=reduction, grad=grad, grad_output=grad_output,
-                                grad_out=grad_out, denominator=n_rows)
+        return elementwise_loss(_MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad,
+                                grad_output=grad_output, grad_out=grad_out, denominator=n_rows)
     go = None
     if grad and grad_output is not None:
         go = as_grad_output(grad_output, x.dtype)
         check_broadcast(go.shape, row_shape, "grad_output")
         go = np.broadcast_to(go, row_shape)[..., None]
-    result = elementwise_loss(_BCE_LOGITS, x, y, None, w, reduction="none", grad=grad, grad_output=go,
+    result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction="none", grad=grad, grad_output=go,
                               grad_out=grad_out)
-    if grad:
-        return result[0].sum(axis=-1), result[1]
-    return result.sum(axis=-1)
+    terms, dx = result if grad else (result, None)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a float32 overflow inf, as in torch
+        rows = terms.sum(axis=-1, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
+    return (rows, dx) if grad else rows
+
+
+def _class_scores(input):
+    """torch's class scores: (N, C), (C,) (one row) or a scalar (one row of one class).
+
+    Returns the input, its number of rows and of classes.
+    """
+    x = as_float_array(input, "input")
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise ValueError(f"input must be (N, C) or (C,) with C >= 1, or a scalar; got shape {x.shape}")
+    return x, (x.shape[0] if x.ndim == 2 else 1), (x.shape[-1] if x.ndim else 1)
 
 
 def _scores_and_targets(input, target):
-    """(N, C) or (C,) scores as (N, C), class-index targets as (N,)."""
-    x = as_float_array(input, "input")
-    if x.ndim not in (1, 2) or x.shape[-1] == 0:
-        raise ValueError(f"input must be (N, C) or (C,) with C >= 1, got shape {x.shape}")
-    n_classes = x.shape[-1]
+    """Class scores (:func:`_class_scores`) and one class index per row, as torch takes
+    them: a target of shape (N,), or () for a single row. Returns the input, the flat
+    targets, the number of classes and the shape of the unreduced loss ((N,), or ()
+    when the target is a scalar)."""
+    x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
-    check_shape(t.shape, x.shape[:-1], "target", f"input of shape {x.shape} (one class index per row)")
+    if t.ndim > 1 or t.size != n_rows:
+        raise ValueError(f"target has shape {t.shape}; expected ({n_rows},) (one class index per row of the input "
+                         f"of shape {x.shape})" + (", or ()" if n_rows == 1 else ""))
     check_class_indices(t, n_classes, "target")
-    return x, t, n_classes
+    return x, t.reshape(-1), n_classes, t.shape
 
 
-def _run_class_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args):
-    """Common tail of the row losses over (N, C) scores: scale, gradient buffer, kernel, reduction."""
+def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args):
+    """Common tail of the row losses over (N, C) scores: scale, gradient buffer, kernel, reduction.
+
+    As torch's kernels, the kernel forms the gradient in units of 1 / divisor (of
+    1 / (N divisor) for a mean), the argument it takes after ``args``, and multiplies it
+    by grad_output last. The kernels read a row whole before they write its gradient,
+    so the gradient may be written over the scores (``grad_out=input``).
+    """
     dtype = x.dtype
-    rows = read_only(np.ascontiguousarray(x.reshape(-1, x.shape[-1])))
+    rows = read_only(np.ascontiguousarray(x.reshape(-1, n_classes)))
     n_rows = rows.shape[0]
     loss = np.empty(n_rows, dtype)
+    unit = dtype.type(1.0 / (divisor * max(n_rows, 1) if reduction == "mean" else divisor))
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, n_rows, dtype),
+        # grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
+        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, 1, dtype),
                                                      loss_shape), dtype).reshape(-1)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
-        grad_rows = buffer.view(lambda a: _c_rows(a), lambda v, s: v.reshape(s))
+        grad_rows = buffer.view(_c_rows(n_classes), lambda v, s: v.reshape(s))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
-    kernel(rows, *args, scale, loss, grad_rows, grad)
+    kernel(rows, *args, unit, scale, loss, grad_rows, grad)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
     return (result, buffer.result()) if grad else result
 
 
-def _c_rows(array):
-    """A C-contiguous (N, C) view of a gradient buffer, or a scratch array."""
-    view = array.reshape(-1, array.shape[-1]) if array.flags.c_contiguous else None
-    return view if view is not None else np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
+def _c_rows(n_classes):
+    """For :class:`GradientBuffer`: a C-contiguous (N, C) view of a gradient buffer, or a scratch array."""
+    def make_view(array):
+        if array.flags.c_contiguous:
+            return array.reshape(-1, n_classes)
+        return np.empty((array.size // n_classes, n_classes), array.dtype)
+    return make_view
 
 
 @overload
@@ -531,8 +596,11 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     .. math:: \ell_n = \frac{w_{t}}{C} \sum_{i \ne t} \max(0,\ \mathrm{margin} - x_{t} + x_i)^p,
               \qquad t = t_n,\ p \in \{1, 2\}
 
-    Input (N, C) or (C,), integer targets (N,) or (). Wraps the parallel kernel
-    :func:`class_margin_rows` (one pass over a row for the value, one for the gradient).
+    As torch: input (N, C), (C,) or a scalar (one class); integer targets (N,), or ()
+    or (1,) for a single row; ``weight`` (C,). The unreduced loss has the
+    target's shape. A NaN hinge counts as 0, as in torch's kernel. Wraps the parallel
+    kernel :func:`class_margin_rows` (one pass over a row for the value, one for the
+    gradient).
 
     References
     ----------
@@ -542,8 +610,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
-    >>> round(float(fastloss.multi_margin_loss(x, np.array([3]))), 4)
+    >>> round(float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
     """
     require_numba("multi_margin_loss", backend)
@@ -551,11 +618,12 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     if check_real(p, "p") not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     margin = check_real(margin, "margin")
-    x, t, n_classes = _scores_and_targets(input, target)
+    x, t, n_classes, loss_shape = _scores_and_targets(input, target)
     w = as_class_weight(weight, n_classes, x.dtype)
     dtype = x.dtype.type
-    args = (read_only(t.reshape(-1)), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
-    return _run_class_rows(class_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out, args)
+    args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
+    return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+                           grad_out, args)
 
 
 @overload
@@ -583,9 +651,12 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
 
     .. math:: \ell_n = \sum_{j \in Y_n} \sum_{i \notin Y_n} \frac{\max(0,\ 1 - (x_{j} - x_i))}{C}
 
-    ``target`` (N, C) or (C,) holds the class indices of :math:`Y_n`, ended by the first
-    -1 (all C entries if there is none); the entries before it must lie in [0, C).
-    Wraps the parallel kernel :func:`multilabel_margin_rows`.
+    ``target`` holds the class indices of :math:`Y_n`, ended by the first -1 (all C
+    entries if there is none); the entries before it must lie in [0, C). As torch:
+    input (N, C) with target (N, C), or one row, (C,) or a scalar (one class), with a
+    target of C entries, () or (C,); the unreduced loss is (N,) for a 2-D target, ()
+    otherwise. A NaN hinge counts as 0, as in torch's kernel. Wraps the parallel kernel
+    :func:`multilabel_margin_rows`.
 
     References
     ----------
@@ -594,27 +665,26 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
-    >>> round(float(fastloss.multilabel_margin_loss(x, np.array([[3, 0, -1, 1]]))), 4)
+    >>> round(float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]]))), 6)
     0.85
     """
     require_numba("multilabel_margin_loss", backend)
     check_options(reduction, grad)
-    x = as_float_array(input, "input")
-    if x.ndim not in (1, 2) or x.shape[-1] == 0:
-        raise ValueError(f"input must be (N, C) or (C,) with C >= 1, got shape {x.shape}")
+    x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
-    check_shape(t.shape, x.shape, "target")
-    rows = t.reshape(-1, x.shape[-1])
+    if (x.ndim == 2 and t.shape != x.shape) or (x.ndim < 2 and (t.ndim > 1 or t.size != n_classes)):
+        raise ValueError(f"target has shape {t.shape}; expected {x.shape if x.ndim == 2 else (n_classes,)} "
+                         f"to match the input of shape {x.shape}")
+    rows = t.reshape(n_rows, n_classes)
     ended = np.cumsum(rows < 0, axis=1) > 0
-    bad = ~ended & (rows >= x.shape[-1])
+    bad = ~ended & (rows >= n_classes)
     first_negative = rows[ended & (np.cumsum(ended, axis=1) == 1)]
     if bad.any() or (first_negative != -1).any():
         value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
-        raise ValueError(f"target holds {value}; entries must be class indices in [0, {x.shape[-1]}), "
-                         f"ended by -1")
-    return _run_class_rows(multilabel_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out,
-                           (read_only(np.ascontiguousarray(rows)),))
+        raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
+    loss_shape = (n_rows,) if t.ndim == 2 else ()
+    return _run_class_rows(multilabel_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+                           grad_out, (read_only(np.ascontiguousarray(rows)),))
 
 
 @overload
@@ -641,7 +711,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     r"""SVM hinge loss: binary, or the Crammer-Singer multi-class form of
     ``sklearn.metrics.hinge_loss``.
 
-    Binary, for (N,) scores :math:`f` and :math:`y \in \{-1, 1\}`:
+    Binary, for (N,) scores :math:`f` and labels :math:`y \in \{-1, 1\}`:
 
     .. math:: \ell_n = \max(0,\ \mathrm{margin} - y_n f_n)
 
@@ -649,11 +719,16 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
 
     .. math:: \ell_n = \max\big(0,\ \mathrm{margin} - x_{n,t_n} + \max_{i \ne t_n} x_{n,i}\big)
 
-    With ``margin=1`` and ``reduction="mean"`` both equal ``sklearn.metrics.hinge_loss``
-    (binary: on labels -1 and 1). The gradient is a subgradient, 0 at the kink;
-    multi-class ties for the largest competitor go to the first index. Binary is an
-    elementwise kernel; multi-class runs :func:`class_margin_rows` with
-    ``worst_only=True``.
+    With ``margin=1`` and ``reduction="mean"`` both equal ``sklearn.metrics.hinge_loss``.
+    Binary targets must be -1 or 1: scikit-learn maps any two labels (0 and 1, say) to
+    -1 and 1, so another value here would silently give another number than it does.
+    Value and gradient are those of torch's ``clamp(margin - y f, min=0)`` and
+    ``clamp(margin - x_t + max_i x_i, min=0)``, NaN and inf included (a NaN competitor
+    makes its row NaN, as ``max`` does): the gradient passes where the hinge is >= 0, as
+    ``clamp_min``'s, and is exactly 0 where it is below, whatever ``grad_output`` is;
+    multi-class ties for the largest competitor go to the first index. Binary runs the
+    elementwise kernel of :func:`margin_ranking_loss`; multi-class runs
+    :func:`class_margin_rows` with ``worst_only=True``.
 
     References
     ----------
@@ -663,27 +738,29 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     Examples
     --------
     >>> import numpy as np, fastloss
-    >>> scores = np.array([0.5, -2.0, 3.0])
-    >>> float(fastloss.hinge_loss(scores, np.array([1, 1, -1])))
-    2.5
+    >>> float(fastloss.hinge_loss(np.array([0.5, -2.0, 0.3]), np.array([1, -1, -1])))
+    0.6
     """
     require_numba("hinge_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x = as_float_array(input, "input")
     if x.ndim == 2:
-        x, t, n_classes = _scores_and_targets(x, target)
+        x, t, n_classes, loss_shape = _scores_and_targets(x, target)
         if n_classes < 2:
             raise ValueError(f"multi-class hinge_loss needs at least 2 classes, got input shape {x.shape}")
         dtype = x.dtype.type
         args = (read_only(t), read_only(np.ones(n_classes, x.dtype)), dtype(margin), 1, True, dtype(1))
-        return _run_class_rows(class_margin_rows, x, x.shape[:-1], reduction, grad, grad_output, grad_out, args)
+        return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, 1, reduction, grad, grad_output,
+                               grad_out, args)
     if x.ndim != 1:
         raise ValueError(f"input must be (N,) binary scores or (N, C) class scores, got shape {x.shape}")
-    x, y = _sign_args(x, target)
+    x, y = _input_and_target(x, target)
     check_shape(y.shape, x.shape, "target")
-    return elementwise_loss(_BINARY_HINGE, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+    _check_signs(y)
+    # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
+    return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
+                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
 
 
 MarginRankingLoss = criterion("MarginRankingLoss", margin_ranking_loss, 3)
