@@ -20,9 +20,8 @@ import torch.nn.functional as F
 import fastloss as fl
 import naive_triplet
 from fastloss import _batch
-from test_classification import _torch_focal, _torchvision_sigmoid_focal_loss
-from test_embedding import _contrastive_torch
-from test_extras import _anchor_torch, _cosface_torch, _dice_torch
+from references import (anchor_torch, contrastive_torch, cosface_torch, dice_torch, torch_focal,
+                        torchvision_sigmoid_focal_loss)
 
 
 def _offset(rng, shape):
@@ -102,9 +101,9 @@ CASES = {
     "kl_div": Case(lambda r: ([_normal(r, *X), r.uniform(0.1, 1.0, X)], {}),
                    reductions=("none", "mean", "sum", "batchmean")),
     "focal_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
-                       weights=lambda r: {"alpha": _class_weight(r)}, torch=_torch_focal),
+                       weights=lambda r: {"alpha": _class_weight(r)}, torch=torch_focal),
     "sigmoid_focal_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}),
-                               torch=_torchvision_sigmoid_focal_loss),
+                               torch=torchvision_sigmoid_focal_loss),
     "margin_ranking_loss": Case(lambda r: ([x := _normal(r, 5), x + _offset(r, 5), _signs(r, 5)], {})),
     "hinge_embedding_loss": Case(lambda r: ([1.0 + _offset(r, X), _signs(r, X)], {})),
     "multi_margin_loss": Case(lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
@@ -119,14 +118,14 @@ CASES = {
     "triplet_margin_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {})),
     "triplet_margin_with_distance_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {})),
     "contrastive_loss": Case(lambda r: ([_normal(r, *X), _normal(r, *X), r.integers(0, 2, T)], {}),
-                             torch=_contrastive_torch),
+                             torch=contrastive_torch),
     "large_margin_cosine_loss": Case(lambda r: ([_normal(r, *X), _normal(r, 5, 3), r.integers(0, 5, T)],
-                                                {"s": 8.0}), torch=_cosface_torch),
+                                                {"s": 8.0}), torch=cosface_torch),
     # The anchor probability is a stop-gradient (API contract): checked against the NumPy
     # API's gradient, itself checked against the authors' code in test_extras.py.
     "anchor_loss": Case(lambda r: ([2 * _normal(r, *X), r.integers(0, 3, T)], {}), gradcheck=False,
-                        torch=_anchor_torch),
-    "dice_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}), torch=_dice_torch),
+                        torch=anchor_torch),
+    "dice_loss": Case(lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}), torch=dice_torch),
     "batch_triplet_loss": Case(lambda r: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {}),
                                reductions=("mean", "mean_nonzero", "sum"), torch=_batch_triplet_torch),
     "ctc_loss": Case(_ctc, through=lambda leaf: leaf.log_softmax(-1)),

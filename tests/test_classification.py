@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import fastloss as fl
+from references import torch_focal, torchvision_sigmoid_focal_loss
 from conftest import assert_close, torch_value_and_grad
 from fastloss import _backend
 from hostile import check_hostile, sprinkle
@@ -208,27 +209,6 @@ def test_cross_entropy_threads(rng):
 
 # ---------------------------------------------------------------------- focal
 
-def _torch_focal(x, t, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean"):
-    """Transcription of the definition FL = -alpha_t (1 - p_t)^gamma log p_t (Lin et al. 2017)
-    with kornia's convention for a scalar alpha, and mean over non-ignored elements."""
-    keep = t != ignore_index
-    safe_t = torch.where(keep, t, torch.zeros_like(t))
-    logp = torch.log_softmax(x, dim=1)
-    logp_t = logp.gather(1, safe_t.unsqueeze(1)).squeeze(1)
-    p_t = logp_t.exp()
-    if alpha is None:
-        a_t = torch.ones_like(logp_t)
-    elif alpha.ndim == 0:
-        a_t = alpha.expand_as(logp_t)
-    else:
-        a_t = alpha[safe_t]
-    loss = torch.where(keep, -a_t * (1 - p_t) ** gamma * logp_t, torch.zeros_like(logp_t))
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / keep.sum()
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -238,7 +218,7 @@ def test_focal_loss(rng, dtype, reduction, alpha, gamma):
     x, t = _class_data(rng, (11, 5), dtype, ignore_frac=0.2)
     a = {"none": None, "scalar": np.asarray(0.25, dtype), "per_class": rng.random(5).astype(dtype)}[alpha]
     expected, expected_grad = torch_value_and_grad(
-        _torch_focal, [x, t, a], gamma=gamma, reduction=reduction)
+        torch_focal, [x, t, a], gamma=gamma, reduction=reduction)
     value, grad = fl.focal_loss(x, t, alpha=None if a is None else (float(a) if a.ndim == 0 else a),
                                 gamma=gamma, reduction=reduction, grad=True)
     assert_close(value, expected, dtype, scale=5)
@@ -266,21 +246,6 @@ def test_focal_loss_confident_rows_have_finite_gradient():
 
 # ------------------------------------------------------- sigmoid focal (torchvision)
 
-def _torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
-    """torchvision/ops/focal_loss.py (v0.20), transcribed line by line."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-    return loss
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -290,14 +255,14 @@ def test_sigmoid_focal_loss(rng, dtype, reduction, alpha, gamma):
     y = (rng.random((7, 6)) < 0.3).astype(dtype)
     y[0] = rng.random(6)  # soft targets, as torchvision allows
     y[1] = rng.uniform(-0.5, 1.5, 6)  # and targets outside [0, 1]: 1 - p_t < 0 takes pow's sign rules
-    _check(fl.sigmoid_focal_loss, _torchvision_sigmoid_focal_loss, [x, y], dtype,
+    _check(fl.sigmoid_focal_loss, torchvision_sigmoid_focal_loss, [x, y], dtype,
            dict(alpha=alpha, gamma=gamma, reduction=reduction))
 
 
 def test_sigmoid_focal_defaults_match_torchvision(rng):
     x = rng.standard_normal((3, 4))
     y = (rng.random((3, 4)) < 0.5).astype(np.float64)
-    expected = _torchvision_sigmoid_focal_loss(torch.tensor(x), torch.tensor(y)).numpy()
+    expected = torchvision_sigmoid_focal_loss(torch.tensor(x), torch.tensor(y)).numpy()
     assert_close(fl.sigmoid_focal_loss(x, y), expected, np.float64)
     assert fl.sigmoid_focal_loss(x, y).shape == (3, 4)  # reduction="none" by default
 
@@ -481,7 +446,7 @@ def _hostile_focal(rng, reduction):
     alpha = _weight_or_none(rng, 4)
     kwargs = dict(alpha=alpha if alpha is None else sprinkle(rng, alpha, (np.nan,)),
                   gamma=float(rng.choice([0.0, 2.0])))
-    return fl.focal_loss, _torch_focal, [sprinkle(rng, x), t], kwargs, [], (5,)
+    return fl.focal_loss, torch_focal, [sprinkle(rng, x), t], kwargs, [], (5,)
 
 
 def _hostile_bce(rng, reduction):
@@ -510,7 +475,7 @@ def _hostile_kl_div(rng, reduction):
 def _hostile_sigmoid_focal(rng, reduction):
     y = (rng.random((4, 3)) < 0.5).astype(float)
     kwargs = dict(alpha=float(rng.choice([0.25, -1.0])), gamma=float(rng.choice([0.0, 1.5, 2.0])))
-    return fl.sigmoid_focal_loss, _torchvision_sigmoid_focal_loss, \
+    return fl.sigmoid_focal_loss, torchvision_sigmoid_focal_loss, \
         [sprinkle(rng, rng.standard_normal((4, 3))), sprinkle(rng, y)], kwargs, [], (4, 3)
 
 

@@ -67,10 +67,12 @@ def _overlaps(call, diff):
     """``(what, call, grad_out)`` pairs: ``grad_out`` a shifted view of the first
     differentiable input's buffer, or another float argument of its shape and dtype."""
     first = call[diff[0]]
-    buffer = np.empty(first.size + 1, first.dtype)
-    shifted = buffer[1:].reshape(first.shape)
-    shifted[...] = first
-    yield "a shifted view of the input", {**call, diff[0]: shifted}, buffer[:-1].reshape(first.shape)
+    for shift in (1, -1):
+        buffer = np.empty(first.size + 1, first.dtype)
+        ahead, behind = buffer[1:].reshape(first.shape), buffer[:-1].reshape(first.shape)
+        shifted, out = (ahead, behind) if shift == 1 else (behind, ahead)
+        shifted[...] = first
+        yield f"a view of the input's buffer shifted by {shift}", {**call, diff[0]: shifted}, out
     for k, v in call.items():
         if k != diff[0] and isinstance(v, np.ndarray) and v.shape == first.shape and v.dtype == first.dtype:
             other = v.copy()

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import fastloss as fl
+from references import contrastive_torch
 from conftest import assert_close, check_against_torch, torch_value_and_grad
 from conftest import grad_output_for as _go
 
@@ -71,20 +72,13 @@ def test_triplet_margin_unbatched_defaults(rng, dtype):
     _check(fl.triplet_margin_loss, F.triplet_margin_loss, [a, pos, neg], dtype, (0, 1, 2))
 
 
-def _contrastive_torch(x1, x2, y, margin=1.0, reduction="mean"):
-    """Hadsell et al. 2006 with y = 1 similar: y d^2 + (1 - y) max(0, margin - d)^2."""
-    d = torch.linalg.vector_norm(x1 - x2, dim=-1)
-    loss = y * d ** 2 + (1 - y) * torch.clamp(margin - d, min=0) ** 2
-    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("margin", [1.0, 4.0])
 def test_contrastive(rng, dtype, reduction, margin):
     x1, x2 = (rng.standard_normal((11, 4)).astype(dtype) for _ in range(2))
     y = (rng.random(11) > 0.5).astype(dtype)
-    _check(fl.contrastive_loss, _contrastive_torch, [x1, x2, y], dtype, (0, 1), _go(rng, reduction, 11),
+    _check(fl.contrastive_loss, contrastive_torch, [x1, x2, y], dtype, (0, 1), _go(rng, reduction, 11),
            dict(margin=margin, reduction=reduction))
 
 
@@ -271,7 +265,7 @@ def _corner_case(rng, name, dtype):
         return fl.cosine_embedding_loss, F.cosine_embedding_loss, [x1, x2, y], kwargs, kwargs, (0, 1)
     if name == "contrastive_loss":
         y = rng.integers(0, 2, 4).astype(dtype)
-        return fl.contrastive_loss, _contrastive_torch, [x1, x2, y], {}, {}, (0, 1)
+        return fl.contrastive_loss, contrastive_torch, [x1, x2, y], {}, {}, (0, 1)
     if name == "triplet_margin_loss":
         kwargs = dict(p=float(rng.choice([1.0, 2.0, 3.0, 1.5, 0.5, -1.0, np.inf])), swap=swap)
         return fl.triplet_margin_loss, F.triplet_margin_loss, [x1, x2, x3], kwargs, kwargs, (0, 1, 2)

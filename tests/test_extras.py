@@ -1,4 +1,5 @@
-"""Extras against torch-composed references, differentiated by torch autograd:
+"""Extras against the torch-composed references of tests/references.py, differentiated by
+torch autograd:
 
 * CosFace: F.normalize, a matrix product, the margin on the target cosine, s, and
   F.cross_entropy (Wang et al. 2018, eq. 4);
@@ -8,23 +9,17 @@
 """
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 import fastloss as fl
+from references import anchor_torch, cosface_torch, dice_torch
 from conftest import assert_close, check_against_torch, torch_value_and_grad
 from conftest import grad_output_for as _go
 from fastloss.classification import SERIAL_BELOW
 from fastloss.extras import DICE_CHUNK
 from hostile import check_hostile, sprinkle
-from loss_cases import CASES, data
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
-
-
-def _reduce(loss, reduction):
-    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
 
 
 def _check(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, kwargs=None, scale=1.0):
@@ -32,11 +27,6 @@ def _check(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=None, kwargs=N
 
 
 # ---------------------------------------------------------------------- CosFace
-
-def _cosface_torch(features, weight, target, s=64.0, m=0.35, reduction="mean"):
-    cos = F.normalize(features) @ F.normalize(weight).T
-    onehot = F.one_hot(target, weight.shape[0]).to(cos.dtype)
-    return F.cross_entropy(s * (cos - m * onehot), target, reduction=reduction)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -47,7 +37,7 @@ def test_large_margin_cosine(rng, dtype, reduction, s, m):
     w = rng.standard_normal((7, 6)).astype(dtype)
     t = rng.integers(0, 7, 10)
     # s = 64 magnifies float32 rounding of the cosines by 64 in the logits.
-    _check(fl.large_margin_cosine_loss, _cosface_torch, [f, w, t], dtype, (0, 1), _go(rng, reduction, 10),
+    _check(fl.large_margin_cosine_loss, cosface_torch, [f, w, t], dtype, (0, 1), _go(rng, reduction, 10),
            dict(s=s, m=m, reduction=reduction), scale=s / 8 if dtype == np.float32 else 1.0)
 
 
@@ -56,7 +46,7 @@ def test_large_margin_cosine_zero_feature_and_grad_out(rng):
     f[1] = 0  # the norm is clamped at 1e-12, as F.normalize
     w = rng.standard_normal((5, 3))
     t = rng.integers(0, 5, 4)
-    expected, (ef, ew) = torch_value_and_grad(_cosface_torch, [f, w, t], diff=(0, 1), s=4.0)
+    expected, (ef, ew) = torch_value_and_grad(cosface_torch, [f, w, t], diff=(0, 1), s=4.0)
     out = np.empty_like(f)
     value, (gf, gw) = fl.large_margin_cosine_loss(f, w, t, s=4.0, grad=True, grad_out=out)
     assert gf is out
@@ -67,22 +57,6 @@ def test_large_margin_cosine_zero_feature_and_grad_out(rng):
 
 # ---------------------------------------------------------------------- anchor loss
 
-def _anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor="neg"):
-    """The authors' AnchorLoss.forward, transcribed (CPU, class-index targets), with its detach()."""
-    gamma_pos, gamma_neg = (gamma, 0) if anchor == "pos" else (0, gamma)
-    target = target.view(-1, 1)
-    pt = torch.sigmoid(input)
-    class_mask = torch.zeros_like(input).scatter_(1, target, 1.0)
-    bce_loss = F.binary_cross_entropy_with_logits(input, class_mask, reduction="none")
-    pt_pos = pt.gather(1, target).view(-1, 1)
-    pt_neg = (pt * (1 - class_mask)).max(dim=1)[0].view(-1, 1)
-    pt_neg = (pt_neg + slack).clamp(max=1).detach()
-    pt_pos = (pt_pos - slack).clamp(min=0).detach()
-    scaling_pos = (1 - pt + pt_neg).pow(gamma_pos)
-    scaling_neg = (1 + pt - pt_pos).pow(gamma_neg)
-    loss = class_mask * scaling_pos * bce_loss + (1 - class_mask) * scaling_neg * bce_loss
-    return _reduce(loss.sum(1), reduction)
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -91,7 +65,7 @@ def _anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor
 def test_anchor_loss(rng, dtype, reduction, anchor, gamma, slack):
     x = (rng.standard_normal((12, 6)) * 3).astype(dtype)
     t = rng.integers(0, 6, 12)
-    _check(fl.anchor_loss, _anchor_torch, [x, t], dtype, grad_output=_go(rng, reduction, 12),
+    _check(fl.anchor_loss, anchor_torch, [x, t], dtype, grad_output=_go(rng, reduction, 12),
            kwargs=dict(gamma=gamma, slack=slack, reduction=reduction, anchor=anchor))
 
 
@@ -112,20 +86,6 @@ def test_anchor_gradient_is_not_the_derivative_of_the_value(rng):
 
 # ---------------------------------------------------------------------- Dice
 
-def _dice_torch(input, target, smooth=1.0, reduction="mean"):
-    """The docstring's formula: per sample, 1 - mean over classes of (2 I + smooth) / (S + smooth)."""
-    if target.dtype in (torch.int64, torch.int32) and target.ndim == input.ndim - 1:
-        p = torch.softmax(input, 1)
-        y = F.one_hot(target, input.shape[1]).movedim(-1, 1).to(input.dtype)
-    else:
-        p = torch.sigmoid(input).unsqueeze(1)
-        y = target.unsqueeze(1)
-    p = p.reshape(p.shape[0], p.shape[1], -1)
-    y = y.reshape(p.shape)
-    inter = (p * y).sum(2)
-    total = p.sum(2) + y.sum(2)
-    return _reduce(1 - ((2 * inter + smooth) / (total + smooth)).mean(1), reduction)
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -134,7 +94,7 @@ def _dice_torch(input, target, smooth=1.0, reduction="mean"):
 def test_dice_multiclass(rng, dtype, reduction, smooth, shape):
     x = (rng.standard_normal(shape) * 2).astype(dtype)
     t = rng.integers(0, shape[1], (shape[0],) + shape[2:])
-    _check(fl.dice_loss, _dice_torch, [x, t], dtype, grad_output=_go(rng, reduction, shape[0]),
+    _check(fl.dice_loss, dice_torch, [x, t], dtype, grad_output=_go(rng, reduction, shape[0]),
            kwargs=dict(smooth=smooth, reduction=reduction))
 
 
@@ -145,7 +105,7 @@ def test_dice_binary(rng, dtype, reduction, soft):
     x = (rng.standard_normal((4, 6, 5)) * 2).astype(dtype)
     y = (rng.random((4, 6, 5)) if soft else rng.random((4, 6, 5)) > 0.6).astype(dtype)
     y[0] = 0  # an empty mask: smooth keeps it finite
-    _check(fl.dice_loss, _dice_torch, [x, y], dtype, grad_output=_go(rng, reduction, 4),
+    _check(fl.dice_loss, dice_torch, [x, y], dtype, grad_output=_go(rng, reduction, 4),
            kwargs=dict(smooth=1.0, reduction=reduction))
 
 
@@ -158,13 +118,13 @@ def test_dice_parallel_chunks(rng, dtype, binary):
     assert np.prod(shape) >= SERIAL_BELOW and positions > DICE_CHUNK and positions % DICE_CHUNK
     x = (rng.standard_normal(shape) * 2).astype(dtype)
     t = (rng.random(shape) > 0.6).astype(dtype) if binary else rng.integers(0, 3, (2, 70, 50))
-    _check(fl.dice_loss, _dice_torch, [x, t], dtype, grad_output=0.7)
+    _check(fl.dice_loss, dice_torch, [x, t], dtype, grad_output=0.7)
 
 
 def test_dice_transposed_input_and_grad_out(rng):
     x = np.transpose(rng.standard_normal((4, 5, 3)), (0, 2, 1))  # (N, C, L), not contiguous
     t = rng.integers(0, 3, (4, 5))
-    expected, expected_grad = torch_value_and_grad(_dice_torch, [x, t])
+    expected, expected_grad = torch_value_and_grad(dice_torch, [x, t])
     out = np.empty((4, 3, 5))
     value, grad = fl.dice_loss(x, t, grad=True, grad_out=out)
     assert grad is out
@@ -218,12 +178,12 @@ def test_bad_input(call, exc, match):
         call()
 
 
-# ------------------------------------------------------- corners: NaN, inf, aliasing
+# ------------------------------------------------------- corners: NaN, inf (grad_out: tests/test_corners.py)
 
 HOSTILE = {
-    "large_margin_cosine_loss": lambda rng: (_cosface_torch, [rng.standard_normal((4, 3)), rng.standard_normal((5, 3)),
+    "large_margin_cosine_loss": lambda rng: (cosface_torch, [rng.standard_normal((4, 3)), rng.standard_normal((5, 3)),
                                                               rng.integers(0, 5, 4)], (0, 1), dict(s=8.0, m=0.2)),
-    "dice_loss": lambda rng: (_dice_torch, [rng.standard_normal((3, 4, 5)), rng.integers(0, 4, (3, 5))], (0,),
+    "dice_loss": lambda rng: (dice_torch, [rng.standard_normal((3, 4, 5)), rng.integers(0, 4, (3, 5))], (0,),
                               dict(smooth=float(rng.choice([1.0, 1e-3])))),
 }
 
@@ -239,54 +199,3 @@ def test_nan_inf_and_huge_values_as_torch(rng, name):
         grad_output = rng.standard_normal(arrays[0].shape[0]) if reduction == "none" else np.float64(0.7)
         check_hostile(getattr(fl, name), torch_fn, arrays, diff, dict(kwargs, reduction=reduction),
                       sprinkle(rng, grad_output, (np.nan,), p=0.1))
-
-
-MINE = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
-        "focal_loss", "sigmoid_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss",
-        "gaussian_nll_loss", "large_margin_cosine_loss", "anchor_loss", "dice_loss", "ctc_loss"]
-
-
-def _first(grad):
-    return grad[0] if isinstance(grad, tuple) else grad
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", MINE)
-def test_grad_out_aliasing_an_argument(rng, name, dtype):
-    """grad_out = the first differentiable input: the value and gradient of the call without
-    it, bit for bit. grad_out = another float argument of the input's shape, or a view of the
-    input's buffer shifted by one element either way: the right numbers (or a ValueError)."""
-    fn, call, diff = data(name, rng, dtype)
-    first = diff[0]
-    for reduction in CASES[name].reductions:
-        base = dict(call, reduction=reduction)
-        value, grad = fn(**base, grad=True)
-        inplace = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in base.items()}
-        v1, g1 = fn(**inplace, grad=True, grad_out=inplace[first])
-        np.testing.assert_array_equal(v1, value)
-        np.testing.assert_array_equal(_first(g1), _first(grad))
-        assert _first(g1) is inplace[first]
-        for other, array in call.items():
-            if other != first and isinstance(array, np.ndarray) and array.dtype == dtype \
-                    and array.shape == call[first].shape:
-                copy = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in base.items()}
-                try:
-                    v2, g2 = fn(**copy, grad=True, grad_out=copy[other])
-                except ValueError as error:
-                    assert other in str(error)
-                    continue
-                np.testing.assert_array_equal(v2, value)
-                np.testing.assert_array_equal(_first(g2), _first(grad))
-        x = call[first]
-        for shift in (1, -1):
-            buffer = np.concatenate([x.reshape(-1), x.reshape(-1)[:1]])
-            lo, hi = (buffer[1:], buffer[:-1]) if shift == 1 else (buffer[:-1], buffer[1:])
-            shifted = dict(base, **{first: lo.reshape(x.shape)})
-            expected_value, expected_grad = fn(**dict(shifted, **{first: lo.reshape(x.shape).copy()}), grad=True)
-            try:
-                v3, g3 = fn(**shifted, grad=True, grad_out=hi.reshape(x.shape))
-            except ValueError as error:
-                assert "overlap" in str(error)
-                continue
-            np.testing.assert_array_equal(v3, expected_value)
-            np.testing.assert_array_equal(_first(g3), _first(expected_grad))
