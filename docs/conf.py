@@ -38,7 +38,7 @@ html_title = f"fastloss {release}"
 
 # The guide includes the README's sections. Its links to files of the repository
 # become links to the pages that hold them here.
-README_LINKS = {"](docs/": "](/", "](bench/RESULTS.md)": "](/benchmarks.md)"}
+README_LINKS = {"](docs/": "](/", "](bench/RESULTS.md)": "](/benchmarks.md)", "](CHANGELOG.md)": "](/changelog.md)"}
 
 
 def _readme_links(app, relative_path, parent_docname, content):

@@ -12,7 +12,10 @@ list complete), so a new loss is covered here without an edit. Expected numbers:
   the reference is a torch composition rather than a torch loss (focal, Dice, CosFace,
   ...), a non-finite gradient may be NaN in one and ±inf in the other: the composition's
   order of operations (``g * a + g * b`` against ``g * (a + b)`` with an infinite ``g``)
-  is no definition, so there gradients need only agree on which entries are finite.
+  is no definition, so there gradients need only agree on which entries are finite. The
+  same holds for torch's own losses under an infinite ``grad_output``: torch's backward
+  of a loss it composes of several operations (``poisson_nll_loss``: ``exp(x) - y x``)
+  sums infinite terms where a fused gradient multiplies once.
 """
 import numpy as np
 import pytest
@@ -173,4 +176,4 @@ def test_hostile_values_as_torch(name, dtype, data):
     _assert_same(value, expected, dtype, what="the value")
     for k, got, want in zip(diff, _grads(grads), expected_grads):
         _assert_same(got, want, dtype, where=np.isfinite(call[k]), what=f"the gradient of {k}",
-                     nan_is_inf=CASES[name].torch is not None)
+                     nan_is_inf=CASES[name].torch is not None or not np.isfinite(g).all())
