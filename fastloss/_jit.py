@@ -72,7 +72,7 @@ else:
 
     PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
-    class InstalledPackageCacheLocator(_caching("UserWideCacheLocator")):
+    class InstalledPackageCacheLocator(_caching("UserWideCacheLocator")):  # type: ignore[misc]
         """Numba's user-wide cache (``~/.cache/numba`` on Linux) for the kernels of an
         installed fastloss.
 
@@ -149,7 +149,7 @@ class KernelKind:
 
 
 if numba is not None:
-    class KernelKindType(numba.types.Dummy):
+    class KernelKindType(numba.types.Dummy):  # type: ignore[name-defined]
         def __init__(self, registry, key):
             self.registry = registry
             self.kernel_key = key

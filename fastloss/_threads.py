@@ -38,7 +38,7 @@ class _Handed(threading.local):
 
 _handed = _Handed()
 #: The loaded Cython extension modules, whose caps follow the setting.
-_cython_modules = []
+_cython_modules: list = []
 
 
 def max_threads():
@@ -73,12 +73,18 @@ def set_num_threads(n):
     otherwise; TypeError if not an integer). It covers both backends, Numba's and the
     Cython kernels' OpenMP loops, and Python threads started later; it does not limit
     BLAS (NumPy's matrix products: use threadpoolctl) or torch's own thread pool
-    (``torch.set_num_threads``). Results do not depend on it.
+    (``torch.set_num_threads``). Gradients and unreduced losses do not depend on it; a
+    mean or sum of the Numba backend's row kernels (cross_entropy, ...) is added up per
+    thread and can differ in its last bits between counts (the Cython kernels' do not).
 
     Examples
     --------
     >>> import fastloss
-    >>> fastloss.set_num_threads(2)  # doctest: +SKIP
+    >>> before = fastloss.get_num_threads()
+    >>> fastloss.set_num_threads(1)
+    >>> fastloss.get_num_threads()
+    1
+    >>> fastloss.set_num_threads(before)
     """
     _set(_checked(n, "n"))
 
@@ -86,7 +92,15 @@ def set_num_threads(n):
 def get_num_threads():
     """The number of threads fastloss's parallel kernels use in the calling thread:
     the process setting (:func:`set_num_threads`, ``FASTLOSS_NUM_THREADS``), or, until
-    there is one, Numba's setting in this thread (OpenMP's when numba is not in use)."""
+    there is one, Numba's setting in this thread (OpenMP's when numba is not in use).
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> with fastloss.num_threads(1):
+    ...     fastloss.get_num_threads()
+    1
+    """
     if _count is not None:
         return _count
     if numba is not None:

@@ -8,7 +8,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._typing import DTypeLike
+    from numpy.typing import DTypeLike
 
 
 def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:

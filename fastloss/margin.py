@@ -501,7 +501,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     terms, dx = result if grad else (result, None)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a float32 overflow inf, as in torch
         rows = terms.sum(axis=-1, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
-    return (rows, dx) if grad else rows
+    return (rows, dx) if grad else rows  # type: ignore[return-value]
 
 
 def _class_scores(input):

@@ -138,9 +138,10 @@ def _gaussian_nll_point(x, y, var, eps, full, p2):
     d = x - y
     inv = typed(1, x) / v
     q = d * d * inv
-    loss = half * (log_fast(v) + q)
-    if full != 0:
-        loss += typed(0.5 * math.log(2 * math.pi), x)
+    # full's constant inside the one product: a trailing add would be fused into it (FMA) in
+    # some loop variants and not in others, and the value must not depend on grad=True.
+    log_2pi = typed(math.log(2 * math.pi), x) if full != 0 else typed(0, x)
+    loss = half * (log_fast(v) + q + log_2pi)
     return loss, d * inv, half * (inv - q * inv)
 
 

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Modules whose docstrings hold examples: the loss families and the other public modules.
 MODULES = ["fastloss." + name for name in (
-    "classification", "regression", "margin", "embedding", "extras", "ctc", "triplet", "diagnose", "_warmup")]
+    "classification", "regression", "margin", "embedding", "extras", "ctc", "triplet", "diagnose", "_warmup",
+    "_threads")]
 
 PUBLIC = {name: getattr(fastloss, name) for name in fastloss.__all__}
 FUNCTIONS = {name: obj for name, obj in PUBLIC.items() if inspect.isfunction(obj)}
