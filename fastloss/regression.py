@@ -132,17 +132,16 @@ def _gaussian_nll_point(x, y, var, eps, full, p2):
     """0.5 (log v + d^2 / v) with v = max(var, eps) (torch clamps without cutting the gradient).
 
     ``q = d^2 / v`` as torch forms it (d^2 overflows first), and the var gradient
-    0.5 (1 / v - q / v) from it, as torch's division backward."""
+    0.5 (1 / v - q / v) from it, as torch's division backward. Divisions, not products
+    with 1 / v: a product followed by an add may be fused (FMA) in one loop variant and
+    not in another, and the value must not depend on grad=True."""
     half = typed(0.5, x)
     v = var if not (var < eps) else eps  # NaN passes through
     d = x - y
-    inv = typed(1, x) / v
-    q = d * d * inv
-    # full's constant inside the one product: a trailing add would be fused into it (FMA) in
-    # some loop variants and not in others, and the value must not depend on grad=True.
+    q = d * d / v
     log_2pi = typed(math.log(2 * math.pi), x) if full != 0 else typed(0, x)
     loss = half * (log_fast(v) + q + log_2pi)
-    return loss, d * inv, half * (inv - q * inv)
+    return loss, d / v, half * (typed(1, x) / v - q / v)
 
 
 _L1 = register(_l1_point)
