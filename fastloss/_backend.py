@@ -1,6 +1,6 @@
 """Which kernels run a call: Numba's, compiled just in time (every loss), or the Cython
-extension's, compiled ahead of time when the package is built (the classification and
-regression losses, :data:`CYTHON_LOSSES`).
+extension's, compiled ahead of time when the package is built (the losses whose entry
+in the table of losses, :mod:`fastloss._core.table`, lists "cython" among its backends).
 
 A call's backend is, first to last: its ``backend=`` argument; the environment
 variable ``FASTLOSS_BACKEND`` ("numba" or "cython"), read once at import; "numba" when
@@ -18,12 +18,10 @@ import os
 
 BACKENDS = ("numba", "cython")
 
+from ._core.table import LOSSES
+
 #: The losses with Cython kernels; every other loss runs on Numba only.
-CYTHON_LOSSES = (
-    "cross_entropy", "nll_loss", "focal_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
-    "sigmoid_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss",
-    "gaussian_nll_loss",
-)
+CYTHON_LOSSES = LOSSES.on_backend("cython")
 
 
 def _select():
@@ -87,9 +85,10 @@ def is_cython(backend):
 
 
 def require_numba(loss, backend):
-    """For a loss without Cython kernels: ValueError if ``backend="cython"`` was asked
-    for, ImportError if numba is not in use (then nothing can run the loss)."""
-    if resolve(backend) != "cython":
+    """For a loss without Cython kernels (``loss``: its name, or a public function that
+    runs one): ValueError if ``backend="cython"`` was asked for, ImportError if numba is
+    not in use (then nothing can run the loss)."""
+    if resolve(backend) != "cython" or loss in CYTHON_LOSSES:
         return
     covered = ", ".join(CYTHON_LOSSES)
     if backend == "cython":

@@ -28,11 +28,35 @@ def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:
     >>> import fastloss
     >>> fastloss.warmup()  # doctest: +SKIP
     """
-    from . import _backend, _registry
+    from . import _backend
 
     if _backend.numba is None:
         return
     rng = np.random.default_rng(0)
     for dtype in dtypes:
-        for call in _registry.warmup_calls(rng, np.dtype(dtype)):
+        for call in calls(rng, np.dtype(dtype)):
             call()
+
+
+def calls(rng, dtype):
+    """Tiny calls that reach every kernel: each loss's example call and its variants (its
+    entry in :mod:`fastloss._core.table`), with and without the gradient, and the
+    public functions that are not losses (mining, forced alignment)."""
+    from . import ctc, triplet
+    from ._core.table import LOSSES
+
+    def cast(args):
+        return [np.asarray(a).astype(dtype) if np.asarray(a).dtype.kind == "f" else a for a in args]
+
+    found = []
+    for entry in LOSSES:
+        for make in (entry.example, *entry.variants):
+            args, options = make(rng)
+            args = cast(args)
+            for grad in (False, True):
+                found.append(lambda fn=entry.function, a=args, o=options, g=grad: fn(*a, **o, grad=g))
+    embeddings, labels = cast([rng.standard_normal((6, 3))])[0], np.array([0, 0, 1, 1, 2, 2])
+    log_probs = cast([rng.standard_normal((2, 3, 3))])[0]
+    found += [lambda: triplet.mine_triplets(embeddings, labels),
+              lambda: ctc.ctc_forced_align(log_probs, np.array([[1, 2], [2, 2]]), [3, 3], [2, 1])]
+    return found

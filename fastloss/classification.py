@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from . import _backend
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._elementwise import elementwise_loss, register
 from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
@@ -47,11 +47,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, Loss, Reduction, WithGrad
 
-__all__ = [
-    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
-    "focal_loss", "sigmoid_focal_loss",
-    "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "FocalLoss", "SigmoidFocalLoss",
-]
 
 
 # --------------------------------------------------------------------------- kernels
@@ -844,10 +839,5 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
                             grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-CrossEntropyLoss = criterion("CrossEntropyLoss", cross_entropy, 2)
-NLLLoss = criterion("NLLLoss", nll_loss, 2)
-BCELoss = criterion("BCELoss", binary_cross_entropy, 2)
-BCEWithLogitsLoss = criterion("BCEWithLogitsLoss", binary_cross_entropy_with_logits, 2)
-KLDivLoss = criterion("KLDivLoss", kl_div, 2)
-FocalLoss = criterion("FocalLoss", focal_loss, 2)
-SigmoidFocalLoss = criterion("SigmoidFocalLoss", sigmoid_focal_loss, 2)
+# The criterion classes and the exports, from the table of losses.
+__all__ = LOSSES.export(__name__, globals())

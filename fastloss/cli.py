@@ -185,20 +185,20 @@ def _check_output(option, path):
 def _eval_losses():
     """The losses ``fastloss eval`` can stream (name -> function): those whose value over a
     batch combines their values over its parts."""
-    from . import _batch
+    from ._core.table import LOSSES
 
-    return {name: fn for name, fn in sorted(_batch.losses().items()) if _batch.spec_of(fn).decomposable}
+    return {entry.name: entry for entry in sorted(LOSSES, key=lambda e: e.name) if entry.decomposable}
 
 
 def _loss_options():
     """Every option of every loss ``fastloss eval`` takes (name -> default per loss), from the signatures."""
-    from . import _batch
+    from ._core.table import PLUMBING
 
     options = {}
-    for name, fn in _eval_losses().items():
-        data = set(_batch.data_parameters(fn))
-        for p in inspect.signature(fn).parameters.values():
-            if p.name not in data and p.name not in _batch.PLUMBING and p.name not in ("reduction", "backend"):
+    for name, entry in _eval_losses().items():
+        data = set(entry.data)
+        for p in inspect.signature(entry.function).parameters.values():
+            if p.name not in data and p.name not in PLUMBING and p.name not in ("reduction", "backend"):
                 options.setdefault(p.name, {})[name] = p.default
     return options
 
@@ -254,7 +254,8 @@ def _convert_option(name, text, default):
 def eval_command(args, option_values):
     from . import _batch, streaming
 
-    fn, spec = _batch.resolve(args.loss)
+    entry = _batch.resolve(args.loss)
+    fn = entry.function
     known = inspect.signature(fn).parameters
     options = {}
     for name, text in option_values.items():
@@ -263,7 +264,7 @@ def eval_command(args, option_values):
         options[name] = _convert_option(name, text, known[name].default)
     if args.backend is not None:
         options["backend"] = args.backend
-    data = _batch.data_parameters(fn)
+    data = entry.data
     arrays = {data[0]: streaming.open_array(args.input)}
     if args.target is not None:
         target = next((n for n in ("target", "targets", "labels") if n in data), None)

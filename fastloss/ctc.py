@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ._backend import require_numba
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._jit import jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log_fast, row_max, sum_exp_shifted, sum_float64, typed
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Reduction, WithGrad
 
-__all__ = ["ctc_loss", "ctc_forced_align", "CTCLoss"]
 
 _PAD = 2  # -inf cells on each side of a padded row: cell s lives at s + _PAD
 
@@ -615,4 +614,5 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     return (labels, scores) if batched else (labels[0], scores[0])
 
 
-CTCLoss = criterion("CTCLoss", ctc_loss, n_inputs=4)
+# The criterion classes and the exports, from the table of losses.
+__all__ = ["ctc_forced_align"] + LOSSES.export(__name__, globals())

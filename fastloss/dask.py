@@ -39,6 +39,7 @@ import dask.array as da
 import numpy as np
 
 from . import _batch
+from ._core.table import LOSSES
 from ._reduction import _divide
 from .streaming import NpySource
 
@@ -49,11 +50,11 @@ def _call(shared, names, values):
     return {**shared, **dict(zip(names, values))}
 
 
-def _chunk_value(fn, spec, reduction, shared, names, *values):
+def _chunk_value(entry, reduction, shared, names, *values):
     """One chunk without gradient: its losses for ``reduction="none"``, else (numerator, denominator)."""
     call = _call(shared, names, values)
-    losses = _batch.evaluate(fn, spec, call, reduction)
-    return losses if reduction == "none" else _batch.parts(spec, call, reduction, losses)
+    losses = _batch.evaluate(entry, call, reduction)
+    return losses if reduction == "none" else _batch.parts(entry, call, reduction, losses)
 
 
 def _combine(reduction, dtype, numerators, denominator):
@@ -62,18 +63,18 @@ def _combine(reduction, dtype, numerators, denominator):
     if denominator is None:
         numerators, denominators = zip(*numerators)
         denominator = sum(denominators)
-    return _batch.finish(reduction, sum(numerators), denominator, dtype)
+    return _batch.combine(reduction, sum(numerators), denominator, dtype)
 
 
-def _chunk_denominator(spec, reduction, loss_shape, shared, names, *values):
-    return spec.means[reduction].denominator(_call(shared, names, values), loss_shape)
+def _chunk_denominator(entry, reduction, loss_shape, shared, names, *values):
+    return entry.means[reduction].denominator(_call(shared, names, values), loss_shape)
 
 
-def _chunk_gradient(fn, spec, reduction, scale, loss_ndim, shared, names, *values):
+def _chunk_gradient(entry, reduction, scale, loss_ndim, shared, names, *values):
     """One chunk with gradient: (losses, numerator, grads), scaled for the whole batch."""
     call = _call(shared, names, values)
-    losses, grads = _batch.evaluate(fn, spec, call, reduction, grad=True, scale=scale, loss_ndim=loss_ndim)
-    num = _batch.parts(spec, call, reduction, losses)[0] if reduction != "none" else 0.0
+    losses, grads = _batch.evaluate(entry, call, reduction, grad=True, scale=scale, loss_ndim=loss_ndim)
+    num = _batch.parts(entry, call, reduction, losses)[0] if reduction != "none" else 0.0
     return losses, num, grads
 
 
@@ -99,7 +100,7 @@ def _batch_blocks(value, axis, bounds, label):
     return list(np.moveaxis(blocks, axis, 0).reshape(len(sizes), -1)[:, 0])
 
 
-def _probe(fn, spec, call, sliced, ragged, grad):
+def _probe(entry, call, sliced, ragged, grad):
     """The loss (and gradient) of an empty batch, or if the loss refuses one, of the first
     sample: shapes, dtypes, and bad options raised when the call is made. The empty batch
     is made here from the arrays' shapes and dtypes, with no round trip to the cluster."""
@@ -107,13 +108,13 @@ def _probe(fn, spec, call, sliced, ragged, grad):
     if all(not isinstance(v, da.Array) or not np.isnan(v.shape).any() for v in head.values()):
         empty = {k: (np.empty(v.shape, v.dtype) if isinstance(v, da.Array) else v) for k, v in head.items()}
         try:
-            return _batch.evaluate(fn, spec, empty, "none", grad=grad, scale=1.0)
+            return _batch.evaluate(entry, empty, "none", grad=grad, scale=1.0)
         except (ValueError, TypeError, IndexError):
             pass  # the first sample tells, or raises what is wrong
     head = _batch.take(call, sliced, 0, 1, ragged)
     lazy = [k for k, v in head.items() if isinstance(v, da.Array)]
     head.update(zip(lazy, dask.compute(*(head[k] for k in lazy))))  # one round trip for all of them
-    return _batch.evaluate(fn, spec, head, "none", grad=grad, scale=1.0)
+    return _batch.evaluate(entry, head, "none", grad=grad, scale=1.0)
 
 
 @overload
@@ -141,13 +142,13 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
     ``grad_output``: a scalar for reduced losses, or an array shaped like the unreduced
     loss (NumPy or Dask) for ``reduction="none"``.
     """
-    fn, spec = _batch.resolve(loss)
-    call = _batch.bind(fn, args, kwargs)
+    entry = _batch.resolve(loss)
+    call = _batch.bind(entry, args, kwargs)
     reduction = call["reduction"]
-    _batch.check_reduction(spec, fn, reduction)
-    n, sliced = _batch.layout(fn, spec, call)
+    _batch.check_batch_reduction(entry, reduction)
+    n, sliced = _batch.layout(entry, call)
     if n == 0:
-        raise ValueError(f"{fn.__name__}: the batch is empty; evaluate it in memory")
+        raise ValueError(f"{entry.name}: the batch is empty; evaluate it in memory")
     for axis in sliced.values():
         if isinstance(axis, _batch.Ragged):  # small: the lengths of each sample's targets
             call[axis.lengths] = np.asarray(dask.compute(call[axis.lengths])[0])
@@ -168,12 +169,12 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
             columns.append(_batch_blocks(call[name], axis, bounds, name))
     blocks = list(zip(*columns))
     shared = {k: v for k, v in call.items() if k not in sliced}
-    probe = _probe(fn, spec, call, sliced, ragged, grad)
+    probe = _probe(entry, call, sliced, ragged, grad)
     head_losses = probe[0] if grad else probe
     rest, dtype = head_losses.shape[1:], head_losses.dtype
     loss_shapes = [(int(b - a),) + rest for a, b in zip(bounds[:-1], bounds[1:])]
     if not grad:
-        parts = [dask.delayed(_chunk_value)(fn, spec, reduction, shared, names, *values) for values in blocks]
+        parts = [dask.delayed(_chunk_value)(entry, reduction, shared, names, *values) for values in blocks]
         if reduction == "none":
             return da.concatenate([da.from_delayed(p, shape, dtype) for p, shape in zip(parts, loss_shapes)])
         # One task adds the chunks' parts and divides: every further task would cost a scheduler round trip.
@@ -189,11 +190,11 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
     elif reduction == "sum":
         scales, denominator = [g] * len(blocks), 0.0  # unused by "sum"
     else:
-        denominators = [dask.delayed(_chunk_denominator)(spec, reduction, shape, shared, names, *values)
+        denominators = [dask.delayed(_chunk_denominator)(entry, reduction, shape, shared, names, *values)
                         for shape, values in zip(loss_shapes, blocks)]
         denominator = dask.delayed(sum)(denominators)
         scales = [dask.delayed(_scale)(g, denominator)] * len(blocks)
-    parts = [dask.delayed(_chunk_gradient, nout=3)(fn, spec, reduction, scale, len(rest) + 1, shared, names,
+    parts = [dask.delayed(_chunk_gradient, nout=3)(entry, reduction, scale, len(rest) + 1, shared, names,
                                                    *values) for scale, values in zip(scales, blocks)]
     if reduction == "none":
         value = da.concatenate([da.from_delayed(p[0], shape, dtype) for p, shape in zip(parts, loss_shapes)])
@@ -201,14 +202,14 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
         value = da.from_delayed(dask.delayed(_combine)(reduction, dtype, [p[1] for p in parts], denominator), (),
                                 dtype)
     grads = tuple(_gradient(k, name, parts, call, sliced, bounds, ragged, head)
-                  for k, (name, head) in enumerate(zip(_batch.gradient_names(fn, spec), probe[1])))
+                  for k, (name, head) in enumerate(zip(entry.differentiable, probe[1])))
     return value, grads if len(grads) > 1 else grads[0]
 
 
 def _gradient(k, name, parts, call, sliced, bounds, ragged, head):
     """The gradient for argument ``name``: blocks along its batch axis, or summed if shared."""
     blocks = [p[2][k] for p in parts]
-    value_shape = _batch._shape(call[name])
+    value_shape = _batch.shape_of(call[name])
     axis = sliced.get(name)
     if axis is None:
         return da.from_delayed(dask.delayed(_sum)(blocks), value_shape, head.dtype)
@@ -245,9 +246,9 @@ def from_npy(path: str | os.PathLike[str], chunk_rows: int = 65536) -> da.Array:
 
 def __getattr__(name: str) -> Callable[..., Any]:
     """``fastloss.dask.<loss>``: every fastloss loss, by name, on Dask arrays."""
-    if name.startswith("_") or name not in _batch.losses():
+    if name.startswith("_") or name not in LOSSES:
         raise AttributeError(f"module 'fastloss.dask' has no attribute {name!r}")
-    fn = _batch.losses()[name]
+    fn = LOSSES[name].function
 
     @functools.wraps(fn)
     def on_dask(*args: Any, **kwargs: Any) -> Any:
@@ -258,4 +259,4 @@ def __getattr__(name: str) -> Callable[..., Any]:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_batch.losses()))
+    return sorted(set(globals()) | set(LOSSES.names()))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ._backend import require_numba
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import sum_float64, typed
@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
 
-__all__ = [
-    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "contrastive_loss",
-    "CosineEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "ContrastiveLoss",
-]
 
 # Row kinds of the kernel: torch's cosine_embedding_loss, the contrastive loss, the triplet
 # hinge on L_p distances, and the triplet hinge on the cosine distance 1 - cos.
@@ -717,7 +713,5 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     return _run_pairs(CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
-CosineEmbeddingLoss = criterion("CosineEmbeddingLoss", cosine_embedding_loss, 3)
-TripletMarginLoss = criterion("TripletMarginLoss", triplet_margin_loss, 3)
-TripletMarginWithDistanceLoss = criterion("TripletMarginWithDistanceLoss", triplet_margin_with_distance_loss, 3)
-ContrastiveLoss = criterion("ContrastiveLoss", contrastive_loss, 3)
+# The criterion classes and the exports, from the table of losses.
+__all__ = LOSSES.export(__name__, globals())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ._backend import require_numba
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
 from ._math import exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
-__all__ = [
-    "large_margin_cosine_loss", "anchor_loss", "dice_loss",
-    "LargeMarginCosineLoss", "AnchorLoss", "DiceLoss",
-]
 
 # F.normalize's default eps: x / max(||x||, eps).
 _NORMALIZE_EPS = 1e-12
@@ -669,6 +665,5 @@ def _contiguous_view(array, shape):
     return np.empty(shape, array.dtype)
 
 
-LargeMarginCosineLoss = criterion("LargeMarginCosineLoss", large_margin_cosine_loss, 3)
-AnchorLoss = criterion("AnchorLoss", anchor_loss, 2)
-DiceLoss = criterion("DiceLoss", dice_loss, 2)
+# The criterion classes and the exports, from the table of losses.
+__all__ = LOSSES.export(__name__, globals())

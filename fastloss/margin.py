@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ._backend import require_numba
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer, read_only
@@ -40,12 +40,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
-__all__ = [
-    "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
-    "multi_margin_loss", "multilabel_margin_loss", "hinge_loss",
-    "MarginRankingLoss", "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
-    "MultiLabelMarginLoss", "HingeLoss",
-]
 
 
 # ---------------------------------------------------------------- row kernels
@@ -763,10 +757,5 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
                             reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
 
 
-MarginRankingLoss = criterion("MarginRankingLoss", margin_ranking_loss, 3)
-HingeEmbeddingLoss = criterion("HingeEmbeddingLoss", hinge_embedding_loss, 2)
-SoftMarginLoss = criterion("SoftMarginLoss", soft_margin_loss, 2)
-MultiLabelSoftMarginLoss = criterion("MultiLabelSoftMarginLoss", multilabel_soft_margin_loss, 2)
-MultiMarginLoss = criterion("MultiMarginLoss", multi_margin_loss, 2)
-MultiLabelMarginLoss = criterion("MultiLabelMarginLoss", multilabel_margin_loss, 2)
-HingeLoss = criterion("HingeLoss", hinge_loss, 2)
+# The criterion classes and the exports, from the table of losses.
+__all__ = LOSSES.export(__name__, globals())

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._elementwise import elementwise_loss, register
 from ._jit import jit
 from ._math import exp_fast, log_fast, typed
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
-__all__ = [
-    "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
-    "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "PoissonNLLLoss", "GaussianNLLLoss",
-]
 
 
 # ---------------------------------------------------------------- scalar kernels
@@ -500,9 +496,5 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     return value, (dx, dv.reshape(var_shape))
 
 
-L1Loss = criterion("L1Loss", l1_loss, 2)
-MSELoss = criterion("MSELoss", mse_loss, 2)
-SmoothL1Loss = criterion("SmoothL1Loss", smooth_l1_loss, 2)
-HuberLoss = criterion("HuberLoss", huber_loss, 2)
-PoissonNLLLoss = criterion("PoissonNLLLoss", poisson_nll_loss, 2)
-GaussianNLLLoss = criterion("GaussianNLLLoss", gaussian_nll_loss, 3)
+# The criterion classes and the exports, from the table of losses.
+__all__ = LOSSES.export(__name__, globals())

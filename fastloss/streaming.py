@@ -288,7 +288,7 @@ def _row_bytes(call, sliced, n):
     total = 0
     for name, axis in sliced.items():
         value = call[name]
-        shape = _batch._shape(value)
+        shape = _batch.shape_of(value)
         per_row = np.prod(shape, dtype=np.float64) / max(n, 1) if isinstance(axis, _batch.Ragged) else \
             np.prod(shape[:axis] + shape[axis + 1:], dtype=np.float64)
         total += per_row * np.dtype(getattr(value, "dtype", np.float64)).itemsize
@@ -304,10 +304,10 @@ def evaluate(loss, arrays, options=None, reduction="mean", chunk_rows=None, per_
     ``progress(done, total)`` is called after each chunk. Returns a :class:`Result`.
     """
     start_time = time.perf_counter()
-    fn, spec = _batch.resolve(loss)
-    call = _batch.bind(fn, (), {**arrays, **(options or {}), "reduction": reduction})
-    _batch.check_reduction(spec, fn, reduction)
-    n, sliced = _batch.layout(fn, spec, call)
+    entry = _batch.resolve(loss)
+    call = _batch.bind(entry, (), {**arrays, **(options or {}), "reduction": reduction})
+    _batch.check_batch_reduction(entry, reduction)
+    n, sliced = _batch.layout(entry, call)
     for name, value in call.items():  # shared arguments (class weights, lengths) are small: read them whole
         if isinstance(value, Source) and name not in sliced:
             call[name] = value.read()
@@ -331,10 +331,10 @@ def evaluate(loss, arrays, options=None, reduction="mean", chunk_rows=None, per_
         for start in range(0, max(n, 1), chunk_rows):
             stop = min(n, start + chunk_rows)
             chunk = _batch.take(call, sliced, start, stop, ragged)
-            losses = _batch.evaluate(fn, spec, chunk, reduction)
+            losses = _batch.evaluate(entry, chunk, reduction)
             dtype = losses.dtype
             if reduction != "none":
-                num, den = _batch.parts(spec, chunk, reduction, losses)
+                num, den = _batch.parts(entry, chunk, reduction, losses)
                 numerator += num
                 denominator += den
             if per_sample is not None:
@@ -353,6 +353,6 @@ def evaluate(loss, arrays, options=None, reduction="mean", chunk_rows=None, per_
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-    value = None if reduction == "none" else _batch.finish(reduction, numerator, denominator, dtype)
-    return Result(fn.__name__, reduction, value, n, numerator, denominator, str(dtype),
+    value = None if reduction == "none" else _batch.combine(reduction, numerator, denominator, dtype)
+    return Result(entry.name, reduction, value, n, numerator, denominator, str(dtype),
                   time.perf_counter() - start_time, per_sample)

@@ -8,8 +8,9 @@
     loss = criterion(model(x), y)          # a 0-d tensor
     loss.backward()                        # the gradient fastloss computed in the forward call
 
-Every loss of fastloss is here under its own name, generated from fastloss itself, so a
-loss added to fastloss appears here with no code of its own: the functional forms
+Every loss of fastloss is here under its own name, generated from the table of losses
+(:mod:`fastloss._core.table`), so a loss added to fastloss appears here with no code of
+its own: the functional forms
 (``flt.cross_entropy``, ``flt.ctc_loss``, ``flt.focal_loss``, ...) take the fastloss
 function's arguments less the gradient plumbing (``grad``, ``grad_output``,
 ``grad_out``), and the criteria (``flt.CTCLoss``, ``flt.LargeMarginCosineLoss``, ...)
@@ -23,7 +24,7 @@ How a call runs:
   (``torch.from_numpy``). CUDA tensors raise a TypeError: the GPU kernels are not
   available yet.
 * The differentiable arguments are the ones fastloss differentiates
-  (``fastloss._batch.gradient_names``: the first argument, or the tuple its ``grad=True``
+  (its table entry's ``differentiable``: the first argument, or the tuple its ``grad=True``
   returns, such as CosFace's ``features`` and ``weight``, or CTC's ``log_probs``).
   Every other argument (targets, lengths, class weights) gets no gradient, and one that
   requires grad raises a ValueError rather than silently getting none.
@@ -55,7 +56,7 @@ import torch
 
 import fastloss
 
-from . import _batch
+from ._core.table import LOSSES, PLUMBING
 from ._criterion import Criterion
 from .embedding import check_triplet_with_distance
 
@@ -145,12 +146,14 @@ class LossFunction(torch.autograd.Function):
         return (None, None, None) + tuple(g if need else None for g, need in zip(grads, needed))
 
 
-def functional(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
-    """The torch form of fastloss loss ``fn``: its arguments less ``grad``, ``grad_output``
+def functional(name: str) -> Callable[..., torch.Tensor]:
+    """The torch form of fastloss loss ``name``: its arguments less ``grad``, ``grad_output``
     and ``grad_out``, tensors in, a tensor out, differentiable by autograd."""
-    parameters = [p for p in inspect.signature(fn).parameters.values() if p.name not in _batch.PLUMBING]
+    entry = LOSSES[name]
+    fn = entry.function
+    parameters = [p for p in inspect.signature(fn).parameters.values() if p.name not in PLUMBING]
     signature = inspect.Signature(parameters)
-    differentiable = _batch.gradient_names(fn, _batch.spec_of(fn))
+    differentiable = entry.differentiable
 
     def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
         bound = signature.bind(*args, **kwargs)
@@ -234,11 +237,10 @@ def with_distance_function(loss):
     return call
 
 
-_FUNCTIONS = {name: functional(fn) for name, fn in _batch.losses().items()}
+_FUNCTIONS = {name: functional(name) for name in LOSSES.names()}
 _FUNCTIONS["triplet_margin_with_distance_loss"] = with_distance_function(
     _FUNCTIONS["triplet_margin_with_distance_loss"])
-_MODULES = {name: module(value, _FUNCTIONS) for name, value in vars(fastloss).items()
-            if isinstance(value, type) and issubclass(value, Criterion)}
+_MODULES = {entry.criterion: module(getattr(fastloss, entry.criterion), _FUNCTIONS) for entry in LOSSES}
 globals().update(_FUNCTIONS)
 globals().update(_MODULES)
 

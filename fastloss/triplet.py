@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ._backend import require_numba
-from ._criterion import criterion
+from ._core.table import LOSSES
 from ._jit import REDUCE, jit, prange
 from ._layout import GradientBuffer
 from ._math import log1p_exp, minnum, sigmoid, typed
@@ -69,7 +69,6 @@ if TYPE_CHECKING:
 
     from ._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Metric, WithGrad
 
-__all__ = ["pairwise_distances", "batch_triplet_loss", "mine_triplets", "BatchTripletLoss"]
 
 METRICS = ("euclidean", "squared_euclidean", "cosine")
 STRATEGIES = ("batch_hard", "batch_all", "semi_hard")
@@ -921,4 +920,5 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     return tuple(out)
 
 
-BatchTripletLoss = criterion("BatchTripletLoss", batch_triplet_loss, 2)
+# The criterion classes and the exports, from the table of losses.
+__all__ = ["pairwise_distances", "mine_triplets"] + LOSSES.export(__name__, globals())

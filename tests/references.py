@@ -1,8 +1,13 @@
 """torch compositions of the losses that torch.nn.functional lacks: the references the
 tests take as the truth for them (each docstring says where its definition comes from).
 The losses torch has are compared with torch.nn.functional's function itself."""
+import inspect
+
 import torch
 import torch.nn.functional as F
+
+import fastloss as fl
+import naive_triplet
 
 
 def torch_focal(x, t, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean"):
@@ -90,3 +95,24 @@ def dice_torch(input, target, smooth=1.0, reduction="mean"):
     inter = (p * y).sum(2)
     total = p.sum(2) + y.sum(2)
     return reduce(1 - ((2 * inter + smooth) / (total + smooth)).mean(1), reduction)
+
+
+def hinge_torch(input, target, margin=1.0, reduction="mean"):
+    """max(0, margin - y f) for (N,) scores; Crammer-Singer for (N, C): the hinge against the
+    largest competitor (torch's max gives its gradient to one index of a tie)."""
+    if input.ndim == 1:
+        loss = torch.clamp(margin - target * input, min=0)
+    else:
+        own = input.gather(1, target[:, None])[:, 0]
+        others = input.masked_fill(F.one_hot(target, input.shape[1]).bool(), -torch.inf)
+        loss = torch.clamp(margin - own + others.max(1).values, min=0)
+    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+
+
+def batch_triplet_torch(embeddings, labels, reduction="mean", **options):
+    """tests/naive_triplet.py's enumeration of every triplet, with fastloss's defaults."""
+    defaults = {k: p.default for k, p in inspect.signature(fl.batch_triplet_loss).parameters.items()
+                if k in ("strategy", "margin", "metric", "soft_margin")}
+    o = {**defaults, **options}
+    return naive_triplet.batch_triplet_loss(embeddings, labels.numpy(), o["strategy"], o["margin"], o["metric"],
+                                            o["soft_margin"], reduction)

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
 from conftest import SEED_OFFSET
 from fastloss import _backend
-from fastloss._batch import PLUMBING
+from fastloss._core.table import PLUMBING
 from loss_cases import LOSSES, data
 
 # Replacement values of an option, and which of them no option accepts.

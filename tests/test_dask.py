@@ -100,13 +100,15 @@ def test_ctc_ragged_targets_and_per_sample_factor(rng):
 
 
 def test_not_decomposable_and_bad_calls(rng):
-    from fastloss import _batch
+    for loss in (fl.dice_loss, "batch_triplet_loss"):  # marked not decomposable in the table
+        with pytest.raises(ValueError, match="not a per-sample loss"):
+            fld.loss(loss, rng.standard_normal((4, 3)), np.zeros(4, int))
 
-    def dice_loss(input, target, reduction="mean"):  # a name marked not decomposable
+    def cross_entropy(input, target, reduction="mean"):  # a namesake is not the loss
         return 0.0
 
-    with pytest.raises(ValueError, match="not a per-sample loss"):
-        _batch.resolve(dice_loss)
+    with pytest.raises(ValueError, match="unknown loss"):
+        fld.loss(cross_entropy, rng.standard_normal((4, 3)), np.zeros(4, int))
     x = da.from_array(rng.standard_normal((10, 3)), chunks=5)
     with pytest.raises(ValueError, match="the batch sizes differ"):
         fld.cross_entropy(x, np.zeros(9, int))

@@ -21,7 +21,7 @@ import fastloss as fl
 import fastloss.torch as flt
 from conftest import assert_close
 from loss_cases import CASES, LOSSES, _ctc, _normal, data
-from fastloss import _batch
+from fastloss._core.table import LOSSES as TABLE
 from fastloss._criterion import Criterion
 from fastloss.benchmarks import mlp_sgd
 
@@ -114,7 +114,7 @@ def test_against_torch(rng, name, reduction, dtype):
     fn, call, diff = data(name, rng, dtype)
     through = CASES[name].through
     g = _grad_output(rng, name, reduction, call)
-    options = {k: v for k, v in call.items() if k not in _batch.data_parameters(fn)}
+    options = {k: v for k, v in call.items() if k not in TABLE[name].data}
     tensors = _tensors({k: v for k, v in call.items() if k not in options}, diff)
     expected, expected_grads = _value_and_grads(lambda **t: getattr(F, name)(**t, **options, reduction=reduction),
                                                 tensors, diff, through, g)

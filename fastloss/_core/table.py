@@ -1,0 +1,329 @@
+r"""The one table of fastloss's losses: every fact about a loss that is not its math.
+
+Each :class:`Loss` entry says where the loss lives (its family module), which of its
+arguments are differentiable, how its batch splits and how its reduction is built
+from per-chunk parts, which backends have its kernels, a small valid example call and
+the reference its tests take as the truth. Everything else is derived from here: the
+package's exports and criterion classes (:meth:`Table.export`), the type stubs
+(:mod:`fastloss._core.stubs`), :mod:`fastloss.torch`, :mod:`fastloss.dask`, streaming's
+chunk algebra (:mod:`fastloss._batch`), warm-up, the backends' coverage, and the test and
+benchmark case lists.
+
+To add a loss: write its function (and kernels) in its family module, and add its entry
+here. The function is found by name in ``fastloss.<family>``.
+
+A reduction is "none", "sum" or an average (:class:`Mean`): over a batch cut into chunks
+
+.. math:: \mathrm{mean} = \frac{\sum_i a_i\, \ell_i}{\sum_{\mathrm{chunks}} D_{\mathrm{chunk}}}
+
+where :math:`\ell` is the unreduced loss, :math:`a` a per-sample factor (1 for nearly
+every loss) and :math:`D` the chunk's own denominator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+PLUMBING = ("grad", "grad_output", "grad_out")
+
+
+# ---------------------------------------------------------------- how a batch splits and averages
+
+@dataclasses.dataclass(frozen=True)
+class Ragged:
+    """A 1-D argument holding the batch's variable-length items back to back (CTC's
+    concatenated targets); their lengths are the argument named ``lengths``. A 2-D
+    (padded) value of the same argument runs along axis 0 instead."""
+
+    lengths: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Mean:
+    """An averaging reduction: ``denominator(call, loss_shape)`` gives a chunk's
+    denominator (``call``: the chunk's arguments by name; ``loss_shape``: its unreduced
+    loss's shape); ``factor(call)``, if given, the per-sample factors ``a`` (axis 0)."""
+
+    denominator: Callable[[dict, tuple], float]
+    factor: Callable[[dict], Any] | None = None
+
+
+def elements(call, loss_shape):
+    """The default mean's denominator: the number of loss elements."""
+    return float(np.prod(loss_shape, dtype=np.float64))
+
+
+def rows(call, loss_shape):
+    """kl_div's "batchmean": the batch size."""
+    return float(loss_shape[0]) if loss_shape else 1.0
+
+
+def kept_class_targets(weight_name):
+    """torch's weighted mean over class targets: the sum of ``weight[t]`` (or the count)
+    over the targets not ignored; probability targets average over the elements."""
+
+    def denominator(call, loss_shape):
+        target = np.asarray(call["target"])
+        if target.dtype.kind == "f":
+            return elements(call, loss_shape)
+        kept = target[target != call["ignore_index"]]
+        weight = call.get(weight_name) if weight_name else None
+        if weight is None:
+            return float(kept.size)
+        # The loss casts its class weights to the input's compute dtype before summing them.
+        from .._validation import compute_dtype
+
+        dtype = compute_dtype(np.asarray(call["input"][:0]))
+        return float(np.asarray(weight, dtype)[kept].sum(dtype=np.float64))
+
+    return denominator
+
+
+def per_target_length(call):
+    """CTC's "mean": each sample's loss divided by its target length (at least 1)."""
+    return 1.0 / np.maximum(np.asarray(call["target_lengths"], np.float64), 1.0)
+
+
+# ---------------------------------------------------------------- valid ranges
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A real option's valid range, as scikit-learn's ``link.Interval``: ``low``/``high``
+    with open or closed ends. Used to validate and to draw test values on and inside it."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value):
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return bool(above and below)
+
+    def __str__(self):
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+NONNEGATIVE = Interval(0.0)
+POSITIVE = Interval(0.0, low_open=True)
+PROBABILITY = Interval(0.0, 1.0)
+
+
+# ---------------------------------------------------------------- example calls
+
+def _normal(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+def _offset(rng, shape):
+    """Differences kept at least 0.2 away from 0 (L1's and the hinges' kinks), either sign."""
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0) * rng.uniform(0.2, 1.0, shape)
+
+
+def _signs(rng, shape):
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+
+
+def _class_weight(rng):
+    return rng.uniform(0.3, 1.5, 3)
+
+
+def _log_softmax(z):
+    shifted = z - z.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+X, T = (4, 3), (4,)  # (batch, classes) and the batch of class targets in every example
+
+
+def _ctc_example(rng):
+    log_probs = _log_softmax(_normal(rng, 6, 3, 4))
+    return [log_probs, rng.integers(1, 4, (3, 2)), np.array([6, 5, 6]), np.array([2, 1, 2])], {}
+
+
+# ---------------------------------------------------------------- the entries
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One loss of fastloss.
+
+    ``example(rng)`` gives ``(args, options)``: a small valid float64 call (inputs are
+    continuous random draws; differences whose kink the loss takes are drawn away from
+    it); ``variants`` are further ``(args, options)`` makers that reach the loss's other
+    kernels (warm-up compiles them all). ``weights(rng)`` gives its float array options
+    (class weights, ``pos_weight``), for tests that put hostile values in them.
+    ``reference`` names the torch function the tests take as the truth:
+    ``torch.nn.functional.<name>`` by default, or a composition in the tests'
+    ``references`` module. ``domains`` gives the valid range of real options.
+    """
+
+    name: str
+    family: str
+    criterion: str
+    example: Callable
+    grads: tuple = ()
+    axes: dict = dataclasses.field(default_factory=dict)
+    means: dict = dataclasses.field(default_factory=lambda: {"mean": Mean(elements)})
+    reductions: tuple = ()
+    decomposable: bool = True
+    backends: tuple = ("numba",)
+    variants: tuple = ()
+    weights: Callable | None = None
+    reference: str | None = None
+    domains: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The NumPy loss function, ``fastloss.<family>.<name>``."""
+        return getattr(importlib.import_module(f"fastloss.{self.family}"), self.name)
+
+    @property
+    def data(self) -> tuple:
+        """The data arguments (those without a default), in order."""
+        import inspect
+
+        return tuple(n for n, p in inspect.signature(self.function).parameters.items()
+                     if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    @property
+    def differentiable(self) -> tuple:
+        """The arguments the gradient tuple follows (and :mod:`fastloss.torch` differentiates)."""
+        return self.grads or self.data[:1]
+
+    @property
+    def all_reductions(self) -> tuple:
+        return self.reductions or ("none", "sum", *self.means)
+
+
+class Table:
+    """The entries by name, in the order of :data:`LOSSES`' list."""
+
+    def __init__(self, entries):
+        self.entries = {entry.name: entry for entry in entries}
+
+    def __getitem__(self, name) -> Loss:
+        return self.entries[name]
+
+    def __contains__(self, name):
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[Loss]:
+        return iter(self.entries.values())
+
+    def names(self):
+        return list(self.entries)
+
+    def of_family(self, family):
+        return [entry for entry in self if entry.family == family]
+
+    def on_backend(self, backend):
+        """The losses with kernels on ``backend``."""
+        return tuple(entry.name for entry in self if backend in entry.backends)
+
+    def export(self, module_name, namespace):
+        """Make the criterion class of every loss of family module ``module_name`` in its
+        ``namespace``; return their names and the losses', for the module's ``__all__``."""
+        from .._criterion import criterion
+
+        names = []
+        for entry in self.of_family(module_name.rsplit(".", 1)[-1]):
+            function = namespace[entry.name]
+            namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data))
+            names += [entry.name, entry.criterion]
+        return names
+
+
+_BOTH = ("numba", "cython")
+
+LOSSES = Table([
+    # regression
+    Loss("l1_loss", "regression", "L1Loss", lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {}),
+         backends=_BOTH),
+    Loss("mse_loss", "regression", "MSELoss", lambda r: ([_normal(r, *X), _normal(r, *X)], {}), backends=_BOTH),
+    Loss("smooth_l1_loss", "regression", "SmoothL1Loss",
+         lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}), backends=_BOTH,
+         domains={"beta": NONNEGATIVE}),
+    Loss("huber_loss", "regression", "HuberLoss", lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}),
+         backends=_BOTH, domains={"delta": POSITIVE}),
+    Loss("poisson_nll_loss", "regression", "PoissonNLLLoss",
+         lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {}), backends=_BOTH,
+         variants=(lambda r: ([r.uniform(0.5, 2.0, X), r.poisson(2.0, X).astype(float)],
+                              {"log_input": False, "full": True}),), domains={"eps": NONNEGATIVE}),
+    Loss("gaussian_nll_loss", "regression", "GaussianNLLLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {}), grads=("input", "var"),
+         backends=_BOTH, domains={"eps": NONNEGATIVE}),
+    # classification
+    Loss("cross_entropy", "classification", "CrossEntropyLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
+         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         variants=(lambda r: ([_normal(r, *X), r.dirichlet(np.ones(3), 4)], {}),), weights=lambda r: {"weight": _class_weight(r)},
+         domains={"label_smoothing": PROBABILITY}),
+    Loss("nll_loss", "classification", "NLLLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
+         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         weights=lambda r: {"weight": _class_weight(r)}),
+    Loss("binary_cross_entropy", "classification", "BCELoss", lambda r: ([r.uniform(0.1, 0.9, X), r.random(X)], {}),
+         backends=_BOTH, weights=lambda r: {"weight": r.uniform(0.3, 1.5, X)}),
+    Loss("binary_cross_entropy_with_logits", "classification", "BCEWithLogitsLoss",
+         lambda r: ([_normal(r, *X), r.random(X)], {}), backends=_BOTH,
+         variants=(lambda r: ([_normal(r, *X), r.random(X)], {"pos_weight": _class_weight(r)}),),
+         weights=lambda r: {"weight": r.uniform(0.3, 1.5, X), "pos_weight": _class_weight(r)}),
+    Loss("kl_div", "classification", "KLDivLoss", lambda r: ([_normal(r, *X), r.uniform(0.1, 1.0, X)], {}),
+         means={"mean": Mean(elements), "batchmean": Mean(rows)}, backends=_BOTH),
+    Loss("focal_loss", "classification", "FocalLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
+         means={"mean": Mean(kept_class_targets(None))},  # alpha does not weight the mean
+         backends=_BOTH, weights=lambda r: {"alpha": _class_weight(r)}, reference="references.torch_focal",
+         domains={"gamma": NONNEGATIVE}),
+    Loss("sigmoid_focal_loss", "classification", "SigmoidFocalLoss",
+         lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}), backends=_BOTH,
+         reference="references.torchvision_sigmoid_focal_loss", domains={"gamma": NONNEGATIVE}),
+    # margin
+    Loss("margin_ranking_loss", "margin", "MarginRankingLoss",
+         lambda r: ([x := _normal(r, 5), x + _offset(r, 5), _signs(r, 5)], {}), grads=("input1", "input2")),
+    Loss("hinge_embedding_loss", "margin", "HingeEmbeddingLoss", lambda r: ([1.0 + _offset(r, X), _signs(r, X)], {})),
+    Loss("soft_margin_loss", "margin", "SoftMarginLoss", lambda r: ([_normal(r, *X), _signs(r, X)], {})),
+    Loss("multilabel_soft_margin_loss", "margin", "MultiLabelSoftMarginLoss",
+         lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}),
+         weights=lambda r: {"weight": _class_weight(r)}),
+    Loss("multi_margin_loss", "margin", "MultiMarginLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
+         weights=lambda r: {"weight": _class_weight(r)}),
+    Loss("multilabel_margin_loss", "margin", "MultiLabelMarginLoss",
+         lambda r: ([_normal(r, *X), np.array([[0, -1, 1], [2, 1, -1], [1, 0, 2], [-1, 0, 0]])], {})),
+    Loss("hinge_loss", "margin", "HingeLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
+         variants=(lambda r: ([_normal(r, 4), _signs(r, 4)], {}),), reference="references.hinge_torch"),
+    # embedding
+    Loss("cosine_embedding_loss", "embedding", "CosineEmbeddingLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), _signs(r, T)], {}), grads=("input1", "input2")),
+    Loss("triplet_margin_loss", "embedding", "TripletMarginLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {}), grads=("anchor", "positive", "negative"),
+         domains={"margin": POSITIVE}),
+    Loss("triplet_margin_with_distance_loss", "embedding", "TripletMarginWithDistanceLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {}), grads=("anchor", "positive", "negative"),
+         variants=(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {"distance_function": "cosine"}),),
+         domains={"margin": POSITIVE}),
+    Loss("contrastive_loss", "embedding", "ContrastiveLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), r.integers(0, 2, T)], {}), grads=("input1", "input2"),
+         reference="references.contrastive_torch"),
+    # extras
+    Loss("large_margin_cosine_loss", "extras", "LargeMarginCosineLoss",
+         lambda r: ([_normal(r, *X), _normal(r, 5, 3), r.integers(0, 5, T)], {"s": 8.0}), axes={"weight": None},
+         grads=("features", "weight"), reference="references.cosface_torch"),
+    Loss("anchor_loss", "extras", "AnchorLoss", lambda r: ([2 * _normal(r, *X), r.integers(0, 3, T)], {}),
+         reference="references.anchor_torch"),
+    Loss("dice_loss", "extras", "DiceLoss", lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}),
+         decomposable=False, variants=(lambda r: ([_normal(r, 4, 3, 2), r.integers(0, 3, (4, 2))], {}),),
+         reference="references.dice_torch"),
+    # triplet mining
+    Loss("batch_triplet_loss", "triplet", "BatchTripletLoss",
+         lambda r: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {}), reductions=("mean", "mean_nonzero", "sum"),
+         decomposable=False, variants=tuple(
+             (lambda r, s=s: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {"strategy": s}))
+             for s in ("batch_all", "semi_hard")), reference="references.batch_triplet_torch"),
+    # sequences
+    Loss("ctc_loss", "ctc", "CTCLoss", _ctc_example,
+         variants=(lambda r: ([_normal(r, 6, 3, 4), *_ctc_example(r)[0][1:]], {"from_logits": True}),), axes={"log_probs": 1, "targets": Ragged("target_lengths")},
+         means={"mean": Mean(rows, per_target_length)}),
+])
