@@ -18,9 +18,10 @@ options are decided in one place:
   to the small summation helpers, never to code whose evaluation order matters (the
   range reduction of :func:`fastloss._math.exp_fast`, for instance).
 
-Parallel kernels need a thread-safe threading layer (OpenMP or TBB) so that several
-Python threads may call them at once; the workqueue layer is not thread-safe. They run
-with fastloss's thread count (:func:`fastloss._threads.parallel_kernel`).
+Parallel kernels run with fastloss's thread count, and under a threading layer that is
+not thread-safe (Numba's workqueue) the calls of concurrent Python threads take turns
+(:func:`fastloss._threads.parallel_kernel`): importing fastloss leaves Numba's
+configuration, and the process's warnings filters, as they were.
 
 When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
 numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
@@ -63,9 +64,6 @@ else:
     from numba.core import caching
     from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "threadsafe"
-
     def _caching(name):
         """A class of ``numba.core.caching`` (older Numba releases spell them with a leading underscore)."""
         return getattr(caching, name, None) or getattr(caching, "_" + name)
@@ -98,12 +96,25 @@ else:
         locators = _caching("CacheImpl")._locator_classes
         locators.insert(locators.index(_caching("UserProvidedCacheLocator")) + 1, InstalledPackageCacheLocator)
 
-    # Inlining a kernel with conditional expressions (see KernelRegistry) trips a pedantic
-    # SSA check of Numba on Python 3.11 that its maintainers class as a false alarm for
-    # inline="always" (numba issues #7802 and #9489); the compiled code is unaffected
-    # (the tests compare every inlined kernel with torch). Only that message is silenced.
-    warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope",
-                            category=numba.NumbaIRAssumptionWarning)
+    def _quiet_compile(dispatcher):
+        """``dispatcher``, whose compilations ignore one warning.
+
+        Inlining a kernel with conditional expressions (see KernelRegistry) trips a
+        pedantic SSA check of Numba on Python 3.11 that its maintainers class as a false
+        alarm for inline="always" (numba issues #7802 and #9489); the compiled code is
+        unaffected (the tests compare every inlined kernel with torch). Only that message
+        is ignored, and only while one of fastloss's functions compiles, not process-wide.
+        """
+        compile_signature = dispatcher.compile
+
+        def compile(sig):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope",
+                                        category=numba.NumbaIRAssumptionWarning)
+                return compile_signature(sig)
+
+        dispatcher.compile = compile
+        return dispatcher
 
     def jit(*, parallel=False, fastmath=STRICT, inline="never"):
         """Return ``numba.njit`` with fastloss's fixed options and the given variable ones;
@@ -118,7 +129,9 @@ else:
             fastmath=set(fastmath),
             inline=inline,
         )
-        return (lambda function: parallel_kernel(njit(function))) if parallel else njit
+        if parallel:
+            return lambda function: parallel_kernel(_quiet_compile(njit(function)))
+        return lambda function: _quiet_compile(njit(function))
 
 
 def overload_jit_options(fastmath=STRICT):

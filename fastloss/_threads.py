@@ -73,9 +73,8 @@ def set_num_threads(n):
     otherwise; TypeError if not an integer). It covers both backends, Numba's and the
     Cython kernels' OpenMP loops, and Python threads started later; it does not limit
     BLAS (NumPy's matrix products: use threadpoolctl) or torch's own thread pool
-    (``torch.set_num_threads``). Gradients and unreduced losses do not depend on it; a
-    mean or sum of the Numba backend's row kernels (cross_entropy, ...) is added up per
-    thread and can differ in its last bits between counts (the Cython kernels' do not).
+    (``torch.set_num_threads``). Results do not depend on it, to the last bit: every
+    kernel adds its row losses up after its parallel loop.
 
     Examples
     --------
@@ -131,16 +130,70 @@ def num_threads(n):
         _set(previous)
 
 
+#: How a parallel kernel is entered: ``_UNCHECKED`` until the first call has looked at
+#: Numba's threading layer, then None (the layer is thread-safe) or a lock that
+#: serialises the calls of concurrent Python threads (it is not).
+_UNCHECKED = object()
+_layer_guard = _UNCHECKED
+#: The threading layers under which several Python threads may launch parallel regions at once.
+THREAD_SAFE_LAYERS = ("tbb", "omp")
+
+
 def parallel_kernel(dispatcher):
     """A parallel Numba kernel as fastloss calls it (from Python only): the process
     setting is handed to Numba in the calling thread first, when it is not what was last
-    handed there. The dispatcher itself is the result's ``__wrapped__``."""
+    handed there; under a threading layer that is not thread-safe, the call waits for
+    any other thread's (see :func:`_guarded`). The dispatcher itself is the result's
+    ``__wrapped__``."""
     def kernel(*args):
         if _count != _handed.n:
             _hand_to_numba()
-        return dispatcher(*args)
+        if _layer_guard is None:
+            return dispatcher(*args)
+        return _guarded(dispatcher, args)
 
     return functools.update_wrapper(kernel, dispatcher, updated=())
+
+
+def _guarded(dispatcher, args):
+    """A kernel call when the threading layer is unchecked or not thread-safe.
+
+    fastloss leaves the choice of Numba's threading layer to Numba (``NUMBA_THREADING_LAYER``,
+    else TBB, OpenMP, then the workqueue). The workqueue layer aborts the process when two
+    Python threads launch parallel regions at once, so under it the calls of concurrent
+    threads take turns through a lock (each call still runs on all its threads), with one
+    RuntimeWarning the first time a call has to wait.
+    """
+    global _layer_guard
+    if _layer_guard is _UNCHECKED:
+        with _check_lock:
+            if _layer_guard is _UNCHECKED:
+                from numba.np.ufunc import parallel
+
+                parallel._launch_threads()  # Numba picks its layer here (once per process)
+                _layer_guard = None if numba.threading_layer() in THREAD_SAFE_LAYERS else threading.Lock()
+        if _layer_guard is None:
+            return dispatcher(*args)
+    if not _layer_guard.acquire(blocking=False):
+        _warn_waiting()
+        _layer_guard.acquire()
+    try:
+        return dispatcher(*args)
+    finally:
+        _layer_guard.release()
+
+
+_check_lock = threading.Lock()
+
+
+@functools.cache
+def _warn_waiting():
+    import warnings
+
+    warnings.warn(f"Numba's threading layer is {numba.threading_layer()!r}, which cannot run parallel regions "
+                  f"of several Python threads at once: fastloss's calls from concurrent threads take turns. "
+                  f"Install tbb (pip install tbb) or an OpenMP runtime to run them side by side.", RuntimeWarning,
+                  stacklevel=4)
 
 
 def _hand_to_numba():

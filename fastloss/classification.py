@@ -33,8 +33,8 @@ from ._core.table import LOSSES
 from ._elementwise import elementwise_loss, register
 from ._jit import jit, prange
 from ._layout import GradientBuffer, class_rows, class_rows_undo
-from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, typed,
-                    weighted_nll_sum, weighted_target_sums)
+from ._math import (exp_fast, log1p_exp, log1p_fast, log_fast, row_max, sigmoid, sum_exp_shifted, sum_float64,
+                    typed, weighted_nll_sum, weighted_target_sums)
 from ._reduction import check_options, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_index_array, as_target_array, check_bool,
                           check_broadcast, check_integer, check_real, check_shape, class_index_error,
@@ -99,7 +99,7 @@ def _ignored_row_grad(row, weight_sum, out):
 @jit(inline="always")
 def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
                                ignore_index, scale, denominator, loss, grad, want_grad):
-    """Row ``r`` of :func:`softmax_cross_entropy_rows`; returns its loss.
+    """Row ``r`` of :func:`softmax_cross_entropy_rows`: writes its loss (and gradient).
 
     Inlined into both drivers at Numba IR level: called, it sets up its array
     arguments for every row, which for rows of a few classes (N=32, C=10) cost as
@@ -112,7 +112,7 @@ def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_
         loss[r] = 0
         if want_grad:
             _ignored_row_grad(row, weight_sum, grad[n, k])
-        return 0.0
+        return
     top = row_max(row)
     total = sum_exp_shifted(row, top)
     log_total = np.log(total)
@@ -141,7 +141,6 @@ def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_
             spread_s = spread * s
         _write_softmax_grad(row, top, typed(a / total, top), typed(spread_s, top), smooth_weight, grad[n, k])
         grad[n, k, t] -= b
-    return value
 
 
 @jit(parallel=True)
@@ -166,11 +165,10 @@ def softmax_cross_entropy_rows(logits, target, weight, smooth_weight, weighted_m
     if bad >= 0:
         return 0.0, bad, kept
     denominator = kept if mean else 1.0  # 0 when nothing is kept: it then divides no row
-    total = 0.0
     for r in prange(logits.shape[0] * logits.shape[1]):
-        total += _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread,
-                                            gamma, ignore_index, scale, denominator, loss, grad, want_grad)
-    return total, -1, kept
+        _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                                   ignore_index, scale, denominator, loss, grad, want_grad)
+    return sum_float64(loss), -1, kept  # after the loop: the same bits on any number of threads
 
 
 @jit()
@@ -182,11 +180,10 @@ def softmax_cross_entropy_rows_serial(logits, target, weight, smooth_weight, wei
     if bad >= 0:
         return 0.0, bad, kept
     denominator = kept if mean else 1.0
-    total = 0.0
     for r in range(logits.shape[0] * logits.shape[1]):
-        total += _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread,
-                                            gamma, ignore_index, scale, denominator, loss, grad, want_grad)
-    return total, -1, kept
+        _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                                   ignore_index, scale, denominator, loss, grad, want_grad)
+    return sum_float64(loss), -1, kept
 
 
 @jit(parallel=True)
@@ -198,7 +195,6 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
     d loss / d x_c = p_c * sum_j w_j q_j - w_c q_c.
     """
     n_batch, n_pos, n_classes = logits.shape
-    total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n, k = _row_position(r, n_pos)
         row = logits[n, k]
@@ -207,14 +203,13 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
         total = sum_exp_shifted(row, top)
         mass, value = weighted_target_sums(row, y, weight, keep, spread, top, np.log(total))
         loss[r] = value
-        total_loss += value
         if want_grad:
             s = scale[r]
             out = grad[n, k]
             factor = mass * s / total
             for c in range(n_classes):
                 out[c] = factor * exp_fast(row[c] - top) - s * weight[c] * (keep * y[c] + spread)
-    return total_loss
+    return sum_float64(loss)
 
 
 @jit(parallel=True)
@@ -230,19 +225,17 @@ def nll_rows(log_probs, target, weight, ignore_index, scale, mean, loss, grad, w
         return 0.0, bad, kept
     denominator = kept if mean else 1.0
     n_batch, n_pos, n_classes = log_probs.shape
-    total_loss = 0.0
     for r in prange(n_batch * n_pos):
         n, k = _row_position(r, n_pos)
         t = target[n, k]
         kept_row = t != ignore_index
         value = -weight[t] * log_probs[n, k, t] if kept_row else typed(0, log_probs[n, k, 0])
         loss[r] = value
-        total_loss += value
         if want_grad:
             _zero(grad[n, k])
             if kept_row:
                 grad[n, k, t] = -weight[t] * (scale[r] / denominator)  # torch's order: w (g / sum w)
-    return total_loss, -1, kept
+    return sum_float64(loss), -1, kept
 
 
 # ---------------------------------------------------------------- scalar kernels

@@ -151,31 +151,34 @@ BACKENDS = [pytest.param("numba", marks=needs_numba),
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_results_do_not_depend_on_the_thread_count(rng, backend):
-    """Per-sample losses and gradients are the same bits on 1 and 2 threads. So is a mean
-    on the Cython kernels (the row losses are summed after the parallel loop); Numba's
-    row kernels sum the mean in their parallel loop (a prange reduction), one partial sum
-    per thread, so there it may differ by float64 rounding."""
-    if LIMIT < 2:
+    """Losses, reduced or not, and gradients are the same bits on 1, 2 and 8 threads (or as
+    many as there are): every kernel adds its row losses up after its parallel loop."""
+    counts = sorted({1, min(2, LIMIT), min(8, LIMIT)})
+    if len(counts) < 2:
         pytest.skip("needs 2 threads")
     x = rng.standard_normal((4096, 64))  # over the serial threshold: the parallel kernels run
     t = rng.integers(0, 64, 4096)
     y = rng.standard_normal((4096, 64))
+    p = rng.dirichlet(np.ones(64), 4096)
+    calls = [lambda: fl.cross_entropy(x, t, grad=True, backend=backend),
+             lambda: fl.cross_entropy(x, t, label_smoothing=0.1, grad=True, backend=backend),
+             lambda: fl.cross_entropy(x, p, grad=True, backend=backend),
+             lambda: fl.nll_loss(x, t, grad=True, backend=backend),
+             lambda: fl.cross_entropy(x, t, reduction="none", backend=backend),
+             lambda: fl.mse_loss(x, y, grad=True, backend=backend)]
+    if backend == "numba":
+        calls += [lambda: fl.multi_margin_loss(x, t, grad=True), lambda: fl.triplet_margin_loss(x, y, x[::-1], grad=True),
+                  lambda: fl.anchor_loss(x, t, grad=True), lambda: fl.batch_triplet_loss(x[:512], t[:512] % 8, grad=True)]
     results = []
-    for n in (1, 2):
+    for n in counts:
         with fl.num_threads(n):
-            results.append([fl.cross_entropy(x, t, grad=True, backend=backend),
-                            fl.cross_entropy(x, t, reduction="none", backend=backend),
-                            fl.mse_loss(x, y, grad=True, backend=backend)])
-    (ce_one, ce_grad_one), per_sample_one, (mse_one, mse_grad_one) = results[0]
-    (ce_two, ce_grad_two), per_sample_two, (mse_two, mse_grad_two) = results[1]
-    np.testing.assert_array_equal(ce_grad_one, ce_grad_two)
-    np.testing.assert_array_equal(per_sample_one, per_sample_two)
-    np.testing.assert_array_equal(mse_grad_one, mse_grad_two)
-    assert mse_one == mse_two
-    if backend == "cython":
-        assert ce_one == ce_two
-    else:
-        assert ce_one == pytest.approx(ce_two, rel=1e-14)
+            results.append([call() for call in calls])
+    for other in results[1:]:
+        for first, again in zip(results[0], other):
+            (value, grad), (value_again, grad_again) = (first, again) if isinstance(first, tuple) else \
+                ((first, None), (again, None))
+            np.testing.assert_array_equal(value, value_again)
+            np.testing.assert_array_equal(grad, grad_again)
 
 
 def test_cli_threads_option(tmp_path):
@@ -199,3 +202,42 @@ def test_cli_threads_option(tmp_path):
         cli.main(["eval", "cross_entropy", "--input", "x.npy", "--threads", "0"])
     assert exit_status.value.code == 2
     assert _threads._count is None
+
+
+def test_import_leaves_numba_and_the_warnings_filters_alone():
+    """Importing fastloss (and running a loss) sets no threading layer of Numba's and adds
+    no process-wide warnings filter."""
+    code = ("import warnings, numba; before = (numba.config.THREADING_LAYER, list(warnings.filters));"
+            "import numpy as np, fastloss; fastloss.cross_entropy(np.zeros((4, 3)), [0, 1, 2, 0]);"
+            "fastloss.mse_loss(np.zeros(5), np.ones(5));"
+            "print(before == (numba.config.THREADING_LAYER, list(warnings.filters)))")
+    if _backend.numba is None:
+        pytest.skip("numba is not in use")
+    done = _run_with_env("", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+
+
+def test_concurrent_calls_under_a_layer_that_is_not_thread_safe():
+    """Under Numba's workqueue layer (not thread-safe: two parallel regions launched at once
+    abort the process) concurrent calls take turns and give the same numbers as one
+    thread's calls."""
+    if _backend.numba is None:
+        pytest.skip("numba is not in use")
+    code = """
+import threading
+import numpy as np, numba, fastloss
+x = np.random.default_rng(0).standard_normal((1 << 15, 16)); t = np.arange(1 << 15) % 16
+expected = fastloss.cross_entropy(x, t)
+results = []
+def work():
+    for _ in range(20):
+        results.append(fastloss.cross_entropy(x, t) == expected)
+threads = [threading.Thread(target=work) for _ in range(4)]
+[th.start() for th in threads]; [th.join() for th in threads]
+print(numba.threading_layer(), len(results), all(results))
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["workqueue", "80", "True"]
