@@ -227,7 +227,7 @@ _t = np.array([0, 1, 2])
 
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: fl.margin_ranking_loss(_x[0], _x[1], np.array(1.0)), ValueError, "same number of dimensions"),
-    (lambda: fl.margin_ranking_loss(_x[0], _x[1, :2], np.ones(4)), ValueError, "input2 of shape"),
+    (lambda: fl.margin_ranking_loss(_x[0], _x[1, :2], np.ones(4)), ValueError, "input2 has shape .2,., which does not broadcast"),
     (lambda: fl.hinge_embedding_loss(_x, np.ones(3)), ValueError, "target of shape"),
     (lambda: fl.hinge_loss(_x[0], np.array([1, 1, 0, 1])), ValueError, "only -1 and 1"),
     (lambda: fl.hinge_loss(_x[0], np.array([1, 1, np.nan, 1])), ValueError, "only -1 and 1"),
