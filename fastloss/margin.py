@@ -629,7 +629,8 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     """
     require_numba("multi_margin_loss", backend)
     check_options(reduction, grad)
-    if check_real(p, "p") not in (1, 2):
+    # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
+    if (int(p) if isinstance(p, (bool, np.bool_)) else check_real(p, "p")) not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     margin = check_real(margin, "margin")
     x, t, n_classes, loss_shape = _scores_and_targets(input, target)
