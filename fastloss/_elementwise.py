@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _backend
 from ._jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
-from ._layout import GradientBuffer, read_only, reshape_view
+from ._layout import GradientBuffer, read_only, reshape_view, sum_to_shape
 from ._math import sum_float64
 from ._reduction import finish, loss_scale
 
@@ -253,12 +253,5 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dx = dx_buf.result()
     if dz_like is None:
         return result, dx
-    return result, (dx, _sum_to_shape(dz2.reshape(shape), np.shape(dz_like)).astype(dtype, copy=False))
+    return result, (dx, sum_to_shape(dz2.reshape(shape), np.shape(dz_like)).astype(dtype, copy=False))
 
-
-def _sum_to_shape(full, shape):
-    """Sum a broadcast gradient back to the operand's own shape."""
-    lead = full.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and full.shape[lead + i] != 1)
-    summed = full.sum(axis=axes, keepdims=True, dtype=np.float64) if axes else full
-    return summed.reshape(shape)

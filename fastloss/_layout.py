@@ -130,3 +130,20 @@ class GradientBuffer:
             view, undo = self._scratch
             self.array[...] = undo(view, self.array.shape)
         return self.array
+
+
+def sum_to_shape(full, shape):
+    """Sum a gradient of the broadcast shape back to an operand's own ``shape`` (in float64
+    over the broadcast axes), as torch's backward of a broadcast does."""
+    lead = full.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and full.shape[lead + i] != 1)
+    summed = full.sum(axis=axes, keepdims=True, dtype=np.float64) if axes else full
+    return summed.reshape(shape)
+
+
+def gradient_of_broadcast(dx, like, dtype, grad_out, reads=()):
+    """The gradient ``dx`` of ``like`` broadcast to ``dx``'s shape, summed back to ``like``'s
+    shape, in ``grad_out`` when given (checked as :class:`GradientBuffer` checks it)."""
+    buffer = GradientBuffer(like, dtype, grad_out, reads=reads)
+    buffer.array[...] = sum_to_shape(dx, like.shape)
+    return buffer.array

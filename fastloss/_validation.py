@@ -110,6 +110,20 @@ def check_shape(actual, expected, name, what="input"):
         raise ValueError(f"{name} has shape {tuple(actual)}; expected {tuple(expected)} to match {what}")
 
 
+def common_shape(named_shapes):
+    """The shape ``(name, shape)`` pairs broadcast to, as torch broadcasts its operands;
+    ValueError naming the first argument whose shape does not broadcast with those before it."""
+    shape, names = (), []
+    for name, s in named_shapes:
+        try:
+            shape = np.broadcast_shapes(shape, tuple(s))
+        except ValueError:
+            raise ValueError(f"{name} has shape {tuple(s)}, which does not broadcast with {' and '.join(names)} "
+                             f"(together of shape {shape})") from None
+        names.append(name)
+    return shape
+
+
 def check_broadcast(shape, target_shape, name):
     """ValueError unless an array of ``shape`` broadcasts to ``target_shape``."""
     try:

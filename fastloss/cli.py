@@ -234,6 +234,7 @@ def _convert_option(name, text, default):
     from . import streaming
 
     flag = "--" + name.replace("_", "-")
+    expected = "true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int) else "a number"
     try:
         if isinstance(default, bool):
             return _parse_bool(text)
@@ -244,7 +245,7 @@ def _convert_option(name, text, default):
         if isinstance(default, str):
             return text
     except ValueError:
-        raise ValueError(f"{flag} expects a {type(default).__name__}, got {text!r}") from None
+        raise ValueError(f"{flag} expects {expected}, got {text!r}") from None
     try:
         return float(text)  # an option without a typed default: a number, or an array file
     except ValueError:

@@ -26,10 +26,10 @@ import numpy as np
 from ._backend import require_numba
 from ._core.table import LOSSES
 from ._jit import REDUCE, jit, prange
-from ._layout import GradientBuffer, read_only
+from ._layout import GradientBuffer, read_only, sum_to_shape
 from ._math import sum_float64, typed
 from ._reduction import check_options, finish, loss_scale
-from ._validation import as_float_array, as_target_array, check_bool, check_real, check_shape
+from ._validation import as_float_array, as_target_array, check_bool, check_real, check_shape, common_shape
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -378,12 +378,19 @@ def _triplet_margin(margin):
 
 
 def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_out):
-    """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input."""
+    """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input.
+
+    The inputs (of one number of dimensions) and ``target`` (one label per row) broadcast
+    together, as in torch; the gradient of an input broadcast along an axis is summed over
+    it, back to the input's own shape."""
     x = inputs[0]
     dtype = x.dtype
-    loss_shape = x.shape[:-1]
-    shape = (math.prod(loss_shape), x.shape[-1] if x.ndim else 1)  # a 0-d input is one feature
-    rows = [read_only(np.ascontiguousarray(a.reshape(shape))) for a in inputs]
+    full = x.shape
+    if x.ndim:
+        full = common_shape([(f"input {k}", a.shape) for k, a in enumerate(inputs)] + [("target", target.shape + (1,))])
+    loss_shape = full[:-1]
+    shape = (math.prod(loss_shape), full[-1] if full else 1)  # a 0-d input is one feature
+    rows = [read_only(np.ascontiguousarray(np.broadcast_to(a, full).reshape(shape))) for a in inputs]
     c = rows[2] if len(rows) == 3 else rows[0]
     y = read_only(np.ascontiguousarray(np.broadcast_to(target, loss_shape).reshape(-1)))
     loss = np.empty(shape[0], dtype)
@@ -393,8 +400,16 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
                                                      loss_shape), dtype).reshape(-1)
         buffers = [GradientBuffer(inputs[0], dtype, grad_out, reads=(*inputs[1:], target, scale))]
         buffers += [GradientBuffer(a, dtype, None) for a in inputs[1:]]
-        views = [buf.view(lambda array: array.reshape(shape) if array.flags.c_contiguous else np.empty(shape, dtype),
-                          lambda v, s: v.reshape(s)) for buf in buffers]
+
+        def rows_of(array):
+            if array.shape == full and array.flags.c_contiguous:
+                return array.reshape(shape)
+            return np.empty(shape, dtype)  # written back by back_to (summed over broadcast axes)
+
+        def back_to(v, s):
+            return sum_to_shape(v.reshape(full), s)
+
+        views = [buf.view(rows_of, back_to) for buf in buffers]
         args = (scale, loss, views[0], views[1], views[2] if len(views) == 3 else none, True)
     else:
         args = (np.empty(0, dtype), loss, none, none, none, False)
@@ -408,21 +423,45 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     return result, tuple(buf.result() for buf in buffers)
 
 
-def _pair_inputs(names, arrays, ranks=None):
-    """The inputs as float arrays of the first one's compute dtype and shape; ``ranks``: the
-    numbers of dimensions allowed (any when None, as torch's triplet losses)."""
+def _pair_inputs(names, arrays, ranks=None, broadcast=False):
+    """The inputs as float arrays of the first one's compute dtype; ``ranks``: the numbers
+    of dimensions allowed (any when None, as torch's triplet losses). Of the first one's
+    shape, or with ``broadcast`` of its number of dimensions and shapes that broadcast
+    together (as torch requires of them)."""
     first = as_float_array(arrays[0], names[0])
     if ranks is not None and first.ndim not in ranks:
         raise ValueError(f"{names[0]} must be (N, D) or (D,), got shape {first.shape}")
     rest = [as_float_array(a, name, first.dtype) for name, a in zip(names[1:], arrays[1:])]
     for name, a in zip(names[1:], rest):
-        check_shape(a.shape, first.shape, name, names[0])
+        if not broadcast:
+            check_shape(a.shape, first.shape, name, names[0])
+        elif a.ndim != first.ndim:
+            raise ValueError(f"{name} has shape {a.shape}; expected {first.ndim} dimensions as {names[0]} has "
+                             f"({first.shape}): torch broadcasts these inputs only among equal numbers of dimensions")
+    if broadcast:
+        common_shape(zip(names, (a.shape for a in [first] + rest)))
     return [first] + rest
 
 
 def _labels(target, x, name="target"):
     y = as_target_array(target, name, x.dtype)
     check_shape(y.shape, x.shape[:-1], name, f"input of shape {x.shape} (one label per row)")
+    return y
+
+
+def _cosine_labels(target, x1, x2, name="target"):
+    """One label per row of the inputs (0-d for 1-D inputs, 1-D for 2-D inputs, as torch
+    requires), broadcasting with their rows."""
+    y = as_target_array(target, name, x1.dtype)
+    if y.ndim != x1.ndim - 1:
+        raise ValueError(f"{name} has shape {y.shape}; expected {x1.ndim - 1} dimensions, one label per row of "
+                         f"input1 of shape {x1.shape}")
+    common_shape([("input1", x1.shape[:-1]), ("input2", x2.shape[:-1]), (name, y.shape)])
+    if x1.shape[-1] != x2.shape[-1]:
+        # torch broadcasts the features of a single-feature input in the product but takes
+        # each norm over the input's own features: not a cosine, and not reproduced here.
+        raise ValueError(f"input2 has shape {x2.shape}; expected {x1.shape[-1]} features as input1 of shape "
+                         f"{x1.shape} (the rows may broadcast, the feature axis may not)")
     return y
 
 
@@ -456,7 +495,10 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
         \cos = \frac{x_1 \cdot x_2}{\sqrt{(\lVert x_1\rVert^2 + 10^{-12})(\lVert x_2\rVert^2 + 10^{-12})}}
 
     Inputs (N, D) or (D,), targets (N,) or (): any real values, as in torch (only 1
-    and -1 select a term). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
+    and -1 select a term). The rows of the inputs and the targets broadcast together, as
+    in torch (a (1, D) input against (N, D), say; each gradient is summed back to its
+    input's shape); the feature axis does not (torch's norms of a broadcast single feature
+    make no cosine). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
 
     References
     ----------
@@ -473,16 +515,17 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     require_numba("cosine_embedding_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin", finite=False)
-    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
-    y = _labels(target, x1)
+    x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
+    y = _cosine_labels(target, x1, x2)
     return _run_pairs(COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
-def _triplet_inputs(anchor, positive, negative, p=2.0):
+def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):
     """The three triplet inputs, any equal shapes (D = the last axis; a 0-d input is one
-    feature); torch's norm of no features is refused for p < 0 and p = +-inf, as there."""
-    a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative))
-    if a.ndim and a.shape[-1] == 0 and (p < 0 or math.isinf(p)):
+    feature), or with ``broadcast`` any shapes of one number of dimensions that broadcast
+    together; torch's norm of no features is refused for p < 0 and p = +-inf, as there."""
+    a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative), broadcast=broadcast)
+    if a.ndim and 0 in (a.shape[-1], pos.shape[-1], neg.shape[-1]) and (p < 0 or math.isinf(p)):
         raise ValueError(f"p={p}: the L_p norm of zero features is not defined for p < 0 or infinite p, and "
                          f"anchor has shape {a.shape}")
     return a, pos, neg
@@ -521,7 +564,8 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
         d(u, v) = \lVert u - v + \varepsilon \rVert_p
 
     with ``eps`` added to the difference as ``torch.pairwise_distance`` adds it, the norm
-    over the last axis (inputs of any equal shapes; a 0-d input is one feature). With
+    over the last axis (inputs of one number of dimensions whose shapes broadcast together,
+    as in torch, each gradient summed back to its input's shape; a 0-d input is one feature). With
     ``swap`` (Balntas et al. 2016) :math:`d(a, n)` is replaced by :math:`d(p, n)` when
     that is smaller. ``margin > 0`` (ValueError otherwise, as torch); ``p`` any real or
     ``inf`` as ``torch.linalg.vector_norm`` takes it (p = 0 counts the nonzero entries and
@@ -546,7 +590,7 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     p = check_real(p, "p", finite=False)
     eps = check_real(eps, "eps", finite=False)
     swap = check_bool(swap, "swap")
-    a, pos, neg = _triplet_inputs(anchor, positive, negative, p)
+    a, pos, neg = _triplet_inputs(anchor, positive, negative, p, broadcast=True)
     return _run_pairs(TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
 

@@ -27,11 +27,11 @@ from ._backend import require_numba
 from ._core.table import LOSSES
 from ._elementwise import elementwise_loss, register
 from ._jit import REDUCE, jit, prange
-from ._layout import GradientBuffer, read_only
+from ._layout import GradientBuffer, gradient_of_broadcast, read_only
 from ._math import exp_fast, log1p_exp, log1p_unit, maxnum, sigmoid, sum_float64, typed
 from ._reduction import check_options, finish, loss_scale
 from ._validation import (as_class_weight, as_float_array, as_grad_output, as_index_array, as_target_array,
-                          check_broadcast, check_class_indices, check_real, check_shape)
+                          check_broadcast, check_class_indices, check_real, check_shape, common_shape)
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -294,8 +294,8 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     .. math:: \ell = \max(0,\ -y\,(x_1 - x_2) + \mathrm{margin})
 
     for any real target ``y`` (labels are -1 and 1; torch takes any value, and so does
-    this). ``input2`` and ``target`` have ``input1``'s number of dimensions, as torch
-    requires, and broadcast to its shape. With ``grad=True`` the gradient is the tuple
+    this). ``input1``, ``input2`` and ``target`` have one number of dimensions, as torch
+    requires, and broadcast together (each gradient summed back to its input's shape). With ``grad=True`` the gradient is the tuple
     ``(d/d input1, d/d input2)`` (``grad_out`` receives the first); as torch's
     ``clamp_min``, it passes where the hinge is exactly 0, and is exactly 0 where the
     hinge is below it, whatever ``grad_output`` is.
@@ -314,14 +314,22 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     require_numba("margin_ranking_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
-    x1, y = _input_and_target(input1, target, "input1")
+    x1 = as_float_array(input1, "input1")
+    y = as_target_array(target, "target", x1.dtype)
     x2 = as_float_array(input2, "input2", x1.dtype)
     if not x1.ndim == x2.ndim == y.ndim:
         raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
                          f"shapes {x1.shape}, {x2.shape} and {y.shape}")
-    check_broadcast(x2.shape, x1.shape, "input2")
-    return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, dz_like=x2)
+    full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
+    if full == x1.shape:
+        return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
+                                grad_output=grad_output, grad_out=grad_out, dz_like=x2)
+    result = elementwise_loss(_MARGIN_RANKING, np.broadcast_to(x1, full), y, x2, None, (margin, 0.0, 0.0),
+                              reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2)
+    if not grad:
+        return result
+    value, (dx1, dx2) = result
+    return value, (gradient_of_broadcast(dx1, x1, x1.dtype, grad_out, reads=(x2, y)), dx2)
 
 
 @overload
@@ -452,8 +460,10 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
         \ell_n = -\frac{1}{C} \sum_c w_c \big[y_{nc} \log \sigma(x_{nc})
                  + (1 - y_{nc}) \log \sigma(-x_{nc})\big]
 
-    for input (N, C) or (C,) and targets of the same shape; ``weight`` broadcasts to
-    the input. torch's formula, through two log-sigmoids, not the binary cross-entropy
+    for input (N, C) or (C,) and targets of the same shape. As in torch, input, target
+    and ``weight`` broadcast together, the terms are summed over the axis ``input.ndim - 1``
+    of that shape and divided by input's own last extent (the gradient summed back to the
+    input's shape). torch's formula, through two log-sigmoids, not the binary cross-entropy
     with logits: the two differ where the input is infinite (an input of -inf with
     target 1 gives inf here and in torch, NaN in ``binary_cross_entropy_with_logits``).
 
@@ -473,28 +483,32 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     if x.ndim == 0:
         raise ValueError("input must be (N, C) or (C,), got a scalar")
     y = as_target_array(target, "target", x.dtype)
-    check_shape(y.shape, x.shape, "target")
+    w = None if weight is None else as_target_array(weight, "weight", x.dtype)
+    # torch's terms broadcast input, target and weight together, then sum over the axis
+    # input.dim() - 1 of the result and divide by input's own last extent.
+    full = common_shape([("input", x.shape), ("target", y.shape)] + ([] if w is None else [("weight", w.shape)]))
+    axis = x.ndim - 1
     n_classes = x.shape[-1]
-    w = np.full((), 1.0 / n_classes, x.dtype) if weight is None else None
-    if weight is not None:
-        w = as_target_array(weight, "weight", x.dtype)
-        check_broadcast(w.shape, x.shape, "weight")
-        w = (w / x.dtype.type(n_classes)).astype(x.dtype)
-    row_shape = x.shape[:-1]
+    w = np.full((), 1.0 / n_classes, x.dtype) if w is None else (w / x.dtype.type(n_classes)).astype(x.dtype)
+    row_shape = full[:axis] + full[axis + 1:]
     n_rows = int(np.prod(row_shape, dtype=np.int64))
-    if reduction != "none":
-        return elementwise_loss(_MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad,
-                                grad_output=grad_output, grad_out=grad_out, denominator=n_rows)
+    xf = x if full == x.shape else np.broadcast_to(x, full)
+    out = grad_out if xf is x else None
     go = None
-    if grad and grad_output is not None:
+    if reduction == "none" and grad and grad_output is not None:
         go = as_grad_output(grad_output, x.dtype)
         check_broadcast(go.shape, row_shape, "grad_output")
-        go = np.broadcast_to(go, row_shape)[..., None]
-    result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction="none", grad=grad, grad_output=go,
-                              grad_out=grad_out)
-    terms, dx = result if grad else (result, None)
+        go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
+    result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, xf, y, None, w, reduction=reduction, grad=grad,
+                              grad_output=grad_output if go is None else go, grad_out=out,
+                              denominator=n_rows if reduction != "none" else None)
+    value, dx = result if grad else (result, None)
+    if grad and xf is not x:
+        dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
+    if reduction != "none":
+        return (value, dx) if grad else value
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a float32 overflow inf, as in torch
-        rows = terms.sum(axis=-1, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
+        rows = value.sum(axis=axis, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
     return (rows, dx) if grad else rows  # type: ignore[return-value]
 
 
@@ -609,7 +623,8 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     """
     require_numba("multi_margin_loss", backend)
     check_options(reduction, grad)
-    if check_real(p, "p") not in (1, 2):
+    # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
+    if (int(p) if isinstance(p, (bool, np.bool_)) else check_real(p, "p")) not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     margin = check_real(margin, "margin")
     x, t, n_classes, loss_shape = _scores_and_targets(input, target)

@@ -108,6 +108,23 @@ def test_numeric_options_are_checked_in_one_line(capsys, argv, option):
     assert stop.value.code == 2 and len(err.splitlines()) == 1 and f"argument {option}:" in err, err
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("--ignore-index", "x", "--ignore-index expects an integer, got 'x'"),
+    ("--ignore-index", "1.5", "--ignore-index expects an integer, got '1.5'"),
+    ("--label-smoothing", "x", "--label-smoothing expects a number, got 'x'"),
+    ("--swap", "maybe", "--swap expects true or false, got 'maybe'"),
+])
+def test_eval_option_of_the_wrong_type_says_what_it_expects(tmp_path, capsys, option, value, expected):
+    np.save(tmp_path / "x.npy", np.zeros((3, 4)))
+    np.save(tmp_path / "t.npy", np.zeros(3, np.int64))
+    x, t = str(tmp_path / "x.npy"), str(tmp_path / "t.npy")
+    data = (["triplet_margin_loss", "--input", x, "--arg", f"positive={x}", "--arg", f"negative={x}"]
+            if option == "--swap" else ["cross_entropy", "--input", x, "--target", t])
+    assert cli.main(["eval", *data, option, value, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith(expected) and len(err.splitlines()) == 1, err
+
+
 def test_outputs_in_a_missing_folder_fail_before_the_work(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(3))
     folder = tmp_path / "nowhere"

@@ -117,7 +117,7 @@ def test_cli_eval_text_json_and_per_sample(files):
     (["cross_entropy", "--input", "x.npy", "--target", "t.npy", "--reduction", "batchmean"], "reduction must be"),
     (["cross_entropy", "--input", "x.npy", "--target", "bad.npy"], "is not a .npy array"),
     (["cross_entropy", "--input", "d.npz", "--target", "t.npy"], "holds 2 arrays"),
-    (["cross_entropy", "--input", "x.npy", "--target", "t.npy", "--ignore-index", "x"], "expects a int"),
+    (["cross_entropy", "--input", "x.npy", "--target", "t.npy", "--ignore-index", "x"], "expects an integer"),
     (["cross_entropy", "--input", "x.npy", "--target", "t.npy", "--label-smoothing", "2"], "label_smoothing"),
 ])
 def test_cli_bad_input_one_line_and_no_output_left(files, args, message):
