@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes a case (median)")
     parser.add_argument("--output", default=os.path.join(report.HERE, "RESULTS.md"))
     args = parser.parse_args(argv)
-    from fastloss import _backend  # noqa: E402 (after ROOT is on the path)
+    from fastloss._core import backends as _backend  # noqa: E402 (after ROOT is on the path)
 
     if not _backend.cython_built():
         sys.exit("the Cython extension is not built: pip install -e . (with a C compiler), then run again")

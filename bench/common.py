@@ -10,7 +10,7 @@ timing, so JIT compilation and cache loading are never timed.
 import numpy as np
 import pytest
 
-from fastloss import _backend
+from fastloss._core import backends as _backend
 from fastloss.benchmarks import IMPLS as CYTHON_IMPLS
 from fastloss.benchmarks import _torch  # noqa: F401 (re-exported for bench files)
 

@@ -5,16 +5,16 @@ Every loss has torch.nn.functional's name, arguments and numbers, plus keyword-o
 torch.nn's. See README.md and the API contract, docs/api-contract.md, for the details.
 """
 from . import classification, ctc, embedding, extras, margin, regression, triplet
-from ._threads import get_num_threads, num_threads, set_num_threads
-from ._warmup import warmup
-from .diagnose import diagnose_training
+from ._core.threads import get_num_threads, num_threads, set_num_threads
+from ._core.warmup import warmup
 from .classification import *  # noqa: F403 (each family's __all__ is the list)
 from .ctc import *  # noqa: F403
-from .triplet import *  # noqa: F403
+from .diagnose import diagnose_training
 from .embedding import *  # noqa: F403
 from .extras import *  # noqa: F403
 from .margin import *  # noqa: F403
 from .regression import *  # noqa: F403
+from .triplet import *  # noqa: F403
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import fastloss as fl
-from fastloss import _backend
+from fastloss._core import backends as _backend
 
 IMPLS = ("numpy", "torch", "fastloss", "cython")
 

@@ -20,8 +20,8 @@ import threading
 import numpy as np
 
 from . import __version__
-from ._backend import BACKENDS
-from ._threads import set_num_threads
+from ._core.backends import BACKENDS
+from ._core.threads import set_num_threads
 from .benchmarks import CASES, IMPLS
 
 WIDTH = 100  # the widest line the command prints (narrower when the terminal is)
@@ -253,7 +253,8 @@ def _convert_option(name, text, default):
 
 
 def eval_command(args, option_values):
-    from . import _batch, streaming
+    from . import streaming
+    from ._core import batch as _batch
 
     entry = _batch.resolve(args.loss)
     fn = entry.function

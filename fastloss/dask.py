@@ -12,7 +12,7 @@ Every loss of fastloss is available here under its own name, with its own argume
 Each chunk of the batch runs the in-memory kernel with ``reduction="none"``; the
 chunks' float64 numerators and denominators add up to the reduction, exactly as the
 in-memory call forms it (weighted means keep their weights; see
-:mod:`fastloss._batch`), so the result equals ``fastloss.cross_entropy(x, target, ...)``.
+:mod:`fastloss._core.batch`), so the result equals ``fastloss.cross_entropy(x, target, ...)``.
 A gradient needs the global denominator first; it depends only on the targets, so the
 gradient graph is one pass over the predictions. Arguments that run along the batch
 are rechunked to the first one's batch chunks (and to one chunk on their other axes);
@@ -38,9 +38,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import _batch
+from ._core import batch as _batch
+from ._core.reduction import _divide
 from ._core.table import LOSSES
-from ._reduction import _divide
 from .streaming import NpySource
 
 __all__ = ["loss", "from_npy"]

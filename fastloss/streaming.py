@@ -5,7 +5,7 @@ own, so the pages of finished chunks leave the process), from a member of an ``.
 archive (streamed out of the zip, compressed or not) or from Parquet (through
 pyarrow: a fixed-size-list column, or one column per class). Each chunk runs the
 in-memory loss with ``reduction="none"``; the reduction is assembled exactly from the
-chunks' float64 numerators and denominators (:mod:`fastloss._batch`), so the result
+chunks' float64 numerators and denominators (:mod:`fastloss._core.batch`), so the result
 is the in-memory call's. Per-sample losses go to a ``.npy`` written chunk by chunk
 under a temporary name and renamed when complete.
 
@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from . import _batch
+from ._core import batch as _batch
 
 CHUNK_BYTES = 64 << 20  # input bytes per chunk: amortises the per-call costs; resident memory stays ~2 chunks
 

@@ -56,8 +56,8 @@ import torch
 
 import fastloss
 
+from ._core.criterion import Criterion
 from ._core.table import LOSSES, PLUMBING
-from ._criterion import Criterion
 from .embedding import check_triplet_with_distance
 
 _DIFFERENTIABLE_DTYPES = (torch.float32, torch.float64)

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
 from conftest import SEED_OFFSET
-from fastloss import _backend
+from fastloss._core import backends as _backend
 from fastloss._core.table import PLUMBING
 from loss_cases import LOSSES, data
 

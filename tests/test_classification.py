@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import fastloss as fl
 from references import torch_focal, torchvision_sigmoid_focal_loss
 from conftest import assert_close, torch_value_and_grad
-from fastloss import _backend
+from fastloss._core import backends as _backend
 from hostile import check_hostile, sprinkle
 
 DTYPES = [np.float32, np.float64]

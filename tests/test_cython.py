@@ -19,9 +19,10 @@ import pytest
 
 import fastloss as fl
 from conftest import assert_close
-from fastloss import _backend, classification, regression
+from fastloss import classification, regression
+from fastloss._core import backends as _backend
 from fastloss._core.table import LOSSES as TABLE
-from fastloss._jit import KernelKind
+from fastloss._core.jit import KernelKind
 
 pytestmark = pytest.mark.skipif(not _backend.cython_built(), reason="the Cython extension is not built")
 needs_numba = pytest.mark.skipif(_backend.numba is None, reason="numba is not in use: nothing to compare with")
@@ -377,7 +378,7 @@ _PROBE = """
 import json, sys
 import numpy as np
 import fastloss as fl
-from fastloss import _backend
+from fastloss._core import backends as _backend
 x = np.linspace(-3, 3, 4096 * 10, dtype=np.float32).reshape(4096, 10)
 t = np.arange(4096) % 10
 value, grad = fl.cross_entropy(x, t, grad=True)
@@ -423,7 +424,7 @@ def test_cython_without_numba(how):
 
 
 def test_backend_environment_variable():
-    assert _run("import json, fastloss\nfrom fastloss import _backend\nprint(json.dumps(_backend.DEFAULT))",
+    assert _run("import json, fastloss\nfrom fastloss._core import backends\nprint(json.dumps(backends.DEFAULT))",
                 {"FASTLOSS_BACKEND": "numba"}) == "numba"
     code = "import fastloss"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import fastloss
-from fastloss._criterion import Criterion
+from fastloss._core.criterion import Criterion
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""The vectorisable scalar helpers of fastloss._math against NumPy.
+"""The vectorisable scalar helpers of fastloss._core.numerics against NumPy.
 
 Where the expected numbers come from: ``np.log``, ``np.log1p`` and ``np.exp`` evaluated
 in float64 (for float32 inputs) or in x87 extended precision, ``np.longdouble`` (for
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from numpy.polynomial import Chebyshev, Polynomial
 
-from fastloss._jit import jit
-from fastloss._math import LOG1P_UNIT_F32, log1p_exp, log1p_unit, log_fast, sigmoid
+from fastloss._core.jit import jit
+from fastloss._core.numerics import LOG1P_UNIT_F32, log1p_exp, log1p_unit, log_fast, sigmoid
 
 DTYPES = [np.float32, np.float64]
 

@@ -38,7 +38,7 @@ SMOKE = """
 import sys, os
 import numpy as np
 import fastloss as fl
-from fastloss import _backend
+from fastloss._core import backends as _backend
 assert fl.__file__.startswith(sys.prefix), fl.__file__  # the installed package, not the source tree
 assert _backend.cython_built(), "the wheel has no working Cython kernels"
 rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fastloss import _backend
+from fastloss._core import backends as _backend
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

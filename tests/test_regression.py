@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import fastloss as fl
 from conftest import assert_close, check_against_torch, grad_output_for, torch_value_and_grad
-from fastloss import _backend
+from fastloss._core import backends as _backend
 from hostile import SPECIALS, check_hostile, sprinkle
 
 DTYPES = [np.float32, np.float64]

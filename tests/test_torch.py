@@ -22,7 +22,7 @@ import fastloss.torch as flt
 from conftest import assert_close
 from loss_cases import CASES, LOSSES, _ctc, _normal, data
 from fastloss._core.table import LOSSES as TABLE
-from fastloss._criterion import Criterion
+from fastloss._core.criterion import Criterion
 from fastloss.benchmarks import mlp_sgd
 
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")

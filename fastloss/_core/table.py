@@ -6,7 +6,7 @@ from per-chunk parts, which backends have its kernels, a small valid example cal
 the reference its tests take as the truth. Everything else is derived from here: the
 package's exports and criterion classes (:meth:`Table.export`), the type stubs
 (:mod:`fastloss._core.stubs`), :mod:`fastloss.torch`, :mod:`fastloss.dask`, streaming's
-chunk algebra (:mod:`fastloss._batch`), warm-up, the backends' coverage, and the test and
+chunk algebra (:mod:`fastloss._core.batch`), warm-up, the backends' coverage, and the test and
 benchmark case lists.
 
 To add a loss: write its function (and kernels) in its family module, and add its entry
@@ -75,7 +75,7 @@ def kept_class_targets(weight_name):
         if weight is None:
             return float(kept.size)
         # The loss casts its class weights to the input's compute dtype before summing them.
-        from .._validation import compute_dtype
+        from .validation import compute_dtype
 
         dtype = compute_dtype(np.asarray(call["input"][:0]))
         return float(np.asarray(weight, dtype)[kept].sum(dtype=np.float64))
@@ -228,7 +228,7 @@ class Table:
     def export(self, module_name, namespace):
         """Make the criterion class of every loss of family module ``module_name`` in its
         ``namespace``; return their names and the losses', for the module's ``__all__``."""
-        from .._criterion import criterion
+        from .criterion import criterion
 
         names = []
         for entry in self.of_family(module_name.rsplit(".", 1)[-1]):

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 r"""The elementwise losses of :mod:`fastloss.classification` and :mod:`fastloss.regression`,
 compiled ahead of time: one parametrised kernel, :func:`elementwise_tiles`, with the
-arguments and results of :func:`fastloss._elementwise.elementwise_tiles`, applying one
+arguments and results of :func:`fastloss._core.elementwise.elementwise_tiles`, applying one
 of the scalar kernels below.
 
 Layers, as in the Numba code: scalar kernels ``(x, y, z, p0, p1, p2) -> (loss, dloss/dx,
@@ -9,7 +9,7 @@ dloss/dz)``, each the twin of the Numba kernel of the same name (read its docstr
 for the formula); :func:`_point`, which picks one at compile time from a kind tag
 (a fused type of empty structs, so every kind gets its own loop, with its kernel
 inlined and vectorised); the tile loop; and the Python entry point, which maps the
-kind (:data:`KINDS`, keyed by the Numba kernel's ``module.name``) to its tag.
+kind (:data:`KINDS`, keyed by the Numba kernel's name) to its tag.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -22,7 +22,7 @@ include "threads.pxi"
 from .fastmath cimport (clones_void, exp_fast, fl_max_threads, log1p_exp, log1p_fast, log_fast, pow_fast,
                         py_max, sigmoid, sign, sum_to_double)
 
-# Columns per parallel work item (fastloss._elementwise.TILE): long enough to vectorise,
+# Columns per parallel work item (fastloss._core.elementwise.TILE): long enough to vectorise,
 # short enough that a single long row still spreads over all threads. A C constant.
 cdef enum:
     TILE = 4096
@@ -222,13 +222,11 @@ ctypedef fused kind_t:
     PoissonFull
     BceLogitsPosWeight
 
-#: The scalar kernels with a Cython twin, by the Numba kernel's ``module.name``.
-KINDS = {f"fastloss.{name}": code for code, name in enumerate([
-    "classification._bce_point", "classification._bce_logits_point", "classification._kl_div_point",
-    "classification._sigmoid_focal_point", "regression._l1_point", "regression._mse_point",
-    "regression._smooth_l1_point", "regression._huber_point", "regression._poisson_log_input_point",
-    "regression._poisson_point", "regression._gaussian_nll_point", "regression._poisson_log_input_full_point",
-    "regression._poisson_full_point", "classification._bce_logits_pos_weight_point",
+#: The scalar kernels with a Cython twin, by the Numba kernel's name.
+KINDS = {name: code for code, name in enumerate([
+    "_bce_point", "_bce_logits_point", "_kl_div_point", "_sigmoid_focal_point", "_l1_point", "_mse_point",
+    "_smooth_l1_point", "_huber_point", "_poisson_log_input_point", "_poisson_point", "_gaussian_nll_point",
+    "_poisson_log_input_full_point", "_poisson_full_point", "_bce_logits_pos_weight_point",
 ])}
 
 
@@ -434,7 +432,7 @@ def elementwise_tiles(int kind, const floating[:, ::1] x, const floating[:, ::1]
     C-contiguous (rows, cols) ``x``; ``y``, ``z``, ``weight`` and ``scale`` broadcast
     to it from (rows, cols), (1, cols), (rows, 1) or (1, 1). Returns the float64 sum of
     ``weight * loss``; fills ``loss`` (if ``want_loss``) and ``dx``/``dz`` = ``scale *
-    weight * dloss`` (if asked): :func:`fastloss._elementwise.elementwise_tiles`,
+    weight * dloss`` (if asked): :func:`fastloss._core.elementwise.elementwise_tiles`,
     compiled ahead of time."""
     if not 0 <= kind < len(KINDS):
         raise ValueError(f"unknown elementwise kind {kind}")

@@ -1,5 +1,5 @@
 /* Vectorisable exp and log, and the row loops of the softmax kernels, for the Cython
- * backend: the C twins of fastloss/_math.py, with the same constants and the same
+ * backend: the C twins of fastloss/_core/numerics.py, with the same constants and the same
  * special values (see that module's docstring for the method and its error bounds).
  *
  * Why C: gcc vectorises a floating-point sum only when it may reorder it, which the
@@ -163,7 +163,7 @@ static inline double fl_log_f64(double x) {
     return x > 0.0 ? r : (x == 0.0 ? -INFINITY : NAN);
 }
 
-/* log(1 + e) for e in [0, 1] (softplus's log1p(exp(-|x|))), fastloss/_math.py's
+/* log(1 + e) for e in [0, 1] (softplus's log1p(exp(-|x|))), fastloss/_core/numerics.py's
  * log1p_unit: float32 a polynomial (LOG1P_UNIT_F32 there), float64 the atanh series on
  * 1 + e = 2**k (1 + f), k = 0 or 1, f taken from e without rounding 1 + e. NaN passes. */
 static inline float fl_log1p_unit_f32(float e) {
@@ -187,7 +187,7 @@ static inline double fl_log1p_unit_f64(double e) {
 }
 
 /* log1p, softplus and sigmoid on the exp and log above, for T = float (suffix f32) and
- * double (f64): fastloss/_math.py's log1p_fast, log1p_exp and sigmoid, the same formulas
+ * double (f64): fastloss/_core/numerics.py's log1p_fast, log1p_exp and sigmoid, the same formulas
  * and special values, written branch-free (selects) so that loops of them vectorise.
  *
  * log1p: for x > -1, log(u) x / (u - 1) with u = 1 + x (Goldberg), x itself where u

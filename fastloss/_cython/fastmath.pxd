@@ -1,6 +1,6 @@
 # The scalar helpers of the Cython kernels, one name for float and double (the
 # `floating` fused type): fastmath.h's vectorisable exp/log (with log1p, softplus,
-# sigmoid and pow on them, as fastloss._math) and row loops, libm's log in the
+# sigmoid and pow on them, as fastloss._core.numerics) and row loops, libm's log in the
 # argument's own precision (logf for float, as Numba's np.log on float32), and
 # Numba's semantics where the kernels mirror a Numba kernel (max, sign).
 from cython cimport floating
@@ -68,7 +68,7 @@ cdef inline floating log_fast(floating x) noexcept nogil:
 
 
 cdef inline floating log1p_fast(floating x) noexcept nogil:
-    """log(1 + x) for x > -1 on log_fast (fastloss._math.log1p_fast)."""
+    """log(1 + x) for x > -1 on log_fast (fastloss._core.numerics.log1p_fast)."""
     if floating is float:
         return fl_log1p_f32(x)
     else:
@@ -76,7 +76,7 @@ cdef inline floating log1p_fast(floating x) noexcept nogil:
 
 
 cdef inline floating log1p_exp(floating x) noexcept nogil:
-    """log(1 + exp(x)) without overflow (softplus; fastloss._math.log1p_exp)."""
+    """log(1 + exp(x)) without overflow (softplus; fastloss._core.numerics.log1p_exp)."""
     if floating is float:
         return fl_log1p_exp_f32(x)
     else:
@@ -84,7 +84,7 @@ cdef inline floating log1p_exp(floating x) noexcept nogil:
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)) without overflow for either sign (fastloss._math.sigmoid)."""
+    """1 / (1 + exp(-x)) without overflow for either sign (fastloss._core.numerics.sigmoid)."""
     if floating is float:
         return fl_sigmoid_f32(x)
     else:

@@ -1,5 +1,5 @@
 # Included by each extension module: the cap of its parallel loops, which
-# fastloss._threads keeps equal to fastloss.set_num_threads's setting.
+# fastloss._core.threads keeps equal to fastloss.set_num_threads's setting.
 from .fastmath cimport fl_max_threads, fl_set_thread_cap
 
 

@@ -21,7 +21,7 @@ import numbers
 import os
 import threading
 
-from ._backend import numba
+from .backends import numba
 
 #: The process setting; None until set (each backend's default then holds).
 _count = None

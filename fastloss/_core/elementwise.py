@@ -17,7 +17,7 @@ multiplies anything (a hinge: 0 where the hinge is flat, even for a NaN or infin
     kernel(x, y, z, g, p0, p1, p2) -> (loss, g-weighted dloss/dx, g-weighted dloss/dz)
 
 that applies ``g`` itself, in torch's order. The kernel is chosen by a
-:class:`fastloss._jit.KernelKind`, so each loss gets its own machine code, and that
+:class:`fastloss._core.jit.KernelKind`, so each loss gets its own machine code, and that
 code is cached.
 
 The gradient may be written over the input (``grad_out=x``): element ``i`` of every
@@ -25,11 +25,11 @@ operand is read before element ``i`` of the gradient is written.
 """
 import numpy as np
 
-from . import _backend
-from ._jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
-from ._layout import GradientBuffer, read_only, reshape_view, sum_to_shape
-from ._math import sum_float64
-from ._reduction import finish, loss_scale
+from . import backends as _backend
+from .jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
+from .layout import GradientBuffer, read_only, reshape_view, sum_to_shape
+from .numerics import sum_float64
+from .reduction import finish, loss_scale
 
 _KERNELS = KernelRegistry("elementwise", ("x", "y", "z", "p0", "p1", "p2"))
 _GRAD_KERNELS = KernelRegistry("elementwise_grad", ("x", "y", "z", "g", "p0", "p1", "p2"))
@@ -38,7 +38,7 @@ _pointwise_grad = _GRAD_KERNELS.call
 
 
 def register(kernel, takes_grad=False):
-    """The :class:`fastloss._jit.KernelKind` of a scalar kernel (``takes_grad``: it
+    """The :class:`fastloss._core.jit.KernelKind` of a scalar kernel (``takes_grad``: it
     applies the incoming gradient itself; see the module docstring)."""
     return (_GRAD_KERNELS if takes_grad else _KERNELS).register(kernel)
 

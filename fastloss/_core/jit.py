@@ -16,14 +16,14 @@ options are decided in one place:
   :data:`STRICT` allows only fused multiply-add contraction. :data:`REDUCE` adds
   reassociation, which LLVM needs to vectorise a floating-point sum; it is given only
   to the small summation helpers, never to code whose evaluation order matters (the
-  range reduction of :func:`fastloss._math.exp_fast`, for instance).
+  range reduction of :func:`fastloss._core.numerics.exp_fast`, for instance).
 
 Parallel kernels run with fastloss's thread count, and under a threading layer that is
 not thread-safe (Numba's workqueue) the calls of concurrent Python threads take turns
-(:func:`fastloss._threads.parallel_kernel`): importing fastloss leaves Numba's
+(:func:`fastloss._core.threads.parallel_kernel`): importing fastloss leaves Numba's
 configuration, and the process's warnings filters, as they were.
 
-When numba is not in use (:mod:`fastloss._backend`: ``FASTLOSS_BACKEND=cython``, or
+When numba is not in use (:mod:`fastloss._core.backends`: ``FASTLOSS_BACKEND=cython``, or
 numba cannot be imported) nothing here imports it: :func:`jit` then makes stand-ins
 that raise ImportError if called, ``prange`` is ``range`` and kernels registered with
 :class:`KernelRegistry` keep only their names, by which the Cython backend finds its
@@ -35,8 +35,8 @@ import inspect
 import os
 import warnings
 
-from ._backend import NUMBA_OFF_REASON, numba
-from ._threads import parallel_kernel
+from .backends import NUMBA_OFF_REASON, numba
+from .threads import parallel_kernel
 
 STRICT = frozenset({"contract"})
 REDUCE = frozenset({"contract", "reassoc", "nsz"})
@@ -68,7 +68,7 @@ else:
         """A class of ``numba.core.caching`` (older Numba releases spell them with a leading underscore)."""
         return getattr(caching, name, None) or getattr(caching, "_" + name)
 
-    PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+    PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # fastloss/
 
     class InstalledPackageCacheLocator(_caching("UserWideCacheLocator")):  # type: ignore[misc]
         """Numba's user-wide cache (``~/.cache/numba`` on Linux) for the kernels of an
@@ -146,8 +146,8 @@ class KernelKind:
     (and caches) one specialisation per kernel, with the kernel inlined. This replaces
     ``numba.literally``, which re-resolves the literal through an exception on every
     call from Python (milliseconds), and first-class function arguments or closures,
-    which Numba 0.68 cannot cache. ``name`` (``module.function`` of the kernel) is how
-    the Cython backend finds its own version of the kernel.
+    which Numba 0.68 cannot cache. ``name`` (the kernel function's name) is how the
+    Cython backend finds its own version of the kernel.
     """
 
     __slots__ = ("name", "key", "numba_type")
@@ -225,13 +225,13 @@ class KernelRegistry:
     def register(self, kernel):
         """A :class:`KernelKind` for ``kernel`` (a :func:`jit` function of the registry's parameters)."""
         function = kernel.py_func
-        name = f"{function.__module__}.{function.__name__}"
+        name = function.__name__
         if numba is None:
             return KernelKind(self.name, name, name)  # never compiled: no cache key needed
         if len(inspect.signature(function).parameters) != len(self.parameters):
             raise TypeError(f"{function.__name__}: the {self.name} kernels take {len(self.parameters)} arguments")
         source = inspect.getsource(function).encode()
-        key = f"{name}-{hashlib.sha1(source).hexdigest()[:12]}"
+        key = f"{function.__module__}.{name}-{hashlib.sha1(source).hexdigest()[:12]}"
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("nopython", "inline")}
         twin = numba.njit(**options, inline="always")(function)
         args = ", ".join(self.parameters)

@@ -8,8 +8,7 @@ import numbers
 
 import numpy as np
 
-from ._jit import jit
-
+from .jit import jit
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -20,7 +20,7 @@ behaviour for LLVM, integer arithmetic on bits is not.
 """
 import numpy as np
 
-from ._jit import REDUCE, STRICT, jit, numba, overload_jit_options
+from .jit import REDUCE, STRICT, jit, numba, overload_jit_options
 
 
 def _exp_f32(x):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ._validation import as_grad_output, check_bool, check_choice
+from .validation import as_grad_output, check_bool, check_choice
 
 REDUCTIONS = ("none", "mean", "sum")
 

@@ -18,7 +18,7 @@ def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:
     kernel) or loads it from the on-disk cache (a fraction of that); call this at
     start-up to pay that cost before timing-sensitive work. Strided or transposed
     inputs compile their own specialisations on first use. When numba is not in use
-    (:mod:`fastloss._backend`) there is nothing to compile: the Cython kernels were
+    (:mod:`fastloss._core.backends`) there is nothing to compile: the Cython kernels were
     compiled when the package was built.
 
     Examples
@@ -28,7 +28,7 @@ def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:
     >>> import fastloss
     >>> fastloss.warmup()  # doctest: +SKIP
     """
-    from . import _backend
+    from . import backends as _backend
 
     if _backend.numba is None:
         return
@@ -42,8 +42,8 @@ def calls(rng, dtype):
     """Tiny calls that reach every kernel: each loss's example call and its variants (its
     entry in :mod:`fastloss._core.table`), with and without the gradient, and the
     public functions that are not losses (mining, forced alignment)."""
-    from . import ctc, triplet
-    from ._core.table import LOSSES
+    from .. import ctc, triplet
+    from .table import LOSSES
 
     def cast(args):
         return [np.asarray(a).astype(dtype) if np.asarray(a).dtype.kind == "f" else a for a in args]

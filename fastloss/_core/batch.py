@@ -31,8 +31,8 @@ import inspect
 
 import numpy as np
 
-from ._core.table import LOSSES, PLUMBING, Loss, Ragged
-from ._reduction import _divide
+from .reduction import _divide
+from .table import LOSSES, PLUMBING, Loss, Ragged
 
 
 def resolve(loss) -> Loss:

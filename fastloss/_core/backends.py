@@ -18,7 +18,7 @@ import os
 
 BACKENDS = ("numba", "cython")
 
-from ._core.table import LOSSES
+from .table import LOSSES
 
 #: The losses with Cython kernels; every other loss runs on Numba only.
 CYTHON_LOSSES = LOSSES.on_backend("cython")
@@ -63,9 +63,9 @@ def cython_module(name):
         raise ImportError(
             f"the Cython backend is not built ({error}); install fastloss from its source with a C compiler "
             f"(pip install .), or use backend='numba'") from error
-    from . import _threads  # imports this module: not at the top
+    from . import threads  # imports this module: not at the top
 
-    _threads.attach_cython(module)  # its parallel loops follow fastloss.set_num_threads
+    threads.attach_cython(module)  # its parallel loops follow fastloss.set_num_threads
     return module
 
 
