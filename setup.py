@@ -39,6 +39,14 @@ def _accepts(compiler, flags, program=OPENMP_PROBE):
 class BuildExt(build_ext):
     """build_ext choosing the compiler flags that the compiler supports."""
 
+    def _contraction(self, extension):
+        """``-ffp-contract=off`` for the elementwise kernels: as the Numba driver (no
+        contraction), ``e - y x`` stays a product then a difference; a fused multiply-add
+        there gives inf for torch's inf - inf = NaN, and a nonzero residue for its 1 - 1 = 0."""
+        if self.compiler.compiler_type == "unix" and extension.name.endswith(".elementwise"):
+            return ["-ffp-contract=off"]
+        return []
+
     def build_extensions(self):
         compile_args, link_args = [], []
         if self.compiler.compiler_type == "unix":
@@ -58,7 +66,7 @@ class BuildExt(build_ext):
                 compile_args.append("-fopenmp-simd")
                 print("fastloss: building the Cython kernels without OpenMP (serial)", file=sys.stderr)
         for extension in self.extensions:
-            extension.extra_compile_args = compile_args
+            extension.extra_compile_args = compile_args + self._contraction(extension)
             extension.extra_link_args = link_args
         super().build_extensions()
 

@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 import fastloss as fl
 from conftest import assert_close
@@ -430,3 +432,17 @@ def test_backend_environment_variable():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "FASTLOSS_BACKEND": "cuda"}, cwd=os.path.dirname(fl.__path__[0]))
     assert done.returncode != 0 and "FASTLOSS_BACKEND='cuda': expected 'numba' or 'cython'" in done.stderr
+
+
+@pytest.mark.parametrize("log_input", [True, False])
+@pytest.mark.parametrize("full", [True, False])
+def test_poisson_huge_values_as_torch(log_input, full):
+    """Where torch's exp(x) - y x is inf - inf (NaN) or rounds to exactly 0, the Cython kernel
+    too: no fused multiply-add (setup.py: -ffp-contract=off). Expected: torch float64 CPU."""
+    values = np.array([1e300, -1e300, 1e10, 2.0, 0.5, 0.0, 1e-300])
+    x, y = (a.ravel() for a in np.meshgrid(values, np.abs(values)))
+    expected = F.poisson_nll_loss(torch.tensor(x), torch.tensor(y), log_input=log_input, full=full,
+                                  reduction="none").numpy()
+    got = fl.poisson_nll_loss(x, y, log_input=log_input, full=full, reduction="none", backend="cython")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
