@@ -20,6 +20,7 @@ import functools
 import numbers
 import os
 import threading
+from collections.abc import Iterator
 
 from .backends import numba
 
@@ -66,7 +67,7 @@ def _set(n):
         module.set_num_threads(n or 0)
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Run fastloss's parallel kernels on ``n`` threads, in every thread of the process.
 
     ``n`` is an integer from 1 to ``numba.config.NUMBA_NUM_THREADS`` (ValueError
@@ -88,7 +89,7 @@ def set_num_threads(n):
     _set(_checked(n, "n"))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads fastloss's parallel kernels use in the calling thread:
     the process setting (:func:`set_num_threads`, ``FASTLOSS_NUM_THREADS``), or, until
     there is one, Numba's setting in this thread (OpenMP's when numba is not in use).
@@ -110,7 +111,7 @@ def get_num_threads():
 
 
 @contextlib.contextmanager
-def num_threads(n):
+def num_threads(n: int) -> Iterator[None]:
     """``with fastloss.num_threads(n):`` -- :func:`set_num_threads` for the block, for the
     whole process (not only the calling thread); the previous setting is restored on
     exit, also on an exception.
