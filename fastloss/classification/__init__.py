@@ -24,7 +24,7 @@ and its gradient with respect to the logits is
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -147,27 +147,6 @@ def _target_rows(t):
     return t.reshape(1, 1) if t.ndim == 0 else t.reshape(t.shape[0], int(np.prod(t.shape[1:], dtype=np.int64)))
 
 
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[False] = ...,
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[True],
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: bool,
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, ignore_index: int = -100,
                   reduction: Reduction = "mean", label_smoothing: float = 0.0, grad: bool = False,
                   grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
@@ -246,27 +225,6 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                                grad, grad_output, grad_out, backend)
 
 
-@overload
-def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
-               ignore_index: int = ..., reduction: Reduction = ..., *, grad: Literal[False] = ...,
-               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
-               ignore_index: int = ..., reduction: Reduction = ..., *, grad: Literal[True],
-               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = ..., gamma: float = ...,
-               ignore_index: int = ..., reduction: Reduction = ..., *, grad: bool,
-               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,
                ignore_index: int = -100, reduction: Reduction = "mean", *, grad: bool = False,
                grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
@@ -311,24 +269,6 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     # The mean counts the kept targets (weighted_mean=False): alpha is no mean weight.
     return _softmax_class_loss(x, loss_shape, n_classes, t, alpha_vec, False, ignore_index, 0.0, gamma, reduction,
                                grad, grad_output, grad_out, backend)
-
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, ignore_index: int = -100,
@@ -381,25 +321,6 @@ def _check_probabilities(a, name):
         raise ValueError(f"{name} must hold probabilities in [0, 1]; found {bad}")
 
 
-@overload
-def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                         reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                         reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                         reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                         grad_out: NDArray[Any] | None = ...,
-                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
                          reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
                          grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -424,29 +345,6 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     _check_probabilities(y, "target")
     return elementwise_loss(_BCE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, backend=backend)
-
-
-@overload
-def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
-                                     grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
-                                     grad: Literal[True], grad_output: ArrayLike | None = ...,
-                                     grad_out: NDArray[Any] | None = ...,
-                                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                     reduction: Reduction = ..., pos_weight: ArrayLike | None = ...,
-                                     grad: bool, grad_output: ArrayLike | None = ...,
-                                     grad_out: NDArray[Any] | None = ...,
-                                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
@@ -485,24 +383,6 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-@overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
-           log_target: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
-           log_target: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = ...,
-           log_target: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
-           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = "mean",
            log_target: bool = False, grad: bool = False, grad_output: ArrayLike | None = None,
            grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -531,24 +411,6 @@ def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "s
     return elementwise_loss(_KL_DIV, x, y, None, None, (float(log_target), 0.0, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator,
                             backend=backend)
-
-
-@overload
-def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
-                       reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
-                       reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
-                       reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                       grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.25, gamma: float = 2.0,

@@ -43,7 +43,7 @@ How the kernel spends its time (:func:`ctc_alpha_beta_batch`, parallel over the 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from .._core.table import LOSSES
 from .._core.validation import as_float_array, check_bool, check_integer
 
 if TYPE_CHECKING:
-    from typing import Any, Literal
+    from typing import Any
 
     from numpy.typing import NDArray
 
@@ -146,27 +146,6 @@ def _row_view(array):
     if array.flags.c_contiguous:
         return array.reshape(-1, array.shape[-1])
     return np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
-
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,

@@ -19,7 +19,7 @@ Two rules hold in every row:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .._core.table import LOSSES
 from .._core.validation import as_float_array, as_target_array, check_bool, check_real, check_shape, common_shape
 
 if TYPE_CHECKING:
-    from typing import Any, Literal
+    from typing import Any
 
     from numpy.typing import NDArray
 
@@ -136,24 +136,6 @@ def _cosine_labels(target, x1, x2, name="target"):
     return y
 
 
-@overload
-def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                          reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                          reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                          reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
-
 def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
                           reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
                           grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
@@ -200,27 +182,6 @@ def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):
         raise ValueError(f"p={p}: the L_p norm of zero features is not defined for p < 0 or infinite p, and "
                          f"anchor has shape {a.shape}")
     return a, pos, neg
-
-
-@overload
-def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
-                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
-                        grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
-                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
-                        grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                        backend: Backend = ...) -> WithGrad[Grad3]: ...
-
-
-@overload
-def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = ...,
-                        p: float = ..., eps: float = ..., swap: bool = ..., *, reduction: Reduction = ...,
-                        grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                        backend: Backend = ...) -> Loss | WithGrad[Grad3]: ...
 
 
 def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = 1.0,
@@ -373,24 +334,6 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     kind, p, eps = named
     return _run_pairs(kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
-
-
-@overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
 
 
 def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 1.0,

@@ -13,7 +13,7 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,25 +51,6 @@ from .cpu import (
 )
 
 # ---------------------------------------------------------------- wrappers
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: Literal[False] = ...,
-                             grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                             backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
 
 def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = 64.0,
                              m: float = 0.35, reduction: Reduction = "mean", *, grad: bool = False,
@@ -154,24 +135,6 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     return result, (buffer.result(), g_w_out)
 
 
-@overload
-def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
-                *, anchor: Literal["neg", "pos"] = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
-                *, anchor: Literal["neg", "pos"] = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
-                *, anchor: Literal["neg", "pos"] = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: float = 0.05,
                 reduction: Reduction = "mean", *, anchor: Literal["neg", "pos"] = "neg", grad: bool = False,
                 grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
@@ -246,24 +209,6 @@ def _check_dice_targets(target, binary, n_classes):
     bad = (target < 0) | (target > 1)
     if bad.any():
         raise ValueError(f"binary target must lie in [0, 1]; found {target[bad].flat[0]}")
-
-
-@overload
-def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
-              grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-              backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
-              grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-              backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = ..., *, reduction: Reduction = ...,
-              grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-              backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduction: Reduction = "mean",

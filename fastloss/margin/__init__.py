@@ -19,7 +19,7 @@ element's or row's gradient, so that ``grad_out`` may be the input itself.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -74,24 +74,6 @@ def _input_and_target(input, target, name="input"):
     return x, y
 
 
-@overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
-
 def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
                         reduction: Reduction = "mean", grad: bool = False, grad_output: ArrayLike | None = None,
                         grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[Grad2]:
@@ -138,24 +120,6 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     return value, (gradient_of_broadcast(dx1, x1, x1.dtype, grad_out, reads=(x2, y)), dx2)
 
 
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                         backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, *, reduction: Reduction = "mean",
                          grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
                          backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -186,24 +150,6 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
                             grad_output=grad_output, grad_out=grad_out)
 
 
-@overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[False] = ...,
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
                      grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
                      backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -232,27 +178,6 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     x, y = _input_and_target(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out)
-
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: Literal[False] = ...,
-                                grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                                grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                                grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
@@ -312,7 +237,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     if grad and xf is not x:
         dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
     if reduction != "none":
-        return (value, dx) if grad else value
+        return (value, dx) if grad else value  # type: ignore[return-value]
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a float32 overflow inf, as in torch
         rows = value.sum(axis=axis, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
     return (rows, dx) if grad else rows  # type: ignore[return-value]
@@ -380,27 +305,6 @@ def _c_rows(n_classes):
     return make_view
 
 
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[False] = ...,
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[True],
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: bool,
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1, margin: float = 1.0,
                       weight: ArrayLike | None = None, *, reduction: Reduction = "mean", grad: bool = False,
                       grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
@@ -439,24 +343,6 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
     return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, args)
-
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ...,
-                           grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
-                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                           backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
-                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
@@ -500,24 +386,6 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     loss_shape = (n_rows,) if t.ndim == 2 else ()
     return _run_class_rows(multilabel_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, (read_only(np.ascontiguousarray(rows)),))
-
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
-               grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
-               grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
-               grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reduction: Reduction = "mean", *,

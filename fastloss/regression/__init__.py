@@ -9,7 +9,7 @@ here takes keyword-only ``backend=`` ("numba" or "cython", see :mod:`fastloss._c
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .._core.table import LOSSES
 from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_real, check_shape
 
 if TYPE_CHECKING:
-    from typing import Any, Literal
+    from typing import Any
 
     from numpy.typing import NDArray
 
@@ -56,24 +56,6 @@ def _weighted_mean_denominator(reduction, x, weight):
     return None
 
 
-@overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", weight: ArrayLike | None = None,
             grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
             backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -102,24 +84,6 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean
                             backend=backend)
 
 
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", weight: ArrayLike | None = None,
              grad: bool = False, grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
              backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -145,24 +109,6 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mea
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
                             backend=backend)
-
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
-                   grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
-                   grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
-                   grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", beta: float = 1.0,
@@ -196,24 +142,6 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-
 def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", delta: float = 1.0,
                weight: ArrayLike | None = None, *, grad: bool = False, grad_output: ArrayLike | None = None,
                grad_out: NDArray[Any] | None = None, backend: Backend = None) -> Loss | WithGrad[FloatArray]:
@@ -243,24 +171,6 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
-
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True, full: bool = False, *,
@@ -316,24 +226,6 @@ def _variance(var, x):
     if (v < 0).any():
         raise ValueError(f"var has negative entries (e.g. {v[v < 0].flat[0]}); variances must be >= 0")
     return v, own_shape
-
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
 
 
 def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = False, eps: float = 1e-6,

@@ -50,7 +50,7 @@ Non-finite embeddings (NaN or inf) give a NaN loss and a NaN gradient.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -189,33 +189,6 @@ def _grad_scale(grad_output, denominator):
 # the lists hold at most this fraction of B^2 entries (else a dense B x B matrix and one
 # product, as batch_all); batch_hard's, 2 per anchor, are always lists.
 SPARSE_BELOW = 1 / 8
-
-
-@overload
-def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
-                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
-                       metric: Metric = ..., soft_margin: bool = ...,
-                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: Literal[False] = ...,
-                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                       backend: Backend = ...) -> Loss: ...
-
-
-@overload
-def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
-                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
-                       metric: Metric = ..., soft_margin: bool = ...,
-                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: Literal[True],
-                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                       backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
-                       strategy: Literal["batch_hard", "batch_all", "semi_hard"] = ..., margin: float = ...,
-                       metric: Metric = ..., soft_margin: bool = ...,
-                       reduction: Literal["mean", "mean_nonzero", "sum"] = ..., grad: bool,
-                       grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                       backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
 
 def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
