@@ -2,12 +2,16 @@
 
 The family modules import these under ``typing.TYPE_CHECKING`` only (their
 annotations are strings, ``from __future__ import annotations``), so a call pays
-nothing for them. Every loss has three ``typing.overload`` stubs: ``grad=False`` (the
-default) returns :data:`Loss`, ``grad=True`` returns ``WithGrad[G]`` with ``G`` the
-loss's gradient (:data:`FloatArray`, or a tuple of them for several differentiable
-inputs), and a ``bool`` known only at run time returns either. (One generic Protocol
-over the functions' ``ParamSpec`` cannot say this: PEP 612 allows no keyword
-parameter such as ``grad`` beside ``*args: P.args, **kwargs: P.kwargs``.)
+nothing for them. Each loss function is annotated once, returning ``Loss | WithGrad[G]``;
+the package's stub, ``fastloss/__init__.pyi``, generated from the table of losses by
+``python -m fastloss._core.stubs`` (:mod:`fastloss._core.stubs`), gives every loss three
+``typing.overload`` signatures made from the function's: ``grad=False`` (the default)
+returns :data:`Loss`, ``grad=True`` returns ``WithGrad[G]`` with ``G`` the loss's
+gradient (:data:`FloatArray`, or :data:`Grad2` / :data:`Grad3` for two or three
+differentiable inputs, from the table), and a ``bool`` known only at run time returns
+either; and a class for each criterion. (One generic Protocol over the functions'
+``ParamSpec`` cannot say this: PEP 612 allows no keyword parameter such as ``grad``
+beside ``*args: P.args, **kwargs: P.kwargs``.)
 """
 from __future__ import annotations
 

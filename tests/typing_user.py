@@ -32,6 +32,12 @@ assert_type(fl.diagnose_training(np.ones(30)).verdict, str)
 
 crit = fl.CrossEntropyLoss(label_smoothing=0.1)
 print(crit(x, t), crit.value_and_grad(x, t))
+assert_type(crit(x, t), Loss)
+assert_type(crit.value_and_grad(x, t), tuple[Loss, FloatArray])
+assert_type(fl.HuberLoss("sum", 2.0), fl.HuberLoss)
+ranking = fl.MarginRankingLoss(margin=0.5)
+assert_type(ranking.value_and_grad(x[:, 0], x[:, 1], np.ones(4)), tuple[Loss, Grad2])
+assert_type(fl.gaussian_nll_loss(x, x, np.ones((4, 3)), grad=True), tuple[Loss, Grad2])
 
 flag = bool(t)  # known at run time only
 assert_type(fl.cross_entropy(x, t, grad=flag), Loss | tuple[Loss, FloatArray])
@@ -40,6 +46,7 @@ fl.cross_entropy(x, t, reduction="average")  # type: ignore[call-overload]
 fl.cross_entropy(x, t, grad=True, backend="cuda")  # type: ignore[call-overload]
 fl.cross_entropy(x, t, labelsmoothing=0.1)  # type: ignore[call-overload]
 loss, grad = fl.cross_entropy(x, t)  # type: ignore[misc]
+fl.CrossEntropyLoss(labelsmoothing=0.1)  # type: ignore[call-arg]
 
 # The generated modules: fastloss.torch's losses and fastloss.dask's, by name.
 import fastloss.dask as fld  # noqa: E402
