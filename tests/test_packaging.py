@@ -116,6 +116,7 @@ def test_sdist_and_wheel_install_in_a_fresh_environment(environment):
     for module in ("classification", "elementwise"):
         assert f"fastloss/_cython/{module}{suffix}" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
+    assert {"fastloss/py.typed", "fastloss/__init__.pyi"} <= set(names)  # the types, with the generated stub
 
     env.pip_install("--force-reinstall", env.wheel)
     work = env.tmp / "work"
