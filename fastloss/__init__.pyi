@@ -40,184 +40,6 @@ __all__ = ["AnchorLoss", "BCELoss", "BCEWithLogitsLoss", "BatchTripletLoss", "CT
 
 
 @overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> Loss: ...
-
-@overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-            grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-            backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class L1Loss(Criterion):
-    def __init__(self, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> Loss: ...
-
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-             grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-             backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class MSELoss(Criterion):
-    def __init__(self, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
-                   grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> Loss: ...
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
-                   grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ..., grad: bool,
-                   grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                   backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class SmoothL1Loss(Criterion):
-    def __init__(self, *, reduction: Reduction = ..., beta: float = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
-               weight: ArrayLike | None = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class HuberLoss(Criterion):
-    def __init__(self, reduction: Reduction = ..., delta: float = ..., weight: ArrayLike | None = ..., *,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
-                     reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class PoissonNLLLoss(Criterion):
-    def __init__(self, log_input: bool = ..., full: bool = ..., *, eps: float = ..., reduction: Reduction = ...,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-@overload
-def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
-                      reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
-class GaussianNLLLoss(Criterion):
-    def __init__(self, full: bool = ..., eps: float = ..., reduction: Reduction = ..., *,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[False] = ...,
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> Loss: ...
-
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[True],
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-                  reduction: Reduction = ..., label_smoothing: float = ..., grad: bool,
-                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                  backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class CrossEntropyLoss(Criterion):
-    def __init__(self, weight: ArrayLike | None = ..., *, ignore_index: int = ..., reduction: Reduction = ...,
-                 label_smoothing: float = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
-             reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class NLLLoss(Criterion):
-    def __init__(self, weight: ArrayLike | None = ..., *, ignore_index: int = ..., reduction: Reduction = ...,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
 def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
                          reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
                          grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
@@ -267,23 +89,26 @@ class BCEWithLogitsLoss(Criterion):
 
 
 @overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
-           log_target: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[False] = ...,
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> Loss: ...
 
 @overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
-           log_target: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: Literal[True],
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> WithGrad[FloatArray]: ...
 
 @overload
-def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
-           log_target: bool = ..., grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+                  reduction: Reduction = ..., label_smoothing: float = ..., grad: bool,
+                  grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                  backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
-class KLDivLoss(Criterion):
-    def __init__(self, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ..., log_target: bool = ...,
-                 backend: Backend = ...) -> None: ...
+class CrossEntropyLoss(Criterion):
+    def __init__(self, weight: ArrayLike | None = ..., *, ignore_index: int = ..., reduction: Reduction = ...,
+                 label_smoothing: float = ..., backend: Backend = ...) -> None: ...
     def __call__(self, *inputs: Any) -> Loss: ...
     def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
 
@@ -313,6 +138,50 @@ class FocalLoss(Criterion):
 
 
 @overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
+           log_target: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
+           log_target: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ...,
+           log_target: bool = ..., grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class KLDivLoss(Criterion):
+    def __init__(self, *, reduction: Literal['mean', 'sum', 'none', 'batchmean'] = ..., log_target: bool = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *, ignore_index: int = ...,
+             reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class NLLLoss(Criterion):
+    def __init__(self, weight: ArrayLike | None = ..., *, ignore_index: int = ..., reduction: Reduction = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
 def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
                        reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
@@ -335,158 +204,49 @@ class SigmoidFocalLoss(Criterion):
 
 
 @overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
 
 @overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
 
 @overload
-def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
-                        reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
+             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
+             batch_first: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
+             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
 
-class MarginRankingLoss(Criterion):
-    def __init__(self, margin: float = ..., *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                         backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
-                         grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class HingeEmbeddingLoss(Criterion):
-    def __init__(self, margin: float = ..., *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+class CTCLoss(Criterion):
+    def __init__(self, blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *,
+                 from_logits: bool = ..., batch_first: bool = ..., backend: Backend = ...) -> None: ...
     def __call__(self, *inputs: Any) -> Loss: ...
     def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
 
 
 @overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[False] = ...,
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> Loss: ...
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
 
 @overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
 
 @overload
-def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
-                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
+                     reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
 
-class SoftMarginLoss(Criterion):
-    def __init__(self, *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: Literal[False] = ...,
-                                grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> Loss: ...
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-                                grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
-                                reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
-                                grad_out: NDArray[Any] | None = ...,
-                                backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class MultiLabelSoftMarginLoss(Criterion):
-    def __init__(self, weight: ArrayLike | None = ..., *, reduction: Reduction = ...,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[False] = ...,
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> Loss: ...
-
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[True],
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
-                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: bool,
-                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                      backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class MultiMarginLoss(Criterion):
-    def __init__(self, p: Literal[1, 2] = ..., margin: float = ..., weight: ArrayLike | None = ..., *,
-                 reduction: Reduction = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ...,
-                           grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
-                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                           backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
-                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class MultiLabelMarginLoss(Criterion):
-    def __init__(self, *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
-               grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss: ...
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
-               grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *, grad: bool,
-               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class HingeLoss(Criterion):
+class ContrastiveLoss(Criterion):
     def __init__(self, margin: float = ..., reduction: Reduction = ..., *, backend: Backend = ...) -> None: ...
     def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
 
 
 @overload
@@ -561,50 +321,6 @@ class TripletMarginWithDistanceLoss(Criterion):
 
 
 @overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-@overload
-def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ...,
-                     reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
-class ContrastiveLoss(Criterion):
-    def __init__(self, margin: float = ..., reduction: Reduction = ..., *, backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: Literal[False] = ...,
-                             grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
-                             backend: Backend = ...) -> Loss: ...
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
-                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
-
-@overload
-def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
-                             reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
-                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
-
-class LargeMarginCosineLoss(Criterion):
-    def __init__(self, s: float = ..., m: float = ..., reduction: Reduction = ..., *,
-                 backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
-
-
-@overload
 def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = ..., slack: float = ..., reduction: Reduction = ...,
                 *, anchor: Literal['neg', 'pos'] = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
                 grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
@@ -648,6 +364,315 @@ class DiceLoss(Criterion):
 
 
 @overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: Literal[False] = ...,
+                             grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                             backend: Backend = ...) -> Loss: ...
+
+@overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+@overload
+def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: ArrayLike, s: float = ..., m: float = ...,
+                             reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+class LargeMarginCosineLoss(Criterion):
+    def __init__(self, s: float = ..., m: float = ..., reduction: Reduction = ..., *,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., *, reduction: Reduction = ...,
+                         grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class HingeEmbeddingLoss(Criterion):
+    def __init__(self, margin: float = ..., *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss: ...
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *,
+               grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = ..., reduction: Reduction = ..., *, grad: bool,
+               grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+               backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class HingeLoss(Criterion):
+    def __init__(self, margin: float = ..., reduction: Reduction = ..., *, backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+@overload
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = ..., *,
+                        reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                        grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+class MarginRankingLoss(Criterion):
+    def __init__(self, margin: float = ..., *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss: ...
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: Literal[True],
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = ..., margin: float = ...,
+                      weight: ArrayLike | None = ..., *, reduction: Reduction = ..., grad: bool,
+                      grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                      backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class MultiMarginLoss(Criterion):
+    def __init__(self, p: Literal[1, 2] = ..., margin: float = ..., weight: ArrayLike | None = ..., *,
+                 reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ...,
+                           grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                           grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                           grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                           backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class MultiLabelMarginLoss(Criterion):
+    def __init__(self, *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[False] = ...,
+                                grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss: ...
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ..., *,
+                                reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                                grad_out: NDArray[Any] | None = ...,
+                                backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class MultiLabelSoftMarginLoss(Criterion):
+    def __init__(self, weight: ArrayLike | None = ..., *, reduction: Reduction = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[False] = ...,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss: ...
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: Literal[True],
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., grad: bool,
+                     grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                     backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class SoftMarginLoss(Criterion):
+    def __init__(self, *, reduction: Reduction = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2]: ...
+
+@overload
+def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = ..., eps: float = ...,
+                      reduction: Reduction = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+                      grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[Grad2]: ...
+
+class GaussianNLLLoss(Criterion):
+    def __init__(self, full: bool = ..., eps: float = ..., reduction: Reduction = ..., *,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[Grad2]: ...
+
+
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: Literal[True], grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = ..., delta: float = ...,
+               weight: ArrayLike | None = ..., *, grad: bool, grad_output: ArrayLike | None = ...,
+               grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class HuberLoss(Criterion):
+    def __init__(self, reduction: Reduction = ..., delta: float = ..., weight: ArrayLike | None = ..., *,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> Loss: ...
+
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+            grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+            backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class L1Loss(Criterion):
+    def __init__(self, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> Loss: ...
+
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+             grad: bool, grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+             backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class MSELoss(Criterion):
+    def __init__(self, *, reduction: Reduction = ..., weight: ArrayLike | None = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = ..., full: bool = ..., *, eps: float = ...,
+                     reduction: Reduction = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                     grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class PoissonNLLLoss(Criterion):
+    def __init__(self, log_input: bool = ..., full: bool = ..., *, eps: float = ..., reduction: Reduction = ...,
+                 backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
+                   grad: Literal[False] = ..., grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> Loss: ...
+
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ...,
+                   grad: Literal[True], grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> WithGrad[FloatArray]: ...
+
+@overload
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = ..., beta: float = ..., grad: bool,
+                   grad_output: ArrayLike | None = ..., grad_out: NDArray[Any] | None = ...,
+                   backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
+
+class SmoothL1Loss(Criterion):
+    def __init__(self, *, reduction: Reduction = ..., beta: float = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
 def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
                        strategy: Literal['batch_hard', 'batch_all', 'semi_hard'] = ..., margin: float = ...,
                        metric: Metric = ..., soft_margin: bool = ...,
@@ -675,30 +700,5 @@ class BatchTripletLoss(Criterion):
     def __init__(self, *, strategy: Literal['batch_hard', 'batch_all', 'semi_hard'] = ..., margin: float = ...,
                  metric: Metric = ..., soft_margin: bool = ..., reduction: Literal['mean', 'mean_nonzero', 'sum'] = ...,
                  backend: Backend = ...) -> None: ...
-    def __call__(self, *inputs: Any) -> Loss: ...
-    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
-
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[FloatArray]: ...
-
-@overload
-def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
-             blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
-             batch_first: bool = ..., grad: bool, grad_output: ArrayLike | None = ...,
-             grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss | WithGrad[FloatArray]: ...
-
-class CTCLoss(Criterion):
-    def __init__(self, blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *,
-                 from_logits: bool = ..., batch_first: bool = ..., backend: Backend = ...) -> None: ...
     def __call__(self, *inputs: Any) -> Loss: ...
     def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...

@@ -9,7 +9,8 @@ replaced by ``Literal[False] = ...``, ``Literal[True]`` and ``bool``, returning
 ``Loss``, ``WithGrad[G]`` and ``Loss | WithGrad[G]``, where ``G`` is
 :data:`~fastloss._typing.FloatArray`, ``Grad2`` or ``Grad3`` for the entry's one, two or
 three differentiable arguments; and a :class:`~fastloss._core.criterion.Criterion`
-subclass for its criterion, whose ``__init__`` takes the criterion's options. Every
+subclass for its criterion, whose ``__init__`` takes the criterion's options. The losses
+come by family and name, so that reordering the table leaves the stub as it is. Every
 other name of ``fastloss.__all__``, and the family modules, are re-exported from the
 modules that define them.
 
@@ -220,7 +221,7 @@ def generate() -> str:
 
     body: list[str] = []
     stated = set()
-    for entry in LOSSES:
+    for entry in sorted(LOSSES, key=lambda entry: (entry.family, entry.name)):  # not moved by the table's order
         body += loss_stub(entry, imports)
         stated |= {entry.name, entry.criterion}
 
