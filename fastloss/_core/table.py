@@ -241,22 +241,6 @@ class Table:
 _BOTH = ("numba", "cython")
 
 LOSSES = Table([
-    # regression
-    Loss("l1_loss", "regression", "L1Loss", lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {}),
-         backends=_BOTH),
-    Loss("mse_loss", "regression", "MSELoss", lambda r: ([_normal(r, *X), _normal(r, *X)], {}), backends=_BOTH),
-    Loss("smooth_l1_loss", "regression", "SmoothL1Loss",
-         lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}), backends=_BOTH,
-         domains={"beta": NONNEGATIVE}),
-    Loss("huber_loss", "regression", "HuberLoss", lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}),
-         backends=_BOTH, domains={"delta": POSITIVE}),
-    Loss("poisson_nll_loss", "regression", "PoissonNLLLoss",
-         lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {}), backends=_BOTH,
-         variants=(lambda r: ([r.uniform(0.5, 2.0, X), r.poisson(2.0, X).astype(float)],
-                              {"log_input": False, "full": True}),), domains={"eps": NONNEGATIVE}),
-    Loss("gaussian_nll_loss", "regression", "GaussianNLLLoss",
-         lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {}), grads=("input", "var"),
-         backends=_BOTH, domains={"eps": NONNEGATIVE}),
     # classification
     Loss("cross_entropy", "classification", "CrossEntropyLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
          means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
@@ -280,6 +264,22 @@ LOSSES = Table([
     Loss("sigmoid_focal_loss", "classification", "SigmoidFocalLoss",
          lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}), backends=_BOTH,
          reference="references.torchvision_sigmoid_focal_loss", domains={"gamma": NONNEGATIVE}),
+    # regression
+    Loss("l1_loss", "regression", "L1Loss", lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {}),
+         backends=_BOTH),
+    Loss("mse_loss", "regression", "MSELoss", lambda r: ([_normal(r, *X), _normal(r, *X)], {}), backends=_BOTH),
+    Loss("smooth_l1_loss", "regression", "SmoothL1Loss",
+         lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}), backends=_BOTH,
+         domains={"beta": NONNEGATIVE}),
+    Loss("huber_loss", "regression", "HuberLoss", lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}),
+         backends=_BOTH, domains={"delta": POSITIVE}),
+    Loss("poisson_nll_loss", "regression", "PoissonNLLLoss",
+         lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {}), backends=_BOTH,
+         variants=(lambda r: ([r.uniform(0.5, 2.0, X), r.poisson(2.0, X).astype(float)],
+                              {"log_input": False, "full": True}),), domains={"eps": NONNEGATIVE}),
+    Loss("gaussian_nll_loss", "regression", "GaussianNLLLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {}), grads=("input", "var"),
+         backends=_BOTH, domains={"eps": NONNEGATIVE}),
     # margin
     Loss("margin_ranking_loss", "margin", "MarginRankingLoss",
          lambda r: ([x := _normal(r, 5), x + _offset(r, 5), _signs(r, 5)], {}), grads=("input1", "input2")),

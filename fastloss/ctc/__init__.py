@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Reduction, WithGrad
-from .cpu import _PAD, ctc_alpha_beta_batch, ctc_viterbi_batch
+from .cpu import _PAD
 
 # ---------------------------------------------------------------- wrappers
 
@@ -225,7 +225,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     >>> round(float(loss), 4)  # -log(6 / 8): 6 of the 8 paths collapse to "a"
     0.2877
     """
-    require_numba("ctc_loss", backend)
+    backend = select("ctc_loss", backend)
+    kernels = backend.kernels("ctc")
     check_options(reduction, grad)
     zero_infinity, from_logits = check_bool(zero_infinity, "zero_infinity"), check_bool(from_logits, "from_logits")
     batch_first = check_bool(batch_first, "batch_first")
@@ -253,7 +254,7 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
     neg_inf = dtype.type(-np.inf)
-    ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
+    kernels.ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
                          zero_infinity, neg_inf, table, table_starts, log_norm, scale, loss, grad_rows, grad)
     if reduction == "mean":
         total = sum_float64((loss / clamped).astype(np.float64))
@@ -311,7 +312,8 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     >>> print(labels)
     [1 0 2]
     """
-    require_numba("ctc_forced_align", backend)
+    backend = select("ctc_forced_align", backend)
+    kernels = backend.kernels("ctc")
     x = as_float_array(log_probs, "log_probs")
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs must be (N, T, C) or (T, C); got shape {x.shape}")
@@ -336,7 +338,7 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     labels = np.empty(shape[:2], np.intp)
     scores = np.empty(shape[:2], x.dtype)
     rows, layout = _frame_rows(x, batched, True)
-    ctc_viterbi_batch(read_only(rows), layout, blank, read_only(flat), starts, tg_len, in_len, x.dtype.type(-np.inf),
+    kernels.ctc_viterbi_batch(read_only(rows), layout, blank, read_only(flat), starts, tg_len, in_len, x.dtype.type(-np.inf),
                       labels, scores)
     labels = labels.astype(label_dtype)
     return (labels, scores) if batched else (labels[0], scores[0])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only, sum_to_shape
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
-from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE, embedding_pair_rows
+from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 # ---------------------------------------------------------------- wrappers
 
@@ -48,7 +48,7 @@ def _triplet_margin(margin):
     return margin
 
 
-def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_out):
+def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_output, grad_out):
     """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input.
 
     The inputs (of one number of dimensions) and ``target`` (one label per row) broadcast
@@ -85,7 +85,7 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     else:
         args = (np.empty(0, dtype), loss, none, none, none, False)
     margin, p, eps, swap = params
-    embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
+    kernels.embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
                         *args)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, shape[0], dtype)
@@ -183,12 +183,13 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     >>> round(float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), y)), 9)
     1.0
     """
-    require_numba("cosine_embedding_loss", backend)
+    backend = select("cosine_embedding_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
     margin = check_real(margin, "margin", finite=False)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
     y = _cosine_labels(target, x1, x2)
-    return _run_pairs(COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+    return _run_pairs(kernels, COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
 def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):
@@ -255,14 +256,15 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     >>> round(float(fastloss.triplet_margin_loss(a, p, n, eps=0.0)), 12)
     5.0
     """
-    require_numba("triplet_margin_loss", backend)
+    backend = select("triplet_margin_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
     margin = _triplet_margin(margin)
     p = check_real(p, "p", finite=False)
     eps = check_real(eps, "eps", finite=False)
     swap = check_bool(swap, "swap")
     a, pos, neg = _triplet_inputs(anchor, positive, negative, p, broadcast=True)
-    return _run_pairs(TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+    return _run_pairs(kernels, TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
 
 
@@ -365,13 +367,14 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     >>> float(fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function=l1, margin=0.5))
     1.5
     """
-    require_numba("triplet_margin_with_distance_loss", backend)
+    backend = select("triplet_margin_with_distance_loss", backend)
+    kernels = backend.kernels("embedding")
     a, pos, neg, named, margin, swap = check_triplet_with_distance(anchor, positive, negative, distance_function,
                                                                    margin, swap, reduction, grad)
     if named is None:
         return _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction)
     kind, p, eps = named
-    return _run_pairs(kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+    return _run_pairs(kernels, kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
 
 
@@ -417,7 +420,8 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     >>> float(fastloss.contrastive_loss(x1, x2, np.array([1, 0])))
     12.625
     """
-    require_numba("contrastive_loss", backend)
+    backend = select("contrastive_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
@@ -425,7 +429,7 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     bad = ~np.isin(y, (0, 1))
     if bad.any():
         raise ValueError(f"target must hold only 0 and 1; found {y[bad].flat[0]}")
-    return _run_pairs(CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+    return _run_pairs(kernels, CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
 # The criterion classes and the exports, from the table of losses.

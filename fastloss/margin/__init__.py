@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, gradient_of_broadcast, read_only
 from .._core.numerics import sum_float64
@@ -48,14 +48,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
-from .cpu import (
-    _HINGE_EMBEDDING,
-    _MARGIN_RANKING,
-    _MULTILABEL_SOFT_MARGIN,
-    _SOFT_MARGIN,
-    class_margin_rows,
-    multilabel_margin_rows,
-)
+from .cpu import _HINGE_EMBEDDING, _MARGIN_RANKING, _MULTILABEL_SOFT_MARGIN, _SOFT_MARGIN
 
 # ---------------------------------------------------------------- wrappers
 
@@ -117,7 +110,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     ...                                          margin=0.1)), 6)
     0.15
     """
-    require_numba("margin_ranking_loss", backend)
+    backend = select("margin_ranking_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x1 = as_float_array(input1, "input1")
@@ -129,9 +122,11 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
     if full == x1.shape:
         return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                                grad_output=grad_output, grad_out=grad_out, dz_like=x2)
+                                grad_output=grad_output, grad_out=grad_out, dz_like=x2,
+                                backend=backend)
     result = elementwise_loss(_MARGIN_RANKING, np.broadcast_to(x1, full), y, x2, None, (margin, 0.0, 0.0),
-                              reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2)
+                              reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2,
+                              backend=backend)
     if not grad:
         return result
     value, (dx1, dx2) = result
@@ -178,12 +173,12 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     >>> fastloss.hinge_embedding_loss(np.array([0.3, 0.3, 2.0]), np.array([1, -1, 0]), reduction="none")
     array([0.3, 0.7, 2. ])
     """
-    require_numba("hinge_embedding_loss", backend)
+    backend = select("hinge_embedding_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x, y = _input_and_target(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 @overload
@@ -227,11 +222,11 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     >>> fastloss.soft_margin_loss(np.array([0.0, 200.0]), np.array([1.0, -1.0]), reduction="none")
     array([  0.69314718, 200.        ])
     """
-    require_numba("soft_margin_loss", backend)
+    backend = select("soft_margin_loss", backend)
     check_options(reduction, grad)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 @overload
@@ -283,7 +278,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     >>> round(float(fastloss.multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
     1.410038
     """
-    require_numba("multilabel_soft_margin_loss", backend)
+    backend = select("multilabel_soft_margin_loss", backend)
     check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim == 0:
@@ -307,7 +302,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
         go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
     result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, xf, y, None, w, reduction=reduction, grad=grad,
                               grad_output=grad_output if go is None else go, grad_out=out,
-                              denominator=n_rows if reduction != "none" else None)
+                              denominator=n_rows if reduction != "none" else None, backend=backend)
     value, dx = result if grad else (result, None)
     if grad and xf is not x:
         dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
@@ -343,7 +338,7 @@ def _scores_and_targets(input, target):
     return x, t.reshape(-1), n_classes, t.shape
 
 
-def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args):
+def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args):
     """Common tail of the row losses over (N, C) scores: scale, gradient buffer, kernel, reduction.
 
     As torch's kernels, the kernel forms the gradient in units of 1 / divisor (of
@@ -365,7 +360,7 @@ def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, 
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
-    kernel(rows, *args, unit, scale, loss, grad_rows, grad)
+    getattr(kernels, kernel)(rows, *args, unit, scale, loss, grad_rows, grad)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
     return (result, buffer.result()) if grad else result
@@ -427,7 +422,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     >>> round(float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
     """
-    require_numba("multi_margin_loss", backend)
+    backend = select("multi_margin_loss", backend)
     check_options(reduction, grad)
     # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
     if (int(p) if isinstance(p, (bool, np.bool_)) else check_real(p, "p")) not in (1, 2):
@@ -437,7 +432,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     w = as_class_weight(weight, n_classes, x.dtype)
     dtype = x.dtype.type
     args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
-    return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, args)
 
 
@@ -483,7 +478,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     >>> round(float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]]))), 6)
     0.85
     """
-    require_numba("multilabel_margin_loss", backend)
+    backend = select("multilabel_margin_loss", backend)
     check_options(reduction, grad)
     x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
@@ -498,7 +493,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
         value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
         raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
     loss_shape = (n_rows,) if t.ndim == 2 else ()
-    return _run_class_rows(multilabel_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(backend.kernels("margin"), "multilabel_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, (read_only(np.ascontiguousarray(rows)),))
 
 
@@ -556,7 +551,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     >>> float(fastloss.hinge_loss(np.array([0.5, -2.0, 0.3]), np.array([1, -1, -1])))
     0.6
     """
-    require_numba("hinge_loss", backend)
+    backend = select("hinge_loss", backend)
     check_options(reduction, grad)
     margin = check_real(margin, "margin")
     x = as_float_array(input, "input")
@@ -566,7 +561,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
             raise ValueError(f"multi-class hinge_loss needs at least 2 classes, got input shape {x.shape}")
         dtype = x.dtype.type
         args = (read_only(t), read_only(np.ones(n_classes, x.dtype)), dtype(margin), 1, True, dtype(1))
-        return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, 1, reduction, grad, grad_output,
+        return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, 1, reduction, grad, grad_output,
                                grad_out, args)
     if x.ndim != 1:
         raise ValueError(f"input must be (N,) binary scores or (N, C) class scores, got shape {x.shape}")
@@ -575,7 +570,8 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     _check_signs(y)
     # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
     return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
-                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
+                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out,
+                            backend=backend)
 
 
 # The criterion classes and the exports, from the table of losses.

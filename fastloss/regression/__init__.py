@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.reduction import check_options
 from .._core.table import LOSSES
@@ -96,6 +97,7 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean
     1.5
     """
     check_options(reduction, grad)
+    backend = select("l1_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -141,6 +143,7 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mea
     2.5
     """
     check_options(reduction, grad)
+    backend = select("mse_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -190,6 +193,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
     1.3125
     """
     check_options(reduction, grad)
+    backend = select("smooth_l1_loss", backend)
     beta = check_real(beta, "beta", 0.0)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -239,6 +243,7 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     2.0625
     """
     check_options(reduction, grad)
+    backend = select("huber_loss", backend)
     delta = check_real(delta, "delta", 0.0, low_open=True)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
@@ -293,6 +298,7 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     [0.     0.3591]
     """
     check_options(reduction, grad)
+    backend = select("poisson_nll_loss", backend)
     eps = check_real(eps, "eps", 0.0)
     log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
@@ -369,6 +375,7 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     [0.5  0.25] [0. 0.]
     """
     check_options(reduction, grad)
+    backend = select("gaussian_nll_loss", backend)
     eps = check_real(eps, "eps", 0.0)
     full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer
 from .._core.reduction import check_options
 from .._core.table import LOSSES
@@ -76,14 +76,6 @@ from .cpu import (
     STRATEGIES,
     TRIPLET_REDUCTIONS,
     TRIPLET_TYPES,
-    distances_from_gram,
-    gradient_from_pair_weights,
-    gradient_from_sparse_pairs,
-    gram_matrix,
-    mine_triplet_rows,
-    symmetrize_in_place,
-    transpose_pairs,
-    triplet_loss_rows,
 )
 
 # --------------------------------------------------------------------------- wrappers
@@ -110,7 +102,7 @@ def _label_groups(labels, n):
     return codes, members, starts
 
 
-def _gram(x, metric):
+def _gram(kernels, x, metric):
     """(Gram matrix, squared norms, the embeddings it was taken of, their inverse norms)."""
     x = np.ascontiguousarray(x)
     sq = np.einsum("ij,ij->i", x, x)
@@ -120,7 +112,7 @@ def _gram(x, metric):
             inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
             x = x * inv_norm[:, None]
     gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
-    gram_matrix(x, gram)
+    kernels.gram_matrix(x, gram)
     return gram, sq, x, inv_norm
 
 
@@ -159,13 +151,14 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
      [5.     0.     4.2426]
      [1.     4.2426 0.    ]]
     """
-    require_numba("pairwise_distances", backend)
+    backend = select("pairwise_distances", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     if x.shape[0] == 0:
         return np.zeros((0, 0), x.dtype)
-    gram, sq, _, _ = _gram(x, code)
-    distances_from_gram(gram, sq, code)
+    gram, sq, _, _ = _gram(kernels, x, code)
+    kernels.distances_from_gram(gram, sq, code)
     if code != _COSINE:
         # A row whose squared norm is not finite (NaN, inf, or an overflow of |x|^2) would
         # give inf - inf from the Gram matrix: its distances are taken from the differences,
@@ -290,7 +283,8 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> float(fastloss.batch_triplet_loss(x, [0, 0, 1, 1], margin=1.0))
     0.0
     """
-    require_numba("batch_triplet_loss", backend)
+    backend = select("batch_triplet_loss", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
@@ -304,7 +298,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
         buffer = GradientBuffer(x, x.dtype, grad_out, reads={"labels": labels}).array
     if n == 0:
         return (dtype.type(0), buffer) if grad else dtype.type(0)
-    gram, sq, base, inv_norm = _gram(x, code)
+    gram, sq, base, inv_norm = _gram(kernels, x, code)
     if not np.isfinite(sq).all():
         if grad:
             buffer[...] = np.nan
@@ -322,7 +316,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
+    kernels.triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
@@ -344,12 +338,12 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     norms = inv_norm if inv_norm is not None else sq  # read for cosine only
     eps = dtype.type(COSINE_EPS)
     if sparse:
-        t_offsets, t_rows, t_vals = transpose_pairs(offsets, nnz, cols, vals, n)
-        gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
+        t_offsets, t_rows, t_vals = kernels.transpose_pairs(offsets, nnz, cols, vals, n)
+        kernels.gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
                                    scale, out)
     else:
-        symmetrize_in_place(gram)
-        gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
+        kernels.symmetrize_in_place(gram)
+        kernels.gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out
     return value, buffer
@@ -391,7 +385,8 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> print(anchors, positives, negatives)
     [0 0 1 1 2 2 3 3] [1 1 0 0 3 3 2 2] [2 3 2 3 0 1 0 1]
     """
-    require_numba("mine_triplets", backend)
+    backend = select("mine_triplets", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     check_choice(metric, "metric", METRICS)  # before any work; pairwise_distances uses it
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))
@@ -404,10 +399,10 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     dist = pairwise_distances(x, metric)
     empty = np.zeros(0, np.int64)
     m = dist.dtype.type(margin)
-    mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, empty, empty, empty, False)
+    kernels.mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, empty, empty, empty, False)
     np.cumsum(offsets, out=offsets)
     out = [np.empty(int(offsets[-1]), np.int64) for _ in range(3)]
-    mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, *out, True)
+    kernels.mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, *out, True)
     return tuple(out)
 
 
