@@ -208,14 +208,6 @@ def _pack(a, shape, two_d):
     return read_only(np.ascontiguousarray(view))
 
 
-def _contiguous_rows(two_d):
-    """For :class:`GradientBuffer`: a C-contiguous (rows, cols) view of an output, or a scratch array."""
-    def make_view(array):
-        view = reshape_view(array, two_d)
-        return view if view is not None and view.flags.c_contiguous else np.empty(two_d, array.dtype)
-    return make_view
-
-
 def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *, reduction,
                      grad, grad_output, grad_out, dz_like=None, denominator=None, backend):
     """Run kernel ``kind`` and assemble the result as every elementwise loss returns it.
@@ -246,7 +238,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dx2 = dz2 = empty
     if grad:
         dx_buf = GradientBuffer(x, dtype, grad_out, reads=(y, z, weight, scale))
-        dx2 = dx_buf.view(_contiguous_rows(two_d), lambda v, s: v.reshape(s))
+        dx2 = dx_buf.contiguous(two_d)
         if dz_like is not None:
             dz2 = np.empty(two_d, dtype)
     y2, z2, w2, s2 = operands

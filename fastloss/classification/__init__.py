@@ -41,7 +41,7 @@ from .._core.validation import (
     check_bool,
     check_broadcast,
     check_integer,
-    check_real,
+    check_option,
     check_shape,
     class_index_error,
 )
@@ -214,7 +214,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     """
     check_options(reduction, grad)
     backend = select("cross_entropy", backend)
-    smoothing = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
+    smoothing = check_option("cross_entropy", "label_smoothing", label_smoothing)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
@@ -289,11 +289,11 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     """
     check_options(reduction, grad)
     backend = select("focal_loss", backend)
-    gamma = check_real(gamma, "gamma", 0.0)
+    gamma = check_option("focal_loss", "gamma", gamma)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     if alpha is None or np.ndim(alpha) == 0:
-        value = 1.0 if alpha is None else check_real(alpha, "alpha")
+        value = 1.0 if alpha is None else check_option("focal_loss", "alpha", alpha)
         alpha_vec = np.full(n_classes, value, x.dtype)
     else:
         alpha_vec = as_class_weight(alpha, n_classes, x.dtype, "alpha")
@@ -568,8 +568,8 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
     """
     check_options(reduction, grad)
     backend = select("sigmoid_focal_loss", backend)
-    alpha = check_real(alpha, "alpha")
-    gamma = check_real(gamma, "gamma", 0.0)
+    alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
+    gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
     x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)

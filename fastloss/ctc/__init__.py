@@ -141,13 +141,6 @@ def _frame_rows(array, batched, batch_first):
     return rows, (array.shape[1], array.shape[0], 1, array.shape[1])
 
 
-def _row_view(array):
-    """The (rows, C) view :func:`_frame_rows` gives, or a C-contiguous scratch array."""
-    if array.flags.c_contiguous:
-        return array.reshape(-1, array.shape[-1])
-    return np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
-
-
 @overload
 def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
              blank: int = ..., reduction: Reduction = ..., zero_infinity: bool = ..., *, from_logits: bool = ...,
@@ -249,7 +242,7 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         if reduction == "mean":
             scale = (scale / clamped).astype(dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(targets, input_lengths, target_lengths, scale))
-        grad_rows = buffer.view(_row_view, lambda scratch, shape: scratch.reshape(shape))
+        grad_rows = buffer.contiguous((x.size // x.shape[-1], x.shape[-1]))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)

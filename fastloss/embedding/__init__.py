@@ -28,7 +28,7 @@ from .._core.layout import GradientBuffer, read_only, sum_to_shape
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_target_array, check_bool, check_real, check_shape, common_shape
+from .._core.validation import as_float_array, as_target_array, check_bool, check_option, check_shape, common_shape
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -39,14 +39,6 @@ if TYPE_CHECKING:
 from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 # ---------------------------------------------------------------- wrappers
-
-def _triplet_margin(margin):
-    """torch's one check of the triplet losses' margin: > 0 (NaN passes it, as in torch)."""
-    margin = check_real(margin, "margin", finite=False)
-    if margin <= 0:
-        raise ValueError(f"margin must be greater than 0, got {margin}")
-    return margin
-
 
 def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_output, grad_out):
     """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input.
@@ -186,7 +178,7 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     backend = select("cosine_embedding_loss", backend)
     kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = check_real(margin, "margin", finite=False)
+    margin = check_option("cosine_embedding_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
     y = _cosine_labels(target, x1, x2)
     return _run_pairs(kernels, COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
@@ -259,9 +251,9 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     backend = select("triplet_margin_loss", backend)
     kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = _triplet_margin(margin)
-    p = check_real(p, "p", finite=False)
-    eps = check_real(eps, "eps", finite=False)
+    margin = check_option("triplet_margin_loss", "margin", margin)
+    p = check_option("triplet_margin_loss", "p", p)
+    eps = check_option("triplet_margin_loss", "eps", eps)
     swap = check_bool(swap, "swap")
     a, pos, neg = _triplet_inputs(anchor, positive, negative, p, broadcast=True)
     return _run_pairs(kernels, TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
@@ -300,7 +292,7 @@ def check_triplet_with_distance(anchor, positive, negative, distance_function, m
     (:mod:`fastloss.torch` runs them for a callable too): ``(anchor, positive, negative,
     the named distance's kernel parameters or None for a callable, margin, swap)``."""
     check_options(reduction, grad)
-    margin = _triplet_margin(margin)
+    margin = check_option("triplet_margin_with_distance_loss", "margin", margin)
     swap = check_bool(swap, "swap")
     named = _distance_function(distance_function, grad)
     return (*_triplet_inputs(anchor, positive, negative), named, margin, swap)
@@ -423,7 +415,7 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     backend = select("contrastive_loss", backend)
     kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("contrastive_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
     y = _labels(target, x1)
     bad = ~np.isin(y, (0, 1))

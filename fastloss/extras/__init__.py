@@ -28,7 +28,7 @@ from .._core.validation import (
     as_target_array,
     check_choice,
     check_class_indices,
-    check_real,
+    check_option,
     check_shape,
 )
 from ..classification import SERIAL_BELOW, cross_entropy
@@ -97,8 +97,8 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     backend = select("large_margin_cosine_loss", backend)
     kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    s = check_real(s, "s", 0.0, low_open=True)
-    m = check_real(m, "m")
+    s = check_option("large_margin_cosine_loss", "s", s)
+    m = check_option("large_margin_cosine_loss", "m", m)
     f = as_float_array(features, "features")
     if f.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {f.shape}")
@@ -130,7 +130,7 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     g_f = logits @ w_unit
     g_w = logits.T @ f_unit
     buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
-    g_f_out = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, dtype), lambda v, shape: v)
+    g_f_out = buffer.contiguous(f.shape)
     kernels.normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
     w_unit_plain = w_unit / dtype.type(s)
     g_w_out = np.empty(w.shape, dtype)
@@ -194,8 +194,8 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     backend = select("anchor_loss", backend)
     kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    gamma = check_real(gamma, "gamma", 0.0)
-    slack = check_real(slack, "slack")
+    gamma = check_option("anchor_loss", "gamma", gamma)
+    slack = check_option("anchor_loss", "slack", slack)
     check_choice(anchor, "anchor", ("neg", "pos"))
     x = as_float_array(input, "input")
     if x.ndim != 2 or x.shape[1] == 0:
@@ -211,13 +211,12 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
                                      dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads={"target": target, "grad_output": scale})
-        grad_rows = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, a.dtype),
-                                lambda v, shape: v)
+        grad_rows = buffer.contiguous(x.shape)
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
-    kernels.anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos), dtype.type(gamma_neg),
-                dtype.type(slack), scale, loss, grad_rows, grad)
+    kernels.anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos),
+                        dtype.type(gamma_neg), dtype.type(slack), scale, loss, grad_rows, grad)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss, reduction, n, dtype)
     return (result, buffer.result()) if grad else result
@@ -288,7 +287,7 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     backend = select("dice_loss", backend)
     kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    smooth = check_real(smooth, "smooth", 0.0)
+    smooth = check_option("dice_loss", "smooth", smooth)
     x = as_float_array(input, "input")
     if x.ndim < 1:
         raise ValueError("input must have a batch axis: (N, ...) or (N, C, ...)")
@@ -324,7 +323,7 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
         if grad_out is not None:
             _check_dice_targets(targets, binary, n_classes)
         buffer = GradientBuffer(x, dtype, grad_out, reads={"target": targets})
-        probs = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
+        probs = buffer.contiguous(x3.shape)
     else:
         probs = np.empty((0, 0, 0), dtype)
     serial = x3.size < SERIAL_BELOW
@@ -343,13 +342,6 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
     (kernels.soft_dice_grad_serial if serial else kernels.soft_dice_grad)(labels, soft, binary, coef, offset, probs)
     return result, buffer.result()
-
-
-def _contiguous_view(array, shape):
-    """A C-contiguous view of ``array`` with ``shape``, or a scratch array (copied back by GradientBuffer)."""
-    if array.flags.c_contiguous:
-        return array.reshape(shape)
-    return np.empty(shape, array.dtype)
 
 
 # The criterion classes and the exports, from the table of losses.

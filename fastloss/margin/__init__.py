@@ -37,7 +37,7 @@ from .._core.validation import (
     as_target_array,
     check_broadcast,
     check_class_indices,
-    check_real,
+    check_option,
     check_shape,
     common_shape,
 )
@@ -112,7 +112,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     """
     backend = select("margin_ranking_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("margin_ranking_loss", "margin", margin)
     x1 = as_float_array(input1, "input1")
     y = as_target_array(target, "target", x1.dtype)
     x2 = as_float_array(input2, "input2", x1.dtype)
@@ -175,7 +175,7 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     """
     backend = select("hinge_embedding_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("hinge_embedding_loss", "margin", margin)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
@@ -356,7 +356,7 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, 1, dtype),
                                                      loss_shape), dtype).reshape(-1)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
-        grad_rows = buffer.view(_c_rows(n_classes), lambda v, s: v.reshape(s))
+        grad_rows = buffer.contiguous((n_rows, n_classes))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
@@ -364,15 +364,6 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
     return (result, buffer.result()) if grad else result
-
-
-def _c_rows(n_classes):
-    """For :class:`GradientBuffer`: a C-contiguous (N, C) view of a gradient buffer, or a scratch array."""
-    def make_view(array):
-        if array.flags.c_contiguous:
-            return array.reshape(-1, n_classes)
-        return np.empty((array.size // n_classes, n_classes), array.dtype)
-    return make_view
 
 
 @overload
@@ -425,9 +416,9 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     backend = select("multi_margin_loss", backend)
     check_options(reduction, grad)
     # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
-    if (int(p) if isinstance(p, (bool, np.bool_)) else check_real(p, "p")) not in (1, 2):
+    if (int(p) if isinstance(p, (bool, np.bool_)) else check_option("multi_margin_loss", "p", p)) not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
-    margin = check_real(margin, "margin")
+    margin = check_option("multi_margin_loss", "margin", margin)
     x, t, n_classes, loss_shape = _scores_and_targets(input, target)
     w = as_class_weight(weight, n_classes, x.dtype)
     dtype = x.dtype.type
@@ -553,7 +544,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     """
     backend = select("hinge_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("hinge_loss", "margin", margin)
     x = as_float_array(input, "input")
     if x.ndim == 2:
         x, t, n_classes, loss_shape = _scores_and_targets(x, target)

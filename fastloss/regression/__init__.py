@@ -17,7 +17,7 @@ from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.reduction import check_options
 from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_real, check_shape
+from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_option, check_shape
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -194,7 +194,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
     """
     check_options(reduction, grad)
     backend = select("smooth_l1_loss", backend)
-    beta = check_real(beta, "beta", 0.0)
+    beta = check_option("smooth_l1_loss", "beta", beta)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
@@ -244,7 +244,7 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     """
     check_options(reduction, grad)
     backend = select("huber_loss", backend)
-    delta = check_real(delta, "delta", 0.0, low_open=True)
+    delta = check_option("huber_loss", "delta", delta)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
@@ -299,7 +299,7 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     """
     check_options(reduction, grad)
     backend = select("poisson_nll_loss", backend)
-    eps = check_real(eps, "eps", 0.0)
+    eps = check_option("poisson_nll_loss", "eps", eps)
     log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
@@ -376,7 +376,7 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     """
     check_options(reduction, grad)
     backend = select("gaussian_nll_loss", backend)
-    eps = check_real(eps, "eps", 0.0)
+    eps = check_option("gaussian_nll_loss", "eps", eps)
     full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)

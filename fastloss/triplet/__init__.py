@@ -56,9 +56,18 @@ import numpy as np
 
 from .._core.backends import select
 from .._core.layout import GradientBuffer
+from .._core.numerics import NORMALIZE_EPS
 from .._core.reduction import check_options
-from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_grad_output, as_index_array, check_bool, check_choice, check_real
+from .._core.table import LOSSES, NONNEGATIVE
+from .._core.validation import (
+    as_float_array,
+    as_grad_output,
+    as_index_array,
+    check_bool,
+    check_choice,
+    check_option,
+    check_real,
+)
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -66,17 +75,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Metric, WithGrad
-from .cpu import (
-    _BATCH_HARD,
-    _COSINE,
-    _EUCLIDEAN,
-    _SEMI_HARD,
-    COSINE_EPS,
-    METRICS,
-    STRATEGIES,
-    TRIPLET_REDUCTIONS,
-    TRIPLET_TYPES,
-)
+from .cpu import _BATCH_HARD, _COSINE, _EUCLIDEAN, _SEMI_HARD, METRICS, STRATEGIES, TRIPLET_REDUCTIONS, TRIPLET_TYPES
 
 # --------------------------------------------------------------------------- wrappers
 
@@ -109,7 +108,7 @@ def _gram(kernels, x, metric):
     inv_norm = None
     if metric == _COSINE:
         with np.errstate(invalid="ignore"):  # NaN from inf / inf, as torch gives it
-            inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
+            inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(NORMALIZE_EPS))
             x = x * inv_norm[:, None]
     gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
     kernels.gram_matrix(x, gram)
@@ -289,7 +288,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
     check_options(reduction, grad, TRIPLET_REDUCTIONS)
-    margin = check_real(margin, "margin", low=0.0)
+    margin = check_option("batch_triplet_loss", "margin", margin)
     soft_margin = check_bool(soft_margin, "soft_margin")
     codes, members, starts = _label_groups(labels, x.shape[0])
     dtype = x.dtype
@@ -336,7 +335,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     target = buffer if buffer.flags.c_contiguous and not np.shares_memory(buffer, x) else None
     out = np.empty(x.shape, dtype) if target is None else target
     norms = inv_norm if inv_norm is not None else sq  # read for cosine only
-    eps = dtype.type(COSINE_EPS)
+    eps = dtype.type(NORMALIZE_EPS)
     if sparse:
         t_offsets, t_rows, t_vals = kernels.transpose_pairs(offsets, nnz, cols, vals, n)
         kernels.gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
@@ -390,7 +389,7 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     x = _embeddings(embeddings)
     check_choice(metric, "metric", METRICS)  # before any work; pairwise_distances uses it
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))
-    margin = check_real(margin, "margin", low=0.0)
+    margin = check_real(margin, "margin", NONNEGATIVE)
     codes, members, starts = _label_groups(labels, x.shape[0])
     n = x.shape[0]
     offsets = np.zeros(n + 1, np.int64)
