@@ -126,8 +126,8 @@ _a = np.zeros((3, 4))
     (lambda: fl.triplet_margin_loss(_a, _a, np.zeros((2, 4))), ValueError, "negative has shape"),
     (lambda: fl.triplet_margin_loss(_a, _a[None], _a), ValueError, "positive has shape"),
     (lambda: fl.triplet_margin_loss(_a, _a, _a, reduction="batchmean"), ValueError, "reduction"),
-    (lambda: fl.triplet_margin_loss(_a, _a, _a, margin=0.0), ValueError, "margin must be greater than 0, got 0.0"),
-    (lambda: fl.triplet_margin_loss(_a, _a, _a, margin=-1), ValueError, "margin must be greater than 0"),
+    (lambda: fl.triplet_margin_loss(_a, _a, _a, margin=0.0), ValueError, r"margin must be in \(0, inf\], got 0.0"),
+    (lambda: fl.triplet_margin_loss(_a, _a, _a, margin=-1), ValueError, r"margin must be in \(0, inf\]"),
     (lambda: fl.triplet_margin_loss(_a, _a, _a, swap=1), TypeError, "swap must be a bool"),
     (lambda: fl.triplet_margin_loss(_a, _a, _a, p=None), TypeError, "p must be a real"),
     (lambda: fl.triplet_margin_loss(_a[:, :0], _a[:, :0], _a[:, :0], p=np.inf), ValueError, "zero features"),
@@ -438,7 +438,7 @@ def test_triplet_with_callable_distance(rng, dtype, swap):
         fl.triplet_margin_with_distance_loss(a, pos, neg, distance_function=linf_numpy, grad=True)
     with pytest.raises(TypeError, match="cannot form a gradient"):
         fl.TripletMarginWithDistanceLoss(distance_function=linf_numpy).value_and_grad(a, pos, neg)
-    with pytest.raises(ValueError, match="margin must be greater than 0"):
+    with pytest.raises(ValueError, match=r"margin must be in \(0, inf\]"):
         flt.triplet_margin_with_distance_loss(*map(torch.tensor, (a, pos, neg)), distance_function=linf_torch,
                                               margin=-1.0)
     with pytest.raises(ValueError, match="positive has shape"):

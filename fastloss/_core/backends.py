@@ -1,24 +1,33 @@
-"""Which kernels run a call: Numba's, compiled just in time (every loss), or the Cython
-extension's, compiled ahead of time when the package is built (the losses whose entry
-in the table of losses, :mod:`fastloss._core.table`, lists "cython" among its backends).
+"""The one seam between the losses and the code that computes them: backends as data.
+
+A :class:`Backend` is a small record, as Liger-Kernel's backend table: its name, where
+its kernels live per loss family, and whether it can run in this process. A wrapper
+asks :func:`select` for the backend of its call, then takes each kernel from it by
+name, ``select("cross_entropy", backend).kernels("classification").nll_rows``; the
+same names in every backend. Today's backends:
+
+* ``numba``: every loss; kernels in ``fastloss/<family>/cpu.py`` (and the elementwise
+  driver in ``fastloss/_core/elementwise.py``), compiled just in time.
+* ``cython``: the losses whose entry in the table of losses
+  (:mod:`fastloss._core.table`) lists "cython"; kernels in the extension modules of
+  ``fastloss/_cython/``, compiled when the package is built.
 
 A call's backend is, first to last: its ``backend=`` argument; the environment
 variable ``FASTLOSS_BACKEND`` ("numba" or "cython"), read once at import; "numba" when
-numba can be imported, else "cython". With ``FASTLOSS_BACKEND=cython``, or without
-numba, numba is never imported (importing it alone takes about 0.3 s), so a process
-that needs only the Cython kernels starts quickly; the losses that only Numba
-implements then raise ImportError saying why.
-
-Validation, layout and reductions are shared: only the kernel call differs, at two
-choke points (``classification._run_rows`` and ``_elementwise.elementwise_loss``).
+numba can be imported, else "cython". A loss the default backend lacks falls back to
+numba; one that an explicit ``backend=`` lacks raises ValueError. With
+``FASTLOSS_BACKEND=cython``, or without numba, numba is never imported (importing it
+alone takes about 0.3 s), so a process that needs only the Cython kernels starts
+quickly; the losses that only Numba implements then raise ImportError saying why.
 """
+import dataclasses
 import functools
 import importlib
 import os
 
-BACKENDS = ("numba", "cython")
-
 from .table import LOSSES
+
+BACKENDS = ("numba", "cython")
 
 #: The losses with Cython kernels; every other loss runs on Numba only.
 CYTHON_LOSSES = LOSSES.on_backend("cython")
@@ -79,20 +88,62 @@ def cython_built():
     return True
 
 
-def is_cython(backend):
-    """True when the call with ``backend=`` runs on the Cython kernels."""
-    return DEFAULT == "cython" if backend is None else resolve(backend) == "cython"
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One implementation of the kernels: ``modules`` gives the module that holds a
+    family's kernels (``{family}`` is replaced), ``homes`` the exceptions by family."""
+
+    name: str
+    modules: str
+    homes: dict = dataclasses.field(default_factory=dict)
+
+    def kernels(self, family):
+        """The module holding ``family``'s kernels on this backend (their names are the
+        same on every backend); ImportError if this backend cannot run here."""
+        return _kernel_module(self, family)
+
+    def __hash__(self):
+        return hash(self.name)
 
 
-def require_numba(loss, backend):
-    """For a loss without Cython kernels (``loss``: its name, or a public function that
-    runs one): ValueError if ``backend="cython"`` was asked for, ImportError if numba is
-    not in use (then nothing can run the loss)."""
-    if resolve(backend) != "cython" or loss in CYTHON_LOSSES:
-        return
-    covered = ", ".join(CYTHON_LOSSES)
-    if backend == "cython":
-        raise ValueError(f"{loss} has no Cython kernel: backend='cython' covers {covered}; "
-                         f"use backend='numba' (or None) for {loss}")
-    raise ImportError(f"{loss} needs numba, which is not in use: {NUMBA_OFF_REASON}. Without numba fastloss "
-                      f"runs the losses of its Cython backend only: {covered}")
+NUMBA = Backend("numba", "fastloss.{family}.cpu", {"elementwise": "fastloss._core.elementwise"})
+CYTHON = Backend("cython", "fastloss._cython.{family}")
+BY_NAME = {"numba": NUMBA, "cython": CYTHON}
+
+
+@functools.cache  # a call per kernel call: importlib's lookup alone costs 0.4 us
+def _kernel_module(backend, family):
+    if backend is CYTHON:
+        return cython_module(family)
+    if numba is None:
+        raise ImportError(f"the {family} kernels need numba, which is not in use: {NUMBA_OFF_REASON}")
+    return importlib.import_module(backend.homes.get(family) or backend.modules.format(family=family))
+
+
+def select(loss, backend=None):
+    """The :class:`Backend` that runs a call of ``loss`` (its name: a loss of the table,
+    or another public function, which runs on numba only) given ``backend=``.
+
+    ValueError for an unknown ``backend``, or one that lacks the loss's kernels; ImportError
+    when nothing in this process can run the loss (numba is not in use and the loss has
+    no Cython kernels)."""
+    if isinstance(backend, Backend):  # a call made on another loss's behalf
+        backend = backend.name
+    elif backend is not None and type(backend) is not str:
+        resolve(backend)  # raises, naming the argument (and an array is not hashable for the cache)
+    return _select(loss, backend)
+
+
+@functools.cache
+def _select(loss, backend):
+    name = resolve(backend)
+    covered = LOSSES[loss].backends if loss in LOSSES else ("numba",)
+    if name in covered:
+        return BY_NAME[name]
+    if backend is not None:
+        raise ValueError(f"{loss} has no {name.capitalize()} kernel: backend={name!r} covers "
+                         f"{', '.join(LOSSES.on_backend(name))}; use backend='numba' (or None) for {loss}")
+    if numba is None:
+        raise ImportError(f"{loss} needs numba, which is not in use: {NUMBA_OFF_REASON}. Without numba fastloss "
+                          f"runs the losses of its Cython backend only: {', '.join(CYTHON_LOSSES)}")
+    return NUMBA

@@ -25,7 +25,7 @@ operand is read before element ``i`` of the gradient is written.
 """
 import numpy as np
 
-from . import backends as _backend
+from .backends import numba
 from .jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
 from .layout import GradientBuffer, read_only, reshape_view, sum_to_shape
 from .numerics import sum_float64
@@ -37,10 +37,17 @@ _pointwise = _KERNELS.call
 _pointwise_grad = _GRAD_KERNELS.call
 
 
+#: The registered scalar kernels by name, as every backend's elementwise module lists
+#: its own (the Cython extension's ``KINDS``).
+KINDS = {}
+
+
 def register(kernel, takes_grad=False):
     """The :class:`fastloss._core.jit.KernelKind` of a scalar kernel (``takes_grad``: it
     applies the incoming gradient itself; see the module docstring)."""
-    return (_GRAD_KERNELS if takes_grad else _KERNELS).register(kernel)
+    kind = (_GRAD_KERNELS if takes_grad else _KERNELS).register(kernel)
+    KINDS[kind.name] = kind
+    return kind
 
 
 def _scaled(kind, x, y, z, g, p0, p1, p2):
@@ -49,7 +56,7 @@ def _scaled(kind, x, y, z, g, p0, p1, p2):
     raise NotImplementedError
 
 
-if _backend.numba is not None:
+if numba is not None:
     from numba.extending import overload
 
     @overload(_scaled, inline="always", jit_options=overload_jit_options(STRICT))
@@ -201,29 +208,19 @@ def _pack(a, shape, two_d):
     return read_only(np.ascontiguousarray(view))
 
 
-def _contiguous_rows(two_d):
-    """For :class:`GradientBuffer`: a C-contiguous (rows, cols) view of an output, or a scratch array."""
-    def make_view(array):
-        view = reshape_view(array, two_d)
-        return view if view is not None and view.flags.c_contiguous else np.empty(two_d, array.dtype)
-    return make_view
-
-
 def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *, reduction,
-                     grad, grad_output, grad_out, dz_like=None, denominator=None, backend=None):
+                     grad, grad_output, grad_out, dz_like=None, denominator=None, backend):
     """Run kernel ``kind`` and assemble the result as every elementwise loss returns it.
 
     ``x``, ``y``, ``z``, ``weight`` are validated arrays of the compute dtype (``y``,
     ``z``, ``weight`` broadcastable to ``x``). ``dz_like`` asks for the gradient with
     respect to ``z`` too (shaped like ``dz_like``, reduced over broadcast axes).
     ``denominator`` of the mean defaults to ``x.size``; ``grad_out`` receives the gradient for ``x``.
-    On the Cython backend the driver is ``fastloss._cython.elementwise.elementwise_tiles``,
-    with the kernel's Cython twin.
+    ``backend`` (a :class:`~fastloss._core.backends.Backend`) holds the driver,
+    ``elementwise_tiles``, and its twin of the scalar kernel under the kernel's name.
     """
-    driver = elementwise_tiles
-    if _backend.is_cython(backend):
-        compiled = _backend.cython_module("elementwise")
-        driver, kind = compiled.elementwise_tiles, compiled.KINDS[kind.name]
+    kernels = backend.kernels("elementwise")
+    driver, kind = kernels.elementwise_tiles, kernels.KINDS[kind.name]
     dtype = x.dtype
     shape = x.shape
     one = np.ones((), dtype)
@@ -241,7 +238,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     dx2 = dz2 = empty
     if grad:
         dx_buf = GradientBuffer(x, dtype, grad_out, reads=(y, z, weight, scale))
-        dx2 = dx_buf.view(_contiguous_rows(two_d), lambda v, s: v.reshape(s))
+        dx2 = dx_buf.contiguous(two_d)
         if dz_like is not None:
             dz2 = np.empty(two_d, dtype)
     y2, z2, w2, s2 = operands

@@ -41,23 +41,6 @@ def read_only(array):
     return view
 
 
-def _two_d(shape):
-    return (1, 1) if len(shape) == 0 else (-1, shape[-1])
-
-
-def flat_rows(array, shape):
-    """``array`` broadcast to ``shape`` and viewed as 2-D (rows, last axis), read-only."""
-    full = np.broadcast_to(array, shape)
-    view = reshape_view(full, _two_d(shape))
-    return read_only(np.reshape(full, _two_d(shape)) if view is None else view)
-
-
-def flat_rows_out(array):
-    """A writeable 2-D (rows, last axis) view of an output array (a copy if its strides forbid one)."""
-    view = reshape_view(array, _two_d(array.shape))
-    return np.reshape(array, _two_d(array.shape)) if view is None else view
-
-
 def overlaps(a, b):
     """Whether arrays ``a`` and ``b`` share an element (cheap bounds test first; a
     problem too hard to decide exactly counts as an overlap)."""
@@ -97,9 +80,9 @@ class GradientBuffer:
     """Where a kernel writes a gradient shaped like ``like``.
 
     A new C-contiguous array, or the caller's ``grad_out`` (possibly the input itself,
-    for an in-place gradient). ``view(rank_fn)`` gives the kernel's view of it; when
-    ``grad_out``'s strides admit no view, the kernel writes to a scratch array and
-    :meth:`result` copies it back.
+    for an in-place gradient). :meth:`contiguous` (or :meth:`view`, for a view of
+    another layout) gives the kernel's view of it; when ``grad_out``'s strides admit no
+    such view, the kernel writes to a scratch array and :meth:`result` copies it back.
     """
 
     def __init__(self, like, dtype, grad_out, name="grad_out", reads=()):
@@ -118,6 +101,11 @@ class GradientBuffer:
             self.array = grad_out
         self._scratch = None
 
+    def contiguous(self, shape):
+        """The buffer as a C-contiguous array of ``shape`` (its size): a view when its
+        memory allows one (always for a new buffer), else a scratch array."""
+        return self.view(lambda a: _c_contiguous(a, shape), lambda v, shape: v.reshape(shape))
+
     def view(self, make_view, undo):
         """``make_view(array)``; if that is a copy, ``undo(copy, shape)`` writes it back in :meth:`result`."""
         view = make_view(self.array)
@@ -130,6 +118,11 @@ class GradientBuffer:
             view, undo = self._scratch
             self.array[...] = undo(view, self.array.shape)
         return self.array
+
+
+def _c_contiguous(array, shape):
+    view = reshape_view(array, shape)
+    return view if view is not None and view.flags.c_contiguous else np.empty(shape, array.dtype)
 
 
 def sum_to_shape(full, shape):

@@ -96,6 +96,11 @@ def maxnum(a, b):
     return b if np.isnan(a) else a if np.isnan(b) else max(a, b)
 
 
+# torch.nn.functional.normalize's eps: x / max(||x||, eps) (CosFace's normalisation, and the cosine
+# distance of the triplet losses as pytorch-metric-learning's CosineSimilarity normalises).
+NORMALIZE_EPS = 1e-12
+
+
 @jit(fastmath=STRICT)
 def row_max(row):
     """Maximum of a non-empty 1-D array, vectorised.

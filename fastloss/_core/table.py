@@ -93,25 +93,37 @@ def per_target_length(call):
 @dataclasses.dataclass(frozen=True)
 class Interval:
     """A real option's valid range, as scikit-learn's ``link.Interval``: ``low``/``high``
-    with open or closed ends. Used to validate and to draw test values on and inside it."""
+    with open or closed ends (a closed infinite end admits that infinity), and whether
+    NaN is admitted. It validates the option (:func:`fastloss._core.validation.check_option`)
+    and the tests draw values on and beyond its edges from it."""
 
     low: float = -math.inf
     high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
+    low_open: bool = True
+    high_open: bool = True
+    nan: bool = False
 
     def __contains__(self, value):
+        if value != value:
+            return self.nan
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return bool(above and below)
 
     def __str__(self):
-        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self == REAL:
+            return "finite"
+        if self.high == math.inf and self.high_open:
+            return f"{'>' if self.low_open else '>='} {self.low:g} and finite"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
 
-NONNEGATIVE = Interval(0.0)
-POSITIVE = Interval(0.0, low_open=True)
-PROBABILITY = Interval(0.0, 1.0)
+REAL = Interval()  # the default: any finite real
+EXTENDED = Interval(low_open=False, high_open=False, nan=True)  # torch computes with any value, NaN and inf too
+NONNEGATIVE = Interval(0.0, low_open=False)
+POSITIVE = Interval(0.0)
+PROBABILITY = Interval(0.0, 1.0, low_open=False, high_open=False)
+TRIPLET_MARGIN = Interval(0.0, high_open=False, nan=True)  # torch's one check is margin > 0 (NaN passes it)
 
 
 # ---------------------------------------------------------------- example calls
@@ -159,7 +171,8 @@ class Loss:
     (class weights, ``pos_weight``), for tests that put hostile values in them.
     ``reference`` names the torch function the tests take as the truth:
     ``torch.nn.functional.<name>`` by default, or a composition in the tests'
-    ``references`` module. ``domains`` gives the valid range of real options.
+    ``references`` module. ``domains`` gives the valid range of its real options, finite
+    reals (:data:`REAL`) where it says nothing.
     """
 
     name: str
@@ -241,22 +254,6 @@ class Table:
 _BOTH = ("numba", "cython")
 
 LOSSES = Table([
-    # regression
-    Loss("l1_loss", "regression", "L1Loss", lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {}),
-         backends=_BOTH),
-    Loss("mse_loss", "regression", "MSELoss", lambda r: ([_normal(r, *X), _normal(r, *X)], {}), backends=_BOTH),
-    Loss("smooth_l1_loss", "regression", "SmoothL1Loss",
-         lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}), backends=_BOTH,
-         domains={"beta": NONNEGATIVE}),
-    Loss("huber_loss", "regression", "HuberLoss", lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}),
-         backends=_BOTH, domains={"delta": POSITIVE}),
-    Loss("poisson_nll_loss", "regression", "PoissonNLLLoss",
-         lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {}), backends=_BOTH,
-         variants=(lambda r: ([r.uniform(0.5, 2.0, X), r.poisson(2.0, X).astype(float)],
-                              {"log_input": False, "full": True}),), domains={"eps": NONNEGATIVE}),
-    Loss("gaussian_nll_loss", "regression", "GaussianNLLLoss",
-         lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {}), grads=("input", "var"),
-         backends=_BOTH, domains={"eps": NONNEGATIVE}),
     # classification
     Loss("cross_entropy", "classification", "CrossEntropyLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
          means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
@@ -280,6 +277,22 @@ LOSSES = Table([
     Loss("sigmoid_focal_loss", "classification", "SigmoidFocalLoss",
          lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}), backends=_BOTH,
          reference="references.torchvision_sigmoid_focal_loss", domains={"gamma": NONNEGATIVE}),
+    # regression
+    Loss("l1_loss", "regression", "L1Loss", lambda r: ([x := _normal(r, *X), x + _offset(r, X)], {}),
+         backends=_BOTH),
+    Loss("mse_loss", "regression", "MSELoss", lambda r: ([_normal(r, *X), _normal(r, *X)], {}), backends=_BOTH),
+    Loss("smooth_l1_loss", "regression", "SmoothL1Loss",
+         lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}), backends=_BOTH,
+         domains={"beta": NONNEGATIVE}),
+    Loss("huber_loss", "regression", "HuberLoss", lambda r: ([x := _normal(r, *X), x + 2 * _offset(r, X)], {}),
+         backends=_BOTH, domains={"delta": POSITIVE}),
+    Loss("poisson_nll_loss", "regression", "PoissonNLLLoss",
+         lambda r: ([_normal(r, *X), r.poisson(2.0, X).astype(float)], {}), backends=_BOTH,
+         variants=(lambda r: ([r.uniform(0.5, 2.0, X), r.poisson(2.0, X).astype(float)],
+                              {"log_input": False, "full": True}),), domains={"eps": NONNEGATIVE}),
+    Loss("gaussian_nll_loss", "regression", "GaussianNLLLoss",
+         lambda r: ([_normal(r, *X), _normal(r, *X), r.uniform(0.5, 1.5, X)], {}), grads=("input", "var"),
+         backends=_BOTH, domains={"eps": NONNEGATIVE}),
     # margin
     Loss("margin_ranking_loss", "margin", "MarginRankingLoss",
          lambda r: ([x := _normal(r, 5), x + _offset(r, 5), _signs(r, 5)], {}), grads=("input1", "input2")),
@@ -296,32 +309,32 @@ LOSSES = Table([
          variants=(lambda r: ([_normal(r, 4), _signs(r, 4)], {}),), reference="references.hinge_torch"),
     # embedding
     Loss("cosine_embedding_loss", "embedding", "CosineEmbeddingLoss",
-         lambda r: ([_normal(r, *X), _normal(r, *X), _signs(r, T)], {}), grads=("input1", "input2")),
+         lambda r: ([_normal(r, *X), _normal(r, *X), _signs(r, T)], {}), grads=("input1", "input2"), domains={"margin": EXTENDED}),
     Loss("triplet_margin_loss", "embedding", "TripletMarginLoss",
          lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {}), grads=("anchor", "positive", "negative"),
-         domains={"margin": POSITIVE}),
+         domains={"margin": TRIPLET_MARGIN, "p": EXTENDED, "eps": EXTENDED}),
     Loss("triplet_margin_with_distance_loss", "embedding", "TripletMarginWithDistanceLoss",
          lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {}), grads=("anchor", "positive", "negative"),
          variants=(lambda r: ([_normal(r, *X), _normal(r, *X), _normal(r, *X)], {"distance_function": "cosine"}),),
-         domains={"margin": POSITIVE}),
+         domains={"margin": TRIPLET_MARGIN}),
     Loss("contrastive_loss", "embedding", "ContrastiveLoss",
          lambda r: ([_normal(r, *X), _normal(r, *X), r.integers(0, 2, T)], {}), grads=("input1", "input2"),
          reference="references.contrastive_torch"),
     # extras
     Loss("large_margin_cosine_loss", "extras", "LargeMarginCosineLoss",
          lambda r: ([_normal(r, *X), _normal(r, 5, 3), r.integers(0, 5, T)], {"s": 8.0}), axes={"weight": None},
-         grads=("features", "weight"), reference="references.cosface_torch"),
+         grads=("features", "weight"), reference="references.cosface_torch", domains={"s": POSITIVE}),
     Loss("anchor_loss", "extras", "AnchorLoss", lambda r: ([2 * _normal(r, *X), r.integers(0, 3, T)], {}),
-         reference="references.anchor_torch"),
+         reference="references.anchor_torch", domains={"gamma": NONNEGATIVE}),
     Loss("dice_loss", "extras", "DiceLoss", lambda r: ([_normal(r, *X), (r.random(X) < 0.5).astype(float)], {}),
          decomposable=False, variants=(lambda r: ([_normal(r, 4, 3, 2), r.integers(0, 3, (4, 2))], {}),),
-         reference="references.dice_torch"),
+         reference="references.dice_torch", domains={"smooth": NONNEGATIVE}),
     # triplet mining
     Loss("batch_triplet_loss", "triplet", "BatchTripletLoss",
          lambda r: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {}), reductions=("mean", "mean_nonzero", "sum"),
          decomposable=False, variants=tuple(
              (lambda r, s=s: ([_normal(r, 6, 3), np.array([0, 0, 1, 1, 2, 2])], {"strategy": s}))
-             for s in ("batch_all", "semi_hard")), reference="references.batch_triplet_torch"),
+             for s in ("batch_all", "semi_hard")), reference="references.batch_triplet_torch", domains={"margin": NONNEGATIVE}),
     # sequences
     Loss("ctc_loss", "ctc", "CTCLoss", _ctc_example,
          variants=(lambda r: ([_normal(r, 6, 3, 4), *_ctc_example(r)[0][1:]], {"from_logits": True}),), axes={"log_probs": 1, "targets": Ragged("target_lengths")},

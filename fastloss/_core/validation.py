@@ -3,12 +3,12 @@ sees an index it could read out of bounds (Numba does not bounds-check).
 
 Every error names the argument and the offending value or shapes.
 """
-import math
 import numbers
 
 import numpy as np
 
 from .jit import jit
+from .table import LOSSES, REAL
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -161,23 +161,24 @@ def describe(value):
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def check_real(value, name, low=None, high=None, low_open=False, finite=True):
-    """A real scalar option, optionally inside [low, high] (or (low, high]); finite unless
-    ``finite=False`` (for the options torch computes with whatever their value, NaN and inf
-    included)."""
+def check_real(value, name, domain=REAL):
+    """A real scalar option inside ``domain`` (an :class:`~fastloss._core.table.Interval`;
+    any finite real by default): TypeError for a value that is not a real number,
+    ValueError naming the option outside the domain."""
     if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {describe(value)}")
     try:
         value = float(value)
     except OverflowError:  # an integer beyond float's range
         raise ValueError(f"{name} must be finite, got an integer of {int(value).bit_length()} bits") from None
-    if finite and not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
+    if value not in domain:
+        raise ValueError(f"{name} must be {domain}, got {value}")
     return value
+
+
+def check_option(loss, name, value):
+    """A real option ``name`` of ``loss``, inside its domain in the table of losses."""
+    return check_real(value, name, LOSSES[loss].domains.get(name, REAL))
 
 
 def check_integer(value, name):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core import backends as _backend
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, class_rows, class_rows_undo
 from .._core.reduction import check_options, finish, loss_scale
@@ -41,7 +41,7 @@ from .._core.validation import (
     check_bool,
     check_broadcast,
     check_integer,
-    check_real,
+    check_option,
     check_shape,
     class_index_error,
 )
@@ -52,17 +52,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Loss, Reduction, WithGrad
-from .cpu import (
-    _BCE,
-    _BCE_LOGITS,
-    _BCE_LOGITS_POS_WEIGHT,
-    _KL_DIV,
-    _SIGMOID_FOCAL,
-    nll_rows,
-    softmax_cross_entropy_rows,
-    softmax_cross_entropy_rows_serial,
-    softmax_cross_entropy_soft_rows,
-)
+from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL
 
 # ---------------------------------------------------------------- wrappers
 
@@ -94,16 +84,15 @@ _NO_GRAD = {np.dtype(d): (np.empty(0, d), np.empty((0, 0, 0), d)) for d in (np.f
 
 
 def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args, denominator=None,
-              targets=None, backend=None):
+              targets=None, *, backend):
     """Common tail of the row losses: scale, gradient buffer, kernel call, reduction.
 
-    With ``targets`` (class indices, ``(t, n_classes, ignore_index)``) the kernel
-    checks them, computes the mean's denominator itself and returns
-    ``(total, bad position, denominator)``; otherwise it returns the total. On the
-    Cython backend the kernel is its compiled twin of the same name and arguments.
+    ``kernel`` names the row kernel, which ``backend`` (a :class:`~fastloss._core.backends.Backend`)
+    holds under that name. With ``targets`` (class indices, ``(t, n_classes, ignore_index)``)
+    the kernel checks them, computes the mean's denominator itself and returns
+    ``(total, bad position, denominator)``; otherwise it returns the total.
     """
-    if _backend.is_cython(backend):
-        kernel = getattr(_backend.cython_module("classification"), kernel.__name__)
+    kernel = getattr(backend.kernels("classification"), kernel)
     dtype = x.dtype
     rows = class_rows(x)
     loss = np.empty(rows.shape[0] * rows.shape[1], dtype)
@@ -135,7 +124,7 @@ def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, igno
     weight_sum = float(smooth_weight.sum(dtype=np.float64)) if smoothing else 1.0
     args = (_target_rows(t), weight, smooth_weight, weighted_mean, weight_sum, 1.0 - smoothing,
             smoothing / n_classes, gamma, ignore_index)
-    kernel = softmax_cross_entropy_rows_serial if x.size < SERIAL_BELOW else softmax_cross_entropy_rows
+    kernel = "softmax_cross_entropy_rows_serial" if x.size < SERIAL_BELOW else "softmax_cross_entropy_rows"
     return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
                      targets=(t, n_classes, "target", ignore_index), backend=backend)
 
@@ -203,7 +192,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     0.2413
     """
     check_options(reduction, grad)
-    smoothing = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
+    backend = select("cross_entropy", backend)
+    smoothing = check_option("cross_entropy", "label_smoothing", label_smoothing)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
@@ -218,7 +208,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         dtype = x.dtype.type
         args = (class_rows(y), weight, dtype(1 - smoothing), dtype(smoothing / n_classes))
         denominator = int(np.prod(loss_shape, dtype=np.int64))
-        return _run_rows(softmax_cross_entropy_soft_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
+        return _run_rows("softmax_cross_entropy_soft_rows", x, loss_shape, reduction, grad, grad_output, grad_out,
                          args, denominator=denominator, backend=backend)
     t = _class_targets(target_array, x, loss_shape)
     return _softmax_class_loss(x, loss_shape, n_classes, t, weight, True, ignore_index, smoothing, 0.0, reduction,
@@ -256,11 +246,12 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     1.416
     """
     check_options(reduction, grad)
-    gamma = check_real(gamma, "gamma", 0.0)
+    backend = select("focal_loss", backend)
+    gamma = check_option("focal_loss", "gamma", gamma)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     if alpha is None or np.ndim(alpha) == 0:
-        value = 1.0 if alpha is None else check_real(alpha, "alpha")
+        value = 1.0 if alpha is None else check_option("focal_loss", "alpha", alpha)
         alpha_vec = np.full(n_classes, value, x.dtype)
     else:
         alpha_vec = as_class_weight(alpha, n_classes, x.dtype, "alpha")
@@ -293,12 +284,13 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
      [ 0.  -0.5  0. ]]
     """
     check_options(reduction, grad)
+    backend = select("nll_loss", backend)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
     loss_shape = _loss_shape(x)
     t = _class_targets(target, x, loss_shape)
-    return _run_rows(nll_rows, x, loss_shape, reduction, grad, grad_output, grad_out,
+    return _run_rows("nll_rows", x, loss_shape, reduction, grad, grad_output, grad_out,
                      (_target_rows(t), weight, ignore_index), targets=(t, n_classes, "target", ignore_index),
                      backend=backend)
 
@@ -340,6 +332,7 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     0.1643
     """
     check_options(reduction, grad)
+    backend = select("binary_cross_entropy", backend)
     x, y, weight = _elementwise_args(input, target, weight)
     _check_probabilities(x, "input")
     _check_probabilities(y, "target")
@@ -373,6 +366,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
     [ 0.25   -0.0596]
     """
     check_options(reduction, grad)
+    backend = select("binary_cross_entropy_with_logits", backend)
     x, y, weight = _elementwise_args(input, target, weight)
     kind = _BCE_LOGITS
     if pos_weight is not None:
@@ -402,6 +396,7 @@ def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "s
     0.1308
     """
     check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
+    backend = select("kl_div", backend)
     log_target = check_bool(log_target, "log_target")
     x, y, _ = _elementwise_args(input, target, None)
     denominator = None
@@ -434,8 +429,9 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
     [0.017  0.0005]
     """
     check_options(reduction, grad)
-    alpha = check_real(alpha, "alpha")
-    gamma = check_real(gamma, "gamma", 0.0)
+    backend = select("sigmoid_focal_loss", backend)
+    alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
+    gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
     x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Reduction, WithGrad
-from .cpu import _PAD, ctc_alpha_beta_batch, ctc_viterbi_batch
+from .cpu import _PAD
 
 # ---------------------------------------------------------------- wrappers
 
@@ -141,13 +141,6 @@ def _frame_rows(array, batched, batch_first):
     return rows, (array.shape[1], array.shape[0], 1, array.shape[1])
 
 
-def _row_view(array):
-    """The (rows, C) view :func:`_frame_rows` gives, or a C-contiguous scratch array."""
-    if array.flags.c_contiguous:
-        return array.reshape(-1, array.shape[-1])
-    return np.empty((array.size // array.shape[-1], array.shape[-1]), array.dtype)
-
-
 def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike, target_lengths: ArrayLike,
              blank: int = 0, reduction: Reduction = "mean", zero_infinity: bool = False, *, from_logits: bool = False,
              batch_first: bool = False, grad: bool = False, grad_output: ArrayLike | None = None,
@@ -204,7 +197,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     >>> round(float(loss), 4)  # -log(6 / 8): 6 of the 8 paths collapse to "a"
     0.2877
     """
-    require_numba("ctc_loss", backend)
+    backend = select("ctc_loss", backend)
+    kernels = backend.kernels("ctc")
     check_options(reduction, grad)
     zero_infinity, from_logits = check_bool(zero_infinity, "zero_infinity"), check_bool(from_logits, "from_logits")
     batch_first = check_bool(batch_first, "batch_first")
@@ -227,12 +221,12 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         if reduction == "mean":
             scale = (scale / clamped).astype(dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(targets, input_lengths, target_lengths, scale))
-        grad_rows = buffer.view(_row_view, lambda scratch, shape: scratch.reshape(shape))
+        grad_rows = buffer.contiguous((x.size // x.shape[-1], x.shape[-1]))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
     neg_inf = dtype.type(-np.inf)
-    ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
+    kernels.ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
                          zero_infinity, neg_inf, table, table_starts, log_norm, scale, loss, grad_rows, grad)
     if reduction == "mean":
         total = sum_float64((loss / clamped).astype(np.float64))
@@ -290,7 +284,8 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     >>> print(labels)
     [1 0 2]
     """
-    require_numba("ctc_forced_align", backend)
+    backend = select("ctc_forced_align", backend)
+    kernels = backend.kernels("ctc")
     x = as_float_array(log_probs, "log_probs")
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs must be (N, T, C) or (T, C); got shape {x.shape}")
@@ -315,7 +310,7 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     labels = np.empty(shape[:2], np.intp)
     scores = np.empty(shape[:2], x.dtype)
     rows, layout = _frame_rows(x, batched, True)
-    ctc_viterbi_batch(read_only(rows), layout, blank, read_only(flat), starts, tg_len, in_len, x.dtype.type(-np.inf),
+    kernels.ctc_viterbi_batch(read_only(rows), layout, blank, read_only(flat), starts, tg_len, in_len, x.dtype.type(-np.inf),
                       labels, scores)
     labels = labels.astype(label_dtype)
     return (labels, scores) if batched else (labels[0], scores[0])

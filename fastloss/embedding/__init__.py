@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only, sum_to_shape
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_target_array, check_bool, check_real, check_shape, common_shape
+from .._core.validation import as_float_array, as_target_array, check_bool, check_option, check_shape, common_shape
 
 if TYPE_CHECKING:
     from typing import Any
@@ -36,19 +36,11 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
-from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE, embedding_pair_rows
+from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 # ---------------------------------------------------------------- wrappers
 
-def _triplet_margin(margin):
-    """torch's one check of the triplet losses' margin: > 0 (NaN passes it, as in torch)."""
-    margin = check_real(margin, "margin", finite=False)
-    if margin <= 0:
-        raise ValueError(f"margin must be greater than 0, got {margin}")
-    return margin
-
-
-def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_out):
+def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_output, grad_out):
     """Lay out the rows, run :func:`embedding_pair_rows`, reduce; gradients for every input.
 
     The inputs (of one number of dimensions) and ``target`` (one label per row) broadcast
@@ -85,7 +77,7 @@ def _run_pairs(kind, inputs, target, params, reduction, grad, grad_output, grad_
     else:
         args = (np.empty(0, dtype), loss, none, none, none, False)
     margin, p, eps, swap = params
-    embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
+    kernels.embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
                         *args)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, shape[0], dtype)
@@ -165,12 +157,13 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     >>> round(float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), y)), 9)
     1.0
     """
-    require_numba("cosine_embedding_loss", backend)
+    backend = select("cosine_embedding_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = check_real(margin, "margin", finite=False)
+    margin = check_option("cosine_embedding_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
     y = _cosine_labels(target, x1, x2)
-    return _run_pairs(COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+    return _run_pairs(kernels, COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
 def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):
@@ -216,14 +209,15 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     >>> round(float(fastloss.triplet_margin_loss(a, p, n, eps=0.0)), 12)
     5.0
     """
-    require_numba("triplet_margin_loss", backend)
+    backend = select("triplet_margin_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = _triplet_margin(margin)
-    p = check_real(p, "p", finite=False)
-    eps = check_real(eps, "eps", finite=False)
+    margin = check_option("triplet_margin_loss", "margin", margin)
+    p = check_option("triplet_margin_loss", "p", p)
+    eps = check_option("triplet_margin_loss", "eps", eps)
     swap = check_bool(swap, "swap")
     a, pos, neg = _triplet_inputs(anchor, positive, negative, p, broadcast=True)
-    return _run_pairs(TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+    return _run_pairs(kernels, TRIPLET, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
 
 
@@ -259,7 +253,7 @@ def check_triplet_with_distance(anchor, positive, negative, distance_function, m
     (:mod:`fastloss.torch` runs them for a callable too): ``(anchor, positive, negative,
     the named distance's kernel parameters or None for a callable, margin, swap)``."""
     check_options(reduction, grad)
-    margin = _triplet_margin(margin)
+    margin = check_option("triplet_margin_with_distance_loss", "margin", margin)
     swap = check_bool(swap, "swap")
     named = _distance_function(distance_function, grad)
     return (*_triplet_inputs(anchor, positive, negative), named, margin, swap)
@@ -326,13 +320,14 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     >>> float(fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function=l1, margin=0.5))
     1.5
     """
-    require_numba("triplet_margin_with_distance_loss", backend)
+    backend = select("triplet_margin_with_distance_loss", backend)
+    kernels = backend.kernels("embedding")
     a, pos, neg, named, margin, swap = check_triplet_with_distance(anchor, positive, negative, distance_function,
                                                                    margin, swap, reduction, grad)
     if named is None:
         return _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction)
     kind, p, eps = named
-    return _run_pairs(kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
+    return _run_pairs(kernels, kind, (a, pos, neg), np.zeros((), a.dtype), (margin, p, eps, swap), reduction, grad,
                       grad_output, grad_out)
 
 
@@ -360,15 +355,16 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     >>> float(fastloss.contrastive_loss(x1, x2, np.array([1, 0])))
     12.625
     """
-    require_numba("contrastive_loss", backend)
+    backend = select("contrastive_loss", backend)
+    kernels = backend.kernels("embedding")
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("contrastive_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
     y = _labels(target, x1)
     bad = ~np.isin(y, (0, 1))
     if bad.any():
         raise ValueError(f"target must hold only 0 and 1; found {y[bad].flat[0]}")
-    return _run_pairs(CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+    return _run_pairs(kernels, CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 
 # The criterion classes and the exports, from the table of losses.

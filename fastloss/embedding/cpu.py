@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 COSINE, CONTRASTIVE, TRIPLET, TRIPLET_COSINE = range(4)
 
 # torch's cosine_embedding_loss adds this to both squared norms (ATen Loss.cpp, EPSILON).
-_COSINE_EPS = 1e-12
+COSINE_EMBEDDING_EPS = 1e-12
 # torch.nn.functional.cosine_similarity's default eps: each norm is clamped below at it.
 _SIMILARITY_EPS = 1e-8
 
@@ -273,7 +273,7 @@ def _cosine_embedding_row(u, v, y, margin, s, want_grad, gu, gv):
     backward of each step (where, clamp_min, the division, sqrt, the sums of products)."""
     zero = typed(0, s)
     one = typed(1, s)
-    eps = typed(_COSINE_EPS, s)
+    eps = typed(COSINE_EMBEDDING_EPS, s)
     prod = _dot(u, v, zero)
     m_u = _dot(u, u, zero) + eps
     m_v = _dot(v, v, zero) + eps

@@ -1,9 +1,9 @@
 r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft Dice.
 
 * :func:`large_margin_cosine_loss` multiplies normalised features by normalised
-  class weights with one BLAS matrix product, then runs the cross-entropy row kernel
-  of :mod:`fastloss.classification` (:func:`softmax_cross_entropy_rows`) on the
-  margin-shifted, scaled cosines, writing the gradient in place over them; two more
+  class weights with one BLAS matrix product, then takes the cross-entropy of the
+  margin-shifted, scaled cosines (through :func:`fastloss.cross_entropy`, which
+  writes the gradient in place over them); two more
   products give the gradients of the features and of the weights.
 * :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
 * :func:`dice_loss` runs two kernels over chunks of positions, serving the binary
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
@@ -28,10 +28,10 @@ from .._core.validation import (
     as_target_array,
     check_choice,
     check_class_indices,
-    check_real,
+    check_option,
     check_shape,
 )
-from ..classification import SERIAL_BELOW, softmax_cross_entropy_rows
+from ..classification import SERIAL_BELOW, cross_entropy
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -39,16 +39,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
-from .cpu import (
-    DICE_CHUNK,
-    anchor_rows,
-    normalize_rows,
-    normalize_rows_backward,
-    soft_dice_grad,
-    soft_dice_grad_serial,
-    soft_dice_sums,
-    soft_dice_sums_serial,
-)
+from .cpu import DICE_CHUNK
 
 # ---------------------------------------------------------------- wrappers
 
@@ -84,10 +75,11 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     >>> d_features.shape, d_classes.shape
     ((2, 2), (2, 2))
     """
-    require_numba("large_margin_cosine_loss", backend)
+    backend = select("large_margin_cosine_loss", backend)
+    kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    s = check_real(s, "s", 0.0, low_open=True)
-    m = check_real(m, "m")
+    s = check_option("large_margin_cosine_loss", "s", s)
+    m = check_option("large_margin_cosine_loss", "m", m)
     f = as_float_array(features, "features")
     if f.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {f.shape}")
@@ -103,35 +95,27 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     f_norms = np.empty(n)
     w_unit = np.empty(w.shape, dtype)
     w_norms = np.empty(n_classes)
-    normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
-    normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
+    kernels.normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
+    kernels.normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
     logits = f_unit @ w_unit.T  # s * cos
     logits[np.arange(n), t] -= dtype.type(s * m)
-    loss = np.empty(n, dtype)
-    ones = np.ones(n_classes, dtype)
-    if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
-                                     dtype)
-    else:
-        scale = np.empty(0, dtype)
-    rows = logits.reshape(n, 1, n_classes)
-    # The targets were checked above; the mean's denominator is n (scale holds it): mean=False.
-    total, _, _ = softmax_cross_entropy_rows(read_only(rows), read_only(t.reshape(n, 1)), read_only(ones),
-                                             read_only(np.zeros(n_classes, dtype)), True, 1.0, 1.0, 0.0, 0.0, -100,
-                                             scale, False, loss, rows, grad)
-    result = finish(total, loss, reduction, n, dtype)
+    # The cross-entropy of the margin-shifted, scaled cosines; with grad=True its gradient
+    # G = d loss / d logits is written over the logits.
+    ce = cross_entropy(logits, t, reduction=reduction, grad=grad, grad_output=grad_output,
+                       grad_out=logits if grad else None, backend=backend)
     if not grad:
-        return result
+        return ce
+    result = ce[0]
     # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
     # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
     g_f = logits @ w_unit
     g_w = logits.T @ f_unit
     buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
-    g_f_out = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, dtype), lambda v, shape: v)
-    normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
+    g_f_out = buffer.contiguous(f.shape)
+    kernels.normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
     w_unit_plain = w_unit / dtype.type(s)
     g_w_out = np.empty(w.shape, dtype)
-    normalize_rows_backward(read_only(w_unit_plain), w_norms, dtype.type(s), read_only(g_w), g_w_out)
+    kernels.normalize_rows_backward(read_only(w_unit_plain), w_norms, dtype.type(s), read_only(g_w), g_w_out)
     return result, (buffer.result(), g_w_out)
 
 
@@ -170,10 +154,11 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     >>> round(float(fastloss.anchor_loss(logits, np.array([0, 1]))), 4)
     3.1707
     """
-    require_numba("anchor_loss", backend)
+    backend = select("anchor_loss", backend)
+    kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    gamma = check_real(gamma, "gamma", 0.0)
-    slack = check_real(slack, "slack")
+    gamma = check_option("anchor_loss", "gamma", gamma)
+    slack = check_option("anchor_loss", "slack", slack)
     check_choice(anchor, "anchor", ("neg", "pos"))
     x = as_float_array(input, "input")
     if x.ndim != 2 or x.shape[1] == 0:
@@ -189,13 +174,12 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
                                      dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads={"target": target, "grad_output": scale})
-        grad_rows = buffer.view(lambda a: a if a.flags.c_contiguous else np.empty(a.shape, a.dtype),
-                                lambda v, shape: v)
+        grad_rows = buffer.contiguous(x.shape)
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
-    anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos), dtype.type(gamma_neg),
-                dtype.type(slack), scale, loss, grad_rows, grad)
+    kernels.anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos),
+                        dtype.type(gamma_neg), dtype.type(slack), scale, loss, grad_rows, grad)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss, reduction, n, dtype)
     return (result, buffer.result()) if grad else result
@@ -245,9 +229,10 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     >>> round(float(fastloss.dice_loss(logits, np.array([[1, 0, 0, 1]]))), 4)
     0.1926
     """
-    require_numba("dice_loss", backend)
+    backend = select("dice_loss", backend)
+    kernels = backend.kernels("extras")
     check_options(reduction, grad)
-    smooth = check_real(smooth, "smooth", 0.0)
+    smooth = check_option("dice_loss", "smooth", smooth)
     x = as_float_array(input, "input")
     if x.ndim < 1:
         raise ValueError("input must have a batch axis: (N, ...) or (N, C, ...)")
@@ -283,13 +268,13 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
         if grad_out is not None:
             _check_dice_targets(targets, binary, n_classes)
         buffer = GradientBuffer(x, dtype, grad_out, reads={"target": targets})
-        probs = buffer.view(lambda a: _contiguous_view(a, x3.shape), lambda v, shape: v.reshape(shape))
+        probs = buffer.contiguous(x3.shape)
     else:
         probs = np.empty((0, 0, 0), dtype)
     serial = x3.size < SERIAL_BELOW
     # The kernel counts the targets out of range as it reads them (they are compared,
     # never used as indices): one pass over them instead of two.
-    if (soft_dice_sums_serial if serial else soft_dice_sums)(x3, labels, soft, binary, inter, total, probs, grad):
+    if (kernels.soft_dice_sums_serial if serial else kernels.soft_dice_sums)(x3, labels, soft, binary, inter, total, probs, grad):
         _check_dice_targets(targets, binary, n_classes)
     inter = inter.sum(axis=1)
     denominator = total.sum(axis=1) + smooth
@@ -300,15 +285,8 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     # d loss_n / d p_{nck} = -(2 y A - B) / (C A^2), A = S + smooth, B = 2 I + smooth, times the scale.
     coef = (-2.0 * scale / (n_classes * denominator)).astype(dtype)
     offset = (scale * (2.0 * inter + smooth) / (n_classes * denominator ** 2)).astype(dtype)
-    (soft_dice_grad_serial if serial else soft_dice_grad)(labels, soft, binary, coef, offset, probs)
+    (kernels.soft_dice_grad_serial if serial else kernels.soft_dice_grad)(labels, soft, binary, coef, offset, probs)
     return result, buffer.result()
-
-
-def _contiguous_view(array, shape):
-    """A C-contiguous view of ``array`` with ``shape``, or a scratch array (copied back by GradientBuffer)."""
-    if array.flags.c_contiguous:
-        return array.reshape(shape)
-    return np.empty(shape, array.dtype)
 
 
 # The criterion classes and the exports, from the table of losses.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._core.jit import REDUCE, jit, prange
-from .._core.numerics import exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
+from .._core.numerics import NORMALIZE_EPS, exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
 
 if TYPE_CHECKING:
 
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     pass
 
 
-# F.normalize's default eps: x / max(||x||, eps).
-_NORMALIZE_EPS = 1e-12
 
 
 # ---------------------------------------------------------------- kernels
@@ -305,7 +303,7 @@ def _dot64(a, b):
 def normalize_rows(x, scale, unit, norms):
     """unit[n] = scale * x[n] / max(||x[n]||, 1e-12) (``F.normalize`` times ``scale``); norms[n] the clamped norm."""
     for n in prange(x.shape[0]):
-        norm = max(np.sqrt(_sum_squares(x[n])), _NORMALIZE_EPS)
+        norm = max(np.sqrt(_sum_squares(x[n])), NORMALIZE_EPS)
         norms[n] = norm
         factor = scale / norm
         row = x[n]
@@ -323,7 +321,7 @@ def normalize_rows_backward(unit, norms, scale, g, out):
         row = g[n]
         dst = out[n]
         norm = norms[n]
-        radial = _dot64(u, row) if norm > _NORMALIZE_EPS else 0.0
+        radial = _dot64(u, row) if norm > NORMALIZE_EPS else 0.0
         factor = scale / norm
         for i in range(u.shape[0]):
             dst[i] = (row[i] - u[i] * radial) * factor

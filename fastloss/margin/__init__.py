@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, gradient_of_broadcast, read_only
 from .._core.numerics import sum_float64
@@ -37,7 +37,7 @@ from .._core.validation import (
     as_target_array,
     check_broadcast,
     check_class_indices,
-    check_real,
+    check_option,
     check_shape,
     common_shape,
 )
@@ -48,14 +48,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
-from .cpu import (
-    _HINGE_EMBEDDING,
-    _MARGIN_RANKING,
-    _MULTILABEL_SOFT_MARGIN,
-    _SOFT_MARGIN,
-    class_margin_rows,
-    multilabel_margin_rows,
-)
+from .cpu import _HINGE_EMBEDDING, _MARGIN_RANKING, _MULTILABEL_SOFT_MARGIN, _SOFT_MARGIN
 
 # ---------------------------------------------------------------- wrappers
 
@@ -99,9 +92,9 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     ...                                          margin=0.1)), 6)
     0.15
     """
-    require_numba("margin_ranking_loss", backend)
+    backend = select("margin_ranking_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("margin_ranking_loss", "margin", margin)
     x1 = as_float_array(input1, "input1")
     y = as_target_array(target, "target", x1.dtype)
     x2 = as_float_array(input2, "input2", x1.dtype)
@@ -111,9 +104,11 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
     if full == x1.shape:
         return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                                grad_output=grad_output, grad_out=grad_out, dz_like=x2)
+                                grad_output=grad_output, grad_out=grad_out, dz_like=x2,
+                                backend=backend)
     result = elementwise_loss(_MARGIN_RANKING, np.broadcast_to(x1, full), y, x2, None, (margin, 0.0, 0.0),
-                              reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2)
+                              reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2,
+                              backend=backend)
     if not grad:
         return result
     value, (dx1, dx2) = result
@@ -142,12 +137,12 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     >>> fastloss.hinge_embedding_loss(np.array([0.3, 0.3, 2.0]), np.array([1, -1, 0]), reduction="none")
     array([0.3, 0.7, 2. ])
     """
-    require_numba("hinge_embedding_loss", backend)
+    backend = select("hinge_embedding_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("hinge_embedding_loss", "margin", margin)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
@@ -173,11 +168,11 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     >>> fastloss.soft_margin_loss(np.array([0.0, 200.0]), np.array([1.0, -1.0]), reduction="none")
     array([  0.69314718, 200.        ])
     """
-    require_numba("soft_margin_loss", backend)
+    backend = select("soft_margin_loss", backend)
     check_options(reduction, grad)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out)
+                            grad_output=grad_output, grad_out=grad_out, backend=backend)
 
 
 def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
@@ -208,7 +203,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     >>> round(float(fastloss.multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
     1.410038
     """
-    require_numba("multilabel_soft_margin_loss", backend)
+    backend = select("multilabel_soft_margin_loss", backend)
     check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim == 0:
@@ -232,7 +227,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
         go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
     result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, xf, y, None, w, reduction=reduction, grad=grad,
                               grad_output=grad_output if go is None else go, grad_out=out,
-                              denominator=n_rows if reduction != "none" else None)
+                              denominator=n_rows if reduction != "none" else None, backend=backend)
     value, dx = result if grad else (result, None)
     if grad and xf is not x:
         dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
@@ -268,7 +263,7 @@ def _scores_and_targets(input, target):
     return x, t.reshape(-1), n_classes, t.shape
 
 
-def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args):
+def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args):
     """Common tail of the row losses over (N, C) scores: scale, gradient buffer, kernel, reduction.
 
     As torch's kernels, the kernel forms the gradient in units of 1 / divisor (of
@@ -286,23 +281,14 @@ def _run_class_rows(kernel, x, n_classes, loss_shape, divisor, reduction, grad, 
         scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, 1, dtype),
                                                      loss_shape), dtype).reshape(-1)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
-        grad_rows = buffer.view(_c_rows(n_classes), lambda v, s: v.reshape(s))
+        grad_rows = buffer.contiguous((n_rows, n_classes))
     else:
         scale = np.empty(0, dtype)
         grad_rows = np.empty((0, 0), dtype)
-    kernel(rows, *args, unit, scale, loss, grad_rows, grad)
+    getattr(kernels, kernel)(rows, *args, unit, scale, loss, grad_rows, grad)
     total = sum_float64(loss) if reduction != "none" else 0.0
     result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
     return (result, buffer.result()) if grad else result
-
-
-def _c_rows(n_classes):
-    """For :class:`GradientBuffer`: a C-contiguous (N, C) view of a gradient buffer, or a scratch array."""
-    def make_view(array):
-        if array.flags.c_contiguous:
-            return array.reshape(-1, n_classes)
-        return np.empty((array.size // n_classes, n_classes), array.dtype)
-    return make_view
 
 
 def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1, margin: float = 1.0,
@@ -331,17 +317,17 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     >>> round(float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
     """
-    require_numba("multi_margin_loss", backend)
+    backend = select("multi_margin_loss", backend)
     check_options(reduction, grad)
     # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
-    if (int(p) if isinstance(p, (bool, np.bool_)) else check_real(p, "p")) not in (1, 2):
+    if (int(p) if isinstance(p, (bool, np.bool_)) else check_option("multi_margin_loss", "p", p)) not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
-    margin = check_real(margin, "margin")
+    margin = check_option("multi_margin_loss", "margin", margin)
     x, t, n_classes, loss_shape = _scores_and_targets(input, target)
     w = as_class_weight(weight, n_classes, x.dtype)
     dtype = x.dtype.type
     args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
-    return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, args)
 
 
@@ -369,7 +355,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     >>> round(float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]]))), 6)
     0.85
     """
-    require_numba("multilabel_margin_loss", backend)
+    backend = select("multilabel_margin_loss", backend)
     check_options(reduction, grad)
     x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
@@ -384,7 +370,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
         value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
         raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
     loss_shape = (n_rows,) if t.ndim == 2 else ()
-    return _run_class_rows(multilabel_margin_rows, x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(backend.kernels("margin"), "multilabel_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, (read_only(np.ascontiguousarray(rows)),))
 
 
@@ -424,9 +410,9 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     >>> float(fastloss.hinge_loss(np.array([0.5, -2.0, 0.3]), np.array([1, -1, -1])))
     0.6
     """
-    require_numba("hinge_loss", backend)
+    backend = select("hinge_loss", backend)
     check_options(reduction, grad)
-    margin = check_real(margin, "margin")
+    margin = check_option("hinge_loss", "margin", margin)
     x = as_float_array(input, "input")
     if x.ndim == 2:
         x, t, n_classes, loss_shape = _scores_and_targets(x, target)
@@ -434,7 +420,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
             raise ValueError(f"multi-class hinge_loss needs at least 2 classes, got input shape {x.shape}")
         dtype = x.dtype.type
         args = (read_only(t), read_only(np.ones(n_classes, x.dtype)), dtype(margin), 1, True, dtype(1))
-        return _run_class_rows(class_margin_rows, x, n_classes, loss_shape, 1, reduction, grad, grad_output,
+        return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, 1, reduction, grad, grad_output,
                                grad_out, args)
     if x.ndim != 1:
         raise ValueError(f"input must be (N,) binary scores or (N, C) class scores, got shape {x.shape}")
@@ -443,7 +429,8 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     _check_signs(y)
     # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
     return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
-                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
+                            reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out,
+                            backend=backend)
 
 
 # The criterion classes and the exports, from the table of losses.

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.reduction import check_options
 from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_real, check_shape
+from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_option, check_shape
 
 if TYPE_CHECKING:
     from typing import Any
@@ -78,6 +79,7 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean
     1.5
     """
     check_options(reduction, grad)
+    backend = select("l1_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -105,6 +107,7 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mea
     2.5
     """
     check_options(reduction, grad)
+    backend = select("mse_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
@@ -136,7 +139,8 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
     1.3125
     """
     check_options(reduction, grad)
-    beta = check_real(beta, "beta", 0.0)
+    backend = select("smooth_l1_loss", backend)
+    beta = check_option("smooth_l1_loss", "beta", beta)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
@@ -167,7 +171,8 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     2.0625
     """
     check_options(reduction, grad)
-    delta = check_real(delta, "delta", 0.0, low_open=True)
+    backend = select("huber_loss", backend)
+    delta = check_option("huber_loss", "delta", delta)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
                             grad_output=grad_output, grad_out=grad_out, backend=backend)
@@ -203,7 +208,8 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     [0.     0.3591]
     """
     check_options(reduction, grad)
-    eps = check_real(eps, "eps", 0.0)
+    backend = select("poisson_nll_loss", backend)
+    eps = check_option("poisson_nll_loss", "eps", eps)
     log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
@@ -261,7 +267,8 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     [0.5  0.25] [0. 0.]
     """
     check_options(reduction, grad)
-    eps = check_real(eps, "eps", 0.0)
+    backend = select("gaussian_nll_loss", backend)
+    eps = check_option("gaussian_nll_loss", "eps", eps)
     full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)

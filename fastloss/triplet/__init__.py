@@ -54,11 +54,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import require_numba
+from .._core.backends import select
 from .._core.layout import GradientBuffer
+from .._core.numerics import NORMALIZE_EPS
 from .._core.reduction import check_options
-from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_grad_output, as_index_array, check_bool, check_choice, check_real
+from .._core.table import LOSSES, NONNEGATIVE
+from .._core.validation import (
+    as_float_array,
+    as_grad_output,
+    as_index_array,
+    check_bool,
+    check_choice,
+    check_option,
+    check_real,
+)
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -66,25 +75,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Metric, WithGrad
-from .cpu import (
-    _BATCH_HARD,
-    _COSINE,
-    _EUCLIDEAN,
-    _SEMI_HARD,
-    COSINE_EPS,
-    METRICS,
-    STRATEGIES,
-    TRIPLET_REDUCTIONS,
-    TRIPLET_TYPES,
-    distances_from_gram,
-    gradient_from_pair_weights,
-    gradient_from_sparse_pairs,
-    gram_matrix,
-    mine_triplet_rows,
-    symmetrize_in_place,
-    transpose_pairs,
-    triplet_loss_rows,
-)
+from .cpu import _BATCH_HARD, _COSINE, _EUCLIDEAN, _SEMI_HARD, METRICS, STRATEGIES, TRIPLET_REDUCTIONS, TRIPLET_TYPES
 
 # --------------------------------------------------------------------------- wrappers
 
@@ -110,17 +101,17 @@ def _label_groups(labels, n):
     return codes, members, starts
 
 
-def _gram(x, metric):
+def _gram(kernels, x, metric):
     """(Gram matrix, squared norms, the embeddings it was taken of, their inverse norms)."""
     x = np.ascontiguousarray(x)
     sq = np.einsum("ij,ij->i", x, x)
     inv_norm = None
     if metric == _COSINE:
         with np.errstate(invalid="ignore"):  # NaN from inf / inf, as torch gives it
-            inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(COSINE_EPS))
+            inv_norm = 1 / np.maximum(np.sqrt(sq), x.dtype.type(NORMALIZE_EPS))
             x = x * inv_norm[:, None]
     gram = np.empty((x.shape[0], x.shape[0]), x.dtype)
-    gram_matrix(x, gram)
+    kernels.gram_matrix(x, gram)
     return gram, sq, x, inv_norm
 
 
@@ -159,13 +150,14 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
      [5.     0.     4.2426]
      [1.     4.2426 0.    ]]
     """
-    require_numba("pairwise_distances", backend)
+    backend = select("pairwise_distances", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     if x.shape[0] == 0:
         return np.zeros((0, 0), x.dtype)
-    gram, sq, _, _ = _gram(x, code)
-    distances_from_gram(gram, sq, code)
+    gram, sq, _, _ = _gram(kernels, x, code)
+    kernels.distances_from_gram(gram, sq, code)
     if code != _COSINE:
         # A row whose squared norm is not finite (NaN, inf, or an overflow of |x|^2) would
         # give inf - inf from the Gram matrix: its distances are taken from the differences,
@@ -263,12 +255,13 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> float(fastloss.batch_triplet_loss(x, [0, 0, 1, 1], margin=1.0))
     0.0
     """
-    require_numba("batch_triplet_loss", backend)
+    backend = select("batch_triplet_loss", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
     check_options(reduction, grad, TRIPLET_REDUCTIONS)
-    margin = check_real(margin, "margin", low=0.0)
+    margin = check_option("batch_triplet_loss", "margin", margin)
     soft_margin = check_bool(soft_margin, "soft_margin")
     codes, members, starts = _label_groups(labels, x.shape[0])
     dtype = x.dtype
@@ -277,7 +270,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
         buffer = GradientBuffer(x, x.dtype, grad_out, reads={"labels": labels}).array
     if n == 0:
         return (dtype.type(0), buffer) if grad else dtype.type(0)
-    gram, sq, base, inv_norm = _gram(x, code)
+    gram, sq, base, inv_norm = _gram(kernels, x, code)
     if not np.isfinite(sq).all():
         if grad:
             buffer[...] = np.nan
@@ -295,7 +288,7 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
+    kernels.triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
                       bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
@@ -315,14 +308,14 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     target = buffer if buffer.flags.c_contiguous and not np.shares_memory(buffer, x) else None
     out = np.empty(x.shape, dtype) if target is None else target
     norms = inv_norm if inv_norm is not None else sq  # read for cosine only
-    eps = dtype.type(COSINE_EPS)
+    eps = dtype.type(NORMALIZE_EPS)
     if sparse:
-        t_offsets, t_rows, t_vals = transpose_pairs(offsets, nnz, cols, vals, n)
-        gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
+        t_offsets, t_rows, t_vals = kernels.transpose_pairs(offsets, nnz, cols, vals, n)
+        kernels.gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
                                    scale, out)
     else:
-        symmetrize_in_place(gram)
-        gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
+        kernels.symmetrize_in_place(gram)
+        kernels.gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out
     return value, buffer
@@ -364,11 +357,12 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> print(anchors, positives, negatives)
     [0 0 1 1 2 2 3 3] [1 1 0 0 3 3 2 2] [2 3 2 3 0 1 0 1]
     """
-    require_numba("mine_triplets", backend)
+    backend = select("mine_triplets", backend)
+    kernels = backend.kernels("triplet")
     x = _embeddings(embeddings)
     check_choice(metric, "metric", METRICS)  # before any work; pairwise_distances uses it
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))
-    margin = check_real(margin, "margin", low=0.0)
+    margin = check_real(margin, "margin", NONNEGATIVE)
     codes, members, starts = _label_groups(labels, x.shape[0])
     n = x.shape[0]
     offsets = np.zeros(n + 1, np.int64)
@@ -377,10 +371,10 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     dist = pairwise_distances(x, metric)
     empty = np.zeros(0, np.int64)
     m = dist.dtype.type(margin)
-    mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, empty, empty, empty, False)
+    kernels.mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, empty, empty, empty, False)
     np.cumsum(offsets, out=offsets)
     out = [np.empty(int(offsets[-1]), np.int64) for _ in range(3)]
-    mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, *out, True)
+    kernels.mine_triplet_rows(dist, codes, members, starts, m, kind, offsets, *out, True)
     return tuple(out)
 
 

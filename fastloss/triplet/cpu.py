@@ -21,9 +21,6 @@ TRIPLET_REDUCTIONS = ("mean", "mean_nonzero", "sum")
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
 _EUCLIDEAN, _SQUARED, _COSINE = range(3)
 _BATCH_HARD, _BATCH_ALL, _SEMI_HARD = range(3)
-# torch.nn.functional.normalize's eps: x / max(||x||, eps), as pytorch-metric-learning's
-# CosineSimilarity normalises.
-COSINE_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------- kernels
