@@ -131,11 +131,11 @@ def select(loss, backend=None):
         backend = backend.name
     elif backend is not None and type(backend) is not str:
         resolve(backend)  # raises, naming the argument (and an array is not hashable for the cache)
-    return _select(loss, backend)
+    return _select_for(loss, backend)
 
 
 @functools.cache
-def _select(loss, backend):
+def _select_for(loss, backend):
     name = resolve(backend)
     covered = LOSSES[loss].backends if loss in LOSSES else ("numba",)
     if name in covered:

@@ -39,7 +39,7 @@ _pointwise_grad = _GRAD_KERNELS.call
 
 #: The registered scalar kernels by name, as every backend's elementwise module lists
 #: its own (the Cython extension's ``KINDS``).
-KINDS = {}
+KINDS: dict = {}
 
 
 def register(kernel, takes_grad=False):

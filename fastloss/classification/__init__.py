@@ -192,7 +192,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     0.2413
     """
     check_options(reduction, grad)
-    backend = select("cross_entropy", backend)
+    impl = select("cross_entropy", backend)
     smoothing = check_option("cross_entropy", "label_smoothing", label_smoothing)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -209,10 +209,10 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         args = (class_rows(y), weight, dtype(1 - smoothing), dtype(smoothing / n_classes))
         denominator = int(np.prod(loss_shape, dtype=np.int64))
         return _run_rows("softmax_cross_entropy_soft_rows", x, loss_shape, reduction, grad, grad_output, grad_out,
-                         args, denominator=denominator, backend=backend)
+                         args, denominator=denominator, backend=impl)
     t = _class_targets(target_array, x, loss_shape)
     return _softmax_class_loss(x, loss_shape, n_classes, t, weight, True, ignore_index, smoothing, 0.0, reduction,
-                               grad, grad_output, grad_out, backend)
+                               grad, grad_output, grad_out, impl)
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,
@@ -246,7 +246,7 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     1.416
     """
     check_options(reduction, grad)
-    backend = select("focal_loss", backend)
+    impl = select("focal_loss", backend)
     gamma = check_option("focal_loss", "gamma", gamma)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
@@ -259,7 +259,7 @@ def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = No
     t = _class_targets(target, x, loss_shape)
     # The mean counts the kept targets (weighted_mean=False): alpha is no mean weight.
     return _softmax_class_loss(x, loss_shape, n_classes, t, alpha_vec, False, ignore_index, 0.0, gamma, reduction,
-                               grad, grad_output, grad_out, backend)
+                               grad, grad_output, grad_out, impl)
 
 
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, ignore_index: int = -100,
@@ -284,7 +284,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
      [ 0.  -0.5  0. ]]
     """
     check_options(reduction, grad)
-    backend = select("nll_loss", backend)
+    impl = select("nll_loss", backend)
     ignore_index = check_integer(ignore_index, "ignore_index")
     x, n_classes = _class_input(input)
     weight = as_class_weight(weight, n_classes, x.dtype)
@@ -292,7 +292,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     t = _class_targets(target, x, loss_shape)
     return _run_rows("nll_rows", x, loss_shape, reduction, grad, grad_output, grad_out,
                      (_target_rows(t), weight, ignore_index), targets=(t, n_classes, "target", ignore_index),
-                     backend=backend)
+                     backend=impl)
 
 
 def _elementwise_args(input, target, weight, names=("input", "target")):
@@ -332,12 +332,12 @@ def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike 
     0.1643
     """
     check_options(reduction, grad)
-    backend = select("binary_cross_entropy", backend)
+    impl = select("binary_cross_entropy", backend)
     x, y, weight = _elementwise_args(input, target, weight)
     _check_probabilities(x, "input")
     _check_probabilities(y, "target")
     return elementwise_loss(_BCE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
-                            grad_out=grad_out, backend=backend)
+                            grad_out=grad_out, backend=impl)
 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
@@ -366,7 +366,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
     [ 0.25   -0.0596]
     """
     check_options(reduction, grad)
-    backend = select("binary_cross_entropy_with_logits", backend)
+    impl = select("binary_cross_entropy_with_logits", backend)
     x, y, weight = _elementwise_args(input, target, weight)
     kind = _BCE_LOGITS
     if pos_weight is not None:
@@ -374,7 +374,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
         check_broadcast(pos_weight.shape, x.shape, "pos_weight")
         kind = _BCE_LOGITS_POS_WEIGHT
     return elementwise_loss(kind, x, y, pos_weight, weight, reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum", "none", "batchmean"] = "mean",
@@ -396,7 +396,7 @@ def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "s
     0.1308
     """
     check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
-    backend = select("kl_div", backend)
+    impl = select("kl_div", backend)
     log_target = check_bool(log_target, "log_target")
     x, y, _ = _elementwise_args(input, target, None)
     denominator = None
@@ -405,7 +405,7 @@ def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "s
         reduction = "mean"
     return elementwise_loss(_KL_DIV, x, y, None, None, (float(log_target), 0.0, 0.0), reduction=reduction,
                             grad=grad, grad_output=grad_output, grad_out=grad_out, denominator=denominator,
-                            backend=backend)
+                            backend=impl)
 
 
 def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.25, gamma: float = 2.0,
@@ -429,12 +429,12 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
     [0.017  0.0005]
     """
     check_options(reduction, grad)
-    backend = select("sigmoid_focal_loss", backend)
+    impl = select("sigmoid_focal_loss", backend)
     alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
     gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
     x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
     return elementwise_loss(_SIGMOID_FOCAL, x, y, None, None, (alpha, gamma, 0.0), reduction=reduction,
-                            grad=grad, grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad=grad, grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 # The criterion classes and the exports, from the table of losses.

@@ -2,8 +2,6 @@
 the wrappers that validate and call them are in ``fastloss/classification/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.elementwise import register
@@ -22,13 +20,6 @@ from .._core.numerics import (
     weighted_target_sums,
 )
 from .._core.validation import scan_class_indices
-
-if TYPE_CHECKING:
-
-
-    pass
-
-
 
 # --------------------------------------------------------------------------- kernels
 

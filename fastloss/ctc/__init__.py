@@ -197,8 +197,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     >>> round(float(loss), 4)  # -log(6 / 8): 6 of the 8 paths collapse to "a"
     0.2877
     """
-    backend = select("ctc_loss", backend)
-    kernels = backend.kernels("ctc")
+    impl = select("ctc_loss", backend)
+    kernels = impl.kernels("ctc")
     check_options(reduction, grad)
     zero_infinity, from_logits = check_bool(zero_infinity, "zero_infinity"), check_bool(from_logits, "from_logits")
     batch_first = check_bool(batch_first, "batch_first")
@@ -284,8 +284,8 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     >>> print(labels)
     [1 0 2]
     """
-    backend = select("ctc_forced_align", backend)
-    kernels = backend.kernels("ctc")
+    impl = select("ctc_forced_align", backend)
+    kernels = impl.kernels("ctc")
     x = as_float_array(log_probs, "log_probs")
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs must be (N, T, C) or (T, C); got shape {x.shape}")

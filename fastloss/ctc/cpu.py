@@ -2,18 +2,10 @@
 the wrappers that validate and call them are in ``fastloss/ctc/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.jit import jit, prange
 from .._core.numerics import exp_fast, log_fast, row_max, sum_exp_shifted, typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
 
 _PAD = 2  # -inf cells on each side of a padded row: cell s lives at s + _PAD
 

@@ -157,8 +157,8 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     >>> round(float(fastloss.cosine_embedding_loss(x, np.array([[0.0, 1.0], [1.0, 1.0]]), y)), 9)
     1.0
     """
-    backend = select("cosine_embedding_loss", backend)
-    kernels = backend.kernels("embedding")
+    impl = select("cosine_embedding_loss", backend)
+    kernels = impl.kernels("embedding")
     check_options(reduction, grad)
     margin = check_option("cosine_embedding_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
@@ -209,8 +209,8 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     >>> round(float(fastloss.triplet_margin_loss(a, p, n, eps=0.0)), 12)
     5.0
     """
-    backend = select("triplet_margin_loss", backend)
-    kernels = backend.kernels("embedding")
+    impl = select("triplet_margin_loss", backend)
+    kernels = impl.kernels("embedding")
     check_options(reduction, grad)
     margin = check_option("triplet_margin_loss", "margin", margin)
     p = check_option("triplet_margin_loss", "p", p)
@@ -320,8 +320,8 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     >>> float(fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function=l1, margin=0.5))
     1.5
     """
-    backend = select("triplet_margin_with_distance_loss", backend)
-    kernels = backend.kernels("embedding")
+    impl = select("triplet_margin_with_distance_loss", backend)
+    kernels = impl.kernels("embedding")
     a, pos, neg, named, margin, swap = check_triplet_with_distance(anchor, positive, negative, distance_function,
                                                                    margin, swap, reduction, grad)
     if named is None:
@@ -355,8 +355,8 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     >>> float(fastloss.contrastive_loss(x1, x2, np.array([1, 0])))
     12.625
     """
-    backend = select("contrastive_loss", backend)
-    kernels = backend.kernels("embedding")
+    impl = select("contrastive_loss", backend)
+    kernels = impl.kernels("embedding")
     check_options(reduction, grad)
     margin = check_option("contrastive_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))

@@ -2,18 +2,10 @@
 the wrappers that validate and call them are in ``fastloss/embedding/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
 
 # Row kinds of the kernel: torch's cosine_embedding_loss, the contrastive loss, the triplet
 # hinge on L_p distances, and the triplet hinge on the cosine distance 1 - cos.

@@ -13,7 +13,7 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -75,8 +75,8 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     >>> d_features.shape, d_classes.shape
     ((2, 2), (2, 2))
     """
-    backend = select("large_margin_cosine_loss", backend)
-    kernels = backend.kernels("extras")
+    impl = select("large_margin_cosine_loss", backend)
+    kernels = impl.kernels("extras")
     check_options(reduction, grad)
     s = check_option("large_margin_cosine_loss", "s", s)
     m = check_option("large_margin_cosine_loss", "m", m)
@@ -101,11 +101,11 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     logits[np.arange(n), t] -= dtype.type(s * m)
     # The cross-entropy of the margin-shifted, scaled cosines; with grad=True its gradient
     # G = d loss / d logits is written over the logits.
-    ce = cross_entropy(logits, t, reduction=reduction, grad=grad, grad_output=grad_output,
-                       grad_out=logits if grad else None, backend=backend)
     if not grad:
-        return ce
-    result = ce[0]
+        return cast("Loss", cross_entropy(logits, t, reduction=reduction, backend=impl.name))
+    result, _ = cast("WithGrad[FloatArray]", cross_entropy(logits, t, reduction=reduction, grad=True,
+                                                           grad_output=grad_output, grad_out=logits,
+                                                           backend=impl.name))
     # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
     # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
     g_f = logits @ w_unit
@@ -154,8 +154,8 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     >>> round(float(fastloss.anchor_loss(logits, np.array([0, 1]))), 4)
     3.1707
     """
-    backend = select("anchor_loss", backend)
-    kernels = backend.kernels("extras")
+    impl = select("anchor_loss", backend)
+    kernels = impl.kernels("extras")
     check_options(reduction, grad)
     gamma = check_option("anchor_loss", "gamma", gamma)
     slack = check_option("anchor_loss", "slack", slack)
@@ -229,8 +229,8 @@ def dice_loss(input: ArrayLike, target: ArrayLike, smooth: float = 1.0, *, reduc
     >>> round(float(fastloss.dice_loss(logits, np.array([[1, 0, 0, 1]]))), 4)
     0.1926
     """
-    backend = select("dice_loss", backend)
-    kernels = backend.kernels("extras")
+    impl = select("dice_loss", backend)
+    kernels = impl.kernels("extras")
     check_options(reduction, grad)
     smooth = check_option("dice_loss", "smooth", smooth)
     x = as_float_array(input, "input")

@@ -2,20 +2,10 @@
 the wrappers that validate and call them are in ``fastloss/extras/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import NORMALIZE_EPS, exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
-
-
 
 # ---------------------------------------------------------------- kernels
 

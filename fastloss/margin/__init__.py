@@ -92,7 +92,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     ...                                          margin=0.1)), 6)
     0.15
     """
-    backend = select("margin_ranking_loss", backend)
+    impl = select("margin_ranking_loss", backend)
     check_options(reduction, grad)
     margin = check_option("margin_ranking_loss", "margin", margin)
     x1 = as_float_array(input1, "input1")
@@ -105,10 +105,10 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     if full == x1.shape:
         return elementwise_loss(_MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
                                 grad_output=grad_output, grad_out=grad_out, dz_like=x2,
-                                backend=backend)
+                                backend=impl)
     result = elementwise_loss(_MARGIN_RANKING, np.broadcast_to(x1, full), y, x2, None, (margin, 0.0, 0.0),
                               reduction=reduction, grad=grad, grad_output=grad_output, grad_out=None, dz_like=x2,
-                              backend=backend)
+                              backend=impl)
     if not grad:
         return result
     value, (dx1, dx2) = result
@@ -137,12 +137,12 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
     >>> fastloss.hinge_embedding_loss(np.array([0.3, 0.3, 2.0]), np.array([1, -1, 0]), reduction="none")
     array([0.3, 0.7, 2. ])
     """
-    backend = select("hinge_embedding_loss", backend)
+    impl = select("hinge_embedding_loss", backend)
     check_options(reduction, grad)
     margin = check_option("hinge_embedding_loss", "margin", margin)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_HINGE_EMBEDDING, x, y, None, None, (margin, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
@@ -168,11 +168,11 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reductio
     >>> fastloss.soft_margin_loss(np.array([0.0, 200.0]), np.array([1.0, -1.0]), reduction="none")
     array([  0.69314718, 200.        ])
     """
-    backend = select("soft_margin_loss", backend)
+    impl = select("soft_margin_loss", backend)
     check_options(reduction, grad)
     x, y = _input_and_target(input, target)
     return elementwise_loss(_SOFT_MARGIN, x, y, None, None, reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
@@ -203,7 +203,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     >>> round(float(fastloss.multilabel_soft_margin_loss(np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]]))), 6)
     1.410038
     """
-    backend = select("multilabel_soft_margin_loss", backend)
+    impl = select("multilabel_soft_margin_loss", backend)
     check_options(reduction, grad)
     x = as_float_array(input, "input")
     if x.ndim == 0:
@@ -227,7 +227,7 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
         go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
     result = elementwise_loss(_MULTILABEL_SOFT_MARGIN, xf, y, None, w, reduction=reduction, grad=grad,
                               grad_output=grad_output if go is None else go, grad_out=out,
-                              denominator=n_rows if reduction != "none" else None, backend=backend)
+                              denominator=n_rows if reduction != "none" else None, backend=impl)
     value, dx = result if grad else (result, None)
     if grad and xf is not x:
         dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
@@ -317,7 +317,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     >>> round(float(fastloss.multi_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))), 6)
     0.325
     """
-    backend = select("multi_margin_loss", backend)
+    impl = select("multi_margin_loss", backend)
     check_options(reduction, grad)
     # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
     if (int(p) if isinstance(p, (bool, np.bool_)) else check_option("multi_margin_loss", "p", p)) not in (1, 2):
@@ -327,7 +327,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     w = as_class_weight(weight, n_classes, x.dtype)
     dtype = x.dtype.type
     args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
-    return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(impl.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, args)
 
 
@@ -355,7 +355,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     >>> round(float(fastloss.multilabel_margin_loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, -1]]))), 6)
     0.85
     """
-    backend = select("multilabel_margin_loss", backend)
+    impl = select("multilabel_margin_loss", backend)
     check_options(reduction, grad)
     x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
@@ -370,7 +370,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
         value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
         raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
     loss_shape = (n_rows,) if t.ndim == 2 else ()
-    return _run_class_rows(backend.kernels("margin"), "multilabel_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
+    return _run_class_rows(impl.kernels("margin"), "multilabel_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, (read_only(np.ascontiguousarray(rows)),))
 
 
@@ -410,7 +410,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     >>> float(fastloss.hinge_loss(np.array([0.5, -2.0, 0.3]), np.array([1, -1, -1])))
     0.6
     """
-    backend = select("hinge_loss", backend)
+    impl = select("hinge_loss", backend)
     check_options(reduction, grad)
     margin = check_option("hinge_loss", "margin", margin)
     x = as_float_array(input, "input")
@@ -420,7 +420,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
             raise ValueError(f"multi-class hinge_loss needs at least 2 classes, got input shape {x.shape}")
         dtype = x.dtype.type
         args = (read_only(t), read_only(np.ones(n_classes, x.dtype)), dtype(margin), 1, True, dtype(1))
-        return _run_class_rows(backend.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, 1, reduction, grad, grad_output,
+        return _run_class_rows(impl.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, 1, reduction, grad, grad_output,
                                grad_out, args)
     if x.ndim != 1:
         raise ValueError(f"input must be (N,) binary scores or (N, C) class scores, got shape {x.shape}")
@@ -430,7 +430,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
     # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
     return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
                             reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out,
-                            backend=backend)
+                            backend=impl)
 
 
 # The criterion classes and the exports, from the table of losses.

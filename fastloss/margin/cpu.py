@@ -2,20 +2,11 @@
 the wrappers that validate and call them are in ``fastloss/margin/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.elementwise import register
 from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import exp_fast, log1p_exp, log1p_unit, maxnum, sigmoid, typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
-
 
 # ---------------------------------------------------------------- row kernels
 # As torch's kernels, a hinge h that is NaN counts as inactive (its test h > 0 fails),

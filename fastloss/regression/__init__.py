@@ -79,11 +79,11 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean
     1.5
     """
     check_options(reduction, grad)
-    backend = select("l1_loss", backend)
+    impl = select("l1_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_L1, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
-                            backend=backend)
+                            backend=impl)
 
 
 def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", weight: ArrayLike | None = None,
@@ -107,11 +107,11 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mea
     2.5
     """
     check_options(reduction, grad)
-    backend = select("mse_loss", backend)
+    impl = select("mse_loss", backend)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_MSE, x, y, None, weight, reduction=reduction, grad=grad, grad_output=grad_output,
                             grad_out=grad_out, denominator=_weighted_mean_denominator(reduction, x, weight),
-                            backend=backend)
+                            backend=impl)
 
 
 def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", beta: float = 1.0,
@@ -139,11 +139,11 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction 
     1.3125
     """
     check_options(reduction, grad)
-    backend = select("smooth_l1_loss", backend)
+    impl = select("smooth_l1_loss", backend)
     beta = check_option("smooth_l1_loss", "beta", beta)
     x, y, _ = _regression_args(input, target)
     return elementwise_loss(_SMOOTH_L1, x, y, None, None, (beta, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", delta: float = 1.0,
@@ -171,11 +171,11 @@ def huber_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean
     2.0625
     """
     check_options(reduction, grad)
-    backend = select("huber_loss", backend)
+    impl = select("huber_loss", backend)
     delta = check_option("huber_loss", "delta", delta)
     x, y, weight = _regression_args(input, target, weight)
     return elementwise_loss(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True, full: bool = False, *,
@@ -208,14 +208,14 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
     [0.     0.3591]
     """
     check_options(reduction, grad)
-    backend = select("poisson_nll_loss", backend)
+    impl = select("poisson_nll_loss", backend)
     eps = check_option("poisson_nll_loss", "eps", eps)
     log_input, full = check_bool(log_input, "log_input"), check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
             (_POISSON_FULL if full else _POISSON))
     return elementwise_loss(kind, x, y, None, None, (0.0, eps, 0.0), reduction=reduction, grad=grad,
-                            grad_output=grad_output, grad_out=grad_out, backend=backend)
+                            grad_output=grad_output, grad_out=grad_out, backend=impl)
 
 
 def _variance(var, x):
@@ -267,13 +267,13 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full:
     [0.5  0.25] [0. 0.]
     """
     check_options(reduction, grad)
-    backend = select("gaussian_nll_loss", backend)
+    impl = select("gaussian_nll_loss", backend)
     eps = check_option("gaussian_nll_loss", "eps", eps)
     full = check_bool(full, "full")
     x, y, _ = _regression_args(input, target)
     v, var_shape = _variance(var, x)
     result = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(full), 0.0), reduction=reduction,
-                              grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v, backend=backend)
+                              grad=grad, grad_output=grad_output, grad_out=grad_out, dz_like=v, backend=impl)
     if not grad:
         return result
     value, (dx, dv) = result

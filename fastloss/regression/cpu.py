@@ -3,18 +3,10 @@ the wrappers that validate and call them are in ``fastloss/regression/__init__.p
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from .._core.elementwise import register
 from .._core.jit import jit
 from .._core.numerics import exp_fast, log_fast, typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
-
 
 # ---------------------------------------------------------------- scalar kernels
 

@@ -150,8 +150,8 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
      [5.     0.     4.2426]
      [1.     4.2426 0.    ]]
     """
-    backend = select("pairwise_distances", backend)
-    kernels = backend.kernels("triplet")
+    impl = select("pairwise_distances", backend)
+    kernels = impl.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     if x.shape[0] == 0:
@@ -255,8 +255,8 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> float(fastloss.batch_triplet_loss(x, [0, 0, 1, 1], margin=1.0))
     0.0
     """
-    backend = select("batch_triplet_loss", backend)
-    kernels = backend.kernels("triplet")
+    impl = select("batch_triplet_loss", backend)
+    kernels = impl.kernels("triplet")
     x = _embeddings(embeddings)
     code = METRICS.index(check_choice(metric, "metric", METRICS))
     strat = STRATEGIES.index(check_choice(strategy, "strategy", STRATEGIES))
@@ -357,8 +357,8 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     >>> print(anchors, positives, negatives)
     [0 0 1 1 2 2 3 3] [1 1 0 0 3 3 2 2] [2 3 2 3 0 1 0 1]
     """
-    backend = select("mine_triplets", backend)
-    kernels = backend.kernels("triplet")
+    impl = select("mine_triplets", backend)
+    kernels = impl.kernels("triplet")
     x = _embeddings(embeddings)
     check_choice(metric, "metric", METRICS)  # before any work; pairwise_distances uses it
     kind = TRIPLET_TYPES.index(check_choice(type_of_triplets, "type_of_triplets", TRIPLET_TYPES))

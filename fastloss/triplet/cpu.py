@@ -2,18 +2,10 @@
 the wrappers that validate and call them are in ``fastloss/triplet/__init__.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import log1p_exp, minnum, sigmoid, typed
-
-if TYPE_CHECKING:
-
-
-    pass
-
 
 METRICS = ("euclidean", "squared_euclidean", "cosine")
 STRATEGIES = ("batch_hard", "batch_all", "semi_hard")
