@@ -88,7 +88,7 @@ def cython_built():
     return True
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Backend:
     """One implementation of the kernels: ``modules`` gives the module that holds a
     family's kernels (``{family}`` is replaced), ``homes`` the exceptions by family."""
@@ -96,28 +96,27 @@ class Backend:
     name: str
     modules: str
     homes: dict = dataclasses.field(default_factory=dict)
+    _loaded: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def kernels(self, family):
         """The module holding ``family``'s kernels on this backend (their names are the
         same on every backend); ImportError if this backend cannot run here."""
-        return _kernel_module(self, family)
+        module = self._loaded.get(family)  # a call per kernel call: importlib's lookup alone costs 0.4 us
+        if module is None:
+            module = self._loaded[family] = self._load(family)
+        return module
 
-    def __hash__(self):
-        return hash(self.name)
+    def _load(self, family):
+        if self.name == "cython":
+            return cython_module(family)
+        if numba is None:
+            raise ImportError(f"the {family} kernels need numba, which is not in use: {NUMBA_OFF_REASON}")
+        return importlib.import_module(self.homes.get(family) or self.modules.format(family=family))
 
 
 NUMBA = Backend("numba", "fastloss.{family}.cpu", {"elementwise": "fastloss._core.elementwise"})
 CYTHON = Backend("cython", "fastloss._cython.{family}")
 BY_NAME = {"numba": NUMBA, "cython": CYTHON}
-
-
-@functools.cache  # a call per kernel call: importlib's lookup alone costs 0.4 us
-def _kernel_module(backend, family):
-    if backend is CYTHON:
-        return cython_module(family)
-    if numba is None:
-        raise ImportError(f"the {family} kernels need numba, which is not in use: {NUMBA_OFF_REASON}")
-    return importlib.import_module(backend.homes.get(family) or backend.modules.format(family=family))
 
 
 def select(loss, backend=None):
