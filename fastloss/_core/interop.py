@@ -32,7 +32,7 @@ _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 def _gpu_error(name, where):
     return TypeError(
         f"{name} is {where}: fastloss's GPU kernels are not available yet; move the array to the CPU "
-        f"(tensor.cpu(), jax.device_put(x, jax.devices('cpu')[0]), cupy.asnumpy(x))")
+        f"(tensor.cpu(), jax.device_put(x, jax.devices('cpu')[0]), x.to_device(...) for an Array API array, cupy.asnumpy(x))")
 
 
 def _check_not_gpu(value, name):
@@ -131,7 +131,19 @@ class _ArrayAPI:
 
     def to_numpy(self, array, name):
         _check_not_gpu(array, name)
+        device = getattr(array, "device", None)
+        if device is not None and "cpu" not in str(device).lower() and self._has_cpu_device():
+            raise _gpu_error(name, f"{self.name} on device {device!r}, not the CPU")
         return np.from_dlpack(array)
+
+    def _has_cpu_device(self):
+        """Whether the namespace names a CPU device (then an array on another one is not on the CPU,
+        as array_api_strict's ``"device1"``), from its inspection API."""
+        try:
+            devices = self.xp.__array_namespace_info__().devices()
+        except Exception:  # a namespace without the inspection API: trust DLPack's device
+            return False
+        return any("cpu" in str(device).lower() for device in devices)
 
     def writable(self, array, name):
         view = self.to_numpy(array, name)
@@ -147,7 +159,7 @@ class _ArrayAPI:
             return self.xp.asarray(array)
 
 
-def _library(value):
+def _library(value, name):
     """The library adapter of ``value`` (not a NumPy array), or None to call as before."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
@@ -156,14 +168,16 @@ def _library(value):
     if jax is not None and isinstance(value, getattr(jax, "Array", ())):
         return _Jax(jax)
     if hasattr(value, "__array_namespace__"):
-        _check_not_gpu(value, "the array")
+        _check_not_gpu(value, name)
         try:
             from array_api_compat import array_namespace
         except ImportError:  # array-api-compat is optional: the array names its own namespace
             xp = value.__array_namespace__()
         else:
             xp = array_namespace(value)
-        return _ArrayAPI(xp, type(value))
+        library = _ArrayAPI(xp, type(value))
+        library.to_numpy(value, name)  # its device checked before any other argument is read
+        return library
     return None
 
 
@@ -175,7 +189,7 @@ def _call_foreign(function, names, args, kwargs):
     if isinstance(first, (np.ndarray, np.generic)):
         return function(*args, **kwargs)
     _check_not_gpu_anywhere(args, kwargs, names)
-    library = _library(first)
+    library = _library(first, first_name)
     if library is None:
         return function(*args, **kwargs)
 
