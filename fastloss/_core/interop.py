@@ -32,7 +32,8 @@ _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 def _gpu_error(name, where):
     return TypeError(
         f"{name} is {where}: fastloss's GPU kernels are not available yet; move the array to the CPU "
-        f"(tensor.cpu(), jax.device_put(x, jax.devices('cpu')[0]), x.to_device(...) for an Array API array, cupy.asnumpy(x))")
+        f"(tensor.cpu(), jax.device_put(x, jax.devices('cpu')[0]), x.to_device(...) for an Array API array, "
+        f"cupy.asnumpy(x))")
 
 
 def _check_not_gpu(value, name):
