@@ -239,13 +239,16 @@ class Table:
         return tuple(entry.name for entry in self if backend in entry.backends)
 
     def export(self, module_name, namespace):
-        """Make the criterion class of every loss of family module ``module_name`` in its
-        ``namespace``; return their names and the losses', for the module's ``__all__``."""
+        """Wrap every loss function of family module ``module_name`` in its ``namespace`` so
+        that it takes the arrays of other libraries (:func:`fastloss._core.interop.interop`),
+        and make its criterion class there; return their names and the losses', for the
+        module's ``__all__``."""
         from .criterion import criterion
+        from .interop import interop
 
         names = []
         for entry in self.of_family(module_name.rsplit(".", 1)[-1]):
-            function = namespace[entry.name]
+            function = namespace[entry.name] = interop(namespace[entry.name])
             namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data))
             names += [entry.name, entry.criterion]
         return names
