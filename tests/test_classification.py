@@ -387,7 +387,7 @@ def test_cache_serves_a_second_process(tmp_path):
     import sys
 
     code = ("import numpy as np, fastloss as fl\n"
-            "from fastloss import classification as c\n"
+            "from fastloss.classification import cpu as c\n"
             "fl.cross_entropy(np.ones((2, 3), np.float32), np.array([0, 1]), grad=True)\n"
             "fl.cross_entropy(np.ones((200, 100), np.float32), np.zeros(200, int), grad=True)\n"
             "ks = [c.softmax_cross_entropy_rows.__wrapped__, c.softmax_cross_entropy_rows_serial]\n"

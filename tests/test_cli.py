@@ -198,6 +198,6 @@ def test_benchmark_baselines_agree_with_fastloss():
 
 def test_warmup_compiles_every_registered_call():
     fl.warmup(dtypes=("float64",))
-    from fastloss.classification import softmax_cross_entropy_rows_serial
+    from fastloss.classification.cpu import softmax_cross_entropy_rows_serial
 
     assert softmax_cross_entropy_rows_serial.signatures

@@ -132,7 +132,7 @@ _a = np.zeros((3, 4))
     (lambda: fl.triplet_margin_loss(_a, _a, _a, p=None), TypeError, "p must be a real"),
     (lambda: fl.triplet_margin_loss(_a[:, :0], _a[:, :0], _a[:, :0], p=np.inf), ValueError, "zero features"),
     (lambda: fl.triplet_margin_loss(_a[:, :0], _a[:, :0], _a[:, :0], p=-1.0), ValueError, "zero features"),
-    (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, margin=0.0), ValueError, "margin must be greater"),
+    (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, margin=0.0), ValueError, r"margin must be in \(0, inf\]"),
     (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, swap="yes"), TypeError, "swap must be a bool"),
     (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, distance_function="l1"), ValueError,
      "distance_function must be"),

@@ -188,9 +188,9 @@ def test_no_valid_triplet_gives_zero(rng, strategy, reduction):
 
 @pytest.mark.parametrize("strategy", ["semi_hard", "batch_all"])
 def test_many_positives(rng, strategy):
-    # A class of 36: its anchors have 35 positives, more than triplet._LINEAR_COUNT, so
+    # A class of 36: its anchors have 35 positives, more than triplet.cpu._LINEAR_COUNT, so
     # the negatives are placed among the sorted positives by binary search.
-    assert triplet._LINEAR_COUNT < 35
+    assert triplet.cpu._LINEAR_COUNT < 35
     x = rng.standard_normal((50, 3))
     y = np.repeat([0, 1], [36, 14])
     rng.shuffle(y)
@@ -309,7 +309,7 @@ def test_bad_input(rng):
         fl.batch_triplet_loss(x, y, metric="manhattan")
     with pytest.raises(ValueError, match="reduction must be one of"):
         fl.batch_triplet_loss(x, y, reduction="none")
-    with pytest.raises(ValueError, match="margin must be >= 0.0, got -0.1"):
+    with pytest.raises(ValueError, match="margin must be >= 0 and finite, got -0.1"):
         fl.batch_triplet_loss(x, y, margin=-0.1)
     with pytest.raises(TypeError, match="labels must hold integer class indices"):
         fl.batch_triplet_loss(x, y.astype(float))
@@ -321,7 +321,7 @@ def test_bad_input(rng):
         fl.batch_triplet_loss(x, y, grad=True, grad_out=np.empty((3, 3)))
     with pytest.raises(ValueError, match="type_of_triplets must be one of"):
         fl.mine_triplets(x, y, type_of_triplets="medium")
-    with pytest.raises(ValueError, match="margin must be >= 0.0"):
+    with pytest.raises(ValueError, match="margin must be >= 0 and finite"):
         fl.mine_triplets(x, y, margin=-1.0)
     with pytest.raises(ValueError, match="metric must be one of"):
         fl.pairwise_distances(x, "l1")
