@@ -21,12 +21,14 @@ list complete), so a new loss is covered here without an edit. Expected numbers:
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import fastloss as fl
 from conftest import SEED_OFFSET, assert_close
 from fastloss._core.table import LOSSES as TABLE
 from loss_cases import CASES, LOSSES, data, reference
+from references import anchor_torch
 
 DTYPES = [np.float32, np.float64]
 PARAMS = [(name, reduction) for name in LOSSES for reduction in CASES[name].reductions]
@@ -158,10 +160,22 @@ def _poisoned_call(draw, name, dtype):
     return fn, call, diff, g
 
 
+def _anchor_inf_off_target(call):
+    x = call["input"]
+    return bool((np.isposinf(x) & (np.arange(x.shape[1]) != call["target"][:, None])).any())
+
+
+# Calls where the reference is what is wrong; each has a precise test of its own below.
+REFERENCE_DEFECTS = {
+    # The authors' AnchorLoss adds class_mask * (...) * bce and (1 - class_mask) * (...) * bce:
+    # a +inf logit off the target has bce = inf, and the mask's 0 times it makes the
+    # value NaN; the loss there is +inf (test_anchor_loss_infinite_logit_off_target).
+    "anchor_loss": _anchor_inf_off_target,
+}
+
+
 # Instances this test finds that are not fixed yet, each with what differs.
 KNOWN = {
-    "anchor_loss": "a non-finite logit: NaN and inf of the value and gradient differ from the authors' code "
-                   "(its max over the negatives and its detached anchors)",
     "batch_triplet_loss": "a non-finite embedding turns the whole loss and gradient NaN (the Gram-matrix distances "
                           "give inf - inf); the per-triplet reference keeps the entries it does not touch finite",
     "ctc_loss": "torch's gradient is NaN in every frame holding a -inf log-probability (through its log_softmax); "
@@ -176,6 +190,7 @@ KNOWN = {
 @given(st.data())
 def test_hostile_values_as_torch(name, dtype, data):
     fn, call, diff, g = data.draw(_poisoned_call(name, dtype))
+    assume(not (name in REFERENCE_DEFECTS and REFERENCE_DEFECTS[name](call)))
     ours = {"from_logits": True} if CASES[name].through is not None else {}
     try:
         expected, expected_grads = _torch_value_and_grads(name, fn, call, diff, g)
@@ -198,3 +213,31 @@ def test_hostile_values_as_torch(name, dtype, data):
     for k, got, want in zip(diff, _grads(grads), expected_grads):
         _assert_same(got, want, dtype, where=np.isfinite(call[k]), what=f"the gradient of {k}",
                      nan_is_inf=CASES[name].torch is not None or not np.isfinite(g).all())
+
+
+# ---------------------------------------------------------------- where the reference is wrong
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("anchor", ["neg", "pos"])
+def test_anchor_loss_infinite_logit_off_target(dtype, anchor):
+    """A +inf logit off the target class: its BCE is inf and its modulating factor finite,
+    so the row's loss is +inf. The authors' code gives NaN only because it masks its two
+    terms by multiplication (0 * inf); with the masks as selects it gives fastloss's
+    numbers: inf for that row, the others' values, and every finite entry's gradient."""
+    x = np.array([[np.inf, -0.3, 1.3], [0.1, 0.5, -2.0], [-0.4, np.inf, 0.7]], dtype)
+    t = np.array([1, 2, 1])  # row 2's +inf is its target's: NaN in torch's BCE, and in fastloss
+    g = np.array([0.5, -1.5, 2.0], dtype)
+    value, grad = fl.anchor_loss(x, t, reduction="none", anchor=anchor, grad=True, grad_output=g)
+    results = []
+    for select in (False, True):
+        leaf = torch.tensor(x.astype(np.float64), requires_grad=True)
+        loss = anchor_torch(leaf, torch.tensor(t), reduction="none", anchor=anchor, select=select)
+        loss.backward(torch.tensor(g.astype(np.float64)))
+        results.append((loss.detach().numpy(), leaf.grad.numpy()))
+    (multiplied, multiplied_grad), (selected, selected_grad) = results
+    assert np.isnan(multiplied[0]) and selected[0] == np.inf  # the defect, and the select's value
+    assert value[0] == np.inf and np.isnan(value[2])
+    _assert_same(value, selected, dtype, what="the value")
+    finite = np.isfinite(x)
+    for expected in (multiplied_grad, selected_grad):
+        _assert_same(grad, expected, dtype, where=finite, what="the gradient")
