@@ -65,8 +65,10 @@ def cosface_torch(features, weight, target, s=64.0, m=0.35, reduction="mean"):
     return F.cross_entropy(s * (cos - m * onehot), target, reduction=reduction)
 
 
-def anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor="neg"):
-    """The authors' AnchorLoss.forward, transcribed (CPU, class-index targets), with its detach()."""
+def anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor="neg", select=False):
+    """The authors' AnchorLoss.forward, transcribed (CPU, class-index targets), with its detach().
+    ``select``: the class mask's two terms chosen by torch.where instead of multiplied by the
+    mask and its complement (the same numbers, but no 0 * inf = NaN for an infinite BCE)."""
     gamma_pos, gamma_neg = (gamma, 0) if anchor == "pos" else (0, gamma)
     target = target.view(-1, 1)
     pt = torch.sigmoid(input)
@@ -78,7 +80,10 @@ def anchor_torch(input, target, gamma=0.5, slack=0.05, reduction="mean", anchor=
     pt_pos = (pt_pos - slack).clamp(min=0).detach()
     scaling_pos = (1 - pt + pt_neg).pow(gamma_pos)
     scaling_neg = (1 + pt - pt_pos).pow(gamma_neg)
-    loss = class_mask * scaling_pos * bce_loss + (1 - class_mask) * scaling_neg * bce_loss
+    if select:
+        loss = torch.where(class_mask.bool(), scaling_pos * bce_loss, scaling_neg * bce_loss)
+    else:
+        loss = class_mask * scaling_pos * bce_loss + (1 - class_mask) * scaling_neg * bce_loss
     return reduce(loss.sum(1), reduction)
 
 

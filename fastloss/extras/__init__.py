@@ -141,6 +141,8 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     the per-sample sums over the batch. The gradient holds :math:`q_{pos}, q_{neg}`
     constant (a stop-gradient), so it is not the derivative of the value. The
     reference's ``warm_up`` (cross-entropy for the first epochs) is left to the caller.
+    A +inf logit off the target makes the row's loss +inf (the reference code, which
+    masks its two terms by multiplying, gives 0 * inf = NaN there).
 
     References
     ----------

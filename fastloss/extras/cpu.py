@@ -32,14 +32,16 @@ def _largest_other(p, t):
 
 
 @jit()
-def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms, grad, want_grad):
+def _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, poison, s, terms, grad, want_grad):
     """Per class: terms[c] = (modulating factor) * BCE, and the gradient times ``s`` (vectorised).
+    ``poison`` is 0, or NaN to make every term and gradient NaN (a NaN anchor); the
+    incoming gradient ``s`` reaches the gradient only, never the terms.
 
     The BCE is torch's ``binary_cross_entropy_with_logits`` (the reference calls it),
     (1 - y) x + log(1 + e^-x), whose infinite logits give NaN as torch's do; a factor of
     exponent 0 is 1 with gradient 0, as torch's pow, whatever its base."""
     one = typed(1, s)
-    zero = s * 0
+    zero = poison
     for c in range(row.shape[0]):
         x = row[c]
         pc = p[c]
@@ -77,11 +79,12 @@ def anchor_rows(logits, target, gamma_pos, gamma_neg, slack, scale, loss, grad, 
         _sigmoid_row(row, p, e)
         q_neg = min(_largest_other(p, t) + slack, typed(1, slack))  # NaN passes, as torch's clamp
         q_pos = max(p[t] - slack, slack * 0) if p[t] == p[t] else p[t]
-        s = scale[n] if want_grad else slack * 0
         # A NaN anchor makes the reference's factor NaN in every column, masked by a multiplication by 0.
+        poison = slack * 0
         if (gamma_pos != 0 and q_neg != q_neg) or (gamma_neg != 0 and q_pos != q_pos):
-            s = q_neg + q_pos
-        _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, s, terms,
+            poison = q_neg + q_pos
+        s = (scale[n] if want_grad else slack * 0) + poison
+        _anchor_terms(row, p, e, t, q_pos, q_neg, gamma_pos, gamma_neg, poison, s, terms,
                       grad[n] if want_grad else unused, want_grad)
         loss[n] = sum_float64(terms)
 
