@@ -97,7 +97,8 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     w_norms = np.empty(n_classes)
     kernels.normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
     kernels.normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
-    logits = f_unit @ w_unit.T  # s * cos
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
+        logits = f_unit @ w_unit.T  # s * cos
     logits[np.arange(n), t] -= dtype.type(s * m)
     # The cross-entropy of the margin-shifted, scaled cosines; with grad=True its gradient
     # G = d loss / d logits is written over the logits.
@@ -108,8 +109,9 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
                                                            backend=impl.name))
     # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
     # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
-    g_f = logits @ w_unit
-    g_w = logits.T @ f_unit
+    with np.errstate(invalid="ignore", over="ignore"):
+        g_f = logits @ w_unit
+        g_w = logits.T @ f_unit
     buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
     g_f_out = buffer.contiguous(f.shape)
     kernels.normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
