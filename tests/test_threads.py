@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import fastloss as fl
-from fastloss._core import backends as _backend, threads as _threads
+from fastloss._core import backends as _backend
+from fastloss._core import threads as _threads
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_numba = pytest.mark.skipif(_backend.numba is None, reason="numba is not in use (FASTLOSS_BACKEND=cython)")
