@@ -126,14 +126,22 @@ def select(loss, backend=None):
     ValueError for an unknown ``backend``, or one that lacks the loss's kernels; ImportError
     when nothing in this process can run the loss (numba is not in use and the loss has
     no Cython kernels)."""
+    try:
+        return _SELECTED[loss, backend]  # a call per loss call: one dict lookup on the common path
+    except (KeyError, TypeError):  # TypeError: an unhashable backend= (an array), refused below
+        pass
     if isinstance(backend, Backend):  # a call made on another loss's behalf
-        backend = backend.name
-    elif backend is not None and type(backend) is not str:
-        resolve(backend)  # raises, naming the argument (and an array is not hashable for the cache)
-    return _select_for(loss, backend)
+        return select(loss, backend.name)
+    if backend is not None and type(backend) is not str:
+        resolve(backend)  # raises, naming the argument
+    chosen = _select_for(loss, backend)
+    _SELECTED[loss, backend] = chosen
+    return chosen
 
 
-@functools.cache
+_SELECTED: dict = {}
+
+
 def _select_for(loss, backend):
     name = resolve(backend)
     covered = LOSSES[loss].backends if loss in LOSSES else ("numba",)
