@@ -36,11 +36,16 @@ def _gpu_error(name, where):
         f"cupy.asnumpy(x))")
 
 
+def _check_no_cuda_interface(value, name):
+    """TypeError for an array that says it lives on a GPU (``__cuda_array_interface__``)."""
+    if hasattr(value, "__cuda_array_interface__"):
+        raise _gpu_error(name, f"a GPU array ({type(value).__name__})")
+
+
 def _check_not_gpu(value, name):
     """TypeError for an array that lives on a GPU (``__cuda_array_interface__``, or a DLPack
     device that is not the CPU)."""
-    if hasattr(value, "__cuda_array_interface__"):
-        raise _gpu_error(name, f"a GPU array ({type(value).__name__})")
+    _check_no_cuda_interface(value, name)
     dlpack_device = getattr(value, "__dlpack_device__", None)
     if dlpack_device is not None:
         try:
@@ -62,17 +67,19 @@ class _Torch:
     def owns(self, value):
         return isinstance(value, self.torch.Tensor)
 
-    def to_numpy(self, tensor, name):
+    def _check_cpu(self, tensor, name):
         if tensor.device.type != "cpu":
             raise _gpu_error(name, f"a torch tensor on device {str(tensor.device)!r}")
+
+    def to_numpy(self, tensor, name):
+        self._check_cpu(tensor, name)
         tensor = tensor.detach().resolve_conj().resolve_neg()
         if tensor.dtype == self.torch.bfloat16:  # NumPy has no bfloat16: computed in float32, as float16 is
             tensor = tensor.float()
         return tensor.numpy()
 
     def writable(self, tensor, name):
-        if tensor.device.type != "cpu":
-            raise _gpu_error(name, f"a torch tensor on device {str(tensor.device)!r}")
+        self._check_cpu(tensor, name)
         if tensor.dtype == self.torch.bfloat16:
             raise TypeError(f"{name} has dtype torch.bfloat16; the gradient is computed in float32")
         return tensor.detach().numpy()
@@ -234,11 +241,9 @@ def _name(names, i):
 
 def _check_not_gpu_anywhere(args, kwargs, names):
     for i, value in enumerate(args):
-        if hasattr(value, "__cuda_array_interface__"):
-            raise _gpu_error(_name(names, i), f"a GPU array ({type(value).__name__})")
+        _check_no_cuda_interface(value, _name(names, i))
     for key, value in kwargs.items():
-        if hasattr(value, "__cuda_array_interface__"):
-            raise _gpu_error(key, f"a GPU array ({type(value).__name__})")
+        _check_no_cuda_interface(value, key)
 
 
 def interop(function: Callable[..., Any]) -> Callable[..., Any]:
