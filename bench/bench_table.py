@@ -25,16 +25,15 @@ PAIRWISE_ROWS = 1 << 10
 
 
 def _tiled(entry):
-    """``(args, options)``: the example call with its batch repeated to about ROWS samples, float32."""
-    args, options = entry.example(rng())
+    """``(args, options, n)``: the example call in float32 with its batch repeated to about ROWS (n) samples."""
+    args, options = entry.call(rng(), np.float32)
     call = dict(zip(entry.data, args))
     n, sliced = batch.layout(entry, {**call, **options, "reduction": "mean"})
     k = max(1, (PAIRWISE_ROWS if entry.name == "batch_triplet_loss" else ROWS) // max(n, 1))
     for name, axis in sliced.items():
         if name in call:
             call[name] = np.concatenate([call[name]] * k, axis=0 if isinstance(axis, Ragged) else axis)
-    tiled = [call[name].astype(np.float32) if call[name].dtype.kind == "f" else call[name] for name in entry.data]
-    return tiled, options, n * k
+    return [call[name] for name in entry.data], options, n * k
 
 
 def _torch_fn(entry, args, options):

@@ -68,8 +68,8 @@ def data(name, rng, dtype=np.float64):
     """``(fn, call, diff)``: the NumPy loss, its arguments by name (floats in ``dtype``)
     and the names of its differentiable arguments."""
     entry = TABLE[name]
-    args, options = entry.example(rng)
-    call = {n: a.astype(dtype) if a.dtype.kind == "f" else a for n, a in zip(entry.data, args)}
+    args, options = entry.call(rng, dtype)
+    call = dict(zip(entry.data, args))
     return entry.function, {**call, **options}, entry.differentiable
 
 

@@ -57,8 +57,7 @@ def _numpy(library, value):
 
 def _example(name, dtype, library="torch"):
     """The table's example call of ``name``, floats in ``dtype`` (integer arrays as they are)."""
-    args, options = LOSSES[name].example(np.random.default_rng(7))
-    args = [a.astype(dtype) if a.dtype.kind == "f" else a for a in args]
+    args, options = LOSSES[name].call(np.random.default_rng(7), dtype)
     if library == "jax" and not jax.config.jax_enable_x64:
         args = [a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args]
     return args, options

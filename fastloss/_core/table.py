@@ -190,6 +190,12 @@ class Loss:
     reference: str | None = None
     domains: dict = dataclasses.field(default_factory=dict)
 
+    def call(self, rng, dtype=np.float64, make=None):
+        """``(args, options)`` of the example call (or of ``make``, one of its variants),
+        its float arrays in ``dtype`` and its integer arrays as they are."""
+        args, options = (make or self.example)(rng)
+        return [a.astype(dtype) if a.dtype.kind == "f" else a for a in map(np.asarray, args)], options
+
     @property
     def function(self) -> Callable[..., Any]:
         """The NumPy loss function, ``fastloss.<family>.<name>``."""

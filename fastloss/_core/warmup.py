@@ -45,18 +45,14 @@ def calls(rng, dtype):
     from .. import ctc, triplet
     from .table import LOSSES
 
-    def cast(args):
-        return [np.asarray(a).astype(dtype) if np.asarray(a).dtype.kind == "f" else a for a in args]
-
     found = []
     for entry in LOSSES:
         for make in (entry.example, *entry.variants):
-            args, options = make(rng)
-            args = cast(args)
+            args, options = entry.call(rng, dtype, make)
             for grad in (False, True):
                 found.append(lambda fn=entry.function, a=args, o=options, g=grad: fn(*a, **o, grad=g))
-    embeddings, labels = cast([rng.standard_normal((6, 3))])[0], np.array([0, 0, 1, 1, 2, 2])
-    log_probs = cast([rng.standard_normal((2, 3, 3))])[0]
+    embeddings, labels = rng.standard_normal((6, 3)).astype(dtype), np.array([0, 0, 1, 1, 2, 2])
+    log_probs = rng.standard_normal((2, 3, 3)).astype(dtype)
     found += [lambda: triplet.mine_triplets(embeddings, labels),
               lambda: ctc.ctc_forced_align(log_probs, np.array([[1, 2], [2, 2]]), [3, 3], [2, 1])]
     return found
