@@ -45,6 +45,7 @@ from .._core.validation import (
     check_shape,
     class_index_error,
 )
+from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Loss, Reduction, WithGrad
-from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL
 
 # ---------------------------------------------------------------- wrappers
 

@@ -53,6 +53,7 @@ from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
 from .._core.validation import as_float_array, check_bool, check_integer
+from .cpu import _PAD
 
 if TYPE_CHECKING:
     from typing import Any
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Reduction, WithGrad
-from .cpu import _PAD
 
 # ---------------------------------------------------------------- wrappers
 

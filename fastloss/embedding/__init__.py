@@ -29,6 +29,7 @@ from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
 from .._core.validation import as_float_array, as_target_array, check_bool, check_option, check_shape, common_shape
+from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 if TYPE_CHECKING:
     from typing import Any
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, Grad2, Grad3, Loss, Reduction, WithGrad
-from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 # ---------------------------------------------------------------- wrappers
 

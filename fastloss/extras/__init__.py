@@ -32,6 +32,7 @@ from .._core.validation import (
     check_shape,
 )
 from ..classification import SERIAL_BELOW, cross_entropy
+from .cpu import DICE_CHUNK
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
-from .cpu import DICE_CHUNK
 
 # ---------------------------------------------------------------- wrappers
 

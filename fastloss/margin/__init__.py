@@ -41,6 +41,7 @@ from .._core.validation import (
     check_shape,
     common_shape,
 )
+from .cpu import _HINGE_EMBEDDING, _MARGIN_RANKING, _MULTILABEL_SOFT_MARGIN, _SOFT_MARGIN
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
-from .cpu import _HINGE_EMBEDDING, _MARGIN_RANKING, _MULTILABEL_SOFT_MARGIN, _SOFT_MARGIN
 
 # ---------------------------------------------------------------- wrappers
 

@@ -18,13 +18,6 @@ from .._core.elementwise import elementwise_loss
 from .._core.reduction import check_options
 from .._core.table import LOSSES
 from .._core.validation import as_float_array, as_target_array, check_bool, check_broadcast, check_option, check_shape
-
-if TYPE_CHECKING:
-    from typing import Any
-
-    from numpy.typing import NDArray
-
-    from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 from .cpu import (
     _GAUSSIAN_NLL,
     _HUBER,
@@ -36,6 +29,13 @@ from .cpu import (
     _POISSON_LOG_INPUT_FULL,
     _SMOOTH_L1,
 )
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import NDArray
+
+    from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 # ---------------------------------------------------------------- wrappers
 

@@ -68,6 +68,7 @@ from .._core.validation import (
     check_option,
     check_real,
 )
+from .cpu import _BATCH_HARD, _COSINE, _EUCLIDEAN, _SEMI_HARD, METRICS, STRATEGIES, TRIPLET_REDUCTIONS, TRIPLET_TYPES
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -75,7 +76,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._typing import ArrayLike, Backend, FloatArray, IntArray, Loss, Metric, WithGrad
-from .cpu import _BATCH_HARD, _COSINE, _EUCLIDEAN, _SEMI_HARD, METRICS, STRATEGIES, TRIPLET_REDUCTIONS, TRIPLET_TYPES
 
 # --------------------------------------------------------------------------- wrappers
 
