@@ -130,8 +130,6 @@ def select(loss, backend=None):
         return _SELECTED[loss, backend]  # a call per loss call: one dict lookup on the common path
     except (KeyError, TypeError):  # TypeError: an unhashable backend= (an array), refused below
         pass
-    if isinstance(backend, Backend):  # a call made on another loss's behalf
-        return select(loss, backend.name)
     if backend is not None and type(backend) is not str:
         resolve(backend)  # raises, naming the argument
     chosen = _select_for(loss, backend)
