@@ -33,7 +33,9 @@ LOSSES = {
         ((3,), (1,), (3,)), ((2, 4, 3), (1, 4, 3), (2, 1, 1)), ((1, 3), (5, 3), (1, 3))]),
     "cosine_embedding_loss": ((_normal, _normal, _signs), (0, 1), [
         ((4, 3), (1, 3), (4,)), ((1, 3), (4, 3), (4,)), ((4, 3), (1, 3), (1,)), ((1, 3), (1, 3), (4,)),
-        ((4, 3), (4, 3), (1,))]),
+        ((4, 3), (4, 3), (1,)),
+        # a single feature against 3: torch takes each squared norm over the input's own features
+        ((4, 1), (4, 3), (4,)), ((4, 3), (1, 1), (4,)), ((1, 1), (4, 5), (1,)), ((3,), (1,), ()), ((4, 1), (4, 0), (4,))]),
     "margin_ranking_loss": ((_normal, _normal, _signs), (0, 1), [
         ((5,), (1,), (5,)), ((5,), (5,), (1,)), ((1,), (5,), (1,)), ((1,), (1,), (5,)), ((1, 5), (4, 1), (1, 1)),
         ((4, 1), (4, 5), (4, 5))]),
@@ -89,9 +91,3 @@ def test_shapes_torch_refuses(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
-
-def test_cosine_feature_broadcast_refused():
-    """torch broadcasts a single-feature input's features in the product but takes its norm
-    over that one feature: not a cosine, and refused here with a ValueError naming input2."""
-    with pytest.raises(ValueError, match="input2 has shape"):
-        fl.cosine_embedding_loss(np.ones((4, 1)), np.ones((4, 3)), np.ones(4))

@@ -120,11 +120,6 @@ def _cosine_labels(target, x1, x2, name="target"):
         raise ValueError(f"{name} has shape {y.shape}; expected {x1.ndim - 1} dimensions, one label per row of "
                          f"input1 of shape {x1.shape}")
     common_shape([("input1", x1.shape[:-1]), ("input2", x2.shape[:-1]), (name, y.shape)])
-    if x1.shape[-1] != x2.shape[-1]:
-        # torch broadcasts the features of a single-feature input in the product but takes
-        # each norm over the input's own features: not a cosine, and not reproduced here.
-        raise ValueError(f"input2 has shape {x2.shape}; expected {x1.shape[-1]} features as input1 of shape "
-                         f"{x1.shape} (the rows may broadcast, the feature axis may not)")
     return y
 
 
@@ -142,8 +137,9 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     Inputs (N, D) or (D,), targets (N,) or (): any real values, as in torch (only 1
     and -1 select a term). The rows of the inputs and the targets broadcast together, as
     in torch (a (1, D) input against (N, D), say; each gradient is summed back to its
-    input's shape); the feature axis does not (torch's norms of a broadcast single feature
-    make no cosine). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
+    input's shape). So does a single feature against D, as in torch: the product is taken
+    over the broadcast features and each squared norm over the input's own (which is then
+    no cosine, but torch's number). ``grad=True`` gives ``(loss, (d/d input1, d/d input2))``.
 
     References
     ----------
@@ -163,7 +159,9 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     margin = check_option("cosine_embedding_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
     y = _cosine_labels(target, x1, x2)
-    return _run_pairs(kernels, COSINE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
+    width = max(x1.shape[-1], x2.shape[-1])
+    copies = [width if x.shape[-1] == 1 and width > 1 else 1 for x in (x1, x2)]  # a broadcast single feature
+    return _run_pairs(kernels, COSINE, (x1, x2), y, (margin, *copies, False), reduction, grad, grad_output, grad_out)
 
 
 def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):

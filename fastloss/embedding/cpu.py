@@ -259,16 +259,20 @@ def _triplet_cosine_row(u, v, w, margin, swap, s, want_grad, gu, gv, gw):
 
 
 @jit()
-def _cosine_embedding_row(u, v, y, margin, s, want_grad, gu, gv):
+def _cosine_embedding_row(u, v, y, margin, ku, kv, s, want_grad, gu, gv):
     """torch's cosine_embedding_loss of one pair (ATen Loss.cpp): 1 - cos where y == 1,
     clamp_min(cos - margin, 0) where y == -1, 0 for any other y; the gradient by torch's
-    backward of each step (where, clamp_min, the division, sqrt, the sums of products)."""
+    backward of each step (where, clamp_min, the division, sqrt, the sums of products).
+
+    ``ku`` (``kv``): how many copies of each of its own features ``u`` (``v``) holds, D
+    for a single feature broadcast over the other input's D, else 1. torch takes each
+    squared norm over the input's own features, so a row of copies counts 1/k of each."""
     zero = typed(0, s)
     one = typed(1, s)
     eps = typed(COSINE_EMBEDDING_EPS, s)
     prod = _dot(u, v, zero)
-    m_u = _dot(u, u, zero) + eps
-    m_v = _dot(v, v, zero) + eps
+    m_u = (_dot(u, u, zero) if ku == one else _cosine_sum(u, u, ku, one, zero)) + eps
+    m_v = (_dot(v, v, zero) if kv == one else _cosine_sum(v, v, kv, one, zero)) + eps
     denom = np.sqrt(m_u * m_v)
     cos = prod / denom
     loss = (one - cos if y == 1 else zero) + (_clamp_min0(cos - margin) if y == -1 else zero)
@@ -278,8 +282,8 @@ def _cosine_embedding_row(u, v, y, margin, s, want_grad, gu, gv):
     g_prod = g_cos / denom
     g_denom = -g_cos * (cos / denom)
     g_m = g_denom / (denom + denom)  # of m_u * m_v, through the sqrt
-    g_mu = g_m * m_v
-    g_mv = g_m * m_u
+    g_mu = g_m * m_v / ku
+    g_mv = g_m * m_u / kv
     for i in range(u.shape[0]):
         a, b = u[i], v[i]
         gu[i] = g_prod * b + (g_mu * a + g_mu * a)
@@ -312,7 +316,8 @@ def _contrastive_row(u, v, y, margin, s, want_grad, gu, gv):
 def embedding_pair_rows(kind, a, b, c, target, margin, p, eps, swap, scale, loss, ga, gb, gc, want_grad):
     """Per-row embedding loss over (N, D) rows ``a``, ``b`` (and ``c`` for triplets).
 
-    ``kind`` COSINE: torch's cosine_embedding_loss (:func:`_cosine_embedding_row`).
+    ``kind`` COSINE: torch's cosine_embedding_loss (:func:`_cosine_embedding_row`; ``p``
+    and ``eps`` are there the copy counts ``ku``, ``kv`` of a feature-broadcast input).
     CONTRASTIVE: y d^2 + (1 - y) max(0, margin - d)^2, d = ||a - b||_2. TRIPLET:
     max(0, margin + d(a, b) - d(a, c)) with L_p distances ||u - v + eps||_p (``swap``:
     d(a, c) replaced by d(b, c) when smaller). TRIPLET_COSINE: the same hinge with
@@ -326,7 +331,7 @@ def embedding_pair_rows(kind, a, b, c, target, margin, p, eps, swap, scale, loss
     for n in prange(n_rows):
         s = scale[n] if want_grad else zero
         if kind == COSINE:
-            loss[n] = _cosine_embedding_row(a[n], b[n], target[n], margin, s, want_grad, ga[n], gb[n])
+            loss[n] = _cosine_embedding_row(a[n], b[n], target[n], margin, p, eps, s, want_grad, ga[n], gb[n])
         elif kind == CONTRASTIVE:
             loss[n] = _contrastive_row(a[n], b[n], target[n], margin, s, want_grad, ga[n], gb[n])
         elif kind == TRIPLET:
