@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import fastloss as fl
-from conftest import check_against_torch, grad_output_for
+from conftest import assert_close, check_against_torch, grad_output_for
 
 
 def _signs(rng, shape):
@@ -58,6 +58,37 @@ def test_broadcast_as_torch(rng, name, shapes, reduction, dtype):
     check_against_torch(getattr(fl, name), getattr(F, name), inputs, dtype, diff=diff,
                         grad_output=np.asarray(grad_output_for(rng, reduction, tuple(loss_shape)), dtype),
                         fl_kwargs=kwargs)
+
+
+# torch's distances of triplet_margin_with_distance_loss's named ones (its docstring's definitions)
+TORCH_DISTANCES = {None: None, "euclidean": lambda u, v: torch.linalg.vector_norm(u - v, dim=-1),
+                   "cosine": lambda u, v: 1 - F.cosine_similarity(u, v, dim=-1)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("distance", list(TORCH_DISTANCES))
+@pytest.mark.parametrize("shapes", LOSSES["triplet_margin_loss"][2])
+def test_triplet_with_distance_broadcast_as_torch(rng, shapes, distance, swap, dtype):
+    inputs = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    options = {"margin": 0.9, "swap": swap, "reduction": "none"}
+    with torch.no_grad():
+        loss_shape = F.triplet_margin_with_distance_loss(*map(torch.tensor, inputs), **options).shape
+    check_against_torch(fl.triplet_margin_with_distance_loss, F.triplet_margin_with_distance_loss, inputs, dtype,
+                        diff=(0, 1, 2), grad_output=np.asarray(grad_output_for(rng, "none", tuple(loss_shape)), dtype),
+                        fl_kwargs={**options, "distance_function": distance},
+                        torch_kwargs={**options, "distance_function": TORCH_DISTANCES[distance]})
+
+
+@pytest.mark.parametrize("shapes", LOSSES["triplet_margin_loss"][2])
+def test_triplet_with_callable_distance_broadcast_as_torch(rng, shapes):
+    """A Python callable gets the arrays as given, and its distances broadcast, as in torch."""
+    inputs = [rng.standard_normal(shape) for shape in shapes]
+    got = fl.triplet_margin_with_distance_loss(*inputs, distance_function=lambda u, v: np.abs(u - v).sum(-1),
+                                               swap=True, reduction="none")
+    want = F.triplet_margin_with_distance_loss(*map(torch.tensor, inputs), swap=True, reduction="none",
+                                               distance_function=lambda u, v: (u - v).abs().sum(-1))
+    assert_close(got, want.numpy(), np.float64)
 
 
 @pytest.mark.parametrize("name, shapes", [case for case in CASES if LOSSES[case[0]][2][0] != case[1]])

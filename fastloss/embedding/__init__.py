@@ -28,7 +28,15 @@ from .._core.layout import GradientBuffer, read_only, sum_to_shape
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
-from .._core.validation import as_float_array, as_target_array, check_bool, check_option, check_shape, common_shape
+from .._core.validation import (
+    as_float_array,
+    as_target_array,
+    check_bool,
+    check_broadcast,
+    check_option,
+    check_shape,
+    common_shape,
+)
 from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
 
 if TYPE_CHECKING:
@@ -228,14 +236,16 @@ DISTANCES = {
 
 
 def _callable_triplet(distance_function, a, pos, neg, margin, swap, reduction):
-    """The hinge of a Python ``distance_function`` on the arrays, as torch composes it."""
-    loss_shape = a.shape[:-1]
+    """The hinge of a Python ``distance_function`` on the arrays, as torch composes it; each
+    distance of one value per row of the inputs' broadcast shape (or one that broadcasts to it)."""
+    full = common_shape([("anchor", a.shape), ("positive", pos.shape), ("negative", neg.shape)])
+    loss_shape = full[:-1]
 
     def distance(x, y, names):
         name = f"distance_function({names})"
         d = as_target_array(distance_function(x, y), name, a.dtype)
-        check_shape(d.shape, loss_shape, name, f"inputs of shape {a.shape} (one distance per row)")
-        return d
+        check_broadcast(d.shape, loss_shape, name)
+        return np.broadcast_to(d, loss_shape)
 
     d_neg = distance(a, neg, "anchor, negative")
     if swap:
@@ -254,7 +264,7 @@ def check_triplet_with_distance(anchor, positive, negative, distance_function, m
     margin = check_option("triplet_margin_with_distance_loss", "margin", margin)
     swap = check_bool(swap, "swap")
     named = _distance_function(distance_function, grad)
-    return (*_triplet_inputs(anchor, positive, negative), named, margin, swap)
+    return (*_triplet_inputs(anchor, positive, negative, broadcast=True), named, margin, swap)
 
 
 def _distance_function(distance_function, grad):
@@ -299,8 +309,9 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
       ``fastloss.torch`` a callable of torch operations is differentiated by autograd.
 
     The named distances share the fused kernel of :func:`triplet_margin_loss`. Inputs of
-    any equal shapes (the distance over the last axis); ``margin > 0`` (ValueError
-    otherwise, as torch). ``grad=True`` gives
+    one number of dimensions whose shapes broadcast together, as in torch (the distance
+    over the last axis; each gradient summed back to its input's shape); ``margin > 0``
+    (ValueError otherwise, as torch). ``grad=True`` gives
     ``(loss, (d/d anchor, d/d positive, d/d negative))``.
 
     References
