@@ -24,6 +24,18 @@ def distances(x, metric):
     return torch.sqrt(sq + eye) * (1 - eye)  # sqrt(0) has no derivative; the diagonal is never used
 
 
+def pair_distance(x, a, j, metric):
+    """d(x_a, x_j) of the torch tensor ``x`` from that pair's own rows (their difference, or
+    each normalised for cosine), so that autograd reaches only the pairs a term uses: a NaN
+    or inf elsewhere in the batch stays out of this term's gradient, as out of its value."""
+    if metric == "cosine":
+        normalize = torch.nn.functional.normalize
+        return 1 - (normalize(x[a], dim=0, eps=1e-12) * normalize(x[j], dim=0, eps=1e-12)).sum()
+    diff = x[a] - x[j]
+    sq = (diff * diff).sum()
+    return sq if metric == "squared_euclidean" else torch.sqrt(sq)
+
+
 def _term(x, margin, soft):
     # relu: derivative 0 where the hinge is exactly 0 (pytorch-metric-learning's convention)
     return torch.nn.functional.softplus(x) if soft else torch.relu(margin + x)
@@ -42,8 +54,12 @@ def triplet_terms(x, labels, strategy, margin, metric, soft):
     """The strategy's loss terms (a 1-D torch tensor) for embeddings ``x`` (torch, requires_grad ok)."""
     labels = np.asarray(labels)
     b = len(labels)
-    d = distances(x, metric)
-    dv = d.detach().numpy()
+    with torch.no_grad():
+        dv = distances(x, metric).numpy()  # what the mining compares
+
+    def d(a, j):
+        return pair_distance(x, a, j, metric)
+
     terms = []
     for a in range(b):
         pos = [p for p in range(b) if labels[p] == labels[a] and p != a]
@@ -53,27 +69,33 @@ def triplet_terms(x, labels, strategy, margin, metric, soft):
         if strategy == "batch_hard":
             p = _first_arg(dv[a], pos, "max")
             n = _first_arg(dv[a], neg, "min")
-            terms.append(_term(d[a, p] - d[a, n], margin, soft))
+            terms.append(_term(d(a, p) - d(a, n), margin, soft))
         elif strategy == "semi_hard":
             for p in pos:
                 outside = [j for j in neg if dv[a, j] > dv[a, p]]
                 n = _first_arg(dv[a], outside, "min") if outside else _first_arg(dv[a], neg, "max")
-                terms.append(_term(d[a, p] - d[a, n], margin, soft))
+                terms.append(_term(d(a, p) - d(a, n), margin, soft))
         else:
             for p in pos:
                 for n in neg:
-                    terms.append(_term(d[a, p] - d[a, n], margin, soft))
-    return torch.stack(terms) if terms else torch.zeros(0, dtype=x.dtype)
+                    terms.append(_term(d(a, p) - d(a, n), margin, soft))
+    return terms
 
 
 def batch_triplet_loss(x, labels, strategy, margin, metric, soft, reduction):
-    """Reduced loss (torch scalar): mean / mean over positive terms / sum; 0 with no term."""
+    """Reduced loss (torch scalar): the sum of the terms over their number (every term for
+    "mean", the positive ones for "mean_nonzero", 1 for "sum"); 0 with no term.
+
+    Only the terms that add to the sum enter the graph: a hinge at or below 0 (value 0,
+    derivative 0: relu's convention) and, for "mean_nonzero", a NaN term (left out, as
+    pytorch-metric-learning's ``losses > 0`` mask leaves it out) stay out of autograd, so
+    that a NaN or inf distance in them puts no 0 * inf = NaN into the gradient. A NaN term
+    otherwise counts, with relu's derivative 1 at NaN."""
     terms = triplet_terms(x, labels, strategy, margin, metric, soft)
-    if reduction == "sum":
-        return terms.sum()
-    if reduction == "mean_nonzero":
-        terms = terms[terms.detach() > 0]
-    return terms.mean() if len(terms) else terms.sum() * 0
+    summed = [t for t in terms if (t.detach() > 0 if reduction == "mean_nonzero" else not t.detach() <= 0)]
+    total = torch.stack(summed).sum() if summed else x[:0].sum()  # 0, in the graph
+    count = {"sum": 1, "mean": len(terms), "mean_nonzero": len(summed)}[reduction]
+    return total / count if count else total * 0
 
 
 def tfa_semihard_value(x, labels, margin, metric):

@@ -190,9 +190,6 @@ REFERENCE_DEFECTS = {
 
 # Instances this test finds that are not fixed yet, (name, dtype) with what differs.
 KNOWN = {
-    ("batch_triplet_loss", np.float32): "a non-finite embedding turns the whole loss and gradient NaN (the "
-        "Gram-matrix distances give inf - inf); the per-triplet reference keeps the entries it does not touch finite",
-    ("batch_triplet_loss", np.float64): "as in float32",
     ("ctc_loss", np.float64): "a logit of 1e300: log-probabilities of -1e300 lose their finite parts, and both torch's "
         "and fastloss's gradients are far from the limit (fastloss's frame gradient does not even sum to 0)",
 }

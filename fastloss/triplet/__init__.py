@@ -46,7 +46,13 @@ the subgradient 0 there: a pair at distance exactly 0 contributes no gradient (t
 (:math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j`, clamped at 0), as ``torch.cdist``
 computes them for batches of more than 25 rows; the diagonal is exactly 0.
 
-Non-finite embeddings (NaN or inf) give a NaN loss and a NaN gradient.
+Non-finite embeddings (NaN, inf, or a squared norm beyond the dtype's range): the
+distances of such a row are taken from its differences (the Gram matrix would give
+inf - inf), and every pair weight is then applied as :math:`x_k - x_j`, to the pairs a
+term uses only. A NaN distance makes the terms it enters NaN (relu's derivative 1 there);
+``mean_nonzero`` leaves NaN terms out, as pytorch-metric-learning's ``losses > 0`` mask
+does. So NaN and inf reach the value and the gradient through the terms that use them,
+and no further (``tests/naive_triplet.py`` composes the same terms in torch).
 """
 from __future__ import annotations
 
@@ -157,17 +163,24 @@ def pairwise_distances(embeddings: ArrayLike, metric: Metric = "euclidean", *, b
     if x.shape[0] == 0:
         return np.zeros((0, 0), x.dtype)
     gram, sq, _, _ = _gram(kernels, x, code)
-    kernels.distances_from_gram(gram, sq, code)
-    if code != _COSINE:
-        # A row whose squared norm is not finite (NaN, inf, or an overflow of |x|^2) would
-        # give inf - inf from the Gram matrix: its distances are taken from the differences,
-        # as torch.cdist takes them for up to 25 rows (inf stays inf, NaN stays NaN).
-        for a in np.flatnonzero(~np.isfinite(sq)):
-            with np.errstate(invalid="ignore", over="ignore"):
-                diff = x - x[a]
-                q = np.einsum("ij,ij->i", diff, diff)
-            gram[a] = gram[:, a] = np.sqrt(q) if code == _EUCLIDEAN else q
+    _distances(kernels, gram, sq, x, code)
     return gram
+
+
+def _distances(kernels, gram, sq, x, metric):
+    """The Gram matrix ``gram`` of ``x`` (normalised for cosine) turned into distances in place.
+
+    A row whose squared norm is not finite (NaN, inf, or an overflow of |x|^2) would give
+    inf - inf from the Gram matrix: its distances are taken from the differences instead,
+    as torch.cdist takes them for up to 25 rows (inf stays inf, NaN stays NaN)."""
+    kernels.distances_from_gram(gram, sq, metric)
+    if metric == _COSINE:
+        return
+    for a in np.flatnonzero(~np.isfinite(sq)):
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = x - x[a]
+            q = np.einsum("ij,ij->i", diff, diff)
+        gram[a] = gram[:, a] = np.sqrt(q) if metric == _EUCLIDEAN else q
 
 
 def _grad_scale(grad_output, denominator):
@@ -218,7 +231,8 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     (TFA's semi-hard would still count such an anchor's pairs). Ties go to the first
     index. With no term, the loss is 0 and the gradient 0, never NaN; ``mean_nonzero``
     with no positive term likewise. A Euclidean distance of exactly 0 has the
-    subgradient 0. Non-finite embeddings give NaN.
+    subgradient 0. NaN and inf embeddings reach only the terms whose distances they
+    enter (see the module docstring).
 
     Wraps the parallel kernels :func:`gram_matrix`, :func:`triplet_loss_rows`
     (per-anchor mining on the Gram matrix, O(B^2) memory; see the module docstring for
@@ -271,25 +285,27 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     if n == 0:
         return (dtype.type(0), buffer) if grad else dtype.type(0)
     gram, sq, base, inv_norm = _gram(kernels, x, code)
-    if not np.isfinite(sq).all():
-        if grad:
-            buffer[...] = np.nan
-            return dtype.type(np.nan), buffer
-        return dtype.type(np.nan)
+    from_gram = bool(np.isfinite(sq).all())  # else the distances are formed here, some from differences
+    if not from_gram:
+        _distances(kernels, gram, sq, x, code)
     sizes = np.diff(starts)[codes] - 1  # positives of each anchor
     valid = (sizes > 0) & (sizes + 1 < n)  # a positive and a negative
     # Sparse pair weights: batch_hard has 2 per anchor; semi_hard up to 2P, when few.
     capacity = np.where(valid, {_BATCH_HARD: 2, _SEMI_HARD: 2 * sizes}.get(strat, n - 1), 0)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.minimum(capacity, n - 1), out=offsets[1:])
-    sparse = grad and (strat == _BATCH_HARD or strat == _SEMI_HARD and offsets[-1] <= SPARSE_BELOW * n * n)
+    # Pairs are applied as differences x_k - x_j, and only the pairs a term uses, where a
+    # distance is not from the Gram matrix: a non-finite row then reaches only its own pairs.
+    sparse = grad and (strat == _BATCH_HARD or not from_gram
+                       or strat == _SEMI_HARD and offsets[-1] <= SPARSE_BELOW * n * n)
     cols = np.empty(offsets[-1] if sparse else 0, np.int64)
     vals = np.empty(cols.shape[0], dtype)
     loss = np.empty(n)
     nonzero = np.empty(n)
     nnz = np.empty(n, np.int64)
-    kernels.triplet_loss_rows(gram, sq, codes, members, starts, code, strat, dtype.type(margin), soft_margin,
-                      bool(grad), bool(sparse), offsets, cols, vals, loss, nonzero, nnz)
+    kernels.triplet_loss_rows(gram, sq, from_gram, codes, members, starts, code, strat, dtype.type(margin),
+                              soft_margin, reduction == "mean_nonzero", bool(grad), bool(sparse), offsets, cols, vals,
+                              loss, nonzero, nnz)
     total = float(loss.sum())
     if reduction == "sum":
         denominator = 1.0
@@ -309,12 +325,19 @@ def batch_triplet_loss(embeddings: ArrayLike, labels: ArrayLike, *,
     out = np.empty(x.shape, dtype) if target is None else target
     norms = inv_norm if inv_norm is not None else sq  # read for cosine only
     eps = dtype.type(NORMALIZE_EPS)
+    if not sparse:
+        kernels.symmetrize_in_place(gram)
+    if not np.isfinite(scale):
+        # A NaN or inf grad_output reaches only the pairs that a term uses, as in torch's
+        # backward (a row that no active term touches keeps the gradient 0): folded into them.
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.multiply(vals if sparse else gram, scale, out=vals if sparse else gram)
+        scale = dtype.type(1)
     if sparse:
         t_offsets, t_rows, t_vals = kernels.transpose_pairs(offsets, nnz, cols, vals, n)
         kernels.gradient_from_sparse_pairs(offsets, nnz, cols, vals, t_offsets, t_rows, t_vals, base, code, norms, eps,
                                    scale, out)
     else:
-        kernels.symmetrize_in_place(gram)
         kernels.gradient_from_pair_weights(gram, base, code, norms, eps, scale, out)
     if target is None:  # the kernel writes C-contiguous rows that never alias what it reads
         buffer[...] = out

@@ -134,22 +134,32 @@ def _count_below(values, v, strict):
 
 
 @jit(inline="always")
-def _term(x, margin, soft):
-    """Loss of one triplet with x = d_ap - d_an, and its derivative in x (0 at the hinge)."""
-    if soft:
-        return log1p_exp(x), sigmoid(x)
-    h = margin + x
+def _term(x, margin, soft, drop_nan):
+    """Loss of one triplet with x = d_ap - d_an, and its derivative in x (0 at the hinge).
+
+    A NaN distance gives a NaN term, whose derivative ``torch.relu`` passes (its backward
+    zeroes only where the input is <= 0); with ``drop_nan`` (reduction "mean_nonzero") the
+    term is left out instead, value and derivative, as pytorch-metric-learning's
+    ``losses > 0`` mask leaves it out."""
     zero = typed(0, x)
-    return (h, typed(1, x)) if h > zero else (zero, zero)
+    if soft:
+        value, slope = log1p_exp(x), sigmoid(x)
+    else:
+        h = margin + x
+        value, slope = (zero, zero) if h <= zero else (h, typed(1, x))
+    if drop_nan and value != value:
+        return zero, zero
+    return value, slope
 
 
 @jit(inline="always")
 def _chain_factor(g, d, metric):
     """A weight on the distance d, made a weight on the squared distance: times
-    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there), else itself."""
+    1 / (2 d) for Euclidean (0 at d = 0, the subgradient taken there; NaN at a NaN d, as
+    torch's sqrt backward), else itself. No weight stays no weight."""
     zero = typed(0, d)
     if metric == _EUCLIDEAN:
-        return g * typed(0.5, d) / d if d > zero else zero
+        return zero if g == zero or d == zero else g * typed(0.5, d) / d
     return g
 
 
@@ -176,7 +186,7 @@ def _nearest_other(row, label, labels):
 
 
 @jit(inline="always")
-def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want_grad, cols, vals, base):
+def _batch_hard_row(row, a, label, labels, positives, margin, soft, drop_nan, metric, want_grad, cols, vals, base):
     """Largest d_ap, smallest d_an (first index on ties); returns (loss, nonzero, pairs).
 
     With ``want_grad`` and a nonzero slope, its two pair weights, through the chain
@@ -191,7 +201,7 @@ def _batch_hard_row(row, a, label, labels, positives, margin, soft, metric, want
             far = row[p]
     hn = _nearest_other(row, label, labels)
     near = row[hn]
-    value, slope = _term(far - near, margin, soft)
+    value, slope = _term(far - near, margin, soft, drop_nan)
     if not (want_grad and slope != typed(0, slope)):
         return np.float64(value), 1.0 if value > 0 else 0.0, 0
     at_p = base if hp < hn else base + 1
@@ -220,7 +230,7 @@ def _sorted_positives(row, a, positives):
 
 
 @jit(inline="always")
-def _semi_hard_row(row, a, label, labels, positives, margin, soft, w):
+def _semi_hard_row(row, a, label, labels, positives, margin, soft, drop_nan, w):
     """TFA's semi-hard negative of every positive pair (a, p); returns (loss sum, nonzero count).
 
     Bucket b of a negative = number of sorted d_ap strictly below its distance, so it
@@ -248,7 +258,7 @@ def _semi_hard_row(row, a, label, labels, positives, margin, soft, w):
         if c >= 0 and (run < 0 or row[c] < row[run]):
             run = c
         n = run if run >= 0 else top
-        value, slope = _term(t[q] - row[n], margin, soft)
+        value, slope = _term(t[q] - row[n], margin, soft, drop_nan)
         total += value
         nonzero += 1.0 if value > 0 else 0.0
         w[pos[q]] += slope
@@ -257,12 +267,14 @@ def _semi_hard_row(row, a, label, labels, positives, margin, soft, w):
 
 
 @jit(inline="always")
-def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
+def _batch_all_row(row, a, label, labels, positives, margin, soft, drop_nan, w):
     """Every (a, p, n) of the anchor; returns (loss sum, nonzero count).
 
     Hinge: bucket b of a negative = number of thresholds d_ap + m at or below its
     distance, so it violates exactly the positives of sorted rank >= b; prefix counts
-    and sums over the buckets give each positive's c and s.
+    and sums over the buckets give each positive's c and s. A NaN distance (sorted last
+    among the positives, in bucket 0 among the negatives) makes every term it enters NaN
+    with the derivative 1, as :func:`_term`; with ``drop_nan`` those terms are left out.
     """
     pos, t = _sorted_positives(row, a, positives)
     n_pos = pos.shape[0]
@@ -272,7 +284,7 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
         for q in range(n_pos):
             for j in range(row.shape[0]):
                 if labels[j] != label:
-                    value, slope = _term(t[q] - row[j], margin, soft)
+                    value, slope = _term(t[q] - row[j], margin, soft, drop_nan)
                     total += value
                     nonzero += 1.0 if value > 0 else 0.0
                     w[pos[q]] += slope
@@ -282,10 +294,14 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
         t[q] += margin
     count = np.zeros(n_pos + 1, np.int64)
     dist_sum = np.zeros(n_pos + 1)
+    if drop_nan:
+        while n_pos > 0 and t[n_pos - 1] != t[n_pos - 1]:
+            n_pos -= 1
     for j in range(row.shape[0]):
-        if labels[j] != label:
+        if labels[j] != label and not (drop_nan and row[j] != row[j]):
             v = row[j]
-            b = _count_below(t, v, False)
+            # an infinite d_an against an infinite d_ap + m is inf - inf: NaN, so it violates those
+            b = _count_below(t[:n_pos], v, v == np.inf and not drop_nan)
             count[b] += 1
             dist_sum[b] += v
             w[j] -= n_pos - b
@@ -294,7 +310,7 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, w):
     for q in range(n_pos):
         c += count[q]
         s += dist_sum[q]
-        total += c * np.float64(t[q]) - s
+        total += c * np.float64(t[q]) - s if c else 0.0  # no violator: 0, also for an infinite t (not 0 * inf)
         nonzero += c
         w[pos[q]] += c
     return total, nonzero
@@ -315,12 +331,13 @@ def _collect_pairs(w, row, metric, cols, vals, base):
 
 
 @jit(parallel=True)
-def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margin, soft, want_grad,
-                      sparse, offsets, cols, vals, loss, nonzero, nnz):
+def triplet_loss_rows(dist, sq, from_gram, labels, members, starts, metric, strategy, margin, soft, drop_nan,
+                      want_grad, sparse, offsets, cols, vals, loss, nonzero, nnz):
     r"""Per-anchor triplet losses from the Gram matrix ``dist`` (B, B), in place.
 
-    Anchor a's iteration reads and writes row a only: it turns it into distances
-    (:func:`distances_from_gram`'s row step, ``sq`` the squared norms), mines it with ``strategy``,
+    Anchor a's iteration reads and writes row a only: with ``from_gram`` it turns it into
+    distances (:func:`distances_from_gram`'s row step, ``sq`` the squared norms; else
+    ``dist`` holds the distances already), mines it with ``strategy``,
     writes the sum of its terms' losses into ``loss[a]`` and the number of positive
     terms into ``nonzero[a]``; if ``want_grad``, it overwrites the row with
     :math:`W_{aj} = \partial \sum \ell / \partial d_{aj}` times the chain factor to the
@@ -334,7 +351,8 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
     n = dist.shape[0]
     for a in prange(n):
         row = dist[a]
-        _gram_row_to_distances(row, a, sq, metric)
+        if from_gram:
+            _gram_row_to_distances(row, a, sq, metric)
         label = labels[a]
         positives = members[starts[label]:starts[label + 1]]
         loss[a] = 0.0
@@ -345,14 +363,14 @@ def triplet_loss_rows(dist, sq, labels, members, starts, metric, strategy, margi
                 row[:] = 0
             continue
         if strategy == _BATCH_HARD:
-            loss[a], nonzero[a], nnz[a] = _batch_hard_row(row, a, label, labels, positives, margin, soft, metric,
-                                                          want_grad, cols, vals, offsets[a])
+            loss[a], nonzero[a], nnz[a] = _batch_hard_row(row, a, label, labels, positives, margin, soft, drop_nan,
+                                                          metric, want_grad, cols, vals, offsets[a])
             continue
         w = np.zeros(n, dist.dtype)
         if strategy == _SEMI_HARD:
-            total, count = _semi_hard_row(row, a, label, labels, positives, margin, soft, w)
+            total, count = _semi_hard_row(row, a, label, labels, positives, margin, soft, drop_nan, w)
         else:
-            total, count = _batch_all_row(row, a, label, labels, positives, margin, soft, w)
+            total, count = _batch_all_row(row, a, label, labels, positives, margin, soft, drop_nan, w)
         loss[a] = total
         nonzero[a] = count
         if want_grad and sparse:
@@ -470,7 +488,12 @@ def _add_pairs(acc, xk, x, idx, weights, lo, hi, metric):
 
 @jit(inline="always")
 def _finish_gradient_row(acc, xk, metric, inv_norm, eps, scale, o):
-    """o = scale * acc, pushed through x / max(|x|, eps) for cosine."""
+    """o = scale * acc, pushed through x / max(|x|, eps) for cosine. A row that no pair
+    reaches gets 0 (its norm, NaN or inf for a non-finite row, is not read)."""
+    zero = typed(0, scale)
+    if not np.any(acc != zero):
+        o[:] = zero
+        return
     if metric == _COSINE:
         if inv_norm < typed(1, scale) / eps:
             dot = _row_sum(xk * acc)
