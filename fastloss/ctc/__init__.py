@@ -27,7 +27,13 @@ How the kernel spends its time (:func:`ctc_alpha_beta_batch`, parallel over the 
   The allowed-skip condition is an additive 0 / -inf mask, so the loop over ``s`` has
   no branch and LLVM vectorises it.
 * The emissions of a frame are gathered once into a contiguous row (and the
-  log-softmax normaliser of a frame computed once, in the forward sweep).
+  log-softmax normaliser of a frame computed once, in the forward sweep), relative to
+  the frame's largest emission among the target's classes: the tables hold numbers near
+  0 and the log-likelihood adds the shifts back, so the posteriors keep their finite
+  parts even beside a logit of 1e300 (``y - 1e300`` would be ``-1e300`` for every
+  ``y``). The posterior is formed as :math:`e^{\alpha_t(s) + b_t(s) + \mathrm{nll}}`,
+  with :math:`b_t(s) = \beta_t(s) - y_t(l'_s)` the log-sum of the successors, never by
+  that subtraction.
 * Rows are padded with two -inf cells on each side, so ``s - 2`` and ``s + 2`` need
   no bounds tests; only the band of ``s`` that can still reach the end of the target
   (``s >= S' - 2 (T_b - t)``) is computed. The forward sweep computes every ``s``
@@ -211,7 +217,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     sizes = (in_len if grad else np.minimum(in_len, 2)) * widths
     table_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if n else sizes
     table = np.empty(int(sizes.sum()), dtype)
-    log_norm = np.empty((n, n_time) if from_logits else (0, 0), dtype)
+    log_norm = np.empty((n, n_time, 2) if from_logits else (0, 0, 2), dtype)
+    shifts = np.empty((n, n_time), dtype)
     loss = np.empty(n, dtype)
     loss_shape = (n,) if batched else ()
     clamped = np.maximum(tg_len, 1)
@@ -227,7 +234,7 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         grad_rows = np.empty((0, 0), dtype)
     neg_inf = dtype.type(-np.inf)
     kernels.ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
-                         zero_infinity, neg_inf, table, table_starts, log_norm, scale, loss, grad_rows, grad)
+                         zero_infinity, neg_inf, table, table_starts, log_norm, shifts, scale, loss, grad_rows, grad)
     if reduction == "mean":
         total = sum_float64((loss / clamped).astype(np.float64))
     else:

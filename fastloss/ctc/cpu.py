@@ -40,6 +40,25 @@ def _gather_emissions(row, ext, shift, lo, hi, out):
 
 
 @jit()
+def _frame_shift(row, ext, norm, lo, hi):
+    """What a frame's emissions are taken relative to: the largest value of ``row`` over
+    the classes of the band [lo, hi] when it is finite, else ``norm`` (the frame's
+    log-softmax normaliser, or 0 for log-probabilities), as without the shift.
+
+    Every path takes one emission per frame, so the log-likelihood is the shifted
+    tables' plus the sum over frames of (shift - norm). The tables then hold numbers near
+    0 however large the logits: a logit of 1e300 beside the target's classes no longer
+    swallows their finite parts (y - 1e300 is -1e300 for every y), and the posteriors
+    stay exact."""
+    classes = ext[lo + _PAD:hi + _PAD + 1]
+    top = typed(-np.inf, norm)
+    for i in range(classes.shape[0]):
+        v = row[classes[i]]
+        top = v if v > top else top
+    return top if abs(top) < np.inf else norm
+
+
+@jit()
 def _alpha_row(prev, cur, emit, skip, lo, hi):
     """One forward step over the band [lo, hi] of padded rows (vectorised)."""
     a, b = lo + _PAD, hi + _PAD + 1
@@ -49,22 +68,22 @@ def _alpha_row(prev, cur, emit, skip, lo, hi):
 
 
 @jit()
-def _beta_row(nxt, cur, emit, skip, lo, hi):
-    """One backward step over the band [lo, hi] of padded rows (vectorised)."""
+def _beta_posterior_row(nxt, cur, emit, skip, alpha, nll, last, lo, hi, out):
+    """One backward step over the band [lo, hi] of padded rows, and the posterior of each
+    of its cells (vectorised).
+
+    beta = b + emission, with b the log-sum of the successors (0 on the ``last`` frame's
+    two final cells); posterior = exp(alpha + b + nll). Formed from b, never as beta -
+    emission: an emission of -1e300 (a huge logit elsewhere in the frame) would swallow
+    beta's finite part, and the difference would not be the posterior's 0."""
     a, b = lo + _PAD, hi + _PAD + 1
     dest, stay, step, jump = cur[a:b], nxt[a:b], nxt[a + 1:b + 1], nxt[a + 2:b + 2]
-    mask, e = skip[a + 2:b + 2], emit[a:b]
+    mask, e, fwd, post = skip[a + 2:b + 2], emit[a:b], alpha[a:b], out[a:b]
+    zero = typed(0, nll)
     for i in range(dest.shape[0]):
-        dest[i] = _log_add3(stay[i], step[i], jump[i] + mask[i]) + e[i]
-
-
-@jit()
-def _posterior_row(alpha, beta, emit, nll, lo, hi, out):
-    """out[p] = exp(alpha + beta - emission + nll): the posterior of each cell (vectorised)."""
-    a, b = lo + _PAD, hi + _PAD + 1
-    dest, fwd, bwd, e = out[a:b], alpha[a:b], beta[a:b], emit[a:b]
-    for i in range(dest.shape[0]):
-        dest[i] = exp_fast(fwd[i] + bwd[i] - e[i] + nll)
+        rest = _log_add3(stay[i], step[i], jump[i] + mask[i]) if not last else (zero if a + i >= b - 2 else -np.inf)
+        dest[i] = rest + e[i]
+        post[i] = exp_fast(fwd[i] + rest + nll)
 
 
 @jit()
@@ -74,18 +93,21 @@ def _fill(out, value):
 
 
 @jit()
-def _write_scaled_softmax(row, log_norm, scale, out):
-    """out[c] = scale * exp(row[c] - log_norm) (vectorised)."""
+def _write_scaled_softmax(row, top, log_sum, scale, out):
+    """out[c] = scale * exp((row[c] - top) - log_sum), the softmax by
+    :func:`_log_softmax_norm`'s two parts (vectorised)."""
     for c in range(row.shape[0]):
-        out[c] = scale * exp_fast(row[c] - log_norm)
+        out[c] = scale * exp_fast((row[c] - top) - log_sum)
 
 
 @jit()
 def _log_softmax_norm(row):
-    """log(sum_c exp(row[c])), stable; NaN if the row holds a NaN or is all -inf (as torch)."""
+    """(max, log(sum_c exp(row[c] - max))): the log-softmax normaliser in two parts, so that
+    (y - max) - log_sum keeps the log_sum beside a huge max (two logits of 1e300: -log 2,
+    where 1e300 + log 2 would round to 1e300); NaN if the row holds a NaN or is all -inf (as
+    torch). Typed: the forward and backward sweeps must subtract the same (float32) numbers."""
     top = row_max(row)
-    # typed: the forward and backward sweeps must subtract the same (float32) normaliser
-    return typed(top + np.log(sum_exp_shifted(row, top)), top)
+    return top, typed(np.log(sum_exp_shifted(row, top)), top)
 
 
 @jit()
@@ -107,8 +129,8 @@ def _extended_labels(targets, start, n_labels, blank, neg_inf):
 
 @jit(parallel=True)
 def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_starts, target_lengths,
-                         input_lengths, zero_infinity, neg_inf, table, table_starts, log_norm, scale, loss, grad,
-                         want_grad):
+                         input_lengths, zero_infinity, neg_inf, table, table_starts, log_norm, shifts, scale, loss,
+                         grad, want_grad):
     """CTC loss of each sample of ``log_probs`` (or logits), and its gradient.
 
     ``log_probs`` and ``grad`` are C-contiguous (rows, C) views of a (T, N, C) or
@@ -122,7 +144,8 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
     beta in two rolling rows and writes the gradient row of each frame as it goes,
     multiplied by ``scale[b]``: ``-posterior`` for log-probabilities, ``softmax -
     posterior`` for logits (``from_logits``, whose per-frame normalisers go to
-    ``log_norm`` (N, T)). ``loss[b]`` gets the negative
+    ``log_norm`` (N, T, 2), :func:`_log_softmax_norm`'s parts). Each frame's emissions are taken relative to its
+    :func:`_frame_shift`, kept in ``shifts`` (N, T) for the backward sweep. ``loss[b]`` gets the negative
     log-likelihood; +inf for an infeasible sample (0 with ``zero_infinity``). As in
     torch, a NaN (or +inf) loss gives a NaN gradient over the sample's frames; a
     zeroed infinite loss a zero gradient; frames past ``input_lengths[b]`` get 0.
@@ -136,6 +159,7 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
         zero = typed(0, neg_inf)
         first = b * batch_stride
         ext, skip = _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf)
+        shifted_lik = zero  # the log-likelihood of the shifted tables (see _frame_shift)
         if n_frames == 0:
             nll = zero if n_labels == 0 else -neg_inf
         else:
@@ -143,12 +167,19 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
             n_rows = n_frames if want_grad else min(n_frames, 2)
             alpha = table[table_starts[b]:table_starts[b] + n_rows * padded].reshape((n_rows, padded))
             emit = np.empty(padded, loss.dtype)
+            log_scale = zero  # the sum over frames of (shift - norm)
             for t in range(n_frames):
                 row = log_probs[first + t * frame_stride]
-                shift = zero
+                top = zero
+                log_sum = zero
                 if from_logits:
-                    shift = _log_softmax_norm(row)
-                    log_norm[b, t] = shift
+                    top, log_sum = _log_softmax_norm(row)
+                    log_norm[b, t, 0] = top
+                    log_norm[b, t, 1] = log_sum
+                lo = max(0, width - 2 * (n_frames - t)) if t else 0
+                shift = _frame_shift(row, ext, top + log_sum, lo, width - 1 if t else min(1, width - 1))
+                shifts[b, t] = shift
+                log_scale += (shift - top) - log_sum
                 cur = alpha[t % n_rows]
                 if t == 0:
                     # torch's first row: the first blank and the first label, no other cell.
@@ -157,16 +188,16 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
                     if n_labels > 0:
                         cur[_PAD + 1] = row[ext[_PAD + 1]] - shift
                     continue
-                lo = max(0, width - 2 * (n_frames - t))
                 cur[0] = neg_inf
                 cur[1] = neg_inf
                 _gather_emissions(row, ext, shift, lo, width - 1, emit)
                 _alpha_row(alpha[(t - 1) % n_rows], cur, emit, skip, lo, width - 1)
             last = alpha[(n_frames - 1) % n_rows]
             if n_labels == 0:
-                log_lik = last[_PAD]
+                shifted_lik = last[_PAD]
             else:
-                log_lik = _log_add3(last[width - 1 + _PAD], last[width - 2 + _PAD], neg_inf)
+                shifted_lik = _log_add3(last[width - 1 + _PAD], last[width - 2 + _PAD], neg_inf)
+            log_lik = shifted_lik + log_scale
             # torch's log-sum-exp gives NaN when its largest term is +inf (inf - inf).
             nll = -log_lik if log_lik != -neg_inf else log_lik - log_lik
         infinite = nll == -neg_inf
@@ -187,24 +218,18 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
         post = rows[2]
         for t in range(n_frames - 1, -1, -1):
             row = log_probs[first + t * frame_stride]
-            shift = log_norm[b, t] if from_logits else zero
             lo = max(0, width - 2 * (n_frames - t))
             hi = min(2 * t + 1, width - 1)
             cur = rows[t & 1]
-            _gather_emissions(row, ext, shift, lo, hi, emit)
-            if t == n_frames - 1:
-                cur[width - 1 + _PAD] = emit[width - 1 + _PAD]
-                if n_labels > 0:
-                    cur[width - 2 + _PAD] = emit[width - 2 + _PAD]
-            else:
-                _beta_row(rows[(t + 1) & 1], cur, emit, skip, lo, hi)
-                # the two cells below the band are read by the next (earlier) step
-                cur[lo] = neg_inf
-                cur[lo + 1] = neg_inf
-            _posterior_row(alpha[t], cur, emit, nll, lo, hi, post)
+            _gather_emissions(row, ext, shifts[b, t], lo, hi, emit)
+            _beta_posterior_row(rows[(t + 1) & 1], cur, emit, skip, alpha[t], -shifted_lik, t == n_frames - 1, lo, hi,
+                                post)
+            # the two cells below the band are read by the next (earlier) step
+            cur[lo] = neg_inf
+            cur[lo + 1] = neg_inf
             out = grad[first + t * frame_stride]
             if from_logits:
-                _write_scaled_softmax(row, shift, s_b, out)
+                _write_scaled_softmax(row, log_norm[b, t, 0], log_norm[b, t, 1], s_b, out)
             else:
                 _fill(out, zero)
             blank_mass = zero
