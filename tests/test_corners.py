@@ -213,13 +213,8 @@ REFERENCE_DEFECTS = {
 }
 
 
-# Instances this test finds that are not fixed yet, (name, dtype) with what differs.
-KNOWN = {
-}
-
-
-@pytest.mark.parametrize("name, dtype", [pytest.param(n, d, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n, d]))
-                                         if (n, d) in KNOWN else (n, d) for n in LOSSES for d in DTYPES])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", LOSSES)
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_hostile_values_as_torch(name, dtype, data):
