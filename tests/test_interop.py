@@ -105,6 +105,33 @@ def test_value_and_gradients_match_numpy(name, library, dtype):
             assert loss.ndim == 0
 
 
+# The functions outside the table of losses, each with a call on NumPy arrays.
+HELPERS = {
+    "pairwise_distances": lambda r: ([r.standard_normal((6, 3))], {"metric": "cosine"}),
+    "mine_triplets": lambda r: ([r.standard_normal((6, 3)), np.array([0, 0, 1, 1, 2, 2])], {"margin": 0.5}),
+    "ctc_forced_align": lambda r: ([np.log(r.dirichlet(np.ones(4), (2, 5))), np.array([[1, 2], [3, 3]]),
+                                    np.array([5, 4]), np.array([2, 2])], {}),
+}
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("name", HELPERS)
+def test_helpers_take_the_library_arrays(name, library):
+    """Their results are the NumPy call's, as arrays of the caller's library (integer
+    index arrays included); JAX without x64 gets its arrays in float32 and int32."""
+    args, options = HELPERS[name](np.random.default_rng(3))
+    if library == "jax" and not jax.config.jax_enable_x64:
+        args = [a.astype(np.int32 if a.dtype.kind in "iu" else np.float32) for a in args]
+    function = getattr(fl, name)
+    expected = function(*args, **options)
+    got = function(*[_to(library, a) for a in args], **options)
+    expected, got = (expected, got) if isinstance(expected, tuple) else ((expected,), (got,))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert _is_of(library, g), type(g)
+        np.testing.assert_array_equal(_numpy(library, g), e)
+
+
 @pytest.mark.parametrize("library", ["torch", "array_api_strict"])
 @pytest.mark.parametrize("name", NAMES)
 def test_grad_out_of_the_library_is_written_in_place(name, library):

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._core.backends import select
+from .._core.interop import interop
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
@@ -323,5 +324,7 @@ def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: Ar
     return (labels, scores) if batched else (labels[0], scores[0])
 
 
-# The criterion classes and the exports, from the table of losses.
+# The helper outside the table takes other libraries' arrays too; the criterion classes
+# and the exports of the losses come from the table.
+ctc_forced_align = interop(ctc_forced_align)
 __all__ = ["ctc_forced_align"] + LOSSES.export(__name__, globals())

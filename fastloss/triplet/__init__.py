@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._core.backends import select
+from .._core.interop import interop
 from .._core.layout import GradientBuffer
 from .._core.numerics import NORMALIZE_EPS
 from .._core.reduction import check_options
@@ -401,5 +402,8 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike, *,
     return tuple(out)
 
 
-# The criterion classes and the exports, from the table of losses.
+# The helpers outside the table take other libraries' arrays too; the criterion classes
+# and the exports of the losses come from the table.
+pairwise_distances = interop(pairwise_distances)
+mine_triplets = interop(mine_triplets)
 __all__ = ["pairwise_distances", "mine_triplets"] + LOSSES.export(__name__, globals())
