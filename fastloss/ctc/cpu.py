@@ -40,9 +40,9 @@ def _gather_emissions(row, ext, shift, lo, hi, out):
 
 
 @jit()
-def _frame_shift(row, ext, norm, lo, hi):
-    """What a frame's emissions are taken relative to: the largest value of ``row`` over
-    the classes of the band [lo, hi] when it is finite, else ``norm`` (the frame's
+def _gather_shifted_emissions(row, ext, norm, lo, hi, out):
+    """:func:`_gather_emissions` relative to the frame's shift, which it returns: the
+    largest of the band's emissions when it is finite, else ``norm`` (the frame's
     log-softmax normaliser, or 0 for log-probabilities), as without the shift.
 
     Every path takes one emission per frame, so the log-likelihood is the shifted
@@ -51,11 +51,16 @@ def _frame_shift(row, ext, norm, lo, hi):
     swallows their finite parts (y - 1e300 is -1e300 for every y), and the posteriors
     stay exact."""
     classes = ext[lo + _PAD:hi + _PAD + 1]
+    dest = out[lo + _PAD:hi + _PAD + 1]
     top = typed(-np.inf, norm)
-    for i in range(classes.shape[0]):
+    for i in range(dest.shape[0]):
         v = row[classes[i]]
+        dest[i] = v
         top = v if v > top else top
-    return top if abs(top) < np.inf else norm
+    shift = top if abs(top) < np.inf else norm
+    for i in range(dest.shape[0]):
+        dest[i] -= shift
+    return shift
 
 
 @jit()
@@ -68,22 +73,31 @@ def _alpha_row(prev, cur, emit, skip, lo, hi):
 
 
 @jit()
-def _beta_posterior_row(nxt, cur, emit, skip, alpha, nll, last, lo, hi, out):
+def _beta_posterior_row(nxt, cur, emit, skip, alpha, nll, lo, hi, out):
     """One backward step over the band [lo, hi] of padded rows, and the posterior of each
     of its cells (vectorised).
 
-    beta = b + emission, with b the log-sum of the successors (0 on the ``last`` frame's
-    two final cells); posterior = exp(alpha + b + nll). Formed from b, never as beta -
-    emission: an emission of -1e300 (a huge logit elsewhere in the frame) would swallow
-    beta's finite part, and the difference would not be the posterior's 0."""
+    beta = b + emission, with b the log-sum of the successors; posterior = exp(alpha + b +
+    nll). Formed from b, never as beta - emission: an emission of -1e300 (a huge logit
+    elsewhere in the frame) would swallow beta's finite part, and the difference would
+    not be the posterior's 0."""
     a, b = lo + _PAD, hi + _PAD + 1
     dest, stay, step, jump = cur[a:b], nxt[a:b], nxt[a + 1:b + 1], nxt[a + 2:b + 2]
     mask, e, fwd, post = skip[a + 2:b + 2], emit[a:b], alpha[a:b], out[a:b]
-    zero = typed(0, nll)
     for i in range(dest.shape[0]):
-        rest = _log_add3(stay[i], step[i], jump[i] + mask[i]) if not last else (zero if a + i >= b - 2 else -np.inf)
+        rest = _log_add3(stay[i], step[i], jump[i] + mask[i])
         dest[i] = rest + e[i]
         post[i] = exp_fast(fwd[i] + rest + nll)
+
+
+@jit()
+def _last_posterior_row(cur, emit, alpha, nll, lo, hi, out):
+    """The last frame's :func:`_beta_posterior_row`: b = 0 on its final cells (the two
+    ending cells, those of the band from ``hi - 1``), -inf below."""
+    for p in range(lo + _PAD, hi + _PAD + 1):
+        rest = typed(0, nll) if p >= hi + _PAD - 1 else typed(-np.inf, nll)
+        cur[p] = rest + emit[p]
+        out[p] = exp_fast(alpha[p] + rest + nll)
 
 
 @jit()
@@ -145,7 +159,7 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
     multiplied by ``scale[b]``: ``-posterior`` for log-probabilities, ``softmax -
     posterior`` for logits (``from_logits``, whose per-frame normalisers go to
     ``log_norm`` (N, T, 2), :func:`_log_softmax_norm`'s parts). Each frame's emissions are taken relative to its
-    :func:`_frame_shift`, kept in ``shifts`` (N, T) for the backward sweep. ``loss[b]`` gets the negative
+    :func:`_gather_shifted_emissions`, kept in ``shifts`` (N, T) for the backward sweep. ``loss[b]`` gets the negative
     log-likelihood; +inf for an infeasible sample (0 with ``zero_infinity``). As in
     torch, a NaN (or +inf) loss gives a NaN gradient over the sample's frames; a
     zeroed infinite loss a zero gradient; frames past ``input_lengths[b]`` get 0.
@@ -159,7 +173,7 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
         zero = typed(0, neg_inf)
         first = b * batch_stride
         ext, skip = _extended_labels(targets, target_starts[b], n_labels, blank, neg_inf)
-        shifted_lik = zero  # the log-likelihood of the shifted tables (see _frame_shift)
+        shifted_lik = zero  # the log-likelihood of the shifted tables (see _gather_shifted_emissions)
         if n_frames == 0:
             nll = zero if n_labels == 0 else -neg_inf
         else:
@@ -177,20 +191,18 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
                     log_norm[b, t, 0] = top
                     log_norm[b, t, 1] = log_sum
                 lo = max(0, width - 2 * (n_frames - t)) if t else 0
-                shift = _frame_shift(row, ext, top + log_sum, lo, width - 1 if t else min(1, width - 1))
+                hi = width - 1 if t else min(1, width - 1)  # torch's first row: the first blank and label
+                shift = _gather_shifted_emissions(row, ext, top + log_sum, lo, hi, emit)
                 shifts[b, t] = shift
                 log_scale += (shift - top) - log_sum
                 cur = alpha[t % n_rows]
                 if t == 0:
-                    # torch's first row: the first blank and the first label, no other cell.
                     _fill(cur, neg_inf)
-                    cur[_PAD] = row[blank] - shift
-                    if n_labels > 0:
-                        cur[_PAD + 1] = row[ext[_PAD + 1]] - shift
+                    for p in range(_PAD, hi + _PAD + 1):
+                        cur[p] = emit[p]
                     continue
                 cur[0] = neg_inf
                 cur[1] = neg_inf
-                _gather_emissions(row, ext, shift, lo, width - 1, emit)
                 _alpha_row(alpha[(t - 1) % n_rows], cur, emit, skip, lo, width - 1)
             last = alpha[(n_frames - 1) % n_rows]
             if n_labels == 0:
@@ -222,8 +234,10 @@ def ctc_alpha_beta_batch(log_probs, layout, from_logits, blank, targets, target_
             hi = min(2 * t + 1, width - 1)
             cur = rows[t & 1]
             _gather_emissions(row, ext, shifts[b, t], lo, hi, emit)
-            _beta_posterior_row(rows[(t + 1) & 1], cur, emit, skip, alpha[t], -shifted_lik, t == n_frames - 1, lo, hi,
-                                post)
+            if t == n_frames - 1:
+                _last_posterior_row(cur, emit, alpha[t], -shifted_lik, lo, hi, post)
+            else:
+                _beta_posterior_row(rows[(t + 1) & 1], cur, emit, skip, alpha[t], -shifted_lik, lo, hi, post)
             # the two cells below the band are read by the next (earlier) step
             cur[lo] = neg_inf
             cur[lo + 1] = neg_inf
