@@ -220,6 +220,12 @@ REFERENCE_DEFECTS = {
 def test_hostile_values_as_torch(name, dtype, data):
     fn, call, diff, g = data.draw(_poisoned_call(name, dtype))
     assume(not (name in REFERENCE_DEFECTS and REFERENCE_DEFECTS[name](call)))
+    # Two huge values (1e300) in one call meet in a product or a sum: the reference's
+    # intermediate steps overflow (a grad_output of 1e300 times a loss of 1e300 is inf,
+    # then inf - inf) or cancel in an order of its own (1e300 + x - 1e300), where the
+    # fused kernels give the finite limit (test_huge_grad_output_scales_the_gradient).
+    assume(sum(int(np.sum(np.abs(np.asarray(v)) == 1e300)) for v in (*call.values(), g)
+               if isinstance(v, np.ndarray) and v.dtype.kind == "f") <= 1)
     ours = {"from_logits": True} if CASES[name].through is not None else {}
     try:
         expected, expected_grads = _torch_value_and_grads(name, fn, call, diff, g)
@@ -243,6 +249,20 @@ def test_hostile_values_as_torch(name, dtype, data):
         _assert_same(got, want, dtype, where=np.isfinite(call[k]), what=f"the gradient of {k}",
                      nan_is_inf=CASES[name].torch is not None or not np.isfinite(g).all(),
                      size=max(1.0, float(np.abs(g[np.isfinite(g)]).max(initial=0.0))))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_huge_grad_output_scales_the_gradient(rng, name):
+    """The gradient is linear in grad_output (the chain rule): grad_output 1e300 * u gives
+    1e300 times the gradient of u, where a composition of torch operations can overflow on
+    the way (the reference of sigmoid_focal_loss at x = -1e300 gives NaN: a loss term of
+    1e300 times 1e300). Float64, finite inputs, gradients of u of order 1."""
+    fn, call, diff, g = _reference_call(name, rng, np.float64, "none" if "none" in CASES[name].reductions else "sum")
+    ours = {"from_logits": True} if CASES[name].through is not None else {}
+    _, small = fn(**call, **ours, grad=True, grad_output=g)
+    _, huge = fn(**call, **ours, grad=True, grad_output=np.asarray(g) * 1e300)
+    for got, want in zip(_grads(huge), _grads(small)):
+        assert_close(np.asarray(got) / 1e300, want, np.float64, scale=4)
 
 
 # ---------------------------------------------------------------- where the reference is wrong
