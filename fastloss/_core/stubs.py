@@ -176,9 +176,11 @@ def loss_stub(entry: Any, imports: Imports) -> list[str]:
     signature = inspect.signature(function)
     check_grad(entry.name, signature)
     n = len(entry.differentiable)
-    if n not in GRADS:
+    # A differentiable argument that defaults to None (linear_cross_entropy's bias) has no gradient when left out.
+    optional = sum(signature.parameters[name].default is None for name in entry.differentiable)
+    if any(k not in GRADS for k in range(n - optional, n + 1)):
         raise StubError(f"{entry.name}: no gradient type for {n} differentiable arguments")
-    g = GRADS[n]
+    g = " | ".join(GRADS[k] for k in range(n - optional, n + 1))
     returned = f"Loss | WithGrad[{g}]"
     if signature.return_annotation not in (_P.empty, returned):
         raise StubError(f"{entry.name} is annotated to return {signature.return_annotation}, "
