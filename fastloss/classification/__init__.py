@@ -419,11 +419,12 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
                                            False, loss[start:stop], chunk if grad else no_grad, grad)
             total += chunk_total
             if grad:
-                np.matmul(logits, w, out=d_rows[start:stop])  # GEMM 2: d input = G W
                 if start == 0:
-                    np.matmul(logits.T, x_chunk, out=d_weight)  # GEMM 3: d weight = G^T X, summed over chunks
+                    np.matmul(logits.T, x_chunk, out=d_weight)  # GEMM 2: d weight = G^T X, summed over chunks
                 else:
                     _accumulate(d_weight, logits, x_chunk)
+                # GEMM 3, after the last read of the chunk's input: d input = G W may be written over it.
+                np.matmul(logits, w, out=d_rows[start:stop])
                 if bias is not None:
                     d_bias += logits.sum(axis=0)
     result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
