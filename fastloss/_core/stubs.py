@@ -201,11 +201,13 @@ def loss_stub(entry: Any, imports: Imports) -> list[str]:
         lines += ["@overload", wrap(f"def {entry.name}(", params, f") -> {result}: ..."), ""]
     cls = getattr(importlib.import_module(function.__module__), entry.criterion)
     init = parameters([_P("self", _P.POSITIONAL_OR_KEYWORD), *cls.__signature__.parameters.values()], use)
+    keywords = parameters([signature.parameters[name] for name in cls.keywords], use)
+    keywords = [k for k in keywords if k != "*"]
     lines += [f"class {entry.criterion}(Criterion):",
               wrap("    def __init__(", init, ") -> None: ..."),
-              "    def __call__(self, *inputs: Any) -> Loss: ...",
-              wrap("    def value_and_grad(", ["self", "*inputs: Any", "grad_output: Any = ...", "grad_out: Any = ..."],
-                   f") -> WithGrad[{g}]: ..."),
+              wrap("    def __call__(", ["self", "*inputs: Any", *keywords], ") -> Loss: ..."),
+              wrap("    def value_and_grad(", ["self", "*inputs: Any", "grad_output: Any = ...", "grad_out: Any = ...",
+                                             *keywords], f") -> WithGrad[{g}]: ..."),
               "", ""]
     return lines
 

@@ -256,7 +256,8 @@ class Table:
         names = []
         for entry in self.of_family(module_name.rsplit(".", 1)[-1]):
             function = namespace[entry.name] = interop(namespace[entry.name])
-            namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data))
+            keywords = tuple(name for name in entry.differentiable if name not in entry.data)
+            namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data), keywords)
             names += [entry.name, entry.criterion]
         return names
 
