@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from conftest import assert_close
 
 import fastloss as fl
-import fastloss.classification as classification
 import fastloss.torch as flt
+from fastloss import classification
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +145,7 @@ def test_grad_out_may_be_the_input(rng):
 
 def test_ignore_index_as_torch(rng):
     """torch: None means -100 for class targets; probabilities refuse any ignore_index."""
-    x, w, b = _head(rng)
+    x, w, _ = _head(rng)
     t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
     assert fl.linear_cross_entropy(x, w, t) == fl.linear_cross_entropy(x, w, t, ignore_index=-100)
     t[t == -100] = 3
