@@ -232,7 +232,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
 
 #: The most bytes the logits of one chunk of rows take (one row's when that is larger).
 #: See :func:`linear_chunk_rows` for why this much.
-LINEAR_CHUNK_BYTES = 32 << 20
+LINEAR_CHUNK_BYTES = 128 << 20
 #: The most bytes of one block of the weight gradient's accumulation (:func:`_accumulate`).
 _ACCUMULATE_BYTES = 1 << 20
 
@@ -241,14 +241,17 @@ def linear_chunk_rows(n_rows, n_classes, itemsize):
     """Rows per chunk of :func:`linear_cross_entropy`: as many as fit
     :data:`LINEAR_CHUNK_BYTES` of logits, at least one, at most ``n_rows``.
 
-    The bound is for memory: the chunk's logits (then its gradient, in place) are the only
+    Memory sets the bound: the chunk's logits (then its gradient, in place) are the only
     buffer that grows with the vocabulary, so a call's extra memory is its gradients plus
-    32 MiB, whatever N. Speed asks for chunks that are not small: the weight gradient
-    is accumulated over the chunks, a pass over (V, H) each, against ``2 V H rows``
-    flops of its GEMM, so the rows per chunk (256 at V = 32768 in float32) are the
-    GEMM's arithmetic intensity. Nothing is gained from a chunk that fits a cache: a
-    32768-class row (128 KiB) already spills L1, and each logit is read by the kernel
-    (two passes over a row kept in L2) and by two GEMMs that stream it anyway.
+    128 MiB, whatever N. Speed asks for chunks that are not small: the rows per chunk
+    are the inner dimension of the weight gradient's GEMM (``G^T X``, accumulated over
+    the chunks with one more pass over (V, H) each) and the outer one of the input
+    gradient's (``G W``, whose inner dimension is V). With OpenBLAS, chunks of 256 rows
+    made a call several times slower than chunks of 1024, which come near the three
+    unchunked GEMMs (bench/bench_linear_cross_entropy.py); 128 MiB gives 1024 rows at
+    V = 32768 in float32. A cache gives no better bound: a 32768-class row
+    (128 KiB) already spills L1, the kernel's passes over one row hit L2, and the GEMMs
+    stream the chunk whatever its size.
     """
     per_row = max(1, n_classes * itemsize)
     return max(1, min(n_rows, LINEAR_CHUNK_BYTES // per_row))
@@ -298,7 +301,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     with every option of :func:`cross_entropy`, for ``input`` :math:`X` (N, H),
     ``linear_weight`` :math:`W` (V, H) and ``linear_bias`` :math:`b` (V,). The (N, V)
     logits never exist whole: the rows go in chunks of ``chunk_size`` (default
-    :func:`linear_chunk_rows`, 32 MiB of logits). Per chunk, BLAS computes the logits
+    :func:`linear_chunk_rows`, 128 MiB of logits). Per chunk, BLAS computes the logits
     :math:`Z = X_c W^\top + b`; the fused kernel :func:`softmax_cross_entropy_rows` (or
     :func:`softmax_cross_entropy_soft_rows`) writes each row's loss and turns :math:`Z`
     in place into :math:`G = \partial \ell / \partial Z`; then BLAS gives
