@@ -6,8 +6,9 @@ reduce. A class-dimension input (N, C, d1, ..., dk) is viewed as (N, K, C) rows 
 K = d1 * ... * dk; a kernel reads each row of C logits once from memory and keeps it
 in cache for its passes (max, sum of exp, gradient).
 
-The softmax kernel serves cross-entropy (weights, ignore_index, label smoothing) and
-the focal loss with one formula. With :math:`\mathrm{nll}_t = -\log p_t`, class
+The softmax kernel serves cross-entropy (weights, ignore_index, label smoothing), the
+focal loss and the chunks of :func:`linear_cross_entropy` (whose logits come from BLAS,
+a chunk of rows at a time) with one formula. With :math:`\mathrm{nll}_t = -\log p_t`, class
 weight (or focal alpha) :math:`w`, smoothing :math:`\varepsilon` over :math:`C`
 classes and focal exponent :math:`\gamma`, the loss of one row is
 
