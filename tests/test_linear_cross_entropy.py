@@ -231,3 +231,18 @@ def test_streaming_cli_equals_in_memory(rng, tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert done.returncode == 0, done.stderr
     assert_close(np.load(tmp_path / "per.npy"), fl.linear_cross_entropy(x, w, t, reduction="none"), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosface_in_chunks_equals_one_chunk(rng, monkeypatch, dtype):
+    """large_margin_cosine_loss runs on the same engine: chunks of 1 and 5 rows (the default
+    made small) give the numbers of one chunk, the logits never whole."""
+    f, w, _ = _head(rng, dtype=dtype)
+    t = _targets(rng, "classes", f.shape[0], w.shape[0], dtype)
+    expected, expected_grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+    for rows in (1, 5):
+        monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", rows * w.shape[0] * f.itemsize)
+        value, grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+        assert_close(value, expected, dtype)
+        for got, want in zip(grads, expected_grads):
+            assert_close(got, want, dtype)

@@ -120,7 +120,7 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
 SERIAL_BELOW = 1 << 14
 
 
-def _softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma, dtype):
+def softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma, dtype):
     """The options of :func:`softmax_cross_entropy_rows` after its targets: ``(weight,
     smooth_weight, weighted_mean, weight_sum, keep, spread, gamma, ignore_index)``."""
     smooth_weight = weight if smoothing else np.zeros(n_classes, dtype)  # the kernel's docstring says why
@@ -129,16 +129,16 @@ def _softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, 
             ignore_index)
 
 
-def _softmax_kernel(size):
+def softmax_kernel(size):
     """The name of the class-target softmax kernel for ``size`` logits."""
     return "softmax_cross_entropy_rows_serial" if size < SERIAL_BELOW else "softmax_cross_entropy_rows"
 
 
 def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, ignore_index, smoothing, gamma,
                         reduction, grad, grad_output, grad_out, backend):
-    args = (_target_rows(t), *_softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma,
+    args = (_target_rows(t), *softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma,
                                                x.dtype))
-    kernel = _softmax_kernel(x.size)
+    kernel = softmax_kernel(x.size)
     return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
                      targets=(t, n_classes, "target", ignore_index), backend=backend)
 
@@ -389,53 +389,79 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         check_shape(t.shape, loss_shape, "target", f"input of shape {x.shape} (one class index per row)")
         denominator = check_class_indices(t, n_classes, "target", ignore_index, weight)
         y = t.reshape(-1, 1)
-        kernel = _softmax_kernel(min(rows.shape[0], step) * n_classes)
-        options = _softmax_options(n_classes, weight, True, ignore_index, smoothing, 0.0, dtype)
-    kernel = getattr(impl.kernels("classification"), kernel)
+        kernel = softmax_kernel(min(rows.shape[0], step) * n_classes)
+        options = softmax_options(n_classes, weight, True, ignore_index, smoothing, 0.0, dtype)
     loss = np.empty(rows.shape[0], dtype)
+    grads = scale = None
     if grad:
         factor = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
         scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
         reads = {"linear_weight": linear_weight, "target": target, "linear_bias": linear_bias, "weight": weight}
         buffer = GradientBuffer(x, dtype, grad_out, reads=reads)
-        d_rows = buffer.contiguous(rows.shape)
-        d_weight = np.zeros(w.shape, dtype) if rows.shape[0] == 0 else np.empty(w.shape, dtype)
-        d_bias = np.zeros(n_classes, dtype)
-    else:
-        scale, no_grad = _NO_GRAD[dtype]
-    logits_buffer = np.empty((min(step, rows.shape[0]), n_classes), dtype)
+        grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))
+    total = linear_softmax_chunks(rows, w, bias, getattr(impl.kernels("classification"), kernel), y, options, scale,
+                                  loss, step, grads)
+    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
+    if grads is None:
+        return result
+    _, d_weight, d_bias = grads
+    return result, (buffer.result(), d_weight) + (() if d_bias is None else (d_bias,))
+
+
+def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, grads=None, margin=0.0):
+    """The engine of :func:`linear_cross_entropy` (and of CosFace's
+    :func:`~fastloss.extras.large_margin_cosine_loss`): the softmax cross-entropy of the
+    logits ``rows @ w.T + bias`` (``bias`` may be None), ``step`` rows at a time.
+
+    ``kernel`` is :func:`softmax_cross_entropy_rows` (``y``: (N, 1) class indices,
+    already checked) or :func:`softmax_cross_entropy_soft_rows` (``y``: (N, V)
+    probabilities), ``options`` its arguments between the targets and ``scale``;
+    ``margin`` is subtracted from each row's target logit (CosFace's ``s m``). Writes
+    the row losses into ``loss`` and returns their float64 sum. With ``grads`` (``d_rows``
+    shaped like ``rows``, which it may be; ``d_w`` like ``w``; ``d_bias`` or None) and
+    ``scale`` (N,), the per-row factor of the gradient, writes the three gradients:
+    per chunk, 1. BLAS gives the logits Z; 2. the kernel writes the losses and turns Z
+    in place into G = d loss / d Z; 3. BLAS adds G^T X to ``d_w``, then 4. writes G W
+    into the chunk's ``d_rows`` after the last read of the chunk's rows.
+    """
+    no_grad = _NO_GRAD[w.dtype]
+    if grads is not None:
+        d_rows, d_w, d_bias = grads
+        if rows.shape[0] == 0:
+            d_w.fill(0)
+        if d_bias is not None:
+            d_bias.fill(0)
+    soft = y.dtype.kind == "f"
+    logits_buffer = np.empty((min(step, rows.shape[0]), w.shape[0]), w.dtype)
     total = 0.0
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
         for start in range(0, rows.shape[0], step):
             stop = min(start + step, rows.shape[0])
             x_chunk = rows[start:stop]
             logits = logits_buffer[:stop - start]
-            np.matmul(x_chunk, w.T, out=logits)  # GEMM 1
+            np.matmul(x_chunk, w.T, out=logits)  # 1.
             if bias is not None:
                 logits += bias
+            if margin:
+                logits[np.arange(stop - start), y[start:stop, 0]] -= margin
             chunk = class_rows(logits)
-            # The kernel writes the chunk's losses and, with grad, G = d loss / d logits over the logits.
-            if y.dtype.kind == "f":
-                chunk_total = kernel(chunk, class_rows(y[start:stop]), *options, scale[start:stop] if grad else scale,
-                                     loss[start:stop], chunk if grad else no_grad, grad)
+            chunk_scale, chunk_grad = (scale[start:stop], chunk) if grads is not None else no_grad
+            if soft:  # 2.
+                total += kernel(chunk, class_rows(y[start:stop]), *options, chunk_scale, loss[start:stop], chunk_grad,
+                                grads is not None)
+            else:  # the mean's denominator is in scale: the kernel's own (mean=False) would be the chunk's
+                total += kernel(chunk, y[start:stop], *options, chunk_scale, False, loss[start:stop], chunk_grad,
+                                grads is not None)[0]
+            if grads is None:
+                continue
+            if start == 0:  # 3.
+                np.matmul(logits.T, x_chunk, out=d_w)
             else:
-                chunk_total, _, _ = kernel(chunk, y[start:stop], *options, scale[start:stop] if grad else scale,
-                                           False, loss[start:stop], chunk if grad else no_grad, grad)
-            total += chunk_total
-            if grad:
-                if start == 0:
-                    np.matmul(logits.T, x_chunk, out=d_weight)  # GEMM 2: d weight = G^T X, summed over chunks
-                else:
-                    _accumulate(d_weight, logits, x_chunk)
-                # GEMM 3, after the last read of the chunk's input: d input = G W may be written over it.
-                np.matmul(logits, w, out=d_rows[start:stop])
-                if bias is not None:
-                    d_bias += logits.sum(axis=0)
-    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
-    if not grad:
-        return result
-    grads = (buffer.result(), d_weight)
-    return result, grads if bias is None else grads + (d_bias,)
+                _accumulate(d_w, logits, x_chunk)
+            np.matmul(logits, w, out=d_rows[start:stop])  # 4.
+            if d_bias is not None:
+                d_bias += logits.sum(axis=0)
+    return total
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,
