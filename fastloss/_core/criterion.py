@@ -26,7 +26,6 @@ class Criterion:
 
     function: ClassVar[Callable[..., Any]]
     __signature__: ClassVar[inspect.Signature]
-    keywords: ClassVar[tuple[str, ...]] = ()
     options: dict[str, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -34,14 +33,30 @@ class Criterion:
         bound.apply_defaults()
         self.options = dict(bound.arguments)
 
+    def __call__(self, *inputs: Any) -> Any:
+        """The loss of ``inputs``: the function called with them and the fixed options."""
+        return type(self).function(*inputs, **self.options)
+
+    def value_and_grad(self, *inputs: Any, grad_output: Any = None, grad_out: Any = None) -> tuple[Any, Any]:
+        """``(loss, grad)``: the loss and its gradient with respect to the input(s)."""
+        return type(self).function(*inputs, **self.options, grad=True, grad_output=grad_output, grad_out=grad_out)
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not hasattr(v, "shape"))
+        return f"{type(self).__name__}({options})"
+
+
+class KeywordInputsCriterion(Criterion):
+    """A :class:`Criterion` that also takes the inputs named in ``keywords`` by keyword at
+    each call (see the module docstring)."""
+
+    keywords: ClassVar[tuple[str, ...]] = ()
+
     def __call__(self, *inputs: Any, **keywords: Any) -> Any:
-        """The loss of ``inputs`` (and the ``keywords`` inputs): the function called with them and the
-        fixed options."""
         return type(self).function(*inputs, **self._keywords(keywords), **self.options)
 
     def value_and_grad(self, *inputs: Any, grad_output: Any = None, grad_out: Any = None,
                        **keywords: Any) -> tuple[Any, Any]:
-        """``(loss, grad)``: the loss and its gradient with respect to the input(s)."""
         return type(self).function(*inputs, **self._keywords(keywords), **self.options, grad=True,
                                    grad_output=grad_output, grad_out=grad_out)
 
@@ -49,12 +64,8 @@ class Criterion:
         unknown = set(keywords) - set(type(self).keywords)
         if unknown:
             raise TypeError(f"{type(self).__name__} takes no keyword input {', '.join(sorted(unknown))} at a "
-                            f"call (its keyword inputs: {', '.join(type(self).keywords) or 'none'})")
+                            f"call (its keyword inputs: {', '.join(type(self).keywords)})")
         return keywords
-
-    def __repr__(self) -> str:
-        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not hasattr(v, "shape"))
-        return f"{type(self).__name__}({options})"
 
 
 def criterion(name: str, function: Callable[..., Any], n_inputs: int,
@@ -65,7 +76,7 @@ def criterion(name: str, function: Callable[..., Any], n_inputs: int,
     inputs = parameters[:n_inputs] + [p for p in parameters if p.name in keywords]
     options = [p for p in parameters[n_inputs:] if p.name not in _PLUMBING and p.name not in keywords]
     signature = inspect.Signature(options)
-    return type(name, (Criterion,), {
+    return type(name, (KeywordInputsCriterion,) if keywords else (Criterion,), {
         "function": staticmethod(function),
         "__signature__": signature,
         "keywords": keywords,

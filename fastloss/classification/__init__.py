@@ -405,7 +405,9 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     if grads is None:
         return result
     _, d_weight, d_bias = grads
-    return result, (buffer.result(), d_weight) + (() if d_bias is None else (d_bias,))
+    if d_bias is None:
+        return result, (buffer.result(), d_weight)
+    return result, (buffer.result(), d_weight, d_bias)
 
 
 def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, grads=None, margin=0.0):
