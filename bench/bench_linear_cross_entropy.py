@@ -3,6 +3,8 @@ fastloss vs torch's ``F.linear_cross_entropy`` ("torch": its reference path,
 ``options=None``; "torch_chunked": ``options=LinearCrossEntropyOptions()``, its chunked
 path) vs "numpy", which here is the GEMM floor: the three matmuls of that size through
 numpy (the logits X W^T, then G W and G^T X with G shaped as the logits), no loss at all.
+CosFace (``large_margin_cosine_loss``), on the same engine, at N=65536, C=1000, D=128
+against torch's composition (bench_extras.py's) and its own three GEMMs.
 
 The peak memory of one call at N=8192, H=256, V=65536 is measured in a fresh process,
 as the rise of its peak RSS (``ru_maxrss``) over the call: ``python
@@ -13,7 +15,9 @@ import sys
 
 import numpy as np
 import pytest
-from common import rng, run, torch
+from bench_extras import CASES as EXTRAS
+from bench_extras import _torch_cosface
+from common import rng, run, torch, torch_backward
 
 import fastloss as fl
 
@@ -54,6 +58,21 @@ def bench_linear_cross_entropy(benchmark, impl):
     else:
         fn = _torch(torch.nn.LinearCrossEntropyOptions() if impl == "torch_chunked" else None)
     run(benchmark, f"linear_cross_entropy N={N} H={H} V={V} float32 value+grad", impl, fn)
+
+
+COSFACE = EXTRAS["large_margin_cosine_loss N=65536 C=1000 D=128"][0]
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch", "fastloss"])
+def bench_cosface(benchmark, impl):
+    if impl == "numpy":
+        fn = lambda: _gemm_floor(*COSFACE)  # noqa: E731
+    elif impl == "fastloss":
+        fn = lambda: fl.large_margin_cosine_loss(*COSFACE, grad=True)  # noqa: E731
+    else:
+        fn = torch_backward(_torch_cosface, COSFACE, (0, 1))
+    run(benchmark, "large_margin_cosine_loss N=65536 C=1000 D=128 float32 value+grad (numpy: its 3 GEMMs)", impl,
+        fn)
 
 
 # Run in a fresh process that imports neither torch nor the benchmark helpers. The rise is the
