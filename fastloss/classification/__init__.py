@@ -239,7 +239,7 @@ _ACCUMULATE_BYTES = 1 << 20
 
 
 def linear_chunk_rows(n_rows, n_classes, itemsize):
-    """Rows per chunk of :func:`linear_cross_entropy`: as many as fit
+    """Rows per chunk of :func:`linear_softmax_chunks` (:func:`linear_cross_entropy`, CosFace): as many as fit
     :data:`LINEAR_CHUNK_BYTES` of logits, at least one, at most ``n_rows``.
 
     Memory sets the bound: the chunk's logits (then its gradient, in place) are the only
@@ -254,8 +254,7 @@ def linear_chunk_rows(n_rows, n_classes, itemsize):
     (128 KiB) already spills L1, the kernel's passes over one row hit L2, and the GEMMs
     stream the chunk whatever its size.
     """
-    per_row = max(1, n_classes * itemsize)
-    return max(1, min(n_rows, LINEAR_CHUNK_BYTES // per_row))
+    return max(1, min(n_rows, LINEAR_CHUNK_BYTES // (n_classes * itemsize)))
 
 
 def _accumulate(d_weight, g, x):
@@ -271,7 +270,7 @@ def _accumulate(d_weight, g, x):
 
 
 def _linear_head(input, linear_weight, linear_bias):
-    """The validated input as (N, H) rows, the weight (V, H) C-contiguous and the bias (V,) or None."""
+    """The validated input (N, H) or (H,), the weight (V, H) C-contiguous and the bias (V,) or None."""
     x = as_float_array(input, "input")
     if x.ndim not in (1, 2):
         raise ValueError(f"input must be (N, H) or unbatched (H,), got shape {x.shape}")
