@@ -26,17 +26,17 @@ __version__: str
 
 __all__ = ["AnchorLoss", "BCELoss", "BCEWithLogitsLoss", "BatchTripletLoss", "CTCLoss", "ContrastiveLoss",
            "CosineEmbeddingLoss", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "GaussianNLLLoss", "HingeEmbeddingLoss",
-           "HingeLoss", "HuberLoss", "KLDivLoss", "L1Loss", "LargeMarginCosineLoss", "MSELoss", "MarginRankingLoss",
-           "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss", "PoissonNLLLoss",
-           "SigmoidFocalLoss", "SmoothL1Loss", "SoftMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss",
-           "anchor_loss", "batch_triplet_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "contrastive_loss", "cosine_embedding_loss", "cross_entropy", "ctc_forced_align", "ctc_loss",
-           "diagnose_training", "dice_loss", "focal_loss", "gaussian_nll_loss", "get_num_threads",
-           "hinge_embedding_loss", "hinge_loss", "huber_loss", "kl_div", "l1_loss", "large_margin_cosine_loss",
-           "margin_ranking_loss", "mine_triplets", "mse_loss", "multi_margin_loss", "multilabel_margin_loss",
-           "multilabel_soft_margin_loss", "nll_loss", "num_threads", "pairwise_distances", "poisson_nll_loss",
-           "set_num_threads", "sigmoid_focal_loss", "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss",
-           "triplet_margin_with_distance_loss", "warmup"]
+           "HingeLoss", "HuberLoss", "KLDivLoss", "L1Loss", "LargeMarginCosineLoss", "LinearCrossEntropyLoss",
+           "MSELoss", "MarginRankingLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
+           "NLLLoss", "PoissonNLLLoss", "SigmoidFocalLoss", "SmoothL1Loss", "SoftMarginLoss", "TripletMarginLoss",
+           "TripletMarginWithDistanceLoss", "anchor_loss", "batch_triplet_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "contrastive_loss", "cosine_embedding_loss", "cross_entropy",
+           "ctc_forced_align", "ctc_loss", "diagnose_training", "dice_loss", "focal_loss", "gaussian_nll_loss",
+           "get_num_threads", "hinge_embedding_loss", "hinge_loss", "huber_loss", "kl_div", "l1_loss",
+           "large_margin_cosine_loss", "linear_cross_entropy", "margin_ranking_loss", "mine_triplets", "mse_loss",
+           "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "num_threads",
+           "pairwise_distances", "poisson_nll_loss", "set_num_threads", "sigmoid_focal_loss", "smooth_l1_loss",
+           "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "warmup"]
 
 
 @overload
@@ -157,6 +157,36 @@ class KLDivLoss(Criterion):
                  backend: Backend = ...) -> None: ...
     def __call__(self, *inputs: Any) -> Loss: ...
     def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...) -> WithGrad[FloatArray]: ...
+
+
+@overload
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: Reduction = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         chunk_size: int | None = ..., grad: Literal[False] = ..., grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> Loss: ...
+
+@overload
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: Reduction = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         chunk_size: int | None = ..., grad: Literal[True], grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ..., backend: Backend = ...) -> WithGrad[Grad2 | Grad3]: ...
+
+@overload
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: Reduction = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         chunk_size: int | None = ..., grad: bool, grad_output: ArrayLike | None = ...,
+                         grad_out: NDArray[Any] | None = ...,
+                         backend: Backend = ...) -> Loss | WithGrad[Grad2 | Grad3]: ...
+
+class LinearCrossEntropyLoss(Criterion):
+    def __init__(self, *, weight: ArrayLike | None = ..., reduction: Reduction = ..., ignore_index: int | None = ...,
+                 label_smoothing: float = ..., chunk_size: int | None = ..., backend: Backend = ...) -> None: ...
+    def __call__(self, *inputs: Any, linear_bias: ArrayLike | None = ...) -> Loss: ...
+    def value_and_grad(self, *inputs: Any, grad_output: Any = ..., grad_out: Any = ...,
+                       linear_bias: ArrayLike | None = ...) -> WithGrad[Grad2 | Grad3]: ...
 
 
 @overload

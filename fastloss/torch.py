@@ -14,7 +14,9 @@ its own: the functional forms
 (``flt.cross_entropy``, ``flt.ctc_loss``, ``flt.focal_loss``, ...) take the fastloss
 function's arguments less the gradient plumbing (``grad``, ``grad_output``,
 ``grad_out``), and the criteria (``flt.CTCLoss``, ``flt.LargeMarginCosineLoss``, ...)
-are ``torch.nn.Module`` classes with the constructor arguments of fastloss's criteria.
+are ``torch.nn.Module`` classes with the constructor arguments of fastloss's criteria
+(but for ``flt.LinearCrossEntropyLoss``, which holds the head's parameters as torch's
+module does).
 This module imports torch; ``import fastloss`` does not.
 
 How a call runs:
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -143,7 +146,8 @@ class LossFunction(torch.autograd.Function):
             if grad_output.item() != 1:  # a Python comparison: cheaper than a tensor one
                 grads = [g.mul(grad_output) for g in grads]
         needed = ctx.needs_input_grad[3:]
-        return (None, None, None) + tuple(g if need else None for g, need in zip(grads, needed))
+        # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
+        return (None, None, None) + tuple(g if need else None for g, need in itertools.zip_longest(grads, needed))
 
 
 def functional(name: str) -> Callable[..., torch.Tensor]:
@@ -237,10 +241,39 @@ def with_distance_function(loss):
     return call
 
 
+class LinearCrossEntropyLoss(torch.nn.Module):
+    """:func:`fastloss.torch.linear_cross_entropy` as torch's ``nn.LinearCrossEntropyLoss``:
+    the module holds the head, ``self.linear`` (a ``torch.nn.Linear(in_features,
+    num_classes, bias=bias)``), and ``crit(input, target)`` gives the loss of
+    ``input @ linear.weight.T + linear.bias``, autograd reaching the input, the weight and
+    the bias. The arguments are torch's, less ``out_features`` (K-dimensional heads) and
+    ``options``, with fastloss's ``chunk_size`` and ``backend``; ``weight`` is a buffer.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, *, bias: bool = False, device: Any = None,
+                 dtype: Any = None, reduction: str = "mean", weight: torch.Tensor | None = None,
+                 ignore_index: int | None = None, label_smoothing: float = 0.0, chunk_size: int | None = None,
+                 backend: str | None = None) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
+        self.register_buffer("weight", weight)
+        self.options = {"reduction": reduction, "ignore_index": ignore_index, "label_smoothing": label_smoothing,
+                        "chunk_size": chunk_size, "backend": backend}
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _FUNCTIONS["linear_cross_entropy"](input, self.linear.weight, target, linear_bias=self.linear.bias,
+                                                  weight=self.weight, **self.options)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.linear.in_features}, num_classes={self.linear.out_features}, "
+                f"bias={self.linear.bias is not None}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items()))
+
+
 _FUNCTIONS = {name: functional(name) for name in LOSSES.names()}
 _FUNCTIONS["triplet_margin_with_distance_loss"] = with_distance_function(
     _FUNCTIONS["triplet_margin_with_distance_loss"])
 _MODULES = {entry.criterion: module(getattr(fastloss, entry.criterion), _FUNCTIONS) for entry in LOSSES}
+_MODULES["LinearCrossEntropyLoss"] = LinearCrossEntropyLoss  # holds the head's parameters, as torch's does
 globals().update(_FUNCTIONS)
 globals().update(_MODULES)
 

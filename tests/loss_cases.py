@@ -66,11 +66,12 @@ LOSSES = sorted(CASES)
 
 def data(name, rng, dtype=np.float64):
     """``(fn, call, diff)``: the NumPy loss, its arguments by name (floats in ``dtype``)
-    and the names of its differentiable arguments."""
+    and the names of its differentiable arguments that the call gives (an optional one,
+    linear_cross_entropy's ``linear_bias``, is left out of the example)."""
     entry = TABLE[name]
     args, options = entry.call(rng, dtype)
-    call = dict(zip(entry.data, args))
-    return entry.function, {**call, **options}, entry.differentiable
+    call = {**dict(zip(entry.data, args)), **options}
+    return entry.function, call, tuple(k for k in entry.differentiable if k in call)
 
 
 def reference(name):

@@ -2,8 +2,11 @@
 
 ``criterion("CrossEntropyLoss", cross_entropy, n_inputs=2)`` gives a class whose
 constructor takes the function's options (everything after its ``n_inputs`` data
-arguments, except the gradient plumbing) with the same defaults and kinds, so the
-objects can never drift from the functions they wrap. The class's docstring is made
+arguments, except the gradient plumbing and the ``keywords`` inputs) with the same
+defaults and kinds, so the objects can never drift from the functions they wrap.
+``keywords`` names inputs passed by keyword at each call: a differentiable argument
+that is not a data argument, as ``linear_cross_entropy``'s ``linear_bias``
+(``crit(input, linear_weight, target, linear_bias=b)``). The class's docstring is made
 from the function's too: its summary, the entries of its ``Parameters`` section for
 the options and the inputs, and its ``Examples`` rewritten to use the criterion.
 """
@@ -43,16 +46,41 @@ class Criterion:
         return f"{type(self).__name__}({options})"
 
 
-def criterion(name: str, function: Callable[..., Any], n_inputs: int) -> type[Criterion]:
-    """A :class:`Criterion` subclass named ``name`` wrapping ``function``."""
+class KeywordInputsCriterion(Criterion):
+    """A :class:`Criterion` that also takes the inputs named in ``keywords`` by keyword at
+    each call (see the module docstring)."""
+
+    keywords: ClassVar[tuple[str, ...]] = ()
+
+    def __call__(self, *inputs: Any, **keywords: Any) -> Any:
+        return type(self).function(*inputs, **self._keywords(keywords), **self.options)
+
+    def value_and_grad(self, *inputs: Any, grad_output: Any = None, grad_out: Any = None,
+                       **keywords: Any) -> tuple[Any, Any]:
+        return type(self).function(*inputs, **self._keywords(keywords), **self.options, grad=True,
+                                   grad_output=grad_output, grad_out=grad_out)
+
+    def _keywords(self, keywords: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(keywords) - set(type(self).keywords)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} takes no keyword input {', '.join(sorted(unknown))} at a "
+                            f"call (its keyword inputs: {', '.join(type(self).keywords)})")
+        return keywords
+
+
+def criterion(name: str, function: Callable[..., Any], n_inputs: int,
+              keywords: tuple[str, ...] = ()) -> type[Criterion]:
+    """A :class:`Criterion` subclass named ``name`` wrapping ``function``; ``keywords``: the
+    inputs given by keyword at each call (see the module docstring)."""
     parameters = list(inspect.signature(function).parameters.values())
-    inputs = parameters[:n_inputs]
-    options = [p for p in parameters[n_inputs:] if p.name not in _PLUMBING]
+    inputs = parameters[:n_inputs] + [p for p in parameters if p.name in keywords]
+    options = [p for p in parameters[n_inputs:] if p.name not in _PLUMBING and p.name not in keywords]
     signature = inspect.Signature(options)
-    return type(name, (Criterion,), {
+    return type(name, (KeywordInputsCriterion,) if keywords else (Criterion,), {
         "function": staticmethod(function),
         "__signature__": signature,
-        "__doc__": _docstring(name, function, inputs, signature),
+        "keywords": keywords,
+        "__doc__": _docstring(name, function, inputs, signature, n_inputs),
         "__module__": function.__module__,
     })
 
@@ -99,7 +127,8 @@ def _entry(entries: dict[str, list[str]], parameter: inspect.Parameter) -> list[
     return [f"{parameter.name} : {described}" if described else parameter.name]
 
 
-def _to_criterion(source: str, fname: str, cls: str, n_inputs: int) -> list[str] | None:
+def _to_criterion(source: str, fname: str, cls: str, n_inputs: int,
+                  keyword_inputs: tuple[str, ...]) -> list[str] | None:
     """Example ``source`` with its call of ``fastloss.fname`` made on a criterion:
     ``crit = fastloss.cls(options)`` then the statement with ``crit(inputs)`` or
     ``crit.value_and_grad(inputs)``; None when the source has no such call."""
@@ -115,7 +144,7 @@ def _to_criterion(source: str, fname: str, cls: str, n_inputs: int) -> list[str]
                 return node
             keywords = {k.arg: k for k in node.keywords}
             grad = keywords.pop("grad", None)
-            plumbing = [keywords.pop(k) for k in ("grad_output", "grad_out") if k in keywords]
+            plumbing = [keywords.pop(k) for k in ("grad_output", "grad_out", *keyword_inputs) if k in keywords]
             made.append(ast.Call(ast.Attribute(ast.Name("fastloss"), cls), node.args[n_inputs:],
                                  list(keywords.values())))
             method: ast.expr = ast.Name("crit")
@@ -129,12 +158,12 @@ def _to_criterion(source: str, fname: str, cls: str, n_inputs: int) -> list[str]
     return [f"crit = {ast.unparse(made[0])}", ast.unparse(tree)]
 
 
-def _examples(doc: str, fname: str, cls: str, n_inputs: int) -> list[str]:
+def _examples(doc: str, fname: str, cls: str, n_inputs: int, keywords: tuple[str, ...]) -> list[str]:
     """The function's doctest examples with every call of it made on a criterion."""
     lines = []
     for example in doctest.DocTestParser().get_examples(doc):
         source = example.source.rstrip("\n")
-        rewritten = _to_criterion(source, fname, cls, n_inputs)
+        rewritten = _to_criterion(source, fname, cls, n_inputs, keywords)
         for statement in rewritten or [source]:
             first, *more = statement.splitlines()
             lines += [f">>> {first}"] + [f"... {line}" for line in more]
@@ -143,12 +172,12 @@ def _examples(doc: str, fname: str, cls: str, n_inputs: int) -> list[str]:
 
 
 def _docstring(name: str, function: Callable[..., Any], inputs: list[inspect.Parameter],
-               signature: inspect.Signature) -> str:
+               signature: inspect.Signature, n_inputs: int) -> str:
     """The criterion's docstring, made from ``function``'s (see the module docstring)."""
     fname = function.__name__
     sections = _sections(function.__doc__ or "")
     entries = _entries(sections.get("Parameters", []))
-    call = ", ".join(p.name for p in inputs)
+    call = ", ".join(p.name if i < n_inputs else f"{p.name}={p.name}" for i, p in enumerate(inputs))
     summary = sections[""] + [""]
     lines = [
         *summary[:summary.index("")],
@@ -167,7 +196,7 @@ def _docstring(name: str, function: Callable[..., Any], inputs: list[inspect.Par
     lines += ["", "Inputs", "------"]
     for parameter in inputs:
         lines += _entry(entries, parameter)
-    examples = _examples(function.__doc__ or "", fname, name, len(inputs))
+    examples = _examples(function.__doc__ or "", fname, name, n_inputs, tuple(p.name for p in inputs[n_inputs:]))
     if examples:
         lines += ["", "Examples", "--------"] + examples
     return "\n".join(lines)

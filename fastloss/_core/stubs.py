@@ -176,9 +176,11 @@ def loss_stub(entry: Any, imports: Imports) -> list[str]:
     signature = inspect.signature(function)
     check_grad(entry.name, signature)
     n = len(entry.differentiable)
-    if n not in GRADS:
+    # A differentiable argument that defaults to None (linear_cross_entropy's bias) has no gradient when left out.
+    optional = sum(signature.parameters[name].default is None for name in entry.differentiable)
+    if any(k not in GRADS for k in range(n - optional, n + 1)):
         raise StubError(f"{entry.name}: no gradient type for {n} differentiable arguments")
-    g = GRADS[n]
+    g = " | ".join(GRADS[k] for k in range(n - optional, n + 1))
     returned = f"Loss | WithGrad[{g}]"
     if signature.return_annotation not in (_P.empty, returned):
         raise StubError(f"{entry.name} is annotated to return {signature.return_annotation}, "
@@ -199,11 +201,13 @@ def loss_stub(entry: Any, imports: Imports) -> list[str]:
         lines += ["@overload", wrap(f"def {entry.name}(", params, f") -> {result}: ..."), ""]
     cls = getattr(importlib.import_module(function.__module__), entry.criterion)
     init = parameters([_P("self", _P.POSITIONAL_OR_KEYWORD), *cls.__signature__.parameters.values()], use)
+    keywords = parameters([signature.parameters[name] for name in cls.keywords], use)
+    keywords = [k for k in keywords if k != "*"]
     lines += [f"class {entry.criterion}(Criterion):",
               wrap("    def __init__(", init, ") -> None: ..."),
-              "    def __call__(self, *inputs: Any) -> Loss: ...",
-              wrap("    def value_and_grad(", ["self", "*inputs: Any", "grad_output: Any = ...", "grad_out: Any = ..."],
-                   f") -> WithGrad[{g}]: ..."),
+              wrap("    def __call__(", ["self", "*inputs: Any", *keywords], ") -> Loss: ..."),
+              wrap("    def value_and_grad(", ["self", "*inputs: Any", "grad_output: Any = ...", "grad_out: Any = ...",
+                                             *keywords], f") -> WithGrad[{g}]: ..."),
               "", ""]
     return lines
 

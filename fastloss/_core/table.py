@@ -70,7 +70,8 @@ def kept_class_targets(weight_name):
         target = np.asarray(call["target"])
         if target.dtype.kind == "f":
             return elements(call, loss_shape)
-        kept = target[target != call["ignore_index"]]
+        ignore_index = call["ignore_index"]
+        kept = target[target != (-100 if ignore_index is None else ignore_index)]  # None: torch's -100
         weight = call.get(weight_name) if weight_name else None
         if weight is None:
             return float(kept.size)
@@ -255,7 +256,8 @@ class Table:
         names = []
         for entry in self.of_family(module_name.rsplit(".", 1)[-1]):
             function = namespace[entry.name] = interop(namespace[entry.name])
-            namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data))
+            keywords = tuple(name for name in entry.differentiable if name not in entry.data)
+            namespace[entry.criterion] = criterion(entry.criterion, function, len(entry.data), keywords)
             names += [entry.name, entry.criterion]
         return names
 
@@ -268,6 +270,13 @@ LOSSES = Table([
          means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
          variants=(lambda r: ([_normal(r, *X), r.dirichlet(np.ones(3), 4)], {}),), weights=lambda r: {"weight": _class_weight(r)},
          domains={"label_smoothing": PROBABILITY}),
+    Loss("linear_cross_entropy", "classification", "LinearCrossEntropyLoss",
+         lambda r: ([_normal(r, 4, 2), _normal(r, 3, 2), r.integers(0, 3, T)], {}),
+         grads=("input", "linear_weight", "linear_bias"), axes={"linear_weight": None},
+         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         variants=(lambda r: ([_normal(r, 4, 2), _normal(r, 3, 2), r.dirichlet(np.ones(3), 4)],
+                              {"linear_bias": _normal(r, 3)}),),
+         weights=lambda r: {"weight": _class_weight(r)}, domains={"label_smoothing": PROBABILITY}),
     Loss("nll_loss", "classification", "NLLLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
          means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
          weights=lambda r: {"weight": _class_weight(r)}),

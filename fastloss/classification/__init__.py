@@ -6,8 +6,9 @@ reduce. A class-dimension input (N, C, d1, ..., dk) is viewed as (N, K, C) rows 
 K = d1 * ... * dk; a kernel reads each row of C logits once from memory and keeps it
 in cache for its passes (max, sum of exp, gradient).
 
-The softmax kernel serves cross-entropy (weights, ignore_index, label smoothing) and
-the focal loss with one formula. With :math:`\mathrm{nll}_t = -\log p_t`, class
+The softmax kernel serves cross-entropy (weights, ignore_index, label smoothing), the
+focal loss and the chunks of :func:`linear_cross_entropy` (whose logits come from BLAS,
+a chunk of rows at a time) with one formula. With :math:`\mathrm{nll}_t = -\log p_t`, class
 weight (or focal alpha) :math:`w`, smoothing :math:`\varepsilon` over :math:`C`
 classes and focal exponent :math:`\gamma`, the loss of one row is
 
@@ -40,6 +41,7 @@ from .._core.validation import (
     as_target_array,
     check_bool,
     check_broadcast,
+    check_class_indices,
     check_integer,
     check_option,
     check_shape,
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-    from .._typing import ArrayLike, Backend, FloatArray, Loss, Reduction, WithGrad
+    from .._typing import ArrayLike, Backend, FloatArray, Grad2, Grad3, Loss, Reduction, WithGrad
 
 # ---------------------------------------------------------------- wrappers
 
@@ -118,13 +120,25 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
 SERIAL_BELOW = 1 << 14
 
 
+def softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma, dtype):
+    """The options of :func:`softmax_cross_entropy_rows` after its targets: ``(weight,
+    smooth_weight, weighted_mean, weight_sum, keep, spread, gamma, ignore_index)``."""
+    smooth_weight = weight if smoothing else np.zeros(n_classes, dtype)  # the kernel's docstring says why
+    weight_sum = float(smooth_weight.sum(dtype=np.float64)) if smoothing else 1.0
+    return (weight, smooth_weight, weighted_mean, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma,
+            ignore_index)
+
+
+def softmax_kernel(size):
+    """The name of the class-target softmax kernel for ``size`` logits."""
+    return "softmax_cross_entropy_rows_serial" if size < SERIAL_BELOW else "softmax_cross_entropy_rows"
+
+
 def _softmax_class_loss(x, loss_shape, n_classes, t, weight, weighted_mean, ignore_index, smoothing, gamma,
                         reduction, grad, grad_output, grad_out, backend):
-    smooth_weight = weight if smoothing else np.zeros(n_classes, x.dtype)  # the kernel's docstring says why
-    weight_sum = float(smooth_weight.sum(dtype=np.float64)) if smoothing else 1.0
-    args = (_target_rows(t), weight, smooth_weight, weighted_mean, weight_sum, 1.0 - smoothing,
-            smoothing / n_classes, gamma, ignore_index)
-    kernel = "softmax_cross_entropy_rows_serial" if x.size < SERIAL_BELOW else "softmax_cross_entropy_rows"
+    args = (_target_rows(t), *softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma,
+                                               x.dtype))
+    kernel = softmax_kernel(x.size)
     return _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args,
                      targets=(t, n_classes, "target", ignore_index), backend=backend)
 
@@ -213,6 +227,242 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     t = _class_targets(target_array, x, loss_shape)
     return _softmax_class_loss(x, loss_shape, n_classes, t, weight, True, ignore_index, smoothing, 0.0, reduction,
                                grad, grad_output, grad_out, impl)
+
+
+# ---------------------------------------------------------------- linear cross-entropy
+
+#: The most bytes the logits of one chunk of rows take (one row's when that is larger).
+#: See :func:`linear_chunk_rows` for why this much.
+LINEAR_CHUNK_BYTES = 128 << 20
+#: The most bytes of one block of the weight gradient's accumulation (:func:`_accumulate`).
+_ACCUMULATE_BYTES = 1 << 20
+
+
+def linear_chunk_rows(n_rows, n_classes, itemsize):
+    """Rows per chunk of :func:`linear_softmax_chunks` (:func:`linear_cross_entropy`, CosFace): as many as fit
+    :data:`LINEAR_CHUNK_BYTES` of logits, at least one, at most ``n_rows``.
+
+    Memory sets the bound: the chunk's logits (then its gradient, in place) are the only
+    buffer that grows with the vocabulary, so a call's extra memory is its gradients plus
+    128 MiB, whatever N. Speed asks for chunks that are not small: the rows per chunk
+    are the inner dimension of the weight gradient's GEMM (``G^T X``, accumulated over
+    the chunks with one more pass over (V, H) each) and the outer one of the input
+    gradient's (``G W``, whose inner dimension is V). With OpenBLAS, chunks of 256 rows
+    made a call several times slower than chunks of 1024, which come near the three
+    unchunked GEMMs (bench/bench_linear_cross_entropy.py); 128 MiB gives 1024 rows at
+    V = 32768 in float32. A cache gives no better bound: a 32768-class row
+    (128 KiB) already spills L1, the kernel's passes over one row hit L2, and the GEMMs
+    stream the chunk whatever its size.
+    """
+    return max(1, min(n_rows, LINEAR_CHUNK_BYTES // (n_classes * itemsize)))
+
+
+def _accumulate(d_weight, g, x):
+    """``d_weight += g.T @ x`` in blocks of rows of ``d_weight``, so that the product's
+    scratch block stays in cache (numpy's matmul cannot add into its output)."""
+    block = max(1, _ACCUMULATE_BYTES // max(1, x.shape[1] * x.itemsize))
+    scratch = np.empty((min(block, d_weight.shape[0]), x.shape[1]), x.dtype)
+    for start in range(0, d_weight.shape[0], block):
+        stop = min(start + block, d_weight.shape[0])
+        part = scratch[:stop - start]
+        np.matmul(g[:, start:stop].T, x, out=part)
+        d_weight[start:stop] += part
+
+
+def _linear_head(input, linear_weight, linear_bias):
+    """The validated input (N, H) or (H,), the weight (V, H) C-contiguous and the bias (V,) or None."""
+    x = as_float_array(input, "input")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"input must be (N, H) or unbatched (H,), got shape {x.shape}")
+    w = as_float_array(linear_weight, "linear_weight", x.dtype)
+    if w.ndim != 2 or w.shape[1] != x.shape[-1] or w.shape[0] == 0:
+        raise ValueError(f"linear_weight must be (V, H) with H = {x.shape[-1]} (the input's last axis) and V >= 1, "
+                         f"got shape {w.shape}")
+    bias = None
+    if linear_bias is not None:
+        bias = as_float_array(linear_bias, "linear_bias", x.dtype)
+        check_shape(bias.shape, w.shape[:1], "linear_bias", f"linear_weight of shape {w.shape} (one per class)")
+    return x, np.ascontiguousarray(w), bias
+
+
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = None, weight: ArrayLike | None = None,
+                         reduction: Reduction = "mean", ignore_index: int | None = None, label_smoothing: float = 0.0,
+                         chunk_size: int | None = None, grad: bool = False, grad_output: ArrayLike | None = None,
+                         grad_out: NDArray[Any] | None = None,
+                         backend: Backend = None) -> Loss | WithGrad[Grad2 | Grad3]:
+    r"""Cross-entropy of a linear head's logits, without the logits: as
+    ``torch.nn.functional.linear_cross_entropy``.
+
+    .. math::
+
+        \ell = \mathrm{cross\_entropy}(X W^\top + b,\ y)
+
+    with every option of :func:`cross_entropy`, for ``input`` :math:`X` (N, H),
+    ``linear_weight`` :math:`W` (V, H) and ``linear_bias`` :math:`b` (V,). The (N, V)
+    logits never exist whole: the rows go in chunks of ``chunk_size`` (default
+    :func:`linear_chunk_rows`, 128 MiB of logits). Per chunk, BLAS computes the logits
+    :math:`Z = X_c W^\top + b`; the fused kernel :func:`softmax_cross_entropy_rows` (or
+    :func:`softmax_cross_entropy_soft_rows`) writes each row's loss and turns :math:`Z`
+    in place into :math:`G = \partial \ell / \partial Z`; then BLAS gives
+    :math:`\partial/\partial X_c = G W` and adds :math:`G^\top X_c` to
+    :math:`\partial/\partial W` (and the column sums of :math:`G` to
+    :math:`\partial/\partial b`). Three GEMMs in all, nothing computed twice. The mean's
+    denominator (the kept targets' class weights) is summed over the whole batch before
+    the first chunk, so that every chunk's gradient is scaled as in one call.
+
+    Parameters
+    ----------
+    input : array (N, H) or (H,)
+        The hidden states the head maps to logits.
+    linear_weight : array (V, H)
+        The head's weight, one row per class.
+    target : int array (N,) / () or float array (N, V) / (V,)
+        Class indices, or class probabilities.
+    linear_bias : array (V,), optional
+        The head's bias.
+    weight, reduction, label_smoothing
+        As :func:`cross_entropy`.
+    ignore_index : int, optional
+        As torch's: None means -100 for class-index targets; probability targets
+        refuse any value (ValueError), as torch raises.
+    chunk_size : int >= 1, optional
+        Rows per chunk; the numbers do not depend on it.
+    grad : bool
+        Also return ``(d_input, d_linear_weight)``, and ``d_linear_bias`` third when a
+        bias is given.
+    grad_output : scalar or array shaped like the unreduced loss, optional
+    grad_out : array shaped like ``input``, optional
+        Where to write ``d_input``.
+    backend : {"numba", "cython"}, optional
+        Which backend's cross-entropy kernel runs the chunks.
+
+    References
+    ----------
+    PyTorch ``torch.nn.functional.linear_cross_entropy`` (2.13); Wijmans et al., "Cut
+    Your Losses in Large-Vocabulary Language Models" (Cut Cross-Entropy, 2024); Hsu et
+    al., "Liger Kernel" (2024), for the fused linear cross-entropy.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> hidden = np.array([[1.0, 0.0], [0.5, -1.0]])
+    >>> head = np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 1.0]])
+    >>> loss, (d_hidden, d_head) = fastloss.linear_cross_entropy(hidden, head, np.array([0, 1]), grad=True)
+    >>> round(float(loss), 4)
+    1.1833
+    >>> round(float(fastloss.cross_entropy(hidden @ head.T, np.array([0, 1]))), 4)
+    1.1833
+    >>> d_hidden.shape, d_head.shape
+    ((2, 2), (3, 2))
+    """
+    check_options(reduction, grad)
+    impl = select("linear_cross_entropy", backend)
+    smoothing = check_option("linear_cross_entropy", "label_smoothing", label_smoothing)
+    if ignore_index is not None:
+        ignore_index = check_integer(ignore_index, "ignore_index")
+    if chunk_size is not None and (check_integer(chunk_size, "chunk_size") < 1):
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    x, w, bias = _linear_head(input, linear_weight, linear_bias)
+    dtype = x.dtype
+    n_classes = w.shape[0]
+    weight = as_class_weight(weight, n_classes, dtype)
+    rows = x.reshape(-1, x.shape[-1])  # (H,) as one row: a view
+    loss_shape = x.shape[:-1]
+    step = chunk_size or linear_chunk_rows(rows.shape[0], n_classes, dtype.itemsize)
+    target_array = target if isinstance(target, np.ndarray) else np.asarray(target)
+    if target_array.dtype.kind == "f":
+        if ignore_index is not None:
+            raise ValueError(f"ignore_index={ignore_index} cannot be given with probability (floating-point) targets, "
+                             f"as torch refuses it; leave it None")
+        y = as_target_array(target_array, "target", dtype)
+        check_shape(y.shape, loss_shape + (n_classes,), "target",
+                    "the logits (probability targets have the logits' shape: the input's rows by V)")
+        y = y.reshape(-1, n_classes)
+        kernel = "softmax_cross_entropy_soft_rows"
+        options = (weight, dtype.type(1 - smoothing), dtype.type(smoothing / n_classes))
+        denominator = float(rows.shape[0])
+    else:
+        ignore_index = -100 if ignore_index is None else ignore_index
+        t = as_index_array(target_array, "target")
+        check_shape(t.shape, loss_shape, "target", f"input of shape {x.shape} (one class index per row)")
+        denominator = check_class_indices(t, n_classes, "target", ignore_index, weight)
+        y = t.reshape(-1, 1)
+        kernel = softmax_kernel(min(rows.shape[0], step) * n_classes)
+        options = softmax_options(n_classes, weight, True, ignore_index, smoothing, 0.0, dtype)
+    loss = np.empty(rows.shape[0], dtype)
+    grads = scale = None
+    if grad:
+        factor = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
+        scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
+        reads = {"linear_weight": linear_weight, "target": target, "linear_bias": linear_bias, "weight": weight}
+        buffer = GradientBuffer(x, dtype, grad_out, reads=reads)
+        grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))
+    total = linear_softmax_chunks(rows, w, bias, getattr(impl.kernels("classification"), kernel), y, options, scale,
+                                  loss, step, grads)
+    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
+    if grads is None:
+        return result
+    _, d_weight, d_bias = grads
+    if d_bias is None:
+        return result, (buffer.result(), d_weight)
+    return result, (buffer.result(), d_weight, d_bias)
+
+
+def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, grads=None, margin=0.0):
+    """The engine of :func:`linear_cross_entropy` (and of CosFace's
+    :func:`~fastloss.extras.large_margin_cosine_loss`): the softmax cross-entropy of the
+    logits ``rows @ w.T + bias`` (``bias`` may be None), ``step`` rows at a time.
+
+    ``kernel`` is :func:`softmax_cross_entropy_rows` (``y``: (N, 1) class indices,
+    already checked) or :func:`softmax_cross_entropy_soft_rows` (``y``: (N, V)
+    probabilities), ``options`` its arguments between the targets and ``scale``;
+    ``margin`` is subtracted from each row's target logit (CosFace's ``s m``). Writes
+    the row losses into ``loss`` and returns their float64 sum. With ``grads`` (``d_rows``
+    shaped like ``rows``, which it may be; ``d_w`` like ``w``; ``d_bias`` or None) and
+    ``scale`` (N,), the per-row factor of the gradient, writes the three gradients:
+    per chunk, 1. BLAS gives the logits Z; 2. the kernel writes the losses and turns Z
+    in place into G = d loss / d Z; 3. BLAS adds G^T X to ``d_w``, then 4. writes G W
+    into the chunk's ``d_rows`` after the last read of the chunk's rows.
+    """
+    no_grad = _NO_GRAD[w.dtype]
+    if grads is not None:
+        d_rows, d_w, d_bias = grads
+        if rows.shape[0] == 0:
+            d_w.fill(0)
+        if d_bias is not None:
+            d_bias.fill(0)
+    soft = y.dtype.kind == "f"
+    logits_buffer = np.empty((min(step, rows.shape[0]), w.shape[0]), w.dtype)
+    total = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
+        for start in range(0, rows.shape[0], step):
+            stop = min(start + step, rows.shape[0])
+            x_chunk = rows[start:stop]
+            logits = logits_buffer[:stop - start]
+            np.matmul(x_chunk, w.T, out=logits)  # 1.
+            if bias is not None:
+                logits += bias
+            if margin:
+                logits[np.arange(stop - start), y[start:stop, 0]] -= margin
+            chunk = class_rows(logits)
+            chunk_scale, chunk_grad = (scale[start:stop], chunk) if grads is not None else no_grad
+            if soft:  # 2.
+                total += kernel(chunk, class_rows(y[start:stop]), *options, chunk_scale, loss[start:stop], chunk_grad,
+                                grads is not None)
+            else:  # the mean's denominator is in scale: the kernel's own (mean=False) would be the chunk's
+                total += kernel(chunk, y[start:stop], *options, chunk_scale, False, loss[start:stop], chunk_grad,
+                                grads is not None)[0]
+            if grads is None:
+                continue
+            if start == 0:  # 3.
+                np.matmul(logits.T, x_chunk, out=d_w)
+            else:
+                _accumulate(d_w, logits, x_chunk)
+            np.matmul(logits, w, out=d_rows[start:stop])  # 4.
+            if d_bias is not None:
+                d_bias += logits.sum(axis=0)
+    return total
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,

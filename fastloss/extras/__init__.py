@@ -1,10 +1,12 @@
 r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft Dice.
 
-* :func:`large_margin_cosine_loss` multiplies normalised features by normalised
-  class weights with one BLAS matrix product, then takes the cross-entropy of the
-  margin-shifted, scaled cosines (through :func:`fastloss.cross_entropy`, which
-  writes the gradient in place over them); two more
-  products give the gradients of the features and of the weights.
+* :func:`large_margin_cosine_loss` normalises the features and the class weights,
+  then runs the engine of :func:`fastloss.linear_cross_entropy`
+  (:func:`fastloss.classification.linear_softmax_chunks`) on them: per chunk of rows,
+  a BLAS product gives the scaled cosines, the margin shifts the target's, the fused
+  cross-entropy kernel writes the gradient in place over them, and two more products
+  give the gradients of the features and of the weights; the (N, C) logits never
+  exist whole.
 * :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
 * :func:`dice_loss` runs two kernels over chunks of positions, serving the binary
   (sigmoid) and multi-class (softmax) forms: :func:`soft_dice_sums` computes the
@@ -13,7 +15,7 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from .._core.numerics import sum_float64
 from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
 from .._core.validation import (
+    as_class_weight,
     as_float_array,
     as_index_array,
     as_target_array,
@@ -31,7 +34,7 @@ from .._core.validation import (
     check_option,
     check_shape,
 )
-from ..classification import SERIAL_BELOW, cross_entropy
+from ..classification import SERIAL_BELOW, linear_chunk_rows, linear_softmax_chunks, softmax_kernel, softmax_options
 from .cpu import DICE_CHUNK
 
 if TYPE_CHECKING:
@@ -97,21 +100,23 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     w_norms = np.empty(n_classes)
     kernels.normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
     kernels.normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
-        logits = f_unit @ w_unit.T  # s * cos
-    logits[np.arange(n), t] -= dtype.type(s * m)
-    # The cross-entropy of the margin-shifted, scaled cosines; with grad=True its gradient
-    # G = d loss / d logits is written over the logits.
-    if not grad:
-        return cast("Loss", cross_entropy(logits, t, reduction=reduction, backend=impl.name))
-    result, _ = cast("WithGrad[FloatArray]", cross_entropy(logits, t, reduction=reduction, grad=True,
-                                                           grad_output=grad_output, grad_out=logits,
-                                                           backend=impl.name))
-    # logits now hold G = d loss / d logits. With logits = f_unit (s w_unit)^T:
-    # d/d f_unit = G (s w_unit), d/d w_unit = s G^T f_unit.
-    with np.errstate(invalid="ignore", over="ignore"):
-        g_f = logits @ w_unit
-        g_w = logits.T @ f_unit
+    # The cross-entropy of the logits s cos - s m [j = t] = f_unit (s w_unit)^T - s m [j = t],
+    # a chunk of rows at a time: the (N, C) logits never exist whole. With grad=True the
+    # engine gives d/d f_unit = G (s w_unit) and d/d (s w_unit) = G^T f_unit.
+    step = linear_chunk_rows(n, n_classes, dtype.itemsize)
+    kernel = getattr(impl.kernels("classification"), softmax_kernel(min(n, step) * n_classes))
+    options = softmax_options(n_classes, as_class_weight(None, n_classes, dtype), True, -100, 0.0, 0.0, dtype)
+    loss = np.empty(n, dtype)
+    grads = scale = None
+    if grad:
+        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)), dtype)
+        grads = (np.empty(f.shape, dtype), np.empty(w.shape, dtype), None)
+    total = linear_softmax_chunks(f_unit, w_unit, None, kernel, t.reshape(-1, 1), options, scale, loss, step, grads,
+                                  margin=dtype.type(s * m))
+    result = finish(total, loss if reduction == "none" else None, reduction, n, dtype)
+    if grads is None:
+        return result
+    g_f, g_w, _ = grads
     buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
     g_f_out = buffer.contiguous(f.shape)
     kernels.normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)

@@ -1,0 +1,248 @@
+"""linear_cross_entropy: the chunked head-and-loss against torch.
+
+Where each expected number comes from:
+
+* ``torch.nn.functional.linear_cross_entropy`` (torch 2.13, its reference path,
+  ``options=None``) on the inputs cast to float64, differentiated by torch autograd: the
+  truth for the value and the three gradients, for every option and both dtypes.
+* fastloss's own call with the default chunking: the expected numbers of the calls
+  with other chunk sizes (the chunking must not change them beyond rounding).
+* torch's ``nn.LinearCrossEntropyLoss`` with the same head parameters, differentiated by
+  autograd, for ``fastloss.torch.LinearCrossEntropyLoss``.
+* The in-memory call, for streaming (``fastloss eval``).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+import fastloss as fl
+import fastloss.torch as flt
+from fastloss import classification
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _head(rng, n=37, h=11, v=53, dtype=np.float64):
+    """Sizes that divide no chunk size the tests use."""
+    x = rng.standard_normal((n, h)).astype(dtype)
+    w = (rng.standard_normal((v, h)) / np.sqrt(h)).astype(dtype)
+    b = rng.standard_normal(v).astype(dtype)
+    return x, w, b
+
+
+def _targets(rng, kind, n, v, dtype):
+    if kind == "probabilities":
+        return rng.dirichlet(np.ones(v), n).astype(dtype)
+    t = rng.integers(0, v, n)
+    if kind == "ignored":
+        t[::4] = -100
+    return t
+
+
+def _torch(x, w, t, b, grad_output, **options):
+    """torch's value and autograd gradients (input, weight[, bias]) in float64."""
+    leaves = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in (x, w) + ((b,) if b is not None else ())]
+    target = torch.tensor(t.astype(np.float64) if t.dtype.kind == "f" else t)
+    weight = options.pop("weight", None)
+    value = F.linear_cross_entropy(leaves[0], leaves[1], target, linear_bias=leaves[2] if b is not None else None,
+                                   weight=None if weight is None else torch.tensor(weight.astype(np.float64)),
+                                   **options)
+    value.backward(torch.as_tensor(grad_output, dtype=torch.float64).expand(value.shape))
+    return value.detach().numpy(), [leaf.grad.numpy() for leaf in leaves]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kind", ["classes", "ignored", "probabilities"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+def test_against_torch(rng, dtype, reduction, kind, bias, weighted, smoothing):
+    x, w, b = _head(rng, dtype=dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    weight = rng.uniform(0.3, 1.5, w.shape[0]).astype(dtype) if weighted else None
+    grad_output = 0.7 if reduction != "none" else rng.standard_normal(x.shape[0])
+    options = {"reduction": reduction, "label_smoothing": smoothing, "weight": weight}
+    expected, expected_grads = _torch(x, w, t, b if bias else None, grad_output, **options)
+    value, grads = fl.linear_cross_entropy(x, w, t, linear_bias=b if bias else None, **options, chunk_size=8,
+                                           grad=True, grad_output=grad_output)
+    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
+    assert len(grads) == (3 if bias else 2)
+    assert_close(value, expected, dtype, scale=4)
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == dtype and got.shape == want.shape
+        assert_close(got, want, dtype, scale=4)
+
+
+@pytest.mark.parametrize("kind", ["classes", "probabilities"])
+def test_unbatched_input(rng, kind):
+    x, w, b = _head(rng, n=1)
+    t = _targets(rng, kind, 1, w.shape[0], np.float64)[0]
+    expected, expected_grads = _torch(x[0], w, np.asarray(t), b, 1.0)
+    value, grads = fl.linear_cross_entropy(x[0], w, t, linear_bias=b, grad=True)
+    assert np.shape(value) == () and grads[0].shape == x[0].shape
+    assert_close(value, expected, np.float64)
+    for got, want in zip(grads, expected_grads):
+        assert_close(got, want, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["ignored", "probabilities"])
+@pytest.mark.parametrize("chunk_size", [1, 5, 36, 37, 1000])
+def test_chunk_size_does_not_change_the_numbers(rng, monkeypatch, dtype, kind, chunk_size):
+    """An explicit chunk size, and the default one made small (a few rows of logits), give
+    the numbers of one chunk; N = 37 and V = 53 divide none of these sizes."""
+    x, w, b = _head(rng, dtype=dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    options = {"linear_bias": b, "label_smoothing": 0.1, "grad": True}
+    value, grads = fl.linear_cross_entropy(x, w, t, **options, chunk_size=x.shape[0])
+    got = fl.linear_cross_entropy(x, w, t, **options, chunk_size=chunk_size)
+    monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", chunk_size * w.shape[0] * x.itemsize)
+    by_default = fl.linear_cross_entropy(x, w, t, **options)
+    for value_, grads_ in (got, by_default):
+        assert_close(value_, value, dtype)
+        for g, want in zip(grads_, grads):
+            assert_close(g, want, dtype)
+
+
+def test_chunk_rows_bound_the_logits():
+    assert classification.linear_chunk_rows(4096, 32768, 4) == classification.LINEAR_CHUNK_BYTES // (32768 * 4)
+    assert classification.linear_chunk_rows(10, 1000, 4) == 10  # a small batch is one chunk
+    assert classification.linear_chunk_rows(10, 1 << 30, 8) == 1  # a row larger than the budget: one row
+
+
+def test_equals_cross_entropy_of_the_logits(rng):
+    """The definition, and the value without grad equal to the value with it."""
+    x, w, b = _head(rng)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    logits = x @ w.T + b
+    expected, expected_grad = fl.cross_entropy(logits, t, label_smoothing=0.2, grad=True)
+    value, (d_x, d_w, d_b) = fl.linear_cross_entropy(x, w, t, linear_bias=b, label_smoothing=0.2, grad=True)
+    assert_close(value, expected, np.float64)
+    assert fl.linear_cross_entropy(x, w, t, linear_bias=b, label_smoothing=0.2) == value
+    assert_close(d_x, expected_grad @ w, np.float64)
+    assert_close(d_w, expected_grad.T @ x, np.float64)
+    assert_close(d_b, expected_grad.sum(0), np.float64)
+
+
+def test_grad_out_may_be_the_input(rng):
+    x, w, b = _head(rng)
+    t = _targets(rng, "classes", x.shape[0], w.shape[0], np.float64)
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, grad=True, chunk_size=7)
+    inplace = x.copy()
+    value, grads = fl.linear_cross_entropy(inplace, w, t, linear_bias=b, grad=True, grad_out=inplace, chunk_size=7)
+    assert grads[0] is inplace and value == expected
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ignore_index_as_torch(rng):
+    """torch: None means -100 for class targets; probabilities refuse any ignore_index."""
+    x, w, _ = _head(rng)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    assert fl.linear_cross_entropy(x, w, t) == fl.linear_cross_entropy(x, w, t, ignore_index=-100)
+    t[t == -100] = 3
+    expected, _ = _torch(x, w, t, None, 1.0, ignore_index=3)
+    assert_close(fl.linear_cross_entropy(x, w, t, ignore_index=3), expected, np.float64)
+    p = _targets(rng, "probabilities", x.shape[0], w.shape[0], np.float64)
+    with pytest.raises(RuntimeError):
+        F.linear_cross_entropy(torch.tensor(x), torch.tensor(w), torch.tensor(p), ignore_index=-100)
+    with pytest.raises(ValueError, match="ignore_index"):
+        fl.linear_cross_entropy(x, w, p, ignore_index=-100)
+
+
+@pytest.mark.parametrize("mistake, name", [
+    ("h", "linear_weight"), ("bias", "linear_bias"), ("target", "target"), ("target_shape", "target"),
+    ("chunk", "chunk_size"), ("input_rank", "input")])
+def test_bad_input_raises_before_any_gemm(rng, monkeypatch, mistake, name):
+    x, w, b = _head(rng)
+    t = _targets(rng, "classes", x.shape[0], w.shape[0], np.float64)
+    call = {"input": x, "linear_weight": w, "target": t, "linear_bias": b}
+    call.update({"h": {"linear_weight": w[:, :-1]}, "bias": {"linear_bias": b[:-1]},
+                 "target": {"target": np.r_[t[:-1], w.shape[0]]}, "target_shape": {"target": t[:-1]},
+                 "chunk": {"chunk_size": 0}, "input_rank": {"input": x[None]}}[mistake])
+
+    def no_gemm(*args, **kwargs):
+        raise AssertionError("a GEMM ran before the checks")
+
+    monkeypatch.setattr(classification.np, "matmul", no_gemm)
+    with pytest.raises(ValueError, match=name):
+        fl.linear_cross_entropy(**call, grad=True)
+
+
+def test_criterion(rng):
+    x, w, b = _head(rng)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    weight = rng.uniform(0.5, 1.5, w.shape[0])
+    crit = fl.LinearCrossEntropyLoss(weight=weight, reduction="sum", label_smoothing=0.1)
+    options = {"weight": weight, "reduction": "sum", "label_smoothing": 0.1}
+    assert crit(x, w, t, linear_bias=b) == fl.linear_cross_entropy(x, w, t, linear_bias=b, **options)
+    value, grads = crit.value_and_grad(x, w, t, linear_bias=b, grad_output=2.0)
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, **options, grad=True, grad_output=2.0)
+    assert value == expected and len(grads) == 3
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="linear_bias"):
+        crit(x, w, t, bias=b)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_torch_module_holds_the_head(rng, reduction, bias):
+    """flt.LinearCrossEntropyLoss against torch's module with the same parameters:
+    autograd reaches the input, the weight and the bias."""
+    h, v = 11, 53
+    torch.manual_seed(0)
+    theirs = torch.nn.LinearCrossEntropyLoss(h, v, bias=bias, dtype=torch.float64, reduction=reduction,
+                                             label_smoothing=0.1)
+    ours = flt.LinearCrossEntropyLoss(h, v, bias=bias, dtype=torch.float64, reduction=reduction,
+                                      label_smoothing=0.1, chunk_size=8)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.tensor(rng.standard_normal((37, h)))
+    t = torch.tensor(rng.integers(0, v, 37))
+    results = []
+    for module in (theirs, ours):
+        leaf = x.clone().requires_grad_(True)
+        value = module(leaf, t)
+        value.backward(torch.ones_like(value) * 0.5)
+        results.append([value.detach().numpy(), leaf.grad.numpy()] + [p.grad.numpy() for p in module.parameters()])
+    assert len(results[1]) == (4 if bias else 3)
+    for got, want in zip(results[1], results[0]):
+        assert_close(got, want, np.float64)
+
+
+def test_streaming_cli_equals_in_memory(rng, tmp_path):
+    """``fastloss eval linear_cross_entropy --arg linear_weight=...`` and its per-token losses."""
+    x, w, _ = _head(rng, n=301)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    for name, array in (("hidden", x), ("head", w), ("tokens", t)):
+        np.save(tmp_path / f"{name}.npy", array)
+    done = subprocess.run(
+        [sys.executable, "-m", "fastloss.cli", "eval", "linear_cross_entropy", "--input", "hidden.npy", "--arg",
+         "linear_weight=head.npy", "--target", "tokens.npy", "--chunk-rows", "64", "--per-sample", "per.npy",
+         "--json", "--no-progress"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert_close(np.load(tmp_path / "per.npy"), fl.linear_cross_entropy(x, w, t, reduction="none"), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosface_in_chunks_equals_one_chunk(rng, monkeypatch, dtype):
+    """large_margin_cosine_loss runs on the same engine: chunks of 1 and 5 rows (the default
+    made small) give the numbers of one chunk, the logits never whole."""
+    f, w, _ = _head(rng, dtype=dtype)
+    t = _targets(rng, "classes", f.shape[0], w.shape[0], dtype)
+    expected, expected_grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+    for rows in (1, 5):
+        monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", rows * w.shape[0] * f.itemsize)
+        value, grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+        assert_close(value, expected, dtype)
+        for got, want in zip(grads, expected_grads):
+            assert_close(got, want, dtype)
