@@ -297,11 +297,13 @@ def _batch_all_row(row, a, label, labels, positives, margin, soft, drop_nan, w):
     if drop_nan:
         while n_pos > 0 and t[n_pos - 1] != t[n_pos - 1]:
             n_pos -= 1
+    thresholds = t[:n_pos]
     for j in range(row.shape[0]):
         if labels[j] != label and not (drop_nan and row[j] != row[j]):
             v = row[j]
-            # an infinite d_an against an infinite d_ap + m is inf - inf: NaN, so it violates those
-            b = _count_below(t[:n_pos], v, v == np.inf and not drop_nan)
+            b = _count_below(thresholds, v, False)
+            if v == np.inf and not drop_nan:  # against an infinite d_ap + m, inf - inf: NaN, so it violates those
+                b = _count_below(thresholds, v, True)
             count[b] += 1
             dist_sum[b] += v
             w[j] -= n_pos - b
@@ -491,7 +493,12 @@ def _finish_gradient_row(acc, xk, metric, inv_norm, eps, scale, o):
     """o = scale * acc, pushed through x / max(|x|, eps) for cosine. A row that no pair
     reaches gets 0 (its norm, NaN or inf for a non-finite row, is not read)."""
     zero = typed(0, scale)
-    if not np.any(acc != zero):
+    touched = False
+    for d in range(acc.shape[0]):
+        if acc[d] != zero:
+            touched = True
+            break
+    if not touched:
         o[:] = zero
         return
     if metric == _COSINE:
