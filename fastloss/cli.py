@@ -199,14 +199,32 @@ def _loss_options():
         data = set(entry.data)
         for p in inspect.signature(entry.function).parameters.values():
             if p.name not in data and p.name not in PLUMBING and p.name not in ("reduction", "backend"):
-                options.setdefault(p.name, {})[name] = p.default
+                options.setdefault(p.name, {})[name] = _typed_default(p)
     return options
+
+
+class _NoInteger:
+    """The default of an optional integer option (``ignore_index: int | None = None``):
+    typed as an integer on the command line, shown as "none"."""
+
+    def __str__(self):
+        return "none"
+
+
+NO_INTEGER = _NoInteger()
+
+
+def _typed_default(parameter):
+    """A loss option's default, :data:`NO_INTEGER` for None where the option is an optional int."""
+    if parameter.default is None and str(parameter.annotation).replace(" ", "") in ("int|None", "Optional[int]"):
+        return NO_INTEGER
+    return parameter.default
 
 
 def _option_help(defaults):
     """``(metavar, help)`` of a loss option from its default in each loss that has it (the
     type :func:`_convert_option` parses the text as)."""
-    kinds = {type(d) for d in defaults.values()}
+    kinds = {int if d is NO_INTEGER else type(d) for d in defaults.values()}
     per_loss = ", ".join(f"{loss} ({'none' if d is None else str(d).lower() if isinstance(d, bool) else d})"
                          for loss, d in sorted(defaults.items()))
     if kinds == {bool}:
@@ -234,11 +252,12 @@ def _convert_option(name, text, default):
     from . import streaming
 
     flag = "--" + name.replace("_", "-")
-    expected = "true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int) else "a number"
+    integer = isinstance(default, int) or default is NO_INTEGER
+    expected = "true or false" if isinstance(default, bool) else "an integer" if integer else "a number"
     try:
         if isinstance(default, bool):
             return _parse_bool(text)
-        if isinstance(default, int):
+        if integer:
             return int(text)
         if isinstance(default, float):
             return float(text)
@@ -263,7 +282,7 @@ def eval_command(args, option_values):
     for name, text in option_values.items():
         if name not in known:
             raise ValueError(f"{fn.__name__} has no option --{name.replace('_', '-')}")
-        options[name] = _convert_option(name, text, known[name].default)
+        options[name] = _convert_option(name, text, _typed_default(known[name]))
     if args.backend is not None:
         options["backend"] = args.backend
     data = entry.data

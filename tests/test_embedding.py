@@ -138,8 +138,8 @@ _a = np.zeros((3, 4))
      "distance_function must be"),
     (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, distance_function=3), TypeError,
      "distance_function must be"),
-    (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, distance_function=lambda u, v: u[:1, 0]),
-     ValueError, r"distance_function\(anchor, negative\) has shape"),
+    (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, distance_function=lambda u, v: u[:2, 0]),
+     ValueError, r"distance_function\(anchor, negative\) of shape \(2,\) does not broadcast"),
     (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, distance_function=lambda u, v: u.sum(-1) + 1j),
      TypeError, r"distance_function\(anchor, negative\) must be a numeric"),
     (lambda: fl.triplet_margin_with_distance_loss(_a, _a, _a, reduction="batchmean"), ValueError, "reduction"),
@@ -441,8 +441,8 @@ def test_triplet_with_callable_distance(rng, dtype, swap):
     with pytest.raises(ValueError, match=r"margin must be in \(0, inf\]"):
         flt.triplet_margin_with_distance_loss(*map(torch.tensor, (a, pos, neg)), distance_function=linf_torch,
                                               margin=-1.0)
-    with pytest.raises(ValueError, match="positive has shape"):
-        flt.triplet_margin_with_distance_loss(torch.tensor(a), torch.tensor(pos[:1]), torch.tensor(neg),
+    with pytest.raises(ValueError, match="positive has shape"):  # torch: "the same number of dimensions"
+        flt.triplet_margin_with_distance_loss(torch.tensor(a), torch.tensor(pos[0]), torch.tensor(neg),
                                               distance_function=linf_torch)
 
 

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .backends import numba
 from .jit import jit
 from .table import LOSSES, REAL
 
@@ -77,6 +78,17 @@ def scan_class_indices(target, n_classes, has_ignore, ignore_index, weight, weig
     return -1, kept
 
 
+def _scan_class_indices_numpy(target, n_classes, has_ignore, ignore_index, weight, weighted):
+    """:func:`scan_class_indices` in NumPy, for a process without numba (the Cython
+    backend alone: linear_cross_entropy checks its targets before its GEMMs)."""
+    flat = target.reshape(-1)
+    kept = flat != ignore_index if has_ignore else np.ones(flat.shape, bool)
+    bad = kept & ((flat < 0) | (flat >= n_classes))
+    if bad.any():
+        return int(np.argmax(bad)), 0.0
+    return -1, float(weight[flat[kept]].sum(dtype=np.float64)) if weighted else float(kept.sum())
+
+
 _NO_WEIGHT = np.zeros(1)
 
 
@@ -95,9 +107,9 @@ def check_class_indices(target, n_classes, name, ignore_index=None, weight=None)
     count when ``weight`` is None): torch's denominator of a weighted mean. One pass.
     """
     weighted = weight is not None
-    bad, kept = scan_class_indices(target.reshape(-1, 1), n_classes, ignore_index is not None,
-                                   0 if ignore_index is None else ignore_index,
-                                   weight if weighted else _NO_WEIGHT, weighted)
+    scan = scan_class_indices if numba is not None else _scan_class_indices_numpy
+    bad, kept = scan(target.reshape(-1, 1), n_classes, ignore_index is not None,
+                     0 if ignore_index is None else ignore_index, weight if weighted else _NO_WEIGHT, weighted)
     if bad >= 0:
         raise class_index_error(target, bad, n_classes, name, ignore_index)
     return kept
