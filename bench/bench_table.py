@@ -44,7 +44,7 @@ def _torch_fn(entry, args, options):
 
     loss = getattr(F, entry.name)
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in args]
-    diff = [entry.data.index(name) for name in entry.differentiable]
+    diff = [entry.data.index(name) for name in entry.differentiable if name in entry.data]  # not a keyword input
 
     def fn():
         inputs = [t.detach().requires_grad_(i in diff) for i, t in enumerate(tensors)]
