@@ -78,17 +78,6 @@ def scan_class_indices(target, n_classes, has_ignore, ignore_index, weight, weig
     return -1, kept
 
 
-def _scan_class_indices_numpy(target, n_classes, has_ignore, ignore_index, weight, weighted):
-    """:func:`scan_class_indices` in NumPy, for a process without numba (the Cython
-    backend alone: linear_cross_entropy checks its targets before its GEMMs)."""
-    flat = target.reshape(-1)
-    kept = flat != ignore_index if has_ignore else np.ones(flat.shape, bool)
-    bad = kept & ((flat < 0) | (flat >= n_classes))
-    if bad.any():
-        return int(np.argmax(bad)), 0.0
-    return -1, float(weight[flat[kept]].sum(dtype=np.float64)) if weighted else float(kept.sum())
-
-
 _NO_WEIGHT = np.zeros(1)
 
 
@@ -107,7 +96,9 @@ def check_class_indices(target, n_classes, name, ignore_index=None, weight=None)
     count when ``weight`` is None): torch's denominator of a weighted mean. One pass.
     """
     weighted = weight is not None
-    scan = scan_class_indices if numba is not None else _scan_class_indices_numpy
+    # Without numba (the Cython backend alone: linear_cross_entropy checks its targets
+    # before its GEMMs) the same scan runs as Python.
+    scan = scan_class_indices if numba is not None else scan_class_indices.py_func
     bad, kept = scan(target.reshape(-1, 1), n_classes, ignore_index is not None,
                      0 if ignore_index is None else ignore_index, weight if weighted else _NO_WEIGHT, weighted)
     if bad >= 0:

@@ -51,15 +51,12 @@ def _gather_shifted_emissions(row, ext, norm, lo, hi, out):
     swallows their finite parts (y - 1e300 is -1e300 for every y), and the posteriors
     stay exact."""
     classes = ext[lo + _PAD:hi + _PAD + 1]
-    dest = out[lo + _PAD:hi + _PAD + 1]
     top = typed(-np.inf, norm)
-    for i in range(dest.shape[0]):
+    for i in range(classes.shape[0]):
         v = row[classes[i]]
-        dest[i] = v
         top = v if v > top else top
     shift = top if abs(top) < np.inf else norm
-    for i in range(dest.shape[0]):
-        dest[i] -= shift
+    _gather_emissions(row, ext, shift, lo, hi, out)
     return shift
 
 
