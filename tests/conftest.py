@@ -71,3 +71,7 @@ def check_against_torch(fl_fn, torch_fn, inputs, dtype, diff=(0,), grad_output=N
         assert g.dtype == dtype and g.shape == np.shape(inputs[i])
         assert_close(g, e, dtype, scale)
     return value, grad
+
+
+# The GPU kernels' tests run in a process of their own, under the simulator (tests/test_cuda.py).
+collect_ignore = ["cuda"]

@@ -138,6 +138,21 @@ def as_device(value):
     return cu.as_cuda_array(value)
 
 
+def to_device(value, dtype=None):
+    """``value`` on the device: a device array as it is (viewed with :func:`as_device`), a host
+    array or scalar copied there, as ``dtype`` when given (a device array of another dtype
+    is converted on the device by the caller, not here: TypeError)."""
+    import numpy as np
+
+    if is_device_array(value):
+        array = as_device(value)
+        if dtype is not None and np.dtype(array.dtype) != np.dtype(dtype):
+            raise TypeError(f"a device array of dtype {array.dtype} where {np.dtype(dtype)} is needed")
+        return array
+    host = np.ascontiguousarray(value, dtype=dtype)
+    return load().to_device(host)
+
+
 def like(result, original):
     """Device array ``result`` as the kind of array ``original`` is: a CuPy array, a torch
     CUDA tensor, or the device array itself (Numba's, or the simulator's)."""
