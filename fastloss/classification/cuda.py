@@ -7,8 +7,9 @@ docstring of :mod:`fastloss.classification`); the layout is the CPU's too: an in
 (N, C, d1, ..., dk) is read as (N, K, C) rows, K = d1 * ... * dk, through a strided view
 of the caller's memory (the class axis then has a stride of K elements), never a copy.
 
-One kernel, :func:`class_rows_fwd_grad`, serves the three losses (and cross-entropy's
-probability targets), one block of threads per row, rows in a grid-stride loop:
+One kernel, :func:`class_rows_fwd_grad` (compiled per float type: :data:`ROW_KERNELS`),
+serves the three losses (and cross-entropy's probability targets), one block of threads
+per row, rows in a grid-stride loop:
 
 1. online softmax: each thread runs a (max, sum of exp) pair over its classes (c = tid,
    tid + blockDim, ...), then the block merges the pairs (``block_max``, ``block_sum``):
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .._core.cuda import block_size, first_flagged, grid, is_device_array, new_flag, simulating, to_device
@@ -72,30 +74,6 @@ def _divide(total, denominator):
     if total == 0 or total != total:
         return math.nan
     return math.copysign(math.inf, total) * math.copysign(1.0, denominator)
-
-
-@cuda.jit(device=True)
-def _online_softmax(x, n, k, y, weight, mode, keep, spread, step):
-    """This thread's share of pass 1 over row (n, k): ``(m, s, mass)`` with m the largest
-    of its logits, s = sum exp(x_c - m) over them, and mass = sum w_c q_c, the soft
-    targets' (q_c = keep y_c + spread) or, with smoothing, the class weights' sum (q_c = 1)."""
-    m = -math.inf
-    s = 0.0
-    mass = 0.0
-    for c in range(cuda.threadIdx.x, x.shape[2], step):
-        v = x[n, k, c]
-        if v > m:
-            # A new maximum rescales the sum; exp(-inf) = 0 starts it at m = -inf.
-            s = s * math.exp(m - v) + 1.0
-            m = v
-        elif v != -math.inf:  # -inf masks a class (exp(-inf - m) would be NaN at m = -inf); NaN gives NaN
-            s += math.exp(v - m)
-        w = weight[c] if weight.shape[0] else 1.0
-        if mode == SOFT:
-            mass += w * (keep * y[n, k, c] + spread)
-        elif spread != 0:
-            mass += w
-    return m, s, mass
 
 
 @cuda.jit(device=True)
@@ -139,120 +117,155 @@ def _row_scale(scale, factor, den, n, k):
     return s / den[0] if den.shape[0] else s
 
 
-@cuda.jit(device=True)
-def _row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, grad,
-              want_grad, flag, n, k):
-    """Row (n, k) of :func:`class_rows_fwd_grad`: writes its gradient and returns its loss
-    (every thread gets it)."""
-    step = cuda.blockDim.x
-    n_classes = x.shape[2]
-    t = 0
-    x_t = 0.0
-    if mode != SOFT:
-        t = target[n, k]
-        if t != ignore_index and (t < 0 or t >= n_classes):
-            if cuda.threadIdx.x == 0:
-                cuda.atomic.min(flag, 0, n * x.shape[1] + k)
-            if want_grad:
-                _fill_row(grad, n, k, math.nan, step)
-            return math.nan
-        if t != ignore_index:
-            x_t = x[n, k, t]  # read before any thread writes the gradient over it
-    ignored = mode != SOFT and t == ignore_index
-    if mode == NLL:
-        cuda.syncthreads()  # every thread has read x_t
-        w_t = (weight[t] if weight.shape[0] else 1.0) if not ignored else 0.0
-        if want_grad:
-            g_t = -w_t * _row_scale(scale, factor, den, n, k) if not ignored else 0.0  # torch's order: w (g / sum w)
-            for c in range(cuda.threadIdx.x, n_classes, step):
-                grad[n, k, c] = g_t if c == t else 0.0
-        cuda.syncthreads()  # the row is written before the next one is read (in place)
-        return -w_t * x_t if not ignored else 0.0
-    # 1. online softmax
-    m, s, mass = _online_softmax(x, n, k, y, weight, mode, keep, spread, step)
-    top, total = _merge_softmax(buffer, m, s)
-    if mode == SOFT or spread != 0:
-        mass = block_sum(buffer, mass)
-    else:
-        mass = 1.0
-    if ignored:
-        if want_grad:
-            # 0, or NaN across the row where its log-softmax or, with smoothing, the weights'
-            # sum is not finite (the CPU's _ignored_row_grad).
-            _fill_row(grad, n, k, 0.0 * total * mass, step)
-        return 0.0
-    # 2. per-row scalars
-    log_total = math.log(total)
-    a = 0.0
-    b = 0.0
-    value = 0.0
-    s_row = 0.0
-    if want_grad:
-        s_row = _row_scale(scale, factor, den, n, k)
-    if mode == SOFT:
-        a = mass * s_row
-    else:
-        nll = log_total + (top - x_t)
-        w_t = weight[t] if weight.shape[0] else 1.0
-        focal, g = _focal(nll, gamma)
-        value = keep * w_t * focal * nll
-        b = keep * w_t * g * s_row
-        a = b
-        if spread != 0:
-            a += spread * mass * s_row
-    # 3. gradient and the spread-out term of the loss (soft targets, label smoothing)
-    a_over_total = a / total
-    spread_term = mode == SOFT or spread != 0
-    part = 0.0
-    for c in range(cuda.threadIdx.x, n_classes, step):
-        v = x[n, k, c]
-        w = weight[c] if weight.shape[0] else 1.0
-        q = keep * y[n, k, c] + spread if mode == SOFT else spread
-        if spread_term:
-            part += w * q * (log_total - (v - top))
-        if want_grad:
-            out = a_over_total * math.exp(v - top)
-            if spread_term:
-                # Without smoothing no weight enters here: a NaN weight reaches its own class's rows only.
-                out -= s_row * w * q
-            if c == t and mode == CLASS:
-                out -= b
-            grad[n, k, c] = out
-    if spread_term:
-        value += block_sum(buffer, part)
-    return value
-
-
 # ---------------------------------------------------------------- kernels
 
+def _row_kernel(ft):
+    """:func:`class_rows_fwd_grad` for logits of the float type ``ft`` (``numba.float32``
+    or ``numba.float64``): per-class arithmetic in ``ft``, as on the CPU (a float32 GPU
+    runs float64 many times slower), per-row scalars and sums in float64."""
 
-@cuda.jit
-def class_rows_fwd_grad(x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, loss,
-                        grad, want_grad, parts, flag):
-    """Fused softmax cross-entropy, focal loss and NLL over (N, K, C) rows, one block per row.
+    @cuda.jit(device=True)
+    def online_softmax(x, n, k, y, weight, mode, keep, spread, step):
+        """This thread's share of pass 1 over row (n, k): ``(m, s, mass)`` with m the largest
+        of its logits, s = sum exp(x_c - m) over them, and mass = sum w_c q_c, the soft
+        targets' (q_c = keep y_c + spread) or, with smoothing, the class weights' sum (q_c = 1)."""
+        m = ft(-math.inf)
+        s = 0.0
+        mass = 0.0
+        for c in range(cuda.threadIdx.x, x.shape[2], step):
+            v = x[n, k, c]
+            if v > m:
+                # A new maximum rescales the sum; exp(-inf) = 0 starts it at m = -inf.
+                s = s * math.exp(m - v) + 1.0
+                m = v
+            elif v != -math.inf:  # -inf masks a class (exp(-inf - m) would be NaN at m = -inf); NaN gives NaN
+                s += math.exp(v - m)
+            w = weight[c] if weight.shape[0] else ft(1)
+            if mode == SOFT:
+                mass += w * (ft(keep) * y[n, k, c] + ft(spread))
+            elif spread != 0:
+                mass += w
+        return m, s, mass
 
-    ``mode``: :data:`CLASS` (``target`` (N, K) class indices; ``keep = 1 - label_smoothing``,
-    ``spread = label_smoothing / C``, focal exponent ``gamma``), :data:`SOFT` (``y``
-    (N, K, C) probabilities, smoothed as ``keep y + spread``) or :data:`NLL` (``x`` holds
-    log-probabilities). ``weight`` (C,), empty for ones. Writes each row's loss into
-    ``loss`` (N, K) (unless empty) and, if ``want_grad``, its gradient times
-    ``factor * scale[n, k] / den[0]`` (an empty ``scale`` or ``den`` stands for 1) into
-    ``grad`` (N, K, C), which may be ``x`` itself; ``parts[block]``: the float64 sum of
-    its block's row losses. A bad class index: NaN row, flagged in ``flag``.
-    """
-    buffer = cuda.shared.array(THREADS, np.float64)
-    n_pos = x.shape[1]
-    block_total = 0.0
-    for r in range(cuda.blockIdx.x, x.shape[0] * n_pos, cuda.gridDim.x):
-        n = r // n_pos
-        k = r - n * n_pos
-        value = _row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den,
-                          grad, want_grad, flag, n, k)
-        if loss.shape[0] and cuda.threadIdx.x == 0:
-            loss[n, k] = value
-        block_total += value
-    if cuda.threadIdx.x == 0:
-        parts[cuda.blockIdx.x] = block_total
+    @cuda.jit(device=True)
+    def row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, grad,
+                 want_grad, flag, n, k):
+        """Row (n, k) of :func:`class_rows_fwd_grad`: writes its gradient and returns its loss
+        (every thread gets it)."""
+        step = cuda.blockDim.x
+        n_classes = x.shape[2]
+        t = 0
+        x_t = 0.0
+        if mode != SOFT:
+            t = target[n, k]
+            if t != ignore_index and (t < 0 or t >= n_classes):
+                if cuda.threadIdx.x == 0:
+                    cuda.atomic.min(flag, 0, n * x.shape[1] + k)
+                if want_grad:
+                    _fill_row(grad, n, k, math.nan, step)
+                return math.nan
+            if t != ignore_index:
+                x_t = x[n, k, t]  # read before any thread writes the gradient over it
+        ignored = mode != SOFT and t == ignore_index
+        if mode == NLL:
+            cuda.syncthreads()  # every thread has read x_t
+            w_t = (weight[t] if weight.shape[0] else 1.0) if not ignored else 0.0
+            if want_grad:
+                g_t = -w_t * _row_scale(scale, factor, den, n, k) if not ignored else 0.0  # torch's order: w (g / sum w)
+                for c in range(cuda.threadIdx.x, n_classes, step):
+                    grad[n, k, c] = g_t if c == t else 0.0
+            cuda.syncthreads()  # the row is written before the next one is read (in place)
+            return -w_t * x_t if not ignored else 0.0
+        # 1. online softmax
+        m, s, mass = online_softmax(x, n, k, y, weight, mode, keep, spread, step)
+        top, total = _merge_softmax(buffer, m, s)
+        if mode == SOFT or spread != 0:
+            mass = block_sum(buffer, mass)
+        else:
+            mass = 1.0
+        if ignored:
+            if want_grad:
+                # 0, or NaN across the row where its log-softmax or, with smoothing, the weights'
+                # sum is not finite (the CPU's _ignored_row_grad).
+                _fill_row(grad, n, k, 0.0 * total * mass, step)
+            return 0.0
+        # 2. per-row scalars
+        log_total = math.log(total)
+        a = 0.0
+        b = 0.0
+        value = 0.0
+        s_row = 0.0
+        if want_grad:
+            s_row = _row_scale(scale, factor, den, n, k)
+        if mode == SOFT:
+            a = mass * s_row
+        else:
+            nll = log_total + (top - x_t)
+            w_t = weight[t] if weight.shape[0] else 1.0
+            focal, g = _focal(nll, gamma)
+            value = keep * w_t * focal * nll
+            b = keep * w_t * g * s_row
+            a = b
+            if spread != 0:
+                a += spread * mass * s_row
+        # 3. gradient and the spread-out term of the loss (soft targets, label smoothing)
+        top_x = ft(top)  # exact: a logit, or an infinity
+        a_x = ft(a / total)
+        s_x = ft(s_row)
+        b_x = ft(b)
+        spread_term = mode == SOFT or spread != 0
+        part = 0.0
+        for c in range(cuda.threadIdx.x, n_classes, step):
+            v = x[n, k, c]
+            w = weight[c] if weight.shape[0] else ft(1)
+            q = ft(keep) * y[n, k, c] + ft(spread) if mode == SOFT else ft(spread)
+            if spread_term:
+                part += w * q * (ft(log_total) - (v - top_x))
+            if want_grad:
+                out = a_x * math.exp(v - top_x)
+                if spread_term:
+                    # Without smoothing no weight enters here: a NaN weight reaches its own class's rows only.
+                    out -= s_x * w * q
+                if c == t and mode == CLASS:
+                    out -= b_x
+                grad[n, k, c] = out
+        if spread_term:
+            value += block_sum(buffer, part)
+        return value
+
+    @cuda.jit
+    def class_rows_fwd_grad(x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, loss,
+                            grad, want_grad, parts, flag):
+        """Fused softmax cross-entropy, focal loss and NLL over (N, K, C) rows, one block per row.
+
+        ``mode``: :data:`CLASS` (``target`` (N, K) class indices; ``keep = 1 - label_smoothing``,
+        ``spread = label_smoothing / C``, focal exponent ``gamma``), :data:`SOFT` (``y``
+        (N, K, C) probabilities, smoothed as ``keep y + spread``) or :data:`NLL` (``x`` holds
+        log-probabilities). ``weight`` (C,), empty for ones. Writes each row's loss into
+        ``loss`` (N, K) (unless empty) and, if ``want_grad``, its gradient times
+        ``factor * scale[n, k] / den[0]`` (an empty ``scale`` or ``den`` stands for 1) into
+        ``grad`` (N, K, C), which may be ``x`` itself; ``parts[block]``: the float64 sum of
+        its block's row losses. A bad class index: NaN row, flagged in ``flag``.
+        """
+        buffer = cuda.shared.array(THREADS, np.float64)
+        n_pos = x.shape[1]
+        block_total = 0.0
+        for r in range(cuda.blockIdx.x, x.shape[0] * n_pos, cuda.gridDim.x):
+            n = r // n_pos
+            k = r - n * n_pos
+            value = row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor,
+                             den, grad, want_grad, flag, n, k)
+            if loss.shape[0] and cuda.threadIdx.x == 0:
+                loss[n, k] = value
+            block_total += value
+        if cuda.threadIdx.x == 0:
+            parts[cuda.blockIdx.x] = block_total
+
+    return class_rows_fwd_grad
+
+
+#: The row kernel (see :func:`_row_kernel`) for float32 and for float64 logits.
+ROW_KERNELS = {np.dtype(np.float32): _row_kernel(numba.float32), np.dtype(np.float64): _row_kernel(numba.float64)}
 
 
 @cuda.jit
@@ -298,13 +311,12 @@ def _signatures():
     signatures = []
     for f in ("float32", "float64"):
         signatures += [
-            (class_rows_fwd_grad, f"void({f}[:, :, :], int64[:, :], {f}[:, :, :], {f}[:], int64, float64, float64, "
-                                  f"float64, int64, {f}[:, :], float64, float64[:], {f}[:, :], {f}[:, :, :], boolean, "
-                                  f"float64[:], int64[:])"),
+            (ROW_KERNELS[np.dtype(f)], f"void({f}[:, :, :], int64[:, :], {f}[:, :, :], {f}[:], int64, float64, "
+                                       f"float64, float64, int64, {f}[:, :], float64, float64[:], {f}[:, :], "
+                                       f"{f}[:, :, :], boolean, float64[:], int64[:])"),
             (class_target_sums, f"void(int64[:, :], int64, int64, {f}[:], boolean, float64[:], int64[:])"),
-            (sum_parts, f"void(float64[:], float64[:], float64, {f}[:])"),
+            (sum_parts, f"void(float64[:], float64[:], float64, {f}[:])"),  # float64: also the denominator's
         ]
-    signatures.append((sum_parts, "void(float64[:], float64[:], float64, float64[:])"))  # the denominator
     return signatures
 
 
@@ -489,7 +501,7 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     losses = cuda.device_array(loss_shape, dtype) if reduction == "none" else None
     loss_rows = _rows(losses, _position_rows, "loss") if losses is not None else _empty(2, dtype)
     parts = cuda.device_array(blocks, np.float64)
-    class_rows_fwd_grad[blocks, threads](rows, target, y, weight, mode, keep, spread, gamma, ignore_index, scale,
+    ROW_KERNELS[dtype][blocks, threads](rows, target, y, weight, mode, keep, spread, gamma, ignore_index, scale,
                                          factor, den, loss_rows, grad_rows, grad, parts, flag)
     if losses is None:
         out = cuda.device_array(1, dtype)
