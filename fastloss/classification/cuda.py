@@ -105,6 +105,7 @@ def _focal(nll, gamma):
 
 @cuda.jit(device=True)
 def _fill_row(grad, n, k, value, step):
+    """This thread's classes of gradient row (n, k) set to ``value``."""
     for c in range(cuda.threadIdx.x, grad.shape[2], step):
         grad[n, k, c] = value
 
@@ -121,8 +122,9 @@ def _row_scale(scale, factor, den, n, k):
 
 def _row_kernel(ft):
     """:func:`class_rows_fwd_grad` for logits of the float type ``ft`` (``numba.float32``
-    or ``numba.float64``): per-class arithmetic in ``ft``, as on the CPU (a float32 GPU
-    runs float64 many times slower), per-row scalars and sums in float64."""
+    or ``numba.float64``): per-class arithmetic in ``ft``, as on the CPU (float64 runs at
+    a fraction of float32's rate on a GPU: a float32 row must not pay for it per class),
+    per-row scalars and sums in float64."""
 
     @cuda.jit(device=True)
     def online_softmax(x, n, k, y, weight, mode, keep, spread, step):
@@ -389,15 +391,10 @@ def _blank(array):
     return np.broadcast_to(np.zeros((), array.dtype), array.shape)
 
 
-_EMPTY = {}
-
-
 def _empty(ndim, dtype):
-    """A size-0 device array: "not given" for an optional kernel argument."""
-    key = (ndim, np.dtype(dtype))
-    if key not in _EMPTY:
-        _EMPTY[key] = cuda.device_array((0,) * ndim, dtype)
-    return _EMPTY[key]
+    """A size-0 device array, "not given" for an optional kernel argument (a NULL pointer:
+    nothing is allocated, and it belongs to the current context, so it is not cached)."""
+    return cuda.device_array((0,) * ndim, dtype)
 
 
 # ---------------------------------------------------------------- host side
@@ -478,9 +475,18 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     rows = _rows(x, _class_rows, "input")
     n_rows = rows.shape[0] * rows.shape[1]
     flag = new_flag(n_rows)
-    blocks = grid(n_rows, 1)[0]
+    blocks = grid(n_rows, 1)[0]  # one block per row (one "item" a block), up to the grid's cap
     # Threads per row: a power of two (the block reductions halve it) near C, 32 to THREADS.
     threads = min(THREADS, max(32, 1 << (n_classes - 1).bit_length()))
+    # The mean's denominator: the number of rows for probability targets, else summed on the device.
+    host_denominator = float(n_rows) if mode == SOFT else 1.0
+    if grad:
+        reads = {"target": target if mode != SOFT else y, "weight": weight}
+        scale, factor = _grad_scale(reduction, grad_output, loss_shape, host_denominator, dtype)
+        reads["grad_output"] = scale
+        result_grad, grad_rows = _gradient_buffer(x, grad_out, reads)
+    else:
+        scale, factor, result_grad, grad_rows = _empty(2, dtype), 1.0, None, _empty(3, dtype)
     den = _empty(1, np.float64)
     if mode != SOFT and reduction == "mean":
         # The mean's denominator depends on the targets and the gradient needs it: sum it first.
@@ -490,14 +496,6 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
                                                          target_parts, flag)
         den = cuda.device_array(1, np.float64)
         sum_parts[1, THREADS](target_parts, _empty(1, np.float64), 1.0, den)
-    host_denominator = float(n_rows) if mode == SOFT else 1.0
-    if grad:
-        reads = {"target": target if mode != SOFT else y, "weight": weight}
-        scale, factor = _grad_scale(reduction, grad_output, loss_shape, host_denominator, dtype)
-        reads["grad_output"] = scale
-        result_grad, grad_rows = _gradient_buffer(x, grad_out, reads)
-    else:
-        scale, factor, result_grad, grad_rows = _empty(2, dtype), 1.0, None, _empty(3, dtype)
     losses = cuda.device_array(loss_shape, dtype) if reduction == "none" else None
     loss_rows = _rows(losses, _position_rows, "loss") if losses is not None else _empty(2, dtype)
     parts = cuda.device_array(blocks, np.float64)

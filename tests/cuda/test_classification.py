@@ -193,6 +193,9 @@ def test_gradient_into_grad_out(rng, cuda):
         gpu.nll_loss(cuda.to_device(x), t, grad=True, grad_out=cuda.device_array((2, 3), np.float32))
     with pytest.raises(TypeError, match="grad_out has dtype"):
         gpu.nll_loss(cuda.to_device(x), t, grad=True, grad_out=cuda.device_array(x.shape, np.float64))
+    wide = cuda.to_device(np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="overlaps the input without being it"):  # the CPU's check, on addresses
+        gpu.nll_loss(wide[:, :, :2], t, grad=True, grad_out=wide[:, :, 1:])
 
 
 def test_gradient_scalar_grad_output_on_the_device(rng, cuda):
