@@ -84,6 +84,8 @@ def test_cross_entropy_spatial_input(rng, cuda):
     check("cross_entropy", cuda, x, t, rng.uniform(0.5, 2.0, 3), label_smoothing=0.1, grad=True)
     check("cross_entropy", cuda, x, t, reduction="none", grad=True, grad_output=rng.standard_normal((2, 2, 1)),
           device_grad_output=True)
+    y = np.ascontiguousarray(np.moveaxis(rng.dirichlet(np.ones(3), (2, 2, 1)), -1, 1))  # along the class axis
+    check("cross_entropy", cuda, x, y, reduction="sum", grad=True)
 
 
 def test_cross_entropy_unbatched_and_one_class(rng, cuda):
