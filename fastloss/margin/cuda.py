@@ -343,13 +343,15 @@ def _row_targets(target, input_shape, n_rows, n_classes):
     loss's). A host target is checked whole on the host first, with the CPU path's errors."""
     if is_device_array(target):
         t = device_indices(target, "target")
+        shape = tuple(t.shape)
     else:
         host = as_index_array(target, "target")
-        check_target_rows(host.shape, input_shape, n_rows)
+        shape = host.shape
+        check_target_rows(shape, input_shape, n_rows)
         check_class_indices(host, n_classes, "target")
-        t = to_device(host)
-    check_target_rows(tuple(t.shape), input_shape, n_rows)
-    return rows_of(t, n_rows, 1, "target").reshape(n_rows), tuple(t.shape)
+        t = to_device(host)  # a 0-d target arrives as (1,)
+    check_target_rows(shape, input_shape, n_rows)
+    return rows_of(t, n_rows, 1, "target").reshape(n_rows), shape
 
 
 def _run_class_rows(kernel, x, n_rows, n_classes, loss_shape, divisor, reduction, grad, grad_output, grad_out, args,
@@ -412,12 +414,14 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     n_rows, n_classes = class_shape(tuple(x.shape))
     if is_device_array(target):
         t = device_indices(target, "target")
+        shape = tuple(t.shape)
     else:
         host = as_index_array(target, "target")
-        check_multilabel_shape(host.shape, tuple(x.shape), n_classes)
+        shape = host.shape
+        check_multilabel_shape(shape, tuple(x.shape), n_classes)
         check_multilabel_targets(host.reshape(n_rows, n_classes), n_classes)
         t = to_device(host)
-    check_multilabel_shape(tuple(t.shape), tuple(x.shape), n_classes)
+    check_multilabel_shape(shape, tuple(x.shape), n_classes)
     rows = rows_of(t, n_rows, n_classes, "target")
     is_target = cuda.device_array((n_rows, n_classes), np.int8)
     hits = cuda.device_array((n_rows, n_classes) if grad else (1, 1), np.int32)
@@ -425,7 +429,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean", grad=False, grad_
     def fail(item):  # the row's first bad entry, the CPU path's message: see multilabel_margin_rows
         check_multilabel_targets(rows[item % n_rows].copy_to_host()[None, :], n_classes)
 
-    return _run_class_rows(multilabel_margin_rows, x, n_rows, n_classes, (n_rows,) if t.ndim == 2 else (),
+    return _run_class_rows(multilabel_margin_rows, x, n_rows, n_classes, (n_rows,) if len(shape) == 2 else (),
                            n_classes, reduction, grad, grad_output, grad_out, (rows, is_target, hits), 2 * n_rows,
                            fail)
 
