@@ -98,15 +98,18 @@ def device_scale(reduction, grad_output, loss_shape, denominator, dtype):
         if len(shape) != 0 and math.prod(shape) != 1:
             raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {shape}")
         return rows_of(g, 1, 1, "grad_output").reshape(1), 0, (1.0 / denominator if reduction == "mean" else 1.0)
-    if math.prod(shape) == 1 and len(shape) <= len(loss_shape):
+    loss_shape = tuple(loss_shape)
+    try:
+        fits = np.broadcast_shapes(shape, loss_shape) == loss_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"grad_output has shape {shape}; expected the loss's shape {loss_shape}")
+    if math.prod(shape) == 1:
         return rows_of(g, 1, 1, "grad_output").reshape(1), 0, 1.0
-    if shape != tuple(loss_shape):
-        try:
-            np.broadcast_shapes(shape, tuple(loss_shape))
-        except ValueError:
-            raise ValueError(f"grad_output has shape {shape}; expected the loss's shape {tuple(loss_shape)}") from None
+    if shape != loss_shape:
         raise TypeError(f"grad_output is a device array of shape {shape}, broadcast to the loss's shape "
-                        f"{tuple(loss_shape)}: on the GPU it must have the loss's shape or one element")
+                        f"{loss_shape}: on the GPU it must have the loss's shape or one element")
     n_rows = math.prod(loss_shape)
     return rows_of(g, n_rows, 1, "grad_output").reshape(n_rows), 1, 1.0
 
