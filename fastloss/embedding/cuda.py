@@ -393,8 +393,8 @@ def _run_pairs(kind, inputs, labels, params, reduction, grad, grad_output, grad_
     none = cuda.device_array((1, 1), dtype)  # what the kernel is given for no gradient
     if grad:
         scale, stride, unit = device_scale(reduction, grad_output, loss_shape, n_rows, dtype)
-        buffers = [gradient_rows(grad_out, shape, dtype, n_rows, width)]
-        buffers += [gradient_rows(None, shape, dtype, n_rows, width) for _ in inputs[1:]]
+        buffers = [gradient_rows(grad_out, x, dtype, n_rows, width, (*inputs[1:], target, scale))]
+        buffers += [gradient_rows(None, a, dtype, n_rows, width) for a in inputs[1:]]
         views = [view for _, view in buffers] + [none]
     else:
         scale, stride, unit = cuda.device_array(1, dtype), 0, 1.0

@@ -389,7 +389,7 @@ def large_margin_cosine_loss(features, weight, target, s=64.0, m=0.35, reduction
         return result
     # logits now holds G, the gradient by the scaled cosines: by f_unit it is G (s W_unit), by
     # s W_unit G^T f_unit (0 for an empty batch: a product over nothing).
-    g_f, g_f_rows = gradient_rows(grad_out, shape, dtype, n, width)
+    g_f, g_f_rows = gradient_rows(grad_out, f, dtype, n, width, (w, t))
     g_w_unit = cuda.device_array((n_classes, width), dtype)
     g_w = cuda.device_array((n_classes, width), dtype)
     _matmul(logits, f_unit, g_w_unit, True, False)
@@ -442,7 +442,7 @@ def anchor_loss(input, target, gamma=0.5, slack=0.05, reduction="mean", *, ancho
     flag = new_flag(n)
     if grad:
         scale, stride, unit = device_scale(reduction, grad_output, (n,), n, dtype)
-        result_grad, grad_rows = gradient_rows(grad_out, shape, dtype, n, n_classes)
+        result_grad, grad_rows = gradient_rows(grad_out, x, dtype, n, n_classes, (t, scale))
     else:
         scale, stride, unit = loss, 0, 1.0
         grad_rows = cuda.device_array((1, 1), dtype)
@@ -522,7 +522,7 @@ def dice_loss(input, target, smooth=1.0, *, reduction="mean", grad=False, grad_o
     result = reduced(loss, reduction, (n,), n)
     if not grad:
         return result
-    result_grad, _ = gradient_rows(grad_out, shape, dtype, 1, math.prod(shape))
+    result_grad, _ = gradient_rows(grad_out, x, dtype, 1, math.prod(shape), (t,))
     if blocks:
         soft_dice_grad[blocks, THREADS](x3, labels, soft, binary, coef, offset,
                                         _view(result_grad, (n, n_classes, n_pos), "grad_out"))

@@ -114,21 +114,51 @@ def device_scale(reduction, grad_output, loss_shape, denominator, dtype):
     return rows_of(g, n_rows, 1, "grad_output").reshape(n_rows), 1, 1.0
 
 
-def gradient_rows(grad_out, shape, dtype, n_rows, n_cols, name="grad_out"):
-    """Where a kernel writes a gradient of ``shape``: ``(array, rows)``, the array returned
-    and its (n_rows, n_cols) view. A new device array, or the caller's device ``grad_out``
-    (the input itself, for an in-place gradient: the kernels read a row whole before they
-    write its gradient)."""
+def _span(array):
+    """(first byte, one past the last byte) of a device array's memory; None for an empty one."""
+    shape, strides = tuple(array.shape), tuple(array.strides)
+    if 0 in shape:
+        return None
+    # The simulator's device arrays keep their memory in a NumPy array.
+    interface = array._ary.__array_interface__ if type(array).__name__ == "FakeCUDAArray" else \
+        array.__cuda_array_interface__
+    start = interface["data"][0]
+    low = sum(min(0, (n - 1) * step) for n, step in zip(shape, strides))
+    high = sum(max(0, (n - 1) * step) for n, step in zip(shape, strides))
+    return start + low, start + high + np.dtype(array.dtype).itemsize
+
+
+def _overlap(a, b):
+    """Whether the memory spans of device arrays ``a`` and ``b`` meet."""
+    span_a, span_b = _span(a), _span(b)
+    return span_a is not None and span_b is not None and span_a[0] < span_b[1] and span_b[0] < span_a[1]
+
+
+def gradient_rows(grad_out, like, dtype, n_rows, n_cols, reads=(), name="grad_out"):
+    """Where a kernel writes the gradient of ``like`` (a device input): ``(array, rows)``,
+    the array returned and its (n_rows, n_cols) view. A new device array, or the caller's
+    device ``grad_out``: the input itself (an in-place gradient: the kernels read a row whole
+    before they write its gradient) or memory apart from it and from the other device
+    arrays the kernels read, ``reads`` (ValueError otherwise, as the CPU path's
+    :func:`fastloss._core.layout.check_no_overlap`; spans are compared, so a strided
+    interleaving counts as an overlap)."""
+    shape = tuple(like.shape)
     if grad_out is None:
         array = cuda.device_array(shape, dtype)
     else:
         if not is_device_array(grad_out):
             raise TypeError(f"{name} must be a device array for an input on the GPU, got {type(grad_out).__name__}")
         array = to_device(grad_out)
-        if tuple(array.shape) != tuple(shape):
-            raise ValueError(f"{name} has shape {tuple(array.shape)}; expected the input's shape {tuple(shape)}")
+        if tuple(array.shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(array.shape)}; expected the input's shape {shape}")
         if np.dtype(array.dtype) != np.dtype(dtype):
             raise TypeError(f"{name} has dtype {array.dtype}; the gradient is computed in {np.dtype(dtype)}")
+        if _overlap(array, like) and (_span(array) != _span(like) or tuple(array.strides) != tuple(like.strides)):
+            raise ValueError(f"{name} overlaps the input without being it (a shifted or strided view of the same "
+                             f"buffer); pass the input itself for an in-place gradient, or a separate array")
+        if any(is_device_array(other) and _overlap(array, other) for other in reads):
+            raise ValueError(f"{name} overlaps another argument, which the loss reads while it writes the "
+                             f"gradient; pass a separate array")
     return array, rows_of(array, n_rows, n_cols, name)
 
 
@@ -373,7 +403,7 @@ def _run_class_rows(kernel, x, n_rows, n_classes, loss_shape, divisor, reduction
     result_grad = None
     if grad:
         scale, stride, factor = device_scale(reduction, grad_output, loss_shape, 1, dtype)
-        result_grad, grad_rows = gradient_rows(grad_out, tuple(x.shape), dtype, n_rows, n_classes)
+        result_grad, grad_rows = gradient_rows(grad_out, x, dtype, n_rows, n_classes, (*args, scale))
     else:
         scale, stride = cuda.device_array(1, dtype), 0
         grad_rows = cuda.device_array((1, 1), dtype)

@@ -137,3 +137,13 @@ def test_what_the_gpu_does_not_cover_raises_type_error(cuda, rng):
         gpu.triplet_margin_loss(a, pos, neg, margin=-1.0)
     with pytest.raises(ValueError, match="target has shape"):
         gpu.contrastive_loss(a, pos, np.array([1, 0, 1]))
+
+
+def test_a_grad_out_overlapping_what_is_read_is_refused(cuda, rng):
+    """As the CPU path (fastloss._core.layout.check_no_overlap): no launch, ValueError."""
+    big = cuda.to_device(rng.standard_normal((3, 5)))
+    pos, neg = (cuda.to_device(v) for v in inputs(rng, 2))
+    with pytest.raises(ValueError, match="overlaps the input without being it"):
+        gpu.triplet_margin_loss(big[1:], pos, neg, grad=True, grad_out=big[:2])
+    with pytest.raises(ValueError, match="overlaps another argument"):
+        gpu.triplet_margin_loss(big[1:], pos, neg, grad=True, grad_out=pos)
