@@ -25,3 +25,13 @@ def assert_agree(result, expected, dtype):
     rtol = RTOL[np.dtype(dtype)]
     scale = np.abs(want[np.isfinite(want)]).max(initial=0.0)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
+
+
+def assert_same_signature(gpu_function, cpu_function):
+    """The GPU entry point takes the public function's parameters: names, kinds, defaults."""
+    import inspect
+
+    def parameters(f):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]
+
+    assert parameters(gpu_function) == parameters(cpu_function)

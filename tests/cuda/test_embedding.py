@@ -3,7 +3,7 @@ triplet_margin_with_distance_loss, contrastive_loss). Every expected number come
 CPU public function (``fastloss.<loss>``, itself tested against torch) on the same host arrays."""
 import numpy as np
 import pytest
-from agree import assert_agree
+from agree import assert_agree, assert_same_signature
 from conftest import host
 
 import fastloss
@@ -147,3 +147,24 @@ def test_a_grad_out_overlapping_what_is_read_is_refused(cuda, rng):
         gpu.triplet_margin_loss(big[1:], pos, neg, grad=True, grad_out=big[:2])
     with pytest.raises(ValueError, match="overlaps another argument"):
         gpu.triplet_margin_loss(big[1:], pos, neg, grad=True, grad_out=pos)
+
+
+@pytest.mark.parametrize("name", ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+                                  "contrastive_loss"))
+def test_entry_points_take_the_public_parameters(name):
+    assert_same_signature(getattr(gpu, name), getattr(fastloss, name))
+
+
+# The simulator computes with NumPy scalars, which warn where the GPU silently gives NaN or inf.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_inf_and_zero_rows_come_out_where_the_cpu_gives_them(cuda, rng):
+    a, pos, neg = inputs(rng, 3, (3, 4))
+    a[0, 1], pos[1, 2], neg[2] = np.nan, np.inf, a[2]  # a NaN, an inf, a zero distance
+    zero = np.zeros((2, 4))
+    for name, args, options in (("triplet_margin_loss", (a, pos, neg), {"p": 0.5, "swap": True}),
+                                ("triplet_margin_loss", (a, pos, neg), {"p": np.inf, "swap": True}),
+                                ("triplet_margin_loss", (zero, zero, zero), {"p": 3.0, "eps": 0.0}),
+                                ("triplet_margin_with_distance_loss", (zero, zero, zero), {"distance_function": "cosine"}),
+                                ("cosine_embedding_loss", (zero, zero, np.array([1, -1])), {}),
+                                ("contrastive_loss", (a, pos, np.array([1, 0, 1])), {})):
+        assert_agree(*both(name, args, cuda, reduction="none", grad=True, **options), np.float64)

@@ -3,7 +3,7 @@ Every expected number comes from the CPU public function (``fastloss.<loss>``, i
 against its reference) on the same host arrays."""
 import numpy as np
 import pytest
-from agree import assert_agree
+from agree import assert_agree, assert_same_signature
 from conftest import host
 
 import fastloss
@@ -134,3 +134,19 @@ def test_checks_off_gives_nan_rows(cuda, rng):
     assert np.isnan(loss[1]) and np.isnan(g[1]).all() and np.isnan(host(cosface)[1])
     want = fastloss.anchor_loss(x[[0, 2]], np.array([0, 1]), reduction="none", grad=True)
     assert_agree((cuda.to_device(loss[[0, 2]]), cuda.to_device(g[[0, 2]])), want, np.float64)
+
+
+@pytest.mark.parametrize("name", ("large_margin_cosine_loss", "anchor_loss", "dice_loss"))
+def test_entry_points_take_the_public_parameters(name):
+    assert_same_signature(getattr(gpu, name), getattr(fastloss, name))
+
+
+# The simulator computes with NumPy scalars, which warn where the GPU silently gives NaN or inf.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_inf_and_zero_rows_come_out_where_the_cpu_gives_them(cuda, rng):
+    x = rng.standard_normal((2, 3, 4))
+    x[0, 1, 2], x[1, 0, 1] = np.nan, np.inf
+    t = rng.integers(0, 3, (2, 4))
+    for name, args in (("anchor_loss", (x[:, :, 0], t[:, 0])), ("dice_loss", (x, t)),
+                       ("large_margin_cosine_loss", (np.zeros((2, 4)), x[0], t[:, 0]))):  # zero features: clamped norms
+        assert_agree(*both(name, args, cuda, reduction="none", grad=True), np.float64)

@@ -3,7 +3,7 @@ multi-class hinge_loss). Every expected number comes from the CPU public functio
 (``fastloss.<loss>``, itself tested against torch) on the same host arrays."""
 import numpy as np
 import pytest
-from agree import assert_agree
+from agree import assert_agree, assert_same_signature
 from conftest import host
 
 import fastloss
@@ -134,3 +134,21 @@ def test_options_and_shapes_are_checked_on_the_host(cuda, rng):
         gpu.hinge_loss(cuda.to_device(np.ones(3)), [1, -1, 1])
     with pytest.raises(ValueError, match="grad_output has shape"):
         gpu.multi_margin_loss(x, [0, 1, 2], reduction="none", grad=True, grad_output=cuda.to_device(np.ones(4)))
+
+
+@pytest.mark.parametrize("name", ("multi_margin_loss", "multilabel_margin_loss", "hinge_loss"))
+def test_entry_points_take_the_public_parameters(name):
+    assert_same_signature(getattr(gpu, name), getattr(fastloss, name))
+
+
+# The simulator computes with NumPy scalars, which warn where the GPU silently gives NaN or inf.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_and_inf_come_out_where_the_cpu_gives_them(cuda, rng):
+    x = rng.standard_normal((3, 4))
+    x[0, 1], x[1, 2], x[2, 0] = np.nan, np.inf, -np.inf
+    t = np.array([1, 2, 3])
+    for name, target, options in (("multi_margin_loss", t, {"p": 2}), ("hinge_loss", t, {}),
+                                  ("multilabel_margin_loss", np.array([[1, -1, 0, 0], [2, 3, -1, 0], [0, 1, 2, 3]]),
+                                   {})):
+        assert_agree(*both(name, (x, target), (cuda.to_device(x), target), reduction="none", grad=True, **options),
+                     np.float64)
