@@ -419,9 +419,10 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
     margin = check_option("cosine_embedding_loss", "margin", margin)
     x1, x2 = _inputs(("input1", "input2"), (input1, input2), (1, 2), broadcast=True)
     shape = tuple(x1.shape)
+    if not is_device_array(target):
+        target = as_target_array(target, "target", x1.dtype)
+    check_cosine_label_shape(tuple(target.shape), shape, shape)
     labels = _labels(target, shape[:-1], x1.dtype)
-    target_shape = tuple(target.shape) if is_device_array(target) else np.shape(target)
-    check_cosine_label_shape(target_shape, shape, shape)
     return _run_pairs(COSINE, (x1, x2), labels, (margin, 1.0, 1.0, False), reduction, grad, grad_output, grad_out)
 
 
