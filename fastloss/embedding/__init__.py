@@ -100,18 +100,31 @@ def _pair_inputs(names, arrays, ranks=None, broadcast=False):
     shape, or with ``broadcast`` of its number of dimensions and shapes that broadcast
     together (as torch requires of them)."""
     first = as_float_array(arrays[0], names[0])
-    if ranks is not None and first.ndim not in ranks:
-        raise ValueError(f"{names[0]} must be (N, D) or (D,), got shape {first.shape}")
+    check_rank(names[0], first.shape, ranks)
     rest = [as_float_array(a, name, first.dtype) for name, a in zip(names[1:], arrays[1:])]
-    for name, a in zip(names[1:], rest):
-        if not broadcast:
-            check_shape(a.shape, first.shape, name, names[0])
-        elif a.ndim != first.ndim:
-            raise ValueError(f"{name} has shape {a.shape}; expected {first.ndim} dimensions as {names[0]} has "
-                             f"({first.shape}): torch broadcasts these inputs only among equal numbers of dimensions")
-    if broadcast:
-        common_shape(zip(names, (a.shape for a in [first] + rest)))
+    check_pair_shapes(names, [a.shape for a in [first] + rest], broadcast)
     return [first] + rest
+
+
+def check_rank(name, shape, ranks):
+    """ValueError unless ``shape`` has one of the numbers of dimensions ``ranks`` (any when None)."""
+    if ranks is not None and len(shape) not in ranks:
+        raise ValueError(f"{name} must be (N, D) or (D,), got shape {tuple(shape)}")
+
+
+def check_pair_shapes(names, shapes, broadcast=False):
+    """ValueError unless the inputs' ``shapes`` are the first one's, or with ``broadcast``
+    of its number of dimensions and broadcasting together (see :func:`_pair_inputs`).
+    Shapes only: the GPU entry points (:mod:`fastloss.embedding.cuda`) check device arrays with it."""
+    first = tuple(shapes[0])
+    for name, shape in zip(names[1:], shapes[1:]):
+        if not broadcast:
+            check_shape(shape, first, name, names[0])
+        elif len(shape) != len(first):
+            raise ValueError(f"{name} has shape {tuple(shape)}; expected {len(first)} dimensions as {names[0]} has "
+                             f"({first}): torch broadcasts these inputs only among equal numbers of dimensions")
+    if broadcast:
+        common_shape(zip(names, (tuple(s) for s in shapes)))
 
 
 def _labels(target, x, name="target"):
@@ -124,11 +137,18 @@ def _cosine_labels(target, x1, x2, name="target"):
     """One label per row of the inputs (0-d for 1-D inputs, 1-D for 2-D inputs, as torch
     requires), broadcasting with their rows."""
     y = as_target_array(target, name, x1.dtype)
-    if y.ndim != x1.ndim - 1:
-        raise ValueError(f"{name} has shape {y.shape}; expected {x1.ndim - 1} dimensions, one label per row of "
-                         f"input1 of shape {x1.shape}")
-    common_shape([("input1", x1.shape[:-1]), ("input2", x2.shape[:-1]), (name, y.shape)])
+    check_cosine_label_shape(y.shape, x1.shape, x2.shape, name)
     return y
+
+
+def check_cosine_label_shape(shape, shape1, shape2, name="target"):
+    """ValueError unless labels of ``shape`` give one label per row of inputs of shapes
+    ``shape1`` and ``shape2`` (see :func:`_cosine_labels`). Shapes only."""
+    shape, shape1 = tuple(shape), tuple(shape1)
+    if len(shape) != len(shape1) - 1:
+        raise ValueError(f"{name} has shape {shape}; expected {len(shape1) - 1} dimensions, one label per row of "
+                         f"input1 of shape {shape1}")
+    common_shape([("input1", shape1[:-1]), ("input2", tuple(shape2)[:-1]), (name, shape)])
 
 
 def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, *,
@@ -177,10 +197,17 @@ def _triplet_inputs(anchor, positive, negative, p=2.0, broadcast=False):
     feature), or with ``broadcast`` any shapes of one number of dimensions that broadcast
     together; torch's norm of no features is refused for p < 0 and p = +-inf, as there."""
     a, pos, neg = _pair_inputs(("anchor", "positive", "negative"), (anchor, positive, negative), broadcast=broadcast)
-    if a.ndim and 0 in (a.shape[-1], pos.shape[-1], neg.shape[-1]) and (p < 0 or math.isinf(p)):
-        raise ValueError(f"p={p}: the L_p norm of zero features is not defined for p < 0 or infinite p, and "
-                         f"anchor has shape {a.shape}")
+    check_triplet_width((a.shape, pos.shape, neg.shape), p)
     return a, pos, neg
+
+
+def check_triplet_width(shapes, p):
+    """ValueError for inputs of zero features with p < 0 or infinite p (torch's norm of no
+    features is not defined there). Shapes only, as :func:`check_pair_shapes`."""
+    a = tuple(shapes[0])
+    if len(a) and 0 in (tuple(s)[-1] for s in shapes) and (p < 0 or math.isinf(p)):
+        raise ValueError(f"p={p}: the L_p norm of zero features is not defined for p < 0 or infinite p, and "
+                         f"anchor has shape {a}")
 
 
 def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float = 1.0,

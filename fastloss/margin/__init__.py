@@ -19,6 +19,7 @@ element's or row's gradient, so that ``grad_out`` may be the input itself.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -244,9 +245,24 @@ def _class_scores(input):
     Returns the input, its number of rows and of classes.
     """
     x = as_float_array(input, "input")
-    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
-        raise ValueError(f"input must be (N, C) or (C,) with C >= 1, or a scalar; got shape {x.shape}")
-    return x, (x.shape[0] if x.ndim == 2 else 1), (x.shape[-1] if x.ndim else 1)
+    return (x, *class_shape(x.shape))
+
+
+def class_shape(shape):
+    """(rows, classes) of class scores of ``shape`` as torch takes them (see
+    :func:`_class_scores`); ValueError for any other shape. Shapes only: the GPU entry
+    points (:mod:`fastloss.margin.cuda`) check device arrays with it."""
+    if len(shape) > 2 or (len(shape) and shape[-1] == 0):
+        raise ValueError(f"input must be (N, C) or (C,) with C >= 1, or a scalar; got shape {tuple(shape)}")
+    return (shape[0] if len(shape) == 2 else 1), (shape[-1] if len(shape) else 1)
+
+
+def check_target_rows(target_shape, input_shape, n_rows):
+    """ValueError unless a target of ``target_shape`` holds one class index per row of the
+    scores: (N,), or () for a single row."""
+    if len(target_shape) > 1 or math.prod(target_shape) != n_rows:
+        raise ValueError(f"target has shape {tuple(target_shape)}; expected ({n_rows},) (one class index per row of "
+                         f"the input of shape {tuple(input_shape)})" + (", or ()" if n_rows == 1 else ""))
 
 
 def _scores_and_targets(input, target):
@@ -256,9 +272,7 @@ def _scores_and_targets(input, target):
     when the target is a scalar)."""
     x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
-    if t.ndim > 1 or t.size != n_rows:
-        raise ValueError(f"target has shape {t.shape}; expected ({n_rows},) (one class index per row of the input "
-                         f"of shape {x.shape})" + (", or ()" if n_rows == 1 else ""))
+    check_target_rows(t.shape, x.shape, n_rows)
     check_class_indices(t, n_classes, "target")
     return x, t.reshape(-1), n_classes, t.shape
 
@@ -291,6 +305,14 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
     return (result, buffer.result()) if grad else result
 
 
+def check_power(p):
+    """multi_margin_loss's ``p``, 1 or 2 (ValueError otherwise); torch takes a bool p as the
+    integer it is (True is 1; False is refused as 0 is)."""
+    if (int(p) if isinstance(p, (bool, np.bool_)) else check_option("multi_margin_loss", "p", p)) not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    return int(p)
+
+
 def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1, margin: float = 1.0,
                       weight: ArrayLike | None = None, *, reduction: Reduction = "mean", grad: bool = False,
                       grad_output: ArrayLike | None = None, grad_out: NDArray[Any] | None = None,
@@ -319,9 +341,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     """
     impl = select("multi_margin_loss", backend)
     check_options(reduction, grad)
-    # torch takes a bool p as the integer it is (True is 1; False is refused as 0 is).
-    if (int(p) if isinstance(p, (bool, np.bool_)) else check_option("multi_margin_loss", "p", p)) not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    p = check_power(p)
     margin = check_option("multi_margin_loss", "margin", margin)
     x, t, n_classes, loss_shape = _scores_and_targets(input, target)
     w = as_class_weight(weight, n_classes, x.dtype)
@@ -329,6 +349,29 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: Literal[1, 2] = 1,
     args = (read_only(t), read_only(w), dtype(margin), int(p), False, dtype(n_classes))
     return _run_class_rows(impl.kernels("margin"), "class_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, args)
+
+
+def check_multilabel_shape(target_shape, input_shape, n_classes):
+    """ValueError unless a multilabel target of ``target_shape`` fits scores of ``input_shape``:
+    the same (N, C), or C entries for a single row."""
+    t_ndim, t_size = len(target_shape), math.prod(target_shape)
+    if (len(input_shape) == 2 and tuple(target_shape) != tuple(input_shape)) or (
+            len(input_shape) < 2 and (t_ndim > 1 or t_size != n_classes)):
+        raise ValueError(f"target has shape {tuple(target_shape)}; expected "
+                         f"{tuple(input_shape) if len(input_shape) == 2 else (n_classes,)} "
+                         f"to match the input of shape {tuple(input_shape)}")
+
+
+def check_multilabel_targets(rows, n_classes):
+    """ValueError for the first bad entry of (N, C) multilabel targets: a class index
+    outside [0, C) before the row's first negative entry, or a first negative entry
+    that is not -1 (the index first, over all rows, then the end marker)."""
+    ended = np.cumsum(rows < 0, axis=1) > 0
+    bad = ~ended & (rows >= n_classes)
+    first_negative = rows[ended & (np.cumsum(ended, axis=1) == 1)]
+    if bad.any() or (first_negative != -1).any():
+        value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
+        raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
 
 
 def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean", grad: bool = False,
@@ -359,16 +402,9 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: Re
     check_options(reduction, grad)
     x, n_rows, n_classes = _class_scores(input)
     t = as_index_array(target, "target")
-    if (x.ndim == 2 and t.shape != x.shape) or (x.ndim < 2 and (t.ndim > 1 or t.size != n_classes)):
-        raise ValueError(f"target has shape {t.shape}; expected {x.shape if x.ndim == 2 else (n_classes,)} "
-                         f"to match the input of shape {x.shape}")
+    check_multilabel_shape(t.shape, x.shape, n_classes)
     rows = t.reshape(n_rows, n_classes)
-    ended = np.cumsum(rows < 0, axis=1) > 0
-    bad = ~ended & (rows >= n_classes)
-    first_negative = rows[ended & (np.cumsum(ended, axis=1) == 1)]
-    if bad.any() or (first_negative != -1).any():
-        value = rows[bad][0] if bad.any() else first_negative[first_negative != -1][0]
-        raise ValueError(f"target holds {value}; entries must be class indices in [0, {n_classes}), ended by -1")
+    check_multilabel_targets(rows, n_classes)
     loss_shape = (n_rows,) if t.ndim == 2 else ()
     return _run_class_rows(impl.kernels("margin"), "multilabel_margin_rows", x, n_classes, loss_shape, n_classes, reduction, grad, grad_output,
                            grad_out, (read_only(np.ascontiguousarray(rows)),))
