@@ -31,8 +31,9 @@ How a call runs:
   Every other argument (targets, lengths, class weights) gets no gradient, and one that
   requires grad raises a ValueError rather than silently getting none.
 * Reduced losses: when an input requires grad, forward makes one fused ``grad=True``
-  call and keeps the gradient; backward returns it times the incoming scalar, or as it
-  is when that scalar is 1 (``loss.backward()`` costs no pass over the gradient).
+  call and keeps the gradient; backward hands it over (autograd makes it the leaf's
+  ``.grad`` without a copy, as nothing else holds it), scaled in place by the incoming
+  scalar unless that is 1. A retained graph's next backward computes it again.
 * ``reduction="none"``: forward computes the values only; backward calls fastloss again
   with ``grad_output=`` the incoming gradient, which is exact for every loss (a
   per-anchor triplet loss, for one, mixes rows, so the gradient cannot be rescaled
@@ -46,6 +47,8 @@ How a call runs:
   float16 computes in float32 as in the NumPy API, and bfloat16 (which NumPy lacks) is
   converted to float32 first.
 * Bad input raises what the NumPy API raises for it: these wrappers just call it.
+* Under ``torch.compile`` a loss is the custom operator ``torch.ops.fastloss.<name>``
+  (see :func:`custom_op`), which the compiler traces without a graph break.
 """
 from __future__ import annotations
 
@@ -225,8 +228,8 @@ def _fake_value(fn, names, tensors, others):
     the tensors' shapes and dtypes that are all ones (valid for every loss of the table).
     Only tracing runs it. The stand-ins are C-contiguous arrays, as the eager calls' arrays
     usually are, so that the kernels compiled for those serve (a new specialisation would
-    compile during tracing); a Numba compilation can also reset the OpenMP thread count
-    that torch reads, which tracing must leave as it is: restored here."""
+    compile during tracing). A first run of a kernel was seen to change the OpenMP
+    thread count that torch reads, which tracing must leave as it is: restored here."""
     stand_ins = {}
     for name, tensor in zip(names, tensors):
         if tensor is not None:
