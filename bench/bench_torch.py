@@ -1,9 +1,12 @@
 """fastloss.torch against torch's own criteria, through autograd on CPU tensors.
 
 * ``CrossEntropyLoss`` forward+backward: ``loss = crit(x, t); loss.backward()`` on a
-  leaf whose ``.grad`` is cleared each time (the issue's N=65536, C=1000 float32).
-* One full-batch SGD step of the two-layer MLP that tests/test_torch.py trains for 200
-  steps with both criteria (512 of scikit-learn's digits, float64): the per-step time.
+  leaf whose ``.grad`` is cleared each time, float32, from a small batch (256x10, where
+  fixed costs dominate) to the issue's N=65536, C=1000.
+* Whole training steps (:data:`fastloss.benchmarks.TRAINING`): forward, the loss,
+  ``backward()`` and an SGD update, with torch's criterion or fastloss.torch's on the
+  same model, initial parameters and batch (tests/test_torch_loops.py checks they train
+  alike); float32.
 """
 import pytest
 from common import rng, run
@@ -16,21 +19,17 @@ flt = pytest.importorskip("fastloss.torch")
 IMPLS = ("torch", "fastloss")
 
 
-def _criterion(impl, name):
-    return getattr(flt if impl == "fastloss" else torch.nn, name)()
-
-
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("n, c, dtype", [(65536, 1000, "float32")])
+@pytest.mark.parametrize("n, c, dtype", [(256, 10, "float32"), (4096, 1000, "float32"), (65536, 1000, "float32")])
 def bench_cross_entropy_module(benchmark, impl, n, c, dtype):
     inputs = benchmarks._class_inputs(rng(), n, c, dtype)
-    step = benchmarks._torch_forward_backward(_criterion(impl, "CrossEntropyLoss"), inputs["x"], inputs["t"])
+    criterion = flt.CrossEntropyLoss() if impl == "fastloss" else torch.nn.CrossEntropyLoss()
+    step = benchmarks._torch_forward_backward(criterion, inputs["x"], inputs["t"])
     run(benchmark, f"CrossEntropyLoss module {n}x{c} {dtype} forward+backward", impl, step)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def bench_mlp_training_step(benchmark, impl):
-    datasets = pytest.importorskip("sklearn.datasets")
-    x, y = datasets.load_digits(return_X_y=True)
-    step = benchmarks.mlp_sgd(_criterion(impl, "CrossEntropyLoss"), x[:512] / 16.0, y[:512])
-    run(benchmark, "MLP SGD step (CrossEntropyLoss), digits 512x64 float64, per step", impl, step)
+@pytest.mark.parametrize("problem", sorted(benchmarks.TRAINING))
+def bench_training_step(benchmark, impl, problem):
+    step, _ = benchmarks.training_step(problem, impl)
+    run(benchmark, f"training step: {benchmarks.TRAINING[problem]}, float32", impl, step)

@@ -178,6 +178,82 @@ def mlp_sgd(criterion, x, y, hidden=32, lr=0.5, seed=0):
     return step
 
 
+def torch_batch_hard_triplet(embeddings, labels, margin=0.2):
+    """:func:`fastloss.batch_triplet_loss`'s default (batch-hard, Euclidean, "mean" over the
+    anchors that have a positive and a negative) in vectorised torch: the mining on a
+    ``torch.cdist`` matrix without grad, then the chosen distances, so that autograd never
+    meets the diagonal's zero distance (whose square root has no derivative)."""
+    torch = _torch()
+    with torch.no_grad():
+        d = torch.cdist(embeddings, embeddings)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool)
+        positive = same & ~eye
+        hardest_positive = torch.where(positive, d, -torch.inf).argmax(1)
+        hardest_negative = torch.where(same, torch.inf, d).argmin(1)
+        valid = positive.any(1) & ~same.all(1)
+    d_ap = (embeddings - embeddings[hardest_positive]).norm(dim=1)
+    d_an = (embeddings - embeddings[hardest_negative]).norm(dim=1)
+    hinge = (margin + d_ap - d_an).clamp_min(0)
+    return hinge[valid].sum() / valid.sum().clamp_min(1)
+
+
+TRAINING = {
+    "mlp": "MLP 256x64 -> 128 -> 10, CrossEntropyLoss",
+    "lstm_ctc": "2-layer LSTM (hidden 128) + CTCLoss, T=100 N=16 C=29",
+    "embedding": "embedding net 256x64 -> 256 -> 128, BatchTripletLoss (batch-hard)",
+}
+
+
+def training_step(problem, impl, dtype="float32", seed=0):
+    """One of the :data:`TRAINING` problems: ``(step, model)``, where ``step()`` runs the
+    model's forward pass, the loss with torch's criterion (``impl="torch"``; for the
+    embedding net, :func:`torch_batch_hard_triplet`) or :mod:`fastloss.torch`'s
+    (``impl="fastloss"``), ``backward()`` and one SGD update, and returns the loss as a
+    float. The model's initial parameters and the batch depend only on ``seed``, so that
+    both criteria train the same model on the same data."""
+    torch = _torch()
+    import fastloss.torch as flt
+
+    dtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if problem == "mlp":
+        model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
+        x, y = torch.randn(256, 64, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+        criterion = flt.CrossEntropyLoss() if impl == "fastloss" else torch.nn.CrossEntropyLoss()
+        loss_of = lambda: criterion(model(x.to(dtype)), y)  # noqa: E731
+    elif problem == "lstm_ctc":
+        t, n, c, features = 100, 16, 29, 40
+        lstm, head = torch.nn.LSTM(features, 128, num_layers=2), torch.nn.Linear(128, c)
+        model = torch.nn.ModuleList([lstm, head])
+        x = torch.randn(t, n, features, generator=gen)
+        target_lengths = torch.randint(10, 30, (n,), generator=gen)
+        targets = torch.randint(1, c, (n, 30), generator=gen)
+        input_lengths = torch.randint(80, t + 1, (n,), generator=gen)
+        criterion = flt.CTCLoss() if impl == "fastloss" else torch.nn.CTCLoss()
+        loss_of = lambda: criterion(head(lstm(x.to(dtype))[0]).log_softmax(2), targets,  # noqa: E731
+                                    input_lengths, target_lengths)
+    elif problem == "embedding":
+        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128))
+        x, y = torch.randn(256, 64, generator=gen), torch.randint(0, 32, (256,), generator=gen)
+        criterion = flt.BatchTripletLoss() if impl == "fastloss" else torch_batch_hard_triplet
+        loss_of = lambda: criterion(model(x.to(dtype)), y)  # noqa: E731
+    else:
+        raise ValueError(f"unknown training problem {problem!r}; expected one of {sorted(TRAINING)}")
+    model.to(dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def step():
+        optimizer.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step, model
+
+
 def available_impls():
     """The implementations this environment can run: torch if installed, fastloss's
     Numba kernels if numba is in use, its Cython kernels if they were built."""

@@ -31,8 +31,9 @@ How a call runs:
   Every other argument (targets, lengths, class weights) gets no gradient, and one that
   requires grad raises a ValueError rather than silently getting none.
 * Reduced losses: when an input requires grad, forward makes one fused ``grad=True``
-  call and keeps the gradient; backward returns it times the incoming scalar, or as it
-  is when that scalar is 1 (``loss.backward()`` costs no pass over the gradient).
+  call and keeps the gradient; backward hands it over (autograd makes it the leaf's
+  ``.grad`` without a copy, as nothing else holds it), scaled in place by the incoming
+  scalar unless that is 1. A retained graph's next backward computes it again.
 * ``reduction="none"``: forward computes the values only; backward calls fastloss again
   with ``grad_output=`` the incoming gradient, which is exact for every loss (a
   per-anchor triplet loss, for one, mixes rows, so the gradient cannot be rescaled
@@ -46,9 +47,12 @@ How a call runs:
   float16 computes in float32 as in the NumPy API, and bfloat16 (which NumPy lacks) is
   converted to float32 first.
 * Bad input raises what the NumPy API raises for it: these wrappers just call it.
+* Under ``torch.compile`` a loss is the custom operator ``torch.ops.fastloss.<name>``
+  (see :func:`custom_op`), which the compiler traces without a graph break.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import itertools
@@ -119,17 +123,16 @@ class LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fn, options, names, *inputs):
         arrays = {name: as_array(value, name) for name, value in zip(names, inputs)}
-        ctx.fn, ctx.options = fn, options
         if not any(ctx.needs_input_grad[3:]):
             return _as_tensor(fn(**options, **arrays))
+        ctx.fn, ctx.options, ctx.arrays, ctx.grads = fn, options, arrays, None
+        # The inputs' versions, checked before backward reads ``arrays`` again (autograd's own
+        # check of saved tensors would also refuse an in-place change that the fused gradient
+        # below does not care about).
+        ctx.inputs = [(value, value._version) for value in inputs if isinstance(value, torch.Tensor)]
         if options["reduction"] == "none":
-            # Kept for backward; saving the tensors also makes autograd refuse a backward
-            # after an in-place change of an input.
-            ctx.arrays = arrays
-            ctx.save_for_backward(*(value if isinstance(value, torch.Tensor) else None for value in inputs))
             return _as_tensor(fn(**options, **arrays))
-        value, grads = fn(**options, **arrays, grad=True)
-        ctx.save_for_backward(*(torch.from_numpy(g) for g in _as_tuple(grads)))
+        value, ctx.grads = fn(**options, **arrays, grad=True)
         return _as_tensor(value)
 
     @staticmethod
@@ -137,43 +140,180 @@ class LossFunction(torch.autograd.Function):
         if torch.is_grad_enabled():  # backward(create_graph=True): a second derivative is on its way
             raise RuntimeError(f"fastloss.torch.{ctx.fn.__name__} gives first derivatives only: it cannot be "
                                f"differentiated twice (backward with create_graph=True)")
-        if ctx.options["reduction"] == "none":
-            ctx.saved_tensors  # raises if an input was changed in place since forward
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # reduction="none", or a retained graph's second backward: computed again
+            _check_unchanged(ctx)
             _, grads = ctx.fn(**ctx.options, **ctx.arrays, grad=True, grad_output=grad_output.numpy())
             grads = [torch.from_numpy(g) for g in _as_tuple(grads)]
         else:
-            grads = ctx.saved_tensors
+            # The forward call's gradient, handed over: nothing else holds these tensors, so
+            # autograd makes them the leaves' .grad without a copy, and scaling is in place.
+            grads = [torch.from_numpy(g) for g in _as_tuple(grads)]
             if grad_output.item() != 1:  # a Python comparison: cheaper than a tensor one
-                grads = [g.mul(grad_output) for g in grads]
+                grads = [g.mul_(grad_output) for g in grads]
         needed = ctx.needs_input_grad[3:]
         # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
         return (None, None, None) + tuple(g if need else None for g, need in itertools.zip_longest(grads, needed))
 
 
+def _check_unchanged(ctx):
+    """RuntimeError, as autograd's, if an input was changed in place since the forward call."""
+    for tensor, version in ctx.inputs:
+        if tensor._version != version:
+            raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
+                               f"inplace operation: fastloss.torch.{ctx.fn.__name__}'s input of shape "
+                               f"{tuple(tensor.shape)} is at version {tensor._version}; expected version {version}")
+
+
+def binder(fn: Callable[..., Any], parameters: Sequence[inspect.Parameter]) -> Callable[..., dict[str, Any]]:
+    """A function of ``parameters`` (positional-or-keyword, then keyword-only) that returns
+    its arguments by name, defaults applied: ``inspect.Signature.bind`` then
+    ``apply_defaults``, generated once as dataclasses generate ``__init__`` (a call costs
+    about a tenth), and named after ``fn`` for its TypeErrors."""
+    defaults = {f"_{p.name}": p.default for p in parameters if p.default is not p.empty}
+    head = []
+    for p in parameters:
+        if p.kind is p.KEYWORD_ONLY and "*" not in head:
+            head.append("*")
+        head.append(p.name if p.default is p.empty else f"{p.name}=_{p.name}")
+    body = ", ".join(f"{p.name!r}: {p.name}" for p in parameters)
+    namespace = dict(defaults)
+    exec(f"def {fn.__name__}({', '.join(head)}):\n    return {{{body}}}\n", namespace)
+    return namespace[fn.__name__]
+
+
 def functional(name: str) -> Callable[..., torch.Tensor]:
     """The torch form of fastloss loss ``name``: its arguments less ``grad``, ``grad_output``
-    and ``grad_out``, tensors in, a tensor out, differentiable by autograd."""
+    and ``grad_out``, tensors in, a tensor out, differentiable by autograd; under
+    ``torch.compile``, the custom operator ``torch.ops.fastloss.<name>``."""
     entry = LOSSES[name]
     fn = entry.function
     parameters = [p for p in inspect.signature(fn).parameters.values() if p.name not in PLUMBING]
-    signature = inspect.Signature(parameters)
+    bind = binder(fn, parameters)
     differentiable = entry.differentiable
+    operator = custom_op(name)
 
     def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        call = bound.arguments
+        call = bind(*args, **kwargs)
+        if torch.compiler.is_compiling():
+            return operator(call)
         check_requires_grad(fn, call, differentiable)
         options = {name: as_array(value, name) for name, value in call.items() if name not in differentiable}
         return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
 
     loss.__name__ = loss.__qualname__ = fn.__name__
     loss.__module__ = __name__
-    loss.__signature__ = signature  # type: ignore[attr-defined]
+    loss.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     loss.__doc__ = (f":func:`fastloss.{fn.__name__}` on torch tensors, differentiable with respect to "
                     f"{', '.join(differentiable)}.\n\nSame arguments, less the gradient plumbing: "
                     f"``loss.backward()`` gives the gradient. See :mod:`fastloss.torch`.")
     return loss
+
+
+# ---------------------------------------------------------------- custom operators, for torch.compile
+
+_OPERATOR_SCHEMA = "(Tensor?[] tensors, Tensor? grad_output, str options) -> Tensor[]"
+
+
+@functools.lru_cache(maxsize=None)
+def _decode(options: str) -> tuple[tuple[str, ...], dict[str, Any], bool]:
+    """An operator's ``options`` string: the names of its ``tensors``, every other argument, and
+    whether the gradient is wanted (a Python literal, made by :func:`custom_op`'s ``call``)."""
+    names, others, want_grad = ast.literal_eval(options)
+    return names, others, want_grad
+
+
+def _fake_value(fn, names, tensors, others):
+    """The loss's shape and dtype for fake (shape-only) tensors: ``fn`` run on stand-ins of
+    the tensors' shapes and dtypes that are all ones (valid for every loss of the table).
+    Only tracing runs it. The stand-ins are C-contiguous arrays, as the eager calls' arrays
+    usually are, so that the kernels compiled for those serve (a new specialisation would
+    compile during tracing). A first run of a kernel was seen to change the OpenMP
+    thread count that torch reads, which tracing must leave as it is: restored here."""
+    stand_ins = {}
+    for name, tensor in zip(names, tensors):
+        if tensor is not None:
+            dtype = "float32" if tensor.dtype == torch.bfloat16 else str(tensor.dtype).removeprefix("torch.")
+            stand_ins[name] = np.ones(tuple(int(n) for n in tensor.shape), dtype)
+    threads = torch.get_num_threads()
+    try:
+        value = np.asarray(fn(**others, **stand_ins))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return value.shape, getattr(torch, value.dtype.name)
+
+
+def custom_op(name: str) -> Callable[[Mapping[str, Any]], torch.Tensor]:
+    """Register fastloss loss ``name`` as the torch custom operator ``fastloss::<name>``
+    (:func:`torch.library.custom_op`, with its fake implementation and its autograd
+    formula) and return ``call``, which calls it with the loss's bound arguments.
+
+    One schema serves every loss: ``(Tensor?[] tensors, Tensor? grad_output, str options)
+    -> Tensor[]``. ``tensors`` are the call's tensors, the differentiable ones first, in
+    the order of the table entry's ``differentiable``; ``options`` is the Python literal of
+    their names, every other argument (numbers, strings, None; a constant of the traced
+    graph) and whether the gradient is wanted. The result is ``[loss, *gradients]``:
+    with a reduction the gradient comes from the same fused call, as in eager mode, and the
+    backward formula scales it; ``reduction="none"`` computes the loss only, and backward
+    calls the operator again with ``grad_output``.
+    """
+    entry = LOSSES[name]
+    fn = entry.function
+    differentiable = entry.differentiable
+
+    @torch.library.custom_op(f"fastloss::{name}", mutates_args=(), schema=_OPERATOR_SCHEMA)
+    def operator(tensors, grad_output, options):
+        names, others, want_grad = _decode(options)
+        call = {**others, **{name: as_array(tensor, name) for name, tensor in zip(names, tensors)}}
+        if not want_grad:
+            return [_as_tensor(fn(**call))]
+        value, grads = fn(**call, grad=True, grad_output=None if grad_output is None else grad_output.numpy())
+        return [_as_tensor(value), *(torch.from_numpy(g) for g in _as_tuple(grads))]
+
+    @operator.register_fake
+    def _(tensors, grad_output, options):
+        names, others, want_grad = _decode(options)
+        shape, dtype = _fake_value(fn, names, tensors, others)
+        value = tensors[0].new_empty(shape, dtype=dtype)
+        if not want_grad:
+            return [value]
+        return [value, *(torch.empty_like(t, memory_format=torch.contiguous_format)
+                         for t in tensors[:len(differentiable)] if t is not None)]
+
+    def setup_context(ctx, inputs, output):
+        tensors, _, options = inputs
+        names, others, _ = _decode(options)
+        ctx.present = [t is not None for t in tensors]
+        ctx.none = others["reduction"] == "none"
+        if ctx.none:  # the inputs, for the operator's second call
+            ctx.options = repr((names, others, True))
+            ctx.save_for_backward(*(t for t in tensors if t is not None))
+        else:  # the fused gradients
+            ctx.save_for_backward(*output[1:])
+
+    def backward(ctx, grads_of_outputs):
+        grad_output = grads_of_outputs[0]
+        if ctx.none:
+            saved = iter(ctx.saved_tensors)
+            tensors = [next(saved) if present else None for present in ctx.present]
+            grads = iter(operator(tensors, grad_output, ctx.options)[1:])
+        else:
+            grads = iter(g * grad_output for g in ctx.saved_tensors)
+        return [next(grads) if present and i < len(differentiable) else None
+                for i, present in enumerate(ctx.present)], None, None
+
+    operator.register_autograd(backward, setup_context=setup_context)
+
+    def call(arguments: Mapping[str, Any]) -> torch.Tensor:
+        order = [*differentiable, *(k for k in arguments if k not in differentiable)]
+        names = tuple(k for k in order if k in differentiable or isinstance(arguments[k], torch.Tensor))
+        others = {k: v for k, v in arguments.items() if k not in names}
+        want_grad = torch.is_grad_enabled() and any(
+            isinstance(arguments[k], torch.Tensor) and arguments[k].requires_grad for k in differentiable)
+        return operator([arguments[k] for k in names], None, repr((names, others, want_grad)))[0]
+
+    return call
 
 
 class Loss(torch.nn.Module):

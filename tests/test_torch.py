@@ -263,7 +263,7 @@ def test_gradient_plumbing_is_not_an_argument(rng):
 def test_mlp_training_follows_torch_step_by_step():
     """200 full-batch SGD steps on 512 of scikit-learn's digits (float64, same initial
     weights): fastloss.torch.CrossEntropyLoss gives torch's nn.CrossEntropyLoss loss at
-    every step. bench/bench_torch.py times this training's steps."""
+    every step."""
     datasets = pytest.importorskip("sklearn.datasets")
     x, y = datasets.load_digits(return_X_y=True)
     x, y = x[:512] / 16.0, y[:512]
