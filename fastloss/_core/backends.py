@@ -8,6 +8,9 @@ same names in every backend. Today's backends:
 
 * ``numba``: every loss; kernels in ``fastloss/<family>/cpu.py`` (and the elementwise
   driver in ``fastloss/_core/elementwise.py``), compiled just in time.
+* GPU kernels are no ``backend=``: a call whose first data argument is a CUDA device
+  array runs them (:mod:`fastloss._core.cuda`), and ``backend="cuda"`` raises ValueError
+  saying so.
 * ``cython``: the losses whose entry in the table of losses
   (:mod:`fastloss._core.table`) lists "cython"; kernels in the extension modules of
   ``fastloss/_cython/``, compiled when the package is built.
@@ -56,6 +59,10 @@ def resolve(backend):
     """The backend that runs a call given ``backend=`` (None: the default)."""
     if backend is None:
         return DEFAULT
+    if backend == "cuda":
+        raise ValueError("backend='cuda' is not a backend to choose: device arrays choose the GPU (pass CuPy arrays, "
+                         "torch CUDA tensors or Numba device arrays); backend= names the host backends "
+                         f"{', '.join(map(repr, BACKENDS))}")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got {backend!r}")
     if backend == "numba" and numba is None:

@@ -39,10 +39,21 @@ flag, one 4-byte copy to the host and so one synchronisation, and raises ValueEr
 (:func:`first_flagged`). ``fastloss.set_device_checks(False)`` (or
 ``FASTLOSS_DEVICE_CHECKS=0``) skips the read, for a pipeline that must not synchronise
 or for ``torch.compile``: invalid rows are then NaN and nothing is raised.
+
+Dispatch
+--------
+The public losses take device arrays: their interop wrapper
+(:mod:`fastloss._core.interop`) sends a call whose first data argument is a device array
+to :func:`call`, which finds the loss's device entry point (:func:`entry_point`: the
+function of the same name in ``fastloss.<family>.cuda``), views every device argument
+with :func:`as_device`, and gives each device result back as the caller's kind of
+array (:func:`like`), ``grad_out`` as the caller's own object. ``backend=`` names host
+backends only: device arrays choose the GPU.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import sys
@@ -173,3 +184,88 @@ def grid(n_items, per_block=None):
     covers the rest past the grid's cap)."""
     threads = per_block or block_size()
     return max(1, min(math.ceil(n_items / threads), 65535 if not simulating() else 4)), threads
+
+
+def strided(array):
+    """Device array ``array`` as ``(flat, start, strides)``: a 1-D device array over the
+    memory it spans (no copy), the index in ``flat`` of its first element, and its strides
+    in elements (0 along an axis of length 1), so that a kernel reads any layout, negative
+    strides included, through one flat array."""
+    import numpy as np
+
+    itemsize = np.dtype(array.dtype).itemsize
+    if any(s % itemsize for s in array.strides):
+        raise TypeError(f"a device array with strides {array.strides} that are not multiples of its item size")
+    steps = tuple(s // itemsize if n > 1 else 0 for n, s in zip(array.shape, array.strides))
+    low = sum((n - 1) * s for n, s in zip(array.shape, steps) if s < 0)
+    span = max(1, sum((n - 1) * abs(s) for n, s in zip(array.shape, steps)) + 1)
+    if simulating() and type(array).__name__ == "FakeCUDAArray":
+        host = array._ary  # the simulator's device memory is a NumPy array
+        lowest = host[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in steps)] if low else host
+        flat = np.lib.stride_tricks.as_strided(lowest, shape=(span,), strides=(itemsize,))
+        return type(array)(flat), -low, steps
+    interface = array.__cuda_array_interface__
+    span_view = _Interface({"shape": (span,), "strides": None, "typestr": interface["typestr"],
+                            "data": (interface["data"][0] + low * itemsize, False), "version": 3})
+    return load().as_cuda_array(span_view), -low, steps
+
+
+class _Interface:
+    """An object exposing a given ``__cuda_array_interface__`` (a view to build)."""
+
+    def __init__(self, interface):
+        self.__cuda_array_interface__ = interface
+
+
+def entry_point(name, module):
+    """The device entry point of loss ``name`` (the public function of module ``module``):
+    ``fastloss.<family>.cuda.<name>``, the family from the table of losses, else the
+    shared elementwise module's; TypeError when there is none, ImportError (from
+    :func:`load`) when no CUDA implementation can run."""
+    from .table import LOSSES
+
+    load()
+    package = f"fastloss.{LOSSES[name].family}" if name in LOSSES else module
+    for where in (f"{package}.cuda", "fastloss._core.cuda_elementwise"):
+        try:
+            found = getattr(importlib.import_module(where), name, None)
+        except ModuleNotFoundError as error:
+            if error.name != where:
+                raise
+            continue
+        if found is not None:
+            return found
+    raise TypeError(f"{name} has no GPU kernel yet; move the arrays to the host (tensor.cpu(), cupy.asnumpy(x), "
+                    f"array.copy_to_host()) and call it with NumPy arrays")
+
+
+def call(function, names, args, kwargs):
+    """``function(*args, **kwargs)`` on the GPU: its device entry point called with every
+    device argument viewed by :func:`as_device` (one view per object, so that
+    ``grad_out=input`` stays the input), device results as the first data argument's kind
+    of array, ``grad_out`` the caller's own object; ``names``: the positional parameters."""
+    entry = entry_point(function.__name__, function.__module__)
+    first = args[0] if args else kwargs[names[0]]
+    views: dict = {}
+
+    def view(value):
+        if not is_device_array(value):
+            return value
+        if id(value) not in views:
+            views[id(value)] = as_device(value)
+        return views[id(value)]
+
+    new_args = [view(value) for value in args]
+    new_kwargs = {key: view(value) for key, value in kwargs.items()}
+    result = entry(*new_args, **new_kwargs)
+    grad_out = kwargs.get("grad_out")
+    written = new_kwargs.get("grad_out")
+
+    def back(value):
+        if isinstance(value, (tuple, list)):
+            return type(value)(back(item) for item in value)
+        if written is not None and value is written:
+            return grad_out
+        return like(value, first) if is_device_array(value) else value
+
+    return back(result)
