@@ -109,22 +109,29 @@ def set_device_checks(enabled: bool) -> bool:
     return previous
 
 
-def new_flag(n_items):
-    """A device flag for ``n_items`` items: one int64 holding ``n_items`` (nothing flagged).
-    A kernel flags item ``i`` with ``cuda.atomic.min(flag, 0, i)``, so the first bad
-    item is kept, whatever the order the threads run in."""
+def new_flag(n_items, slots=1):
+    """A device flag for ``n_items`` items: ``slots`` int64 each holding ``n_items`` (nothing
+    flagged). A kernel flags item ``i`` in slot ``k`` with ``cuda.atomic.min(flag, k, i)``,
+    so the first bad item is kept, whatever the order the threads run in (a slot per kind
+    of bad value, when the error says which argument holds it)."""
     import numpy as np
 
-    return load().to_device(np.array([n_items], np.int64))
+    return load().to_device(np.full(slots, n_items, np.int64))
+
+
+def flagged(flag, n_items):
+    """The first item a kernel flagged in each slot of ``flag`` (None for a slot with none),
+    read in one copy; None, with no read of the device, when checks are off."""
+    if not _checks:
+        return None
+    return tuple(int(value) if value < n_items else None for value in flag.copy_to_host())
 
 
 def first_flagged(flag, n_items):
-    """The first item a kernel flagged, or None (also None, with no read of the device,
-    when checks are off)."""
-    if not _checks:
-        return None
-    value = int(flag.copy_to_host()[0])
-    return value if value < n_items else None
+    """The first item a kernel flagged in slot 0, or None (also None, with no read of the
+    device, when checks are off)."""
+    slots = flagged(flag, n_items)
+    return None if slots is None else slots[0]
 
 
 def block_size():
