@@ -33,11 +33,21 @@ import math
 
 import numpy as np
 
+from ..classification import cpu as classification_cpu
+from ..margin import cpu as margin_cpu
 from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, strided, to_device
 from .cuda_blocks import block_sum, cuda
-from .elementwise import KINDS, SCALAR_KERNELS
-from .reduction import _divide, check_options, loss_scale
-from .validation import as_float_array, as_grad_output, as_target_array, check_broadcast, check_shape
+from .elementwise import SCALAR_KERNELS
+from .reduction import check_options, loss_scale
+from .validation import (
+    as_grad_output,
+    as_target_array,
+    check_bool,
+    check_broadcast,
+    check_option,
+    check_shape,
+    common_shape,
+)
 
 #: Threads per block (:func:`fastloss._core.cuda.block_size`), the size of the shared buffers.
 THREADS = block_size()
@@ -184,12 +194,25 @@ def _finish(values, count, denominator, out):
 
 
 @cuda.jit
-def _cast(source, out):
-    """``out[:] = source`` in ``out``'s dtype (grid-stride)."""
+def _divide_into(source, divisor, out):
+    """``out[:] = source / divisor`` in ``out``'s dtype (grid-stride; contiguous 1-D arrays)."""
     i = cuda.grid(1)
     while i < out.size:
-        out[i] = source[i]
+        out[i] = source[i] / divisor
         i += cuda.gridsize(1)
+
+
+@cuda.jit
+def _row_sums(loss, n_columns, out):
+    """``out[r]``: the float64 sum of row ``r`` of the contiguous (rows, n_columns) ``loss``, in
+    ``out``'s dtype (one thread per row: the rows of a multi-label loss are short)."""
+    r = cuda.grid(1)
+    while r < out.size:
+        acc = 0.0
+        for c in range(r * n_columns, r * n_columns + n_columns):
+            acc += loss[c]
+        out[r] = acc
+        r += cuda.gridsize(1)
 
 
 # ---------------------------------------------------------------- host side
@@ -331,7 +354,7 @@ def _bounds(array):
     """The device addresses ``[low, high)`` that ``array`` spans."""
     if type(array).__name__ == "FakeCUDAArray":
         return np.byte_bounds(array._ary)
-    flat, start, steps = strided(array)
+    flat = strided(array)[0]
     low = flat.__cuda_array_interface__["data"][0]
     return low, low + flat.shape[0] * np.dtype(array.dtype).itemsize
 
@@ -379,7 +402,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
         if want_dz:  # a broadcast z's gradient: z's own contiguous strides, 0 along its broadcast axes
             own = tuple(dz_like) if atomic_dz else shape
             lead = len(shape) - len(own)
-            outputs[1] = (dz, 0, (0,) * lead + tuple(0 if m == 1 else s for m, s in zip(own, _c_strides(own))))
+            outputs[1] = (dz.reshape(dz.size), 0, (0,) * lead + tuple(0 if m == 1 else s for m, s in zip(own, _c_strides(own))))
         merged, ndim, operands = _merge(shape, inputs + outputs)
         xo, yo, zo, wo, so, dxo, dzo = operands
         params = tuple(dtype.type(p) for p in params)
@@ -397,7 +420,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
         return (result, dx), bad
     if atomic_dz:
         summed = cu.device_array(int(np.prod(dz_like, dtype=np.int64)), dtype)
-        _cast[grid(summed.size)](dz, summed)
+        _divide_into[grid(summed.size)](dz, dtype.type(1), summed)
         dz = summed.reshape(tuple(dz_like))
     return (result, (dx, dz)), bad
 
@@ -449,3 +472,182 @@ def weight_sum(weight):
     if is_device_array(weight):
         return device_sum(weight, np.dtype(weight.dtype))
     return weight.sum(dtype=np.float64)
+
+
+# ---------------------------------------------------------------- entry points of other families' elementwise losses
+# (the lead moves each into its family's cuda.py at the merge)
+
+
+def _elementwise_args(input, target, weight, names=("input", "target")):
+    """classification's ``_elementwise_args`` on the device: the target of the input's
+    shape, the weight broadcasting to it."""
+    x = device_input(input, names[0])
+    y = secondary(target, names[1], x.dtype)
+    check_shape(y.shape, x.shape, names[1], names[0])
+    if weight is not None:
+        weight = secondary(weight, "weight", x.dtype)
+        check_broadcast(weight.shape, x.shape, "weight")
+    return x, y, weight
+
+
+def _input_and_target(input, target, name="input"):
+    """margin's ``_input_and_target`` on the device: a target broadcasting to the input."""
+    x = device_input(input, name)
+    y = secondary(target, "target", x.dtype)
+    check_broadcast(y.shape, x.shape, "target")
+    return x, y
+
+
+def _plumbing(reduction, grad, grad_output, grad_out):
+    return {"reduction": reduction, "grad": grad, "grad_output": grad_output, "grad_out": grad_out}
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
+                         grad_out=None, backend=None):
+    """:func:`fastloss.binary_cross_entropy` on the GPU: the elementwise driver with its
+    kernel; an input or target outside [0, 1] is flagged in the kernel and raises the CPU
+    path's ValueError (after one read of the flag)."""
+
+    check_options(reduction, grad)
+    x, y, weight = _elementwise_args(input, target, weight)
+    result, bad = elementwise_loss(classification_cpu._BCE, x, y, None, weight, check=check_probabilities,
+                                   **_plumbing(reduction, grad, grad_output, grad_out))
+    for slot, (name, array) in enumerate((("input", x), ("target", y))):
+        if bad is not None and bad[slot] is not None:
+            raise ValueError(f"{name} must hold probabilities in [0, 1]; found {_value_at(array, bad[slot], x.shape)}")
+    return result
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None, grad=False,
+                                     grad_output=None, grad_out=None, backend=None):
+    """:func:`fastloss.binary_cross_entropy_with_logits` on the GPU: the elementwise driver
+    with the kernel with or without ``pos_weight``."""
+
+    check_options(reduction, grad)
+    x, y, weight = _elementwise_args(input, target, weight)
+    kind = classification_cpu._BCE_LOGITS
+    if pos_weight is not None:
+        pos_weight = secondary(pos_weight, "pos_weight", x.dtype)
+        check_broadcast(pos_weight.shape, x.shape, "pos_weight")
+        kind = classification_cpu._BCE_LOGITS_POS_WEIGHT
+    return _launch(kind, x, y, pos_weight, weight, **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None,
+           backend=None):
+    """:func:`fastloss.kl_div` on the GPU: the elementwise driver with its kernel ("batchmean":
+    the sum over the batch size)."""
+
+    check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
+    log_target = check_bool(log_target, "log_target")
+    x, y, _ = _elementwise_args(input, target, None)
+    denominator = None
+    if reduction == "batchmean":
+        denominator = x.shape[0] if x.ndim else 1
+        reduction = "mean"
+    return _launch(classification_cpu._KL_DIV, x, y, params=(float(log_target), 0.0, 0.0), denominator=denominator,
+                   **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False, grad_output=None,
+                       grad_out=None, backend=None):
+    """:func:`fastloss.sigmoid_focal_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
+    gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
+    x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
+    return _launch(classification_cpu._SIGMOID_FOCAL, x, y, params=(alpha, gamma, 0.0),
+                   **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
+                        grad_out=None, backend=None):
+    """:func:`fastloss.margin_ranking_loss` on the GPU: the elementwise driver with its kernel,
+    ``input2``'s gradient summed over its broadcast axes on the device. ``input1`` must
+    have the shape the three arguments broadcast to (TypeError otherwise, for now)."""
+
+    check_options(reduction, grad)
+    margin = check_option("margin_ranking_loss", "margin", margin)
+    x1 = device_input(input1, "input1")
+    y = secondary(target, "target", x1.dtype)
+    x2 = secondary(input2, "input2", x1.dtype)
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
+                         f"shapes {tuple(x1.shape)}, {tuple(x2.shape)} and {tuple(y.shape)}")
+    full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
+    if full != tuple(x1.shape):
+        raise TypeError(f"margin_ranking_loss on the GPU needs input1 of the broadcast shape {full}, got "
+                        f"{tuple(x1.shape)}; broadcast input1 on the device, or call it with host arrays")
+    return _launch(margin_cpu._MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), dz_like=tuple(x2.shape),
+                   **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
+                         backend=None):
+    """:func:`fastloss.hinge_embedding_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    margin = check_option("hinge_embedding_loss", "margin", margin)
+    x, y = _input_and_target(input, target)
+    return _launch(margin_cpu._HINGE_EMBEDDING, x, y, params=(margin, 0.0, 0.0),
+                   **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+    """:func:`fastloss.soft_margin_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    x, y = _input_and_target(input, target)
+    return _launch(margin_cpu._SOFT_MARGIN, x, y, **_plumbing(reduction, grad, grad_output, grad_out))
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
+                                grad_out=None, backend=None):
+    """:func:`fastloss.multilabel_soft_margin_loss` on the GPU: the elementwise driver with
+    its kernel and the weight over the number of classes (divided on the device for a
+    device weight), then, for "none", :func:`_row_sums` over the class axis. The input
+    must have the shape input, target and weight broadcast to (TypeError otherwise, for now)."""
+
+    check_options(reduction, grad)
+    x = device_input(input, "input")
+    if x.ndim == 0:
+        raise ValueError("input must be (N, C) or (C,), got a scalar")
+    dtype = np.dtype(x.dtype)
+    y = secondary(target, "target", dtype)
+    w = None if weight is None else secondary(weight, "weight", dtype)
+    full = common_shape([("input", x.shape), ("target", y.shape)] + ([] if w is None else [("weight", w.shape)]))
+    if full != tuple(x.shape):
+        raise TypeError(f"multilabel_soft_margin_loss on the GPU needs the input of the broadcast shape {full}, got "
+                        f"{tuple(x.shape)}; broadcast it on the device, or call it with host arrays")
+    axis = x.ndim - 1
+    n_classes = x.shape[-1]
+    if w is None:
+        w = np.full((), 1.0 / n_classes, dtype)
+    elif is_device_array(w):
+        divided = load().device_array(w.size, dtype)
+        _divide_into[grid(w.size)](w.reshape(w.size), dtype.type(n_classes), divided)
+        w = divided.reshape(w.shape)
+    else:
+        w = (w / dtype.type(n_classes)).astype(dtype)
+    row_shape = tuple(x.shape[:axis])
+    n_rows = int(np.prod(row_shape, dtype=np.int64))
+    go = grad_output
+    if reduction == "none" and grad and grad_output is not None:
+        if is_device_array(grad_output):
+            if not _broadcasts(grad_output.shape, row_shape):
+                raise ValueError(f"grad_output of shape {tuple(grad_output.shape)} does not broadcast to the input's "
+                                 f"shape {row_shape}")
+            go = grad_output.reshape(tuple(grad_output.shape) + (1,))
+        else:
+            go = as_grad_output(grad_output, dtype)
+            check_broadcast(go.shape, row_shape, "grad_output")
+            go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
+    result = _launch(margin_cpu._MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad, grad_output=go,
+                     grad_out=grad_out, denominator=n_rows if reduction != "none" else None)
+    if reduction != "none":
+        return result
+    value, dx = result if grad else (result, None)
+    rows = load().device_array(row_shape, dtype)
+    _row_sums[grid(n_rows)](value.reshape(value.size), np.int64(n_classes), rows.reshape(n_rows))
+    return (rows, dx) if grad else rows

@@ -45,7 +45,7 @@ def _regression_args(input, target, weight=None):
 
 
 def _options(reduction, grad, grad_output, grad_out):
-    return dict(reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out)
+    return {"reduction": reduction, "grad": grad, "grad_output": grad_output, "grad_out": grad_out}
 
 
 def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
@@ -65,7 +65,8 @@ def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_o
     check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     denominator = weight_sum(weight) if reduction == "mean" and weight is not None else None
-    return _launch(_MSE, x, y, None, weight, denominator=denominator, **_options(reduction, grad, grad_output, grad_out))
+    return _launch(_MSE, x, y, None, weight, denominator=denominator,
+                   **_options(reduction, grad, grad_output, grad_out))
 
 
 def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None,
