@@ -103,7 +103,21 @@ _checks = os.environ.get("FASTLOSS_DEVICE_CHECKS", "1").strip() != "0"
 
 def set_device_checks(enabled: bool) -> bool:
     """Whether GPU calls read their validity flag and raise ValueError for bad values
-    (default True; see :mod:`fastloss._core.cuda`). Returns the previous setting."""
+    (default True, or ``FASTLOSS_DEVICE_CHECKS=0`` in the environment for False).
+
+    A value that only a kernel reads (a probability outside [0, 1], a class index out of
+    range) makes its element or row NaN on the GPU; with checks on, the call then reads a
+    4-byte flag from the device (one synchronisation) and raises the CPU path's
+    ValueError. Off, nothing is read: for a pipeline that must not synchronise, or
+    ``torch.compile``. Returns the previous setting. Host arrays are always checked.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> previous = fastloss.set_device_checks(False)
+    >>> fastloss.set_device_checks(previous)
+    False
+    """
     global _checks
     previous, _checks = _checks, bool(enabled)
     return previous

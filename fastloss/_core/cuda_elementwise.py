@@ -178,10 +178,11 @@ def driver(name, check=no_check):
 
 
 @cuda.jit
-def _finish(values, count, denominator, out):
-    """``out[0] = sum(values[:count]) / denominator[0]`` (float64 sums, IEEE division by
-    zero), in one block: a reduction's partial sums to its value, or ``grad_output`` to
-    the factor of every gradient element."""
+def _finish(values, count, on_device, denominator, out):
+    """``out[0] = sum(values[:count]) / d`` (float64 sums, IEEE division by zero), in one
+    block, with ``d`` the one value of ``on_device`` when it has one (a denominator the
+    device computed), else ``denominator``: a reduction's partial sums to its value, or
+    ``grad_output`` to the factor of every gradient element."""
     buffer = cuda.shared.array(THREADS, np.float64)
     acc = 0.0
     j = cuda.threadIdx.x
@@ -190,7 +191,7 @@ def _finish(values, count, denominator, out):
         j += cuda.blockDim.x
     total = block_sum(buffer, acc)
     if cuda.threadIdx.x == 0:
-        out[0] = _divide_device(total, denominator[0])
+        out[0] = _divide_device(total, on_device[0] if on_device.size else denominator)
 
 
 @cuda.jit
@@ -294,11 +295,11 @@ def _broadcasts(shape, target):
 def _divided(values, count, denominator, dtype):
     """A one-element device array: the float64 sum of ``values[:count]`` over
     ``denominator`` (a number, or a one-element float64 device array), in ``dtype``."""
-    cu = load()
-    out = cu.device_array(1, dtype)
-    if not is_device_array(denominator):
-        denominator = to_device(np.array([denominator], np.float64))
-    _finish[1, THREADS](values, np.int64(count), denominator, out)
+    out = load().device_array(1, dtype)
+    if is_device_array(denominator):
+        _finish[1, THREADS](values, np.int64(count), denominator, 1.0, out)
+    else:
+        _finish[1, THREADS](values, np.int64(count), _constant(np.float64, 0), float(denominator), out)
     return out
 
 
@@ -384,7 +385,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     shape = tuple(x.shape)
     n = int(np.prod(shape, dtype=np.int64))
     denominator = n if denominator is None else denominator
-    one = _one(dtype)
+    one = _constant(dtype, 1).reshape(())
     scale = _scale(reduction, grad_output, shape, denominator, dtype) if grad else one
     want_loss = reduction == "none"
     loss = cu.device_array(shape if want_loss else 0, dtype)
@@ -395,7 +396,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
         dz = to_device(np.zeros(int(np.prod(dz_like, dtype=np.int64)))) if atomic_dz else cu.device_array(shape, dtype)
     blocks, threads = grid(n)
     partial = cu.device_array(blocks, np.float64) if n else to_device(np.zeros(1))  # no element: the sum is 0
-    flag = new_flag(n, 3)
+    flag = new_flag(n, 3) if check is not no_check else _constant(np.int64, 0)
     if n:
         inputs = [_operand(a if a is not None else one, shape, dtype) for a in (x, y, z, weight, scale)]
         outputs = [_operand(dx, shape, dtype) if grad else inputs[0], inputs[0]]
@@ -426,9 +427,11 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
 
 
 @functools.cache
-def _one(dtype):
-    """A device array holding 1 in ``dtype``: the absent operands (copied once per dtype)."""
-    return to_device(np.ones((), dtype))
+def _constant(dtype, size):
+    """A device array of ``size`` ones in ``dtype``, copied once per process: the absent
+    operands (size 1), the flag of a loss without checks and the absent device
+    denominator (size 0), which no kernel writes."""
+    return to_device(np.ones(size, dtype))
 
 
 def _launch(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), **options):
@@ -651,3 +654,37 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     rows = load().device_array(row_shape, dtype)
     _row_sums[grid(n_rows)](value.reshape(value.size), np.int64(n_classes), rows.reshape(n_rows))
     return (rows, dx) if grad else rows
+
+
+def _ptx_signatures():
+    """``(kernel, signatures)`` of every kernel above, for every scalar kernel the entry
+    points run and both dtypes, as they are launched: ``bench/gpu_compile.py`` compiles
+    them for sm_90 without a GPU."""
+    from numba import types
+
+    index = types.UniTuple(types.int64, MAXDIM)
+
+    def operand(dtype):
+        return types.Tuple((dtype[::1], types.int64, types.int64, index))
+
+    checks = {"_bce_point": check_probabilities, "_gaussian_nll_point": check_variance}  # as the entry points pass
+    flag, partial, boolean = types.int64[::1], types.float64[::1], types.boolean
+    listed = []
+    for name in SCALAR_KERNELS:
+        signatures = []
+        for dtype in (types.float32, types.float64):
+            dz = types.float64 if name == "_gaussian_nll_point" else dtype  # gaussian's var is broadcast here
+            signatures.append((index, types.int64, types.int64, *[operand(dtype)] * 5, dtype, dtype, dtype,
+                               dtype[::1], operand(dtype), operand(dz), boolean, boolean, boolean, boolean, flag,
+                               partial))
+        listed.append((driver(name, checks.get(name, no_check)), signatures))
+    for dtype in (types.float32, types.float64):
+        listed += [(_finish, [(partial, types.int64, partial, types.float64, dtype[::1])]),
+                   (_sum, [(index, types.int64, types.int64, operand(dtype), partial)]),
+                   (_divide_into, [(types.float64[::1], dtype, dtype[::1]), (dtype[::1], dtype, dtype[::1])]),
+                   (_row_sums, [(dtype[::1], types.int64, dtype[::1])])]
+    return listed
+
+
+#: The kernels and launch signatures ``bench/gpu_compile.py`` compiles for sm_90.
+PTX_SIGNATURES = _ptx_signatures()
