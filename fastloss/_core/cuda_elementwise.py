@@ -354,7 +354,7 @@ def _gradient_buffer(x, grad_out, reads):
 def _bounds(array):
     """The device addresses ``[low, high)`` that ``array`` spans."""
     if type(array).__name__ == "FakeCUDAArray":
-        return np.byte_bounds(array._ary)
+        return np.lib.array_utils.byte_bounds(array._ary)
     flat = strided(array)[0]
     low = flat.__cuda_array_interface__["data"][0]
     return low, low + flat.shape[0] * np.dtype(array.dtype).itemsize
@@ -624,7 +624,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
         raise TypeError(f"multilabel_soft_margin_loss on the GPU needs the input of the broadcast shape {full}, got "
                         f"{tuple(x.shape)}; broadcast it on the device, or call it with host arrays")
     axis = x.ndim - 1
-    n_classes = x.shape[-1]
+    n_classes = x.shape[axis]  # the simulator's shapes refuse negative indices
     if w is None:
         w = np.full((), 1.0 / n_classes, dtype)
     elif is_device_array(w):

@@ -169,14 +169,19 @@ def test_grad_out_apart_and_strided(cuda, rng):
 
 def test_many_blocks_and_broadcast_axes(cuda, rng):
     """More elements than the grid's threads (the grid-stride loop), a target broadcast
-    along a middle axis (strided reads), and a variance summed over two axes."""
+    along a middle axis (strided reads), and gradients summed over one and two broadcast axes."""
     x = rng.standard_normal((4, 6, 9))
     y = rng.standard_normal((4, 1, 9))
-    var = rng.uniform(0.5, 2, (1, 6, 1))
+    var = rng.uniform(0.5, 2, (4, 6, 1))
+    x2 = rng.standard_normal((1, 6, 1))
     for reduction in ("none", "mean"):
         expected = fl.gaussian_nll_loss(x, y, var, reduction=reduction, grad=True)  # the CPU function
         actual = fl.gaussian_nll_loss(cuda.to_device(x), cuda.to_device(y), cuda.to_device(var), reduction=reduction,
                                       grad=True)
+        _assert_close(actual, expected, np.float64)
+        expected = fl.margin_ranking_loss(x, x2, np.sign(y), reduction=reduction, grad=True)  # the CPU function
+        actual = fl.margin_ranking_loss(cuda.to_device(x), cuda.to_device(x2), np.sign(y), reduction=reduction,
+                                        grad=True)
         _assert_close(actual, expected, np.float64)
 
 
