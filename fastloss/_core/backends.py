@@ -8,12 +8,13 @@ same names in every backend. Today's backends:
 
 * ``numba``: every loss; kernels in ``fastloss/<family>/cpu.py`` (and the elementwise
   driver in ``fastloss/_core/elementwise.py``), compiled just in time.
-* GPU kernels are no ``backend=``: a call whose first data argument is a CUDA device
-  array runs them (:mod:`fastloss._core.cuda`), and ``backend="cuda"`` raises ValueError
-  saying so.
 * ``cython``: the losses whose entry in the table of losses
   (:mod:`fastloss._core.table`) lists "cython"; kernels in the extension modules of
   ``fastloss/_cython/``, compiled when the package is built.
+
+The GPU kernels are no ``backend=``: a call whose first data argument is a CUDA device
+array runs them (:mod:`fastloss._core.cuda`), and ``backend="cuda"`` raises ValueError
+saying so.
 
 A call's backend is, first to last: its ``backend=`` argument; the environment
 variable ``FASTLOSS_BACKEND`` ("numba" or "cython"), read once at import; "numba" when

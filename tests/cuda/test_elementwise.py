@@ -105,14 +105,17 @@ def _assert_close(actual, expected, dtype):
 def test_value_and_gradient_match_the_cpu(cuda, rng, case, dtype):
     name, args, options = _call(rng, case, dtype)
     function = getattr(fl, name)
-    reductions = ("none", "sum", "mean", "batchmean") if name == "kl_div" else ("none", "sum", "mean")
+    # float32 runs the two kinds of result (the simulator is slow; float64 covers the rest)
+    reductions = ("none", "sum", "mean") if dtype == np.float64 else ("none", "mean")
+    reductions += ("batchmean",) if name == "kl_div" else ()
     device_options = dict(zip(options, _device(cuda, list(options.values()))))
     for reduction in reductions:
         expected = function(*args, **options, reduction=reduction, grad=True)  # the CPU function
         actual = function(*_device(cuda, args), **device_options, reduction=reduction, grad=True)
         _assert_close(actual, expected, dtype)
-    loss_only = function(*_device(cuda, args), **device_options, reduction="mean")
-    _assert_close(loss_only, function(*args, **options, reduction="mean"), dtype)
+    if dtype == np.float64:  # the loss alone: the driver without gradients
+        loss_only = function(*_device(cuda, args), **device_options, reduction="mean")
+        _assert_close(loss_only, function(*args, **options, reduction="mean"), dtype)
 
 
 @pytest.mark.parametrize("case", ["mse_weight", "gaussian_per_row", "bce_logits_pos_weight", "margin_ranking"])
