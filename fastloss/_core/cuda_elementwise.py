@@ -124,20 +124,20 @@ def driver(name, check=no_check):
     kernel and check):
 
     ``driver[blocks, THREADS](shape, ndim, n, x, y, z, weight, scale, p0, p1, p2, loss,
-    dx, dz, atomic_dz, want_loss, want_dx, want_dz, flag, partial)``
+    dx, dz, atomic_dx, atomic_dz, want_loss, want_dx, want_dz, flag, partial)``
 
     ``x``..``scale``, ``dx``, ``dz``: operands ``(flat, start, mode, strides)`` over the
     merged ``shape`` (:data:`MAXDIM` axes, the last ``ndim`` in use); ``loss``: a
-    contiguous array of ``n`` losses (when ``want_loss``); ``dz`` summed with float64
-    atomics when ``atomic_dz`` (a broadcast ``z``); ``flag``: slots 0..2 receive the first
+    contiguous array of ``n`` losses (when ``want_loss``); ``dx`` and ``dz`` summed with
+    float64 atomics when ``atomic_dx``, ``atomic_dz`` (a broadcast x or z); ``flag``: slots 0..2 receive the first
     element whose x, y or z ``check`` refuses; ``partial[block]``: the block's float64 sum
     of ``weight * loss``.
     """
     scalar, takes_grad = SCALAR_KERNELS[name]
 
     @cuda.jit
-    def elementwise(shape, ndim, n, x, y, z, weight, scale, p0, p1, p2, loss, dx, dz, atomic_dz, want_loss, want_dx,
-                    want_dz, flag, partial):
+    def elementwise(shape, ndim, n, x, y, z, weight, scale, p0, p1, p2, loss, dx, dz, atomic_dx, atomic_dz, want_loss,
+                    want_dx, want_dz, flag, partial):
         buffer = cuda.shared.array(THREADS, np.float64)
         acc = 0.0
         i = np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x
@@ -163,7 +163,10 @@ def driver(name, check=no_check):
                 loss[i] = value
             acc += value
             if want_dx:
-                dx[0][_offset(dx, i, shape, ndim)] = gx
+                if atomic_dx:
+                    cuda.atomic.add(dx[0], _offset(dx, i, shape, ndim), np.float64(gx))
+                else:
+                    dx[0][_offset(dx, i, shape, ndim)] = gx
             if want_dz:
                 if atomic_dz:
                     cuda.atomic.add(dz[0], _offset(dz, i, shape, ndim), np.float64(gz))
@@ -368,48 +371,51 @@ def _overlap(a, b):
 
 
 def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *, reduction, grad, grad_output,
-                     grad_out, dz_like=None, denominator=None, check=no_check):
+                     grad_out, dz_like=None, denominator=None, check=no_check, shape=None):
     """Run scalar kernel ``kind`` over device array ``x`` and assemble the result as the
     CPU's :func:`fastloss._core.elementwise.elementwise_loss` does, on the device.
 
     ``y``, ``z``, ``weight``: device arrays, or host values, of ``x``'s dtype, that
-    broadcast to ``x``; ``dz_like``: the shape the gradient with respect to ``z`` takes
-    (asks for it); ``denominator`` of the mean: ``x.size`` by default, a number, or a
-    one-element float64 device array. Launches :func:`driver` (one pass over the
-    elements), then :func:`_finish` for a reduced value (and before, for a
-    ``grad_output`` or denominator on the device). Returns ``(result, bad)``: ``bad``
-    the first element flagged by ``check`` for x, y and z (or None, with checks off).
+    broadcast to ``shape`` (default ``x``'s; ``x`` broadcasts to it too, its gradient then
+    summed back to its shape); ``dz_like``: the shape the gradient with respect to ``z``
+    takes (asks for it); ``denominator`` of the mean: the number of elements by default,
+    a number, or a one-element float64 device array. Launches :func:`driver` (one pass
+    over the elements), then :func:`_finish` for a reduced value (and before, for a
+    ``grad_output`` or denominator on the device). Returns ``(result, bad)``: ``bad`` the
+    first element flagged by ``check`` for x, y and z (or None, with checks off).
     """
     cu = load()
     dtype = np.dtype(x.dtype)
-    shape = tuple(x.shape)
+    shape = tuple(x.shape) if shape is None else tuple(shape)
     n = int(np.prod(shape, dtype=np.int64))
     denominator = n if denominator is None else denominator
     one = _constant(dtype, 1).reshape(())
     scale = _scale(reduction, grad_output, shape, denominator, dtype) if grad else one
     want_loss = reduction == "none"
     loss = cu.device_array(shape if want_loss else 0, dtype)
-    dx = _gradient_buffer(x, grad_out, (y, z, weight)) if grad else None
-    want_dz = grad and dz_like is not None
-    atomic_dz = want_dz and tuple(dz_like) != shape
-    if want_dz:  # summed into z's own shape (flat, float64) when z is broadcast, else written at once
-        dz = to_device(np.zeros(int(np.prod(dz_like, dtype=np.int64)))) if atomic_dz else cu.device_array(shape, dtype)
     blocks, threads = grid(n)
     partial = cu.device_array(blocks, np.float64) if n else to_device(np.zeros(1))  # no element: the sum is 0
     flag = new_flag(n, 3) if check is not no_check else _constant(np.int64, 0)
+    atomic_dx = grad and tuple(x.shape) != shape
+    want_dz = grad and dz_like is not None
+    atomic_dz = want_dz and tuple(dz_like) != shape
+    if grad:
+        out = _gradient_buffer(x, grad_out, (y, z, weight))
+        dx, dx_operand = _gradient(x.shape, shape, dtype) if atomic_dx else (out, None)
+    if want_dz:
+        dz, dz_operand = _gradient(dz_like, shape, dtype)
     if n:
         inputs = [_operand(a if a is not None else one, shape, dtype) for a in (x, y, z, weight, scale)]
-        outputs = [_operand(dx, shape, dtype) if grad else inputs[0], inputs[0]]
-        if want_dz:  # a broadcast z's gradient: z's own contiguous strides, 0 along its broadcast axes
-            own = tuple(dz_like) if atomic_dz else shape
-            lead = len(shape) - len(own)
-            outputs[1] = (dz.reshape(dz.size), 0, (0,) * lead + tuple(0 if m == 1 else s for m, s in zip(own, _c_strides(own))))
-        merged, ndim, operands = _merge(shape, inputs + outputs)
+        if grad and not atomic_dx:
+            dx_operand = _operand(dx, shape, dtype)
+        stand_in = inputs[0]  # for a gradient not asked for: never written
+        merged, ndim, operands = _merge(shape, inputs + [dx_operand if grad else stand_in,
+                                                         dz_operand if want_dz else stand_in])
         xo, yo, zo, wo, so, dxo, dzo = operands
         params = tuple(dtype.type(p) for p in params)
         driver(kind.name, check)[blocks, threads](
             merged, ndim, np.int64(n), xo, yo, zo, wo, so, *params, loss.reshape(n) if want_loss else loss, dxo, dzo,
-            atomic_dz, want_loss, grad, want_dz, flag, partial)
+            atomic_dx, atomic_dz, want_loss, grad, want_dz, flag, partial)
     bad = flagged(flag, n) if check is not no_check else None
     if want_loss:
         result = loss
@@ -417,13 +423,35 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
         result = _divided(partial, blocks, denominator if reduction == "mean" else 1.0, dtype).reshape(())
     if not grad:
         return result, bad
+    dx = _summed(dx, x.shape, dtype, out) if atomic_dx else dx
     if not want_dz:
         return (result, dx), bad
-    if atomic_dz:
-        summed = cu.device_array(int(np.prod(dz_like, dtype=np.int64)), dtype)
-        _divide_into[grid(summed.size)](dz, dtype.type(1), summed)
-        dz = summed.reshape(tuple(dz_like))
-    return (result, (dx, dz)), bad
+    return (result, (dx, _summed(dz, dz_like, dtype) if atomic_dz else dz)), bad
+
+
+def _gradient(own, shape, dtype):
+    """``(buffer, operand)`` where the driver writes the gradient of an operand of shape
+    ``own`` broadcast to ``shape``: a new array of ``shape`` written element by element,
+    or, for a broadcast operand, a float64 buffer of its own size that the driver sums
+    into with atomics (its contiguous strides, 0 along the broadcast axes)."""
+    own = tuple(own)
+    size = int(np.prod(own, dtype=np.int64))
+    buffer = load().device_array(own, dtype) if own == shape else to_device(np.zeros(size))
+    lead = len(shape) - len(own)
+    steps = (0,) * lead + tuple(0 if m == 1 else s for m, s in zip(own, _c_strides(own)))
+    return buffer, (buffer.reshape(size), 0, steps)
+
+
+def _summed(buffer, own, dtype, out=None):
+    """The float64 sums of :func:`_gradient`'s buffer in ``dtype``, of shape ``own``: in
+    ``out`` (a C-contiguous device array) when given."""
+    size = int(np.prod(own, dtype=np.int64))
+    if out is None:
+        out = load().device_array(tuple(own), dtype)
+    elif any(n > 1 and s != c * out.dtype.itemsize for n, s, c in zip(out.shape, out.strides, _c_strides(own))):
+        raise TypeError("grad_out must be C-contiguous on the GPU when the input is broadcast")
+    _divide_into[grid(size)](buffer, dtype.type(1), out.reshape(size))
+    return out
 
 
 @functools.cache
@@ -567,8 +595,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
 def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
                         grad_out=None, backend=None):
     """:func:`fastloss.margin_ranking_loss` on the GPU: the elementwise driver with its kernel,
-    ``input2``'s gradient summed over its broadcast axes on the device. ``input1`` must
-    have the shape the three arguments broadcast to (TypeError otherwise, for now)."""
+    each input's gradient summed over its broadcast axes on the device."""
 
     check_options(reduction, grad)
     margin = check_option("margin_ranking_loss", "margin", margin)
@@ -579,11 +606,8 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean",
         raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
                          f"shapes {tuple(x1.shape)}, {tuple(x2.shape)} and {tuple(y.shape)}")
     full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
-    if full != tuple(x1.shape):
-        raise TypeError(f"margin_ranking_loss on the GPU needs input1 of the broadcast shape {full}, got "
-                        f"{tuple(x1.shape)}; broadcast input1 on the device, or call it with host arrays")
     return _launch(margin_cpu._MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), dz_like=tuple(x2.shape),
-                   **_plumbing(reduction, grad, grad_output, grad_out))
+                   shape=full, **_plumbing(reduction, grad, grad_output, grad_out))
 
 
 def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
@@ -609,8 +633,8 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
                                 grad_out=None, backend=None):
     """:func:`fastloss.multilabel_soft_margin_loss` on the GPU: the elementwise driver with
     its kernel and the weight over the number of classes (divided on the device for a
-    device weight), then, for "none", :func:`_row_sums` over the class axis. The input
-    must have the shape input, target and weight broadcast to (TypeError otherwise, for now)."""
+    device weight), then, for "none", :func:`_row_sums` over the class axis; the input's
+    gradient summed back to its shape where input, target and weight broadcast beyond it."""
 
     check_options(reduction, grad)
     x = device_input(input, "input")
@@ -620,9 +644,6 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
     y = secondary(target, "target", dtype)
     w = None if weight is None else secondary(weight, "weight", dtype)
     full = common_shape([("input", x.shape), ("target", y.shape)] + ([] if w is None else [("weight", w.shape)]))
-    if full != tuple(x.shape):
-        raise TypeError(f"multilabel_soft_margin_loss on the GPU needs the input of the broadcast shape {full}, got "
-                        f"{tuple(x.shape)}; broadcast it on the device, or call it with host arrays")
     axis = x.ndim - 1
     n_classes = x.shape[axis]  # the simulator's shapes refuse negative indices
     if w is None:
@@ -633,7 +654,10 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
         w = divided.reshape(w.shape)
     else:
         w = (w / dtype.type(n_classes)).astype(dtype)
-    row_shape = tuple(x.shape[:axis])
+    if axis != len(full) - 1:
+        raise TypeError(f"multilabel_soft_margin_loss on the GPU sums over the last axis; the arguments broadcast to "
+                        f"{full}, beyond the input's {tuple(x.shape)} axes: call it with host arrays")
+    row_shape = full[:axis]
     n_rows = int(np.prod(row_shape, dtype=np.int64))
     go = grad_output
     if reduction == "none" and grad and grad_output is not None:
@@ -647,12 +671,12 @@ def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean",
             check_broadcast(go.shape, row_shape, "grad_output")
             go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
     result = _launch(margin_cpu._MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad, grad_output=go,
-                     grad_out=grad_out, denominator=n_rows if reduction != "none" else None)
+                     grad_out=grad_out, denominator=n_rows if reduction != "none" else None, shape=full)
     if reduction != "none":
         return result
     value, dx = result if grad else (result, None)
     rows = load().device_array(row_shape, dtype)
-    _row_sums[grid(n_rows)](value.reshape(value.size), np.int64(n_classes), rows.reshape(n_rows))
+    _row_sums[grid(n_rows)](value.reshape(value.size), np.int64(full[axis]), rows.reshape(n_rows))
     return (rows, dx) if grad else rows
 
 
@@ -675,8 +699,8 @@ def _ptx_signatures():
         for dtype in (types.float32, types.float64):
             dz = types.float64 if name == "_gaussian_nll_point" else dtype  # gaussian's var is broadcast here
             signatures.append((index, types.int64, types.int64, *[operand(dtype)] * 5, dtype, dtype, dtype,
-                               dtype[::1], operand(dtype), operand(dz), boolean, boolean, boolean, boolean, flag,
-                               partial))
+                               dtype[::1], operand(dtype), operand(dz), boolean, boolean, boolean, boolean, boolean,
+                               flag, partial))
         listed.append((driver(name, checks.get(name, no_check)), signatures))
     for dtype in (types.float32, types.float64):
         listed += [(_finish, [(partial, types.int64, partial, types.float64, dtype[::1])]),

@@ -73,6 +73,10 @@ CASES = {
     "soft_margin": ("soft_margin_loss", lambda r: [_normal(r), _signs(r)], {}),
     "multilabel_soft_margin": ("multilabel_soft_margin_loss", lambda r: [_normal(r), (r.random(SHAPE) < 0.5) * 1.0],
                                {"weight": lambda r: r.uniform(0.2, 1.5, 5)}),
+    "multilabel_broadcast_input": ("multilabel_soft_margin_loss",
+                                   lambda r: [_normal(r, 3, 1), (r.random(SHAPE) < 0.5) * 1.0], {}),
+    "margin_ranking_broadcast_input1": ("margin_ranking_loss", lambda r: [_normal(r, 3, 1), _normal(r), _signs(r)],
+                                        {}),
 }
 
 
@@ -142,7 +146,8 @@ def test_grad_output(cuda, rng, case, where):
         _assert_close(actual, expected, np.float64)
 
 
-@pytest.mark.parametrize("case", ["mse_weight", "gaussian_per_row", "bce_logits", "margin_ranking"])
+@pytest.mark.parametrize("case", ["mse_weight", "gaussian_per_row", "bce_logits", "margin_ranking",
+                                  "margin_ranking_broadcast_input1"])
 def test_grad_out_in_place(cuda, rng, case):
     """grad_out=input: the gradient overwrites the input, as the CPU's (whose numbers it has)."""
     name, args, options = _call(rng, case, np.float64)
