@@ -199,7 +199,8 @@ def _finish(values, count, on_device, denominator, out):
 
 @cuda.jit
 def _divide_into(source, divisor, out):
-    """``out[:] = source / divisor`` in ``out``'s dtype (grid-stride; contiguous 1-D arrays)."""
+    """``out[:] = source / divisor`` in ``out``'s dtype (grid-stride; contiguous 1-D arrays):
+    a cast with a divisor of 1."""
     i = cuda.grid(1)
     while i < out.size:
         out[i] = source[i] / divisor
@@ -477,24 +478,40 @@ def _value_at(array, position, shape):
 
 
 def device_input(value, name):
-    """The data argument ``name``: a float32 or float64 device array (TypeError otherwise:
-    the GPU kernels convert nothing on the host)."""
+    """The data argument ``name``: a float32 or float64 device array; another float dtype
+    (float16) is converted to float32 on the device, as the CPU path computes it."""
     if not is_device_array(value):
         raise TypeError(f"{name} must be a device array, as the first data argument is, got {type(value).__name__}")
-    if np.dtype(value.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{name} has dtype {value.dtype}; the GPU kernels compute in float32 or float64: cast it "
-                        f"on the device first")
-    return value
+    if np.dtype(value.dtype).kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {value.dtype}; cast it on the device "
+                        f"to float32 or float64")
+    if np.dtype(value.dtype) in (np.dtype(np.float32), np.dtype(np.float64)):
+        return value
+    return _converted(value, name, np.dtype(np.float32))
 
 
 def secondary(value, name, dtype):
     """A further array argument (target, weight, variance, ...) in ``dtype``: a device array
-    of that dtype as it is, a host value checked as the CPU path checks it."""
-    if is_device_array(value):
-        if np.dtype(value.dtype) != dtype:
-            raise TypeError(f"{name} has dtype {value.dtype}; on the GPU it must have the input's dtype {dtype}")
+    of that dtype as it is, one of another real dtype (integers, booleans) converted on
+    the device, a host value checked and converted as the CPU path does it."""
+    if not is_device_array(value):
+        return as_target_array(value, name, dtype)
+    if np.dtype(value.dtype) == dtype:
         return value
-    return as_target_array(value, name, dtype)
+    if np.dtype(value.dtype).kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array, got dtype {value.dtype}")
+    return _converted(value, name, dtype)
+
+
+def _converted(value, name, dtype):
+    """Device array ``value`` as a new device array of ``dtype`` (a C-contiguous ``value``)."""
+    if any(n > 1 and s != c * value.dtype.itemsize for n, s, c in zip(value.shape, value.strides,
+                                                                       _c_strides(tuple(value.shape)))):
+        raise TypeError(f"{name} has dtype {value.dtype} and is not contiguous: convert it to {dtype} on the device")
+    out = load().device_array(tuple(value.shape), dtype)
+    if value.size:
+        _divide_into[grid(value.size)](value.reshape(value.size), dtype.type(1), out.reshape(value.size))
+    return out
 
 
 def weight_sum(weight):

@@ -252,8 +252,21 @@ def test_shape_and_option_errors_are_the_cpu_ones(cuda, rng):
         fl.huber_loss(x, np.zeros(SHAPE), delta=-1.0)
     with pytest.raises(ValueError, match="grad_output must be a scalar"):
         fl.mse_loss(x, np.zeros(SHAPE), grad=True, grad_output=np.ones(3))
-    with pytest.raises(TypeError, match="dtype float32"):
-        fl.mse_loss(x, cuda.to_device(np.zeros(SHAPE, np.float32)))
+    with pytest.raises(TypeError, match="must be a floating-point array"):
+        fl.mse_loss(cuda.to_device(np.zeros(SHAPE, np.int64)), np.zeros(SHAPE))
+
+
+def test_other_dtypes_are_converted_on_the_device(cuda, rng):
+    """float16 computes in float32 and integer or boolean targets become the input's dtype, as on the CPU."""
+    x = rng.standard_normal(SHAPE).astype(np.float16)
+    labels = rng.integers(0, 2, SHAPE)
+    expected = fl.soft_margin_loss(x, 2 * labels - 1, grad=True)  # the CPU function
+    actual = fl.soft_margin_loss(cuda.to_device(x), cuda.to_device(2 * labels - 1), grad=True)
+    _assert_close(actual, expected, np.float32)
+    x64 = rng.standard_normal(SHAPE)
+    expected = fl.binary_cross_entropy_with_logits(x64, labels.astype(bool), grad=True)
+    _assert_close(fl.binary_cross_entropy_with_logits(cuda.to_device(x64), cuda.to_device(labels.astype(bool)),
+                                                      grad=True), expected, np.float64)
 
 
 ENTRY_POINTS = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
