@@ -61,9 +61,9 @@ def resolve(backend):
     if backend is None:
         return DEFAULT
     if backend == "cuda":
-        raise ValueError("backend='cuda' is not a backend to choose: device arrays choose the GPU (pass CuPy arrays, "
-                         "torch CUDA tensors or Numba device arrays); backend= names the host backends "
-                         f"{', '.join(map(repr, BACKENDS))}")
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got 'cuda': device arrays "
+                         f"choose the GPU (pass CuPy arrays, torch CUDA tensors or Numba device arrays), and backend= "
+                         f"names the host backends only")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got {backend!r}")
     if backend == "numba" and numba is None:

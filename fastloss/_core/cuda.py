@@ -227,15 +227,17 @@ def strided(array):
         return type(array)(flat), -low, steps
     interface = array.__cuda_array_interface__
     span_view = _Interface({"shape": (span,), "strides": None, "typestr": interface["typestr"],
-                            "data": (interface["data"][0] + low * itemsize, False), "version": 3})
+                            "data": (interface["data"][0] + low * itemsize, False), "version": 3}, array)
     return load().as_cuda_array(span_view), -low, steps
 
 
 class _Interface:
-    """An object exposing a given ``__cuda_array_interface__`` (a view to build)."""
+    """An object exposing a given ``__cuda_array_interface__`` (a view to build), keeping
+    the array whose memory it shows alive as long as the view."""
 
-    def __init__(self, interface):
+    def __init__(self, interface, owner):
         self.__cuda_array_interface__ = interface
+        self.owner = owner
 
 
 def entry_point(name, module):
