@@ -164,7 +164,7 @@ def test_grad_out_in_place(cuda, rng, case):
 
 
 def test_grad_out_apart_and_strided(cuda, rng):
-    """A separate grad_out, and a strided (non-contiguous) input and target."""
+    """A separate grad_out, and strided (non-contiguous, negative) input and target."""
     wide = rng.standard_normal((3, 10))
     target = rng.standard_normal((3, 10))
     expected = fl.huber_loss(wide[:, ::2], target[:, 1::2], grad=True)  # the CPU function
@@ -173,6 +173,9 @@ def test_grad_out_apart_and_strided(cuda, rng):
     assert grad is out
     np.testing.assert_allclose(host(out), expected[1], rtol=1e-10)
     np.testing.assert_allclose(host(loss), expected[0], rtol=1e-10)
+    reversed_rows = fl.huber_loss(cuda.to_device(wide)[::-1, ::-2], target[::-1, ::-2], reduction="none")
+    np.testing.assert_allclose(host(reversed_rows), fl.huber_loss(wide[::-1, ::-2], target[::-1, ::-2],
+                                                                  reduction="none"), rtol=1e-10)
 
 
 def test_many_blocks_and_broadcast_axes(cuda, rng):
