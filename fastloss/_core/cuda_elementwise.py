@@ -275,14 +275,14 @@ def _scale(reduction, grad_output, shape, denominator, dtype):
             return loss_scale(reduction, grad_output, shape, denominator, dtype)
         if not _broadcasts(grad_output.shape, shape):
             raise ValueError(f"grad_output has shape {grad_output.shape}; expected the loss's shape {tuple(shape)}")
-        return grad_output
+        return secondary(grad_output, "grad_output", dtype)
     device_g = is_device_array(grad_output)
     if not device_g and not is_device_array(denominator):
         return loss_scale(reduction, grad_output, shape, denominator, dtype).reshape(1)
     if device_g:
         if grad_output.ndim != 0:
             raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {grad_output.shape}")
-        g = to_device(grad_output, dtype).reshape(1)
+        g = secondary(grad_output, "grad_output", dtype).reshape(1)
     else:
         g = np.asarray(loss_scale("sum", grad_output, shape, 1, np.float64)).reshape(1)
     return _divided(to_device(g), 1, denominator if reduction == "mean" else 1.0, dtype)

@@ -270,6 +270,10 @@ def test_other_dtypes_are_converted_on_the_device(cuda, rng):
     expected = fl.binary_cross_entropy_with_logits(x64, labels.astype(bool), grad=True)
     _assert_close(fl.binary_cross_entropy_with_logits(cuda.to_device(x64), cuda.to_device(labels.astype(bool)),
                                                       grad=True), expected, np.float64)
+    g = rng.standard_normal(SHAPE).astype(np.float32)  # grad_output of another dtype
+    expected = fl.mse_loss(x64, x64[::-1], reduction="none", grad=True, grad_output=g)
+    _assert_close(fl.mse_loss(cuda.to_device(x64), x64[::-1], reduction="none", grad=True,
+                              grad_output=cuda.to_device(g)), expected, np.float64)
 
 
 ENTRY_POINTS = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "poisson_nll_loss", "gaussian_nll_loss",
