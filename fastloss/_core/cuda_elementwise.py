@@ -220,6 +220,21 @@ def _row_sums(loss, n_columns, out):
         r += cuda.gridsize(1)
 
 
+@cuda.jit
+def _sum(shape, ndim, n, operand, partial):
+    """``partial[block]``: the float64 sum of the block's elements of ``operand``."""
+    buffer = cuda.shared.array(THREADS, np.float64)
+    acc = 0.0
+    i = np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x
+    step = np.int64(cuda.gridDim.x) * cuda.blockDim.x
+    while i < n:
+        acc += _read(operand, i, shape, ndim)
+        i += step
+    total = block_sum(buffer, acc)
+    if cuda.threadIdx.x == 0:
+        partial[cuda.blockIdx.x] = total
+
+
 # ---------------------------------------------------------------- host side
 
 
@@ -316,21 +331,6 @@ def device_sum(value, dtype):
     partial = load().device_array(blocks, np.float64)
     _sum[blocks, threads](shape, ndim, np.int64(n), op, partial)
     return _divided(partial, blocks, 1.0, np.float64)
-
-
-@cuda.jit
-def _sum(shape, ndim, n, operand, partial):
-    """``partial[block]``: the float64 sum of the block's elements of ``operand``."""
-    buffer = cuda.shared.array(THREADS, np.float64)
-    acc = 0.0
-    i = np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x
-    step = np.int64(cuda.gridDim.x) * cuda.blockDim.x
-    while i < n:
-        acc += _read(operand, i, shape, ndim)
-        i += step
-    total = block_sum(buffer, acc)
-    if cuda.threadIdx.x == 0:
-        partial[cuda.blockIdx.x] = total
 
 
 def _gradient_buffer(x, grad_out, reads):
