@@ -5,6 +5,7 @@ Every loss has torch.nn.functional's name, arguments and numbers, plus keyword-o
 torch.nn's. See README.md and the API contract, docs/api-contract.md, for the details.
 """
 from . import classification, ctc, embedding, extras, margin, regression, triplet
+from ._core.cuda import set_device_checks
 from ._core.threads import get_num_threads, num_threads, set_num_threads
 from ._core.warmup import warmup
 from .classification import *  # noqa: F403 (each family's __all__ is the list)
@@ -18,7 +19,7 @@ from .triplet import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = ["diagnose_training", "warmup", "get_num_threads", "num_threads", "set_num_threads"]
+__all__ = ["diagnose_training", "warmup", "get_num_threads", "num_threads", "set_num_threads", "set_device_checks"]
 __all__ += classification.__all__
 __all__ += regression.__all__
 __all__ += margin.__all__

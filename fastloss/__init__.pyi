@@ -12,6 +12,7 @@ from . import margin as margin
 from . import regression as regression
 from . import triplet as triplet
 from ._core.criterion import Criterion
+from ._core.cuda import set_device_checks as set_device_checks
 from ._core.threads import get_num_threads as get_num_threads
 from ._core.threads import num_threads as num_threads
 from ._core.threads import set_num_threads as set_num_threads
@@ -35,8 +36,8 @@ __all__ = ["AnchorLoss", "BCELoss", "BCEWithLogitsLoss", "BatchTripletLoss", "CT
            "get_num_threads", "hinge_embedding_loss", "hinge_loss", "huber_loss", "kl_div", "l1_loss",
            "large_margin_cosine_loss", "linear_cross_entropy", "margin_ranking_loss", "mine_triplets", "mse_loss",
            "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "num_threads",
-           "pairwise_distances", "poisson_nll_loss", "set_num_threads", "sigmoid_focal_loss", "smooth_l1_loss",
-           "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "warmup"]
+           "pairwise_distances", "poisson_nll_loss", "set_device_checks", "set_num_threads", "sigmoid_focal_loss",
+           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "warmup"]
 
 
 @overload

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules whose docstrings hold examples: the loss families and the other public modules.
 MODULES = ["fastloss." + name for name in (
     "classification", "regression", "margin", "embedding", "extras", "ctc", "triplet", "diagnose", "_core.warmup",
-    "_core.threads")]
+    "_core.threads", "_core.cuda")]
 
 PUBLIC = {name: getattr(fastloss, name) for name in fastloss.__all__}
 FUNCTIONS = {name: obj for name, obj in PUBLIC.items() if inspect.isfunction(obj)}

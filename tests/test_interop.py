@@ -273,17 +273,30 @@ class FakeDeviceArray:
         return (10, 0)  # kDLROCM
 
 
-@pytest.mark.parametrize("make", [FakeGPUArray, FakeDeviceArray,
+def test_a_cuda_array_without_a_cuda_implementation_says_what_to_install(monkeypatch):
+    from fastloss._core import cuda
+
+    def load():
+        raise ImportError("fastloss's GPU kernels need a CUDA GPU and one of numba-cuda-mlir (pip install "
+                          "'fastloss[cuda]') or numba-cuda (pip install 'fastloss[cuda12]')")
+
+    monkeypatch.setattr(cuda, "load", load)
+    with pytest.raises(ImportError, match=r"fastloss\[cuda\]"):
+        fl.cross_entropy(FakeGPUArray(), np.array([0, 1, 2, 0]))
+
+
+@pytest.mark.parametrize("make", [FakeDeviceArray,
                                   lambda: torch.empty(4, 3, device="meta"),
                                   lambda: xs.asarray(np.zeros((4, 3)), device=xs.Device("device1"))],
-                         ids=["cuda_array_interface", "dlpack_device", "torch_meta", "array_api_strict_device1"])
+                         ids=["dlpack_device", "torch_meta", "array_api_strict_device1"])
 def test_gpu_arrays_raise(make):
-    with pytest.raises(TypeError, match=r"^input .*GPU kernels are not available yet; move the array to the CPU"):
+    with pytest.raises(TypeError, match=r"^input .*GPU kernels take CUDA device arrays .*; otherwise move the array "
+                                        r"to the CPU"):
         fl.cross_entropy(make(), np.array([0, 1, 2, 0]))
 
 
 def test_gpu_array_in_a_later_argument_raises_naming_it():
-    with pytest.raises(TypeError, match=r"^target .*GPU kernels are not available yet"):
+    with pytest.raises(TypeError, match=r"^target .*GPU kernels take CUDA device arrays"):
         fl.cross_entropy(torch.zeros(4, 3), FakeGPUArray())
     with pytest.raises(TypeError, match=r"^target is a torch tensor on device 'meta'"):
         fl.mse_loss(torch.zeros(4, 3), torch.empty(4, 3, device="meta"))

@@ -12,6 +12,10 @@ same names in every backend. Today's backends:
   (:mod:`fastloss._core.table`) lists "cython"; kernels in the extension modules of
   ``fastloss/_cython/``, compiled when the package is built.
 
+The GPU kernels are no ``backend=``: a call whose first data argument is a CUDA device
+array runs them (:mod:`fastloss._core.cuda`), and ``backend="cuda"`` raises ValueError
+saying so.
+
 A call's backend is, first to last: its ``backend=`` argument; the environment
 variable ``FASTLOSS_BACKEND`` ("numba" or "cython"), read once at import; "numba" when
 numba can be imported, else "cython". A loss the default backend lacks falls back to
@@ -56,6 +60,10 @@ def resolve(backend):
     """The backend that runs a call given ``backend=`` (None: the default)."""
     if backend is None:
         return DEFAULT
+    if backend == "cuda":
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got 'cuda': device arrays "
+                         f"choose the GPU (pass CuPy arrays, torch CUDA tensors or Numba device arrays), and backend= "
+                         f"names the host backends only")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got {backend!r}")
     if backend == "numba" and numba is None:

@@ -39,10 +39,21 @@ flag, one 4-byte copy to the host and so one synchronisation, and raises ValueEr
 (:func:`first_flagged`). ``fastloss.set_device_checks(False)`` (or
 ``FASTLOSS_DEVICE_CHECKS=0``) skips the read, for a pipeline that must not synchronise
 or for ``torch.compile``: invalid rows are then NaN and nothing is raised.
+
+Dispatch
+--------
+The public losses take device arrays: their interop wrapper
+(:mod:`fastloss._core.interop`) sends a call whose first data argument is a device array
+to :func:`call`, which finds the loss's device entry point (:func:`entry_point`: the
+function of the same name in ``fastloss.<family>.cuda``), views every device argument
+with :func:`as_device`, and gives each device result back as the caller's kind of
+array (:func:`like`), ``grad_out`` as the caller's own object. ``backend=`` names host
+backends only: device arrays choose the GPU.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import sys
@@ -92,28 +103,49 @@ _checks = os.environ.get("FASTLOSS_DEVICE_CHECKS", "1").strip() != "0"
 
 def set_device_checks(enabled: bool) -> bool:
     """Whether GPU calls read their validity flag and raise ValueError for bad values
-    (default True; see :mod:`fastloss._core.cuda`). Returns the previous setting."""
+    (default True, or ``FASTLOSS_DEVICE_CHECKS=0`` in the environment for False).
+
+    A value that only a kernel reads (a probability outside [0, 1], a class index out of
+    range) makes its element or row NaN on the GPU; with checks on, the call then reads a
+    4-byte flag from the device (one synchronisation) and raises the CPU path's
+    ValueError. Off, nothing is read: for a pipeline that must not synchronise, or
+    ``torch.compile``. Returns the previous setting. Host arrays are always checked.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> previous = fastloss.set_device_checks(False)
+    >>> fastloss.set_device_checks(previous)
+    False
+    """
     global _checks
     previous, _checks = _checks, bool(enabled)
     return previous
 
 
-def new_flag(n_items):
-    """A device flag for ``n_items`` items: one int64 holding ``n_items`` (nothing flagged).
-    A kernel flags item ``i`` with ``cuda.atomic.min(flag, 0, i)``, so the first bad
-    item is kept, whatever the order the threads run in."""
+def new_flag(n_items, slots=1):
+    """A device flag for ``n_items`` items: ``slots`` int64 each holding ``n_items`` (nothing
+    flagged). A kernel flags item ``i`` in slot ``k`` with ``cuda.atomic.min(flag, k, i)``,
+    so the first bad item is kept, whatever the order the threads run in (a slot per kind
+    of bad value, when the error says which argument holds it)."""
     import numpy as np
 
-    return load().to_device(np.array([n_items], np.int64))
+    return load().to_device(np.full(slots, n_items, np.int64))
+
+
+def flagged(flag, n_items):
+    """The first item a kernel flagged in each slot of ``flag`` (None for a slot with none),
+    read in one copy; None, with no read of the device, when checks are off."""
+    if not _checks:
+        return None
+    return tuple(int(value) if value < n_items else None for value in flag.copy_to_host())
 
 
 def first_flagged(flag, n_items):
-    """The first item a kernel flagged, or None (also None, with no read of the device,
-    when checks are off)."""
-    if not _checks:
-        return None
-    value = int(flag.copy_to_host()[0])
-    return value if value < n_items else None
+    """The first item a kernel flagged in slot 0, or None (also None, with no read of the
+    device, when checks are off)."""
+    slots = flagged(flag, n_items)
+    return None if slots is None else slots[0]
 
 
 def block_size():
@@ -173,3 +205,90 @@ def grid(n_items, per_block=None):
     covers the rest past the grid's cap)."""
     threads = per_block or block_size()
     return max(1, min(math.ceil(n_items / threads), 65535 if not simulating() else 4)), threads
+
+
+def strided(array):
+    """Device array ``array`` as ``(flat, start, strides)``: a 1-D device array over the
+    memory it spans (no copy), the index in ``flat`` of its first element, and its strides
+    in elements (0 along an axis of length 1), so that a kernel reads any layout, negative
+    strides included, through one flat array."""
+    import numpy as np
+
+    itemsize = np.dtype(array.dtype).itemsize
+    if any(s % itemsize for s in array.strides):
+        raise TypeError(f"a device array with strides {array.strides} that are not multiples of its item size")
+    steps = tuple(s // itemsize if n > 1 else 0 for n, s in zip(array.shape, array.strides))
+    low = sum((n - 1) * s for n, s in zip(array.shape, steps) if s < 0)
+    span = max(1, sum((n - 1) * abs(s) for n, s in zip(array.shape, steps)) + 1)
+    if simulating() and type(array).__name__ == "FakeCUDAArray":
+        host = array._ary  # the simulator's device memory is a NumPy array
+        lowest = host[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in steps)] if low else host
+        flat = np.lib.stride_tricks.as_strided(lowest, shape=(span,), strides=(itemsize,))
+        return type(array)(flat), -low, steps
+    interface = array.__cuda_array_interface__
+    span_view = _Interface({"shape": (span,), "strides": None, "typestr": interface["typestr"],
+                            "data": (interface["data"][0] + low * itemsize, False), "version": 3}, array)
+    return load().as_cuda_array(span_view), -low, steps
+
+
+class _Interface:
+    """An object exposing a given ``__cuda_array_interface__`` (a view to build), keeping
+    the array whose memory it shows alive as long as the view."""
+
+    def __init__(self, interface, owner):
+        self.__cuda_array_interface__ = interface
+        self.owner = owner
+
+
+def entry_point(name, module):
+    """The device entry point of loss ``name`` (the public function of module ``module``):
+    ``fastloss.<family>.cuda.<name>``, the family from the table of losses, else the
+    shared elementwise module's; TypeError when there is none, ImportError (from
+    :func:`load`) when no CUDA implementation can run."""
+    from .table import LOSSES
+
+    load()
+    package = f"fastloss.{LOSSES[name].family}" if name in LOSSES else module
+    for where in (f"{package}.cuda", "fastloss._core.cuda_elementwise"):
+        try:
+            found = getattr(importlib.import_module(where), name, None)
+        except ModuleNotFoundError as error:
+            if error.name != where:
+                raise
+            continue
+        if found is not None:
+            return found
+    raise TypeError(f"{name} has no GPU kernel yet; move the arrays to the host (tensor.cpu(), cupy.asnumpy(x), "
+                    f"array.copy_to_host()) and call it with NumPy arrays")
+
+
+def call(function, names, args, kwargs):
+    """``function(*args, **kwargs)`` on the GPU: its device entry point called with every
+    device argument viewed by :func:`as_device` (one view per object, so that
+    ``grad_out=input`` stays the input), device results as the first data argument's kind
+    of array, ``grad_out`` the caller's own object; ``names``: the positional parameters."""
+    entry = entry_point(function.__name__, function.__module__)
+    first = args[0] if args else kwargs[names[0]]
+    views: dict = {}
+
+    def view(value):
+        if not is_device_array(value):
+            return value
+        if id(value) not in views:
+            views[id(value)] = as_device(value)
+        return views[id(value)]
+
+    new_args = [view(value) for value in args]
+    new_kwargs = {key: view(value) for key, value in kwargs.items()}
+    result = entry(*new_args, **new_kwargs)
+    grad_out = kwargs.get("grad_out")
+    written = new_kwargs.get("grad_out")
+
+    def back(value):
+        if isinstance(value, (tuple, list)):
+            return type(value)(back(item) for item in value)
+        if written is not None and value is written:
+            return grad_out
+        return like(value, first) if is_device_array(value) else value
+
+    return back(result)

@@ -40,6 +40,9 @@ _pointwise_grad = _GRAD_KERNELS.call
 #: The registered scalar kernels by name, as every backend's elementwise module lists
 #: its own (the Cython extension's ``KINDS``).
 KINDS: dict = {}
+#: ``(kernel, takes_grad)`` of every registered scalar kernel by name: the GPU driver
+#: (:mod:`fastloss._core.cuda_elementwise`) compiles the same functions for the device.
+SCALAR_KERNELS: dict = {}
 
 
 def register(kernel, takes_grad=False):
@@ -47,6 +50,7 @@ def register(kernel, takes_grad=False):
     applies the incoming gradient itself; see the module docstring)."""
     kind = (_GRAD_KERNELS if takes_grad else _KERNELS).register(kernel)
     KINDS[kind.name] = kind
+    SCALAR_KERNELS[kind.name] = (kernel, takes_grad)
     return kind
 
 

@@ -9,8 +9,10 @@ a NumPy array without a copy (``tensor.detach().numpy()``, ``numpy.from_dlpack``
 function runs, and its results come back in that library: a reduced loss as a 0-d array,
 arrays and every gradient through DLPack (``torch.from_numpy``, ``xp.from_dlpack``),
 with no copy where the memory allows. A ``grad_out=`` of that library is written in
-place (a JAX array, immutable, cannot be one). Arrays on a GPU, or on any device that is
-not the CPU, raise ``TypeError``. Anything else (lists, scalars, NumPy subclasses,
+place (a JAX array, immutable, cannot be one). When the first data argument is a CUDA
+device array (CuPy, a torch CUDA tensor, a Numba device array), the call goes to the
+loss's GPU kernels instead (:func:`fastloss._core.cuda.call`); any other array on a GPU,
+or on a device that is not the CPU, raises ``TypeError``. Anything else (lists, scalars, NumPy subclasses,
 objects ``numpy.asarray`` takes) is passed on as before, with NumPy results.
 
 Neither torch, JAX nor array-api-compat is imported here: torch and JAX are recognised
@@ -26,12 +28,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cuda import is_device_array
+
 _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 
 
 def _gpu_error(name, where):
     return TypeError(
-        f"{name} is {where}: fastloss's GPU kernels are not available yet; move the array to the CPU "
+        f"{name} is {where}: fastloss's GPU kernels take CUDA device arrays (CuPy, torch CUDA tensors, Numba "
+        f"device arrays) from the first data argument on; otherwise move the array to the CPU "
         f"(tensor.cpu(), jax.device_put(x, jax.devices('cpu')[0]), x.to_device(...) for an Array API array, "
         f"cupy.asnumpy(x))")
 
@@ -196,6 +201,10 @@ def _call_foreign(function, names, args, kwargs):
     first = args[0] if args else kwargs.get(first_name)
     if isinstance(first, (np.ndarray, np.generic)):
         return function(*args, **kwargs)
+    if is_device_array(first):
+        from . import cuda  # imports no CUDA package until the call needs one
+
+        return cuda.call(function, names, args, kwargs)
     _check_not_gpu_anywhere(args, kwargs, names)
     library = _library(first, first_name)
     if library is None:

@@ -222,16 +222,31 @@ def _variance(var, x):
     """``var`` laid out as torch's gaussian_nll_loss lays it out, and its own shape for the gradient."""
     v = as_target_array(var, "var", x.dtype)
     own_shape = v.shape
-    if v.shape != x.shape:
-        if x.ndim and v.shape == x.shape[:-1]:
-            v = v[..., None]  # homoscedastic: one variance per row
-        elif not (v.ndim == x.ndim and sum(b for a, b in zip(x.shape, v.shape) if a != b) == 1) and v.ndim:
-            raise ValueError(f"var has shape {own_shape}; expected the input's shape {x.shape}, {x.shape[:-1]}, "
-                             f"or one axis of size 1")
-    check_broadcast(v.shape, x.shape, "var")
+    v = v.reshape(variance_layout(own_shape, x.shape))
     if (v < 0).any():
-        raise ValueError(f"var has negative entries (e.g. {v[v < 0].flat[0]}); variances must be >= 0")
+        raise negative_variance(v[v < 0].flat[0])
     return v, own_shape
+
+
+def variance_layout(shape, input_shape):
+    """The shape a variance of ``shape`` takes to broadcast to the input as torch's
+    gaussian_nll_loss broadcasts it (one variance per row gains a last axis of 1);
+    ValueError for any other shape."""
+    layout = tuple(shape)
+    if layout != tuple(input_shape):
+        if len(input_shape) and layout == tuple(input_shape[:-1]):
+            layout = layout + (1,)  # homoscedastic: one variance per row
+        elif not (len(layout) == len(input_shape)
+                  and sum(b for a, b in zip(input_shape, layout) if a != b) == 1) and len(layout):
+            raise ValueError(f"var has shape {tuple(shape)}; expected the input's shape {tuple(input_shape)}, "
+                             f"{tuple(input_shape[:-1])}, or one axis of size 1")
+    check_broadcast(layout, input_shape, "var")
+    return layout
+
+
+def negative_variance(value):
+    """The ValueError for a negative variance ``value``."""
+    return ValueError(f"var has negative entries (e.g. {value}); variances must be >= 0")
 
 
 def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool = False, eps: float = 1e-6,
