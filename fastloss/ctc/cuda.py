@@ -184,14 +184,15 @@ def ctc_frame_shifts(x, batch_first, from_logits, blank, targets, padded, starts
             for c in range(tid, x.shape[2], threads):
                 v = _frame_value(x, batch_first, b, t, c)
                 partial_max = v if v > partial_max else partial_max
-            top = block_max(buffer, partial_max)
+            # Every thread writes the same maximum and reads it back in x's dtype: the exps
+            # below then run in that dtype (float32 exp, not float64), as on the CPU.
+            log_norm[b, t, 0] = block_max(buffer, partial_max)
+            top = log_norm[b, t, 0]
             partial = 0.0
             for c in range(tid, x.shape[2], threads):
                 partial += math.exp(_frame_value(x, batch_first, b, t, c) - top)
-            log_sum = math.log(block_sum(buffer, partial))
-            if tid == 0:
-                log_norm[b, t, 0] = top
-                log_norm[b, t, 1] = log_sum
+            log_norm[b, t, 1] = math.log(block_sum(buffer, partial))
+            log_sum = log_norm[b, t, 1]
         width = 2 * n_labels + 1
         lo = max(0, width - 2 * (n_frames - t)) if t else 0
         hi = width - 1 if t else min(1, width - 1)  # torch's first row: the first blank and label
@@ -431,8 +432,9 @@ def _grad_scale(grad_output, reduction, n, batched, dtype):
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False, *,
              from_logits=False, batch_first=False, grad=False, grad_output=None, grad_out=None, backend=None):
     """:func:`fastloss.ctc_loss` on device arrays: the same value and gradient, as device
-    arrays (a reduced loss 0-d), computed by :func:`ctc_alpha_beta_rows` (one block per
-    sample) and, for "mean" and "sum", :func:`ctc_reduce`. ``targets`` and the lengths
+    arrays (a reduced loss 0-d), by :func:`ctc_check_samples` (a block per sample),
+    :func:`ctc_frame_shifts` (a block per frame), :func:`ctc_alpha_beta_rows` (a block per
+    sample) and, for "mean" and "sum", :func:`ctc_reduce` (one block). ``targets`` and the lengths
     may be host arrays (copied to the device). Raises the CPU path's ValueError for
     lengths or labels that the kernel finds invalid, after one read of its flag (none
     with ``fastloss.set_device_checks(False)``: the invalid samples are then NaN)."""
@@ -444,12 +446,13 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         as_float_array(np.empty(0, dtype), "log_probs")  # the host path's TypeError for integers
         raise TypeError(f"log_probs on the device must be float32 or float64, got {dtype}")
     batched, (n, n_time, n_classes), blank = _ctc_shape(tuple(log_probs.shape), blank, batch_first)
-    targets_d = to_device(targets)
-    in_len = to_device(input_lengths)
-    tg_len = to_device(target_lengths)
+    # dtypes and shapes checked first, host arrays copied to the device after
+    in_len, tg_len, targets_d = (as_device(v) if is_device_array(v) else np.asarray(v)
+                                 for v in (input_lengths, target_lengths, targets))
     _check_lengths_shape(in_len, n, "input_lengths", batched)
     _check_lengths_shape(tg_len, n, "target_lengths", batched)
     padded = _targets_padded(targets_d, n, batched, tuple(log_probs.shape))
+    in_len, tg_len, targets_d = to_device(in_len), to_device(tg_len), to_device(targets_d)
     labels = targets_d.reshape(1, targets_d.shape[0]) if targets_d.ndim == 1 else targets_d
     # Labels stored per sample: no target longer than T frames fits them.
     max_labels = min(labels.shape[1], n_time)
