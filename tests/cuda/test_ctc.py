@@ -35,9 +35,12 @@ def _concatenated(targets, target_lengths):
 
 
 def _check(cuda, x, args, dtype, **options):
-    """The device call (x on the device, the rest as given) against fastloss.ctc_loss on the host."""
+    """The device call (x and an array grad_output on the device, the rest as given) against
+    fastloss.ctc_loss on the host."""
     expected = fl.ctc_loss(x, *args, **options)
-    got = ctc_cuda.ctc_loss(cuda.to_device(x), *args, **options)
+    on_device = {k: cuda.to_device(v) if k == "grad_output" and isinstance(v, np.ndarray) else v
+                 for k, v in options.items()}
+    got = ctc_cuda.ctc_loss(cuda.to_device(x), *args, **on_device)
     if options.get("grad"):
         (got, got_grad), (expected, expected_grad) = got, expected
         assert got_grad.shape == x.shape and np.dtype(got_grad.dtype) == dtype

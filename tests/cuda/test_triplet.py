@@ -53,11 +53,12 @@ def test_loss_alone_with_device_labels(rng, cuda):
     np.testing.assert_allclose(host(got), expected, **TOL[np.float64])
 
 
-def test_in_place_gradient_over_the_embeddings(rng, cuda):
+def test_in_place_gradient_over_the_embeddings_with_a_device_grad_output(rng, cuda):
     x = rng.standard_normal((LABELS.size, 3))
-    expected, expected_grad = fl.batch_triplet_loss(x, LABELS, margin=2.0, grad=True)
+    expected, expected_grad = fl.batch_triplet_loss(x, LABELS, margin=2.0, grad=True, grad_output=1.5)
     device = cuda.to_device(x)
-    loss, grad = triplet_cuda.batch_triplet_loss(device, LABELS, margin=2.0, grad=True, grad_out=device)
+    loss, grad = triplet_cuda.batch_triplet_loss(device, LABELS, margin=2.0, grad=True, grad_out=device,
+                                                 grad_output=cuda.to_device(np.array(1.5)))  # a 0-d device array
     assert grad is device
     np.testing.assert_allclose(host(loss), expected, **TOL[np.float64])
     np.testing.assert_allclose(host(device), expected_grad, **TOL[np.float64])
