@@ -417,8 +417,8 @@ def _grad_scale(grad_output, reduction, n, batched, dtype):
     :func:`fastloss._core.reduction.loss_scale` checks it."""
     if grad_output is None:
         return to_device(np.ones(1, dtype))
-    # on the device already: its shape only is checked here (its dtype must be the loss's)
-    g = to_device(grad_output, dtype) if is_device_array(grad_output) else as_grad_output(grad_output, dtype)
+    # on the device already: its shape only is checked here, its values read by the kernel
+    g = to_device(grad_output) if is_device_array(grad_output) else as_grad_output(grad_output, dtype)
     shape = tuple(g.shape)
     loss_shape = (n,) if batched else ()
     if reduction == "none":
