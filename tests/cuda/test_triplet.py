@@ -65,11 +65,15 @@ def test_in_place_gradient_over_the_embeddings_with_a_device_grad_output(rng, cu
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's scalar inf - inf
-def test_a_non_finite_embedding_reaches_only_its_terms(rng, cuda):
-    """Row 2 holds inf: its distances come from the differences, as on the CPU."""
+@pytest.mark.parametrize("strategy, reduction, value", [("batch_hard", "mean", np.inf),
+                                                        ("batch_all", "mean_nonzero", np.nan),
+                                                        ("semi_hard", "mean_nonzero", np.inf)])
+def test_a_non_finite_embedding_reaches_only_its_terms(rng, cuda, strategy, reduction, value):
+    """Row 2 holds inf or NaN: its distances come from the differences, its terms are NaN
+    (left out by mean_nonzero), as on the CPU."""
     x = rng.standard_normal((LABELS.size, 3))
-    x[2, 1] = np.inf
-    _check(cuda, x, LABELS, np.float64, strategy="batch_hard", grad=True)
+    x[2, 1] = value
+    _check(cuda, x, LABELS, np.float64, strategy=strategy, reduction=reduction, grad=True)
 
 
 def test_no_term_gives_zero(cuda):
