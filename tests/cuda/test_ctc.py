@@ -185,3 +185,17 @@ def test_host_checks_are_the_cpus(rng, cuda, kwargs, error):
     with pytest.raises(error) as got:
         ctc_cuda.ctc_loss(cuda.to_device(z), **call)
     assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's scalar inf - inf
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_non_finite_inputs_reach_their_samples_as_on_the_cpu(rng, cuda, from_logits):
+    """NaN in sample 0, -inf in sample 1, +inf in sample 2 (NaN losses and gradients where
+    the CPU, and torch, give them)."""
+    z, targets, input_lengths, target_lengths = _batch(rng, np.float64)
+    x = z if from_logits else _log_softmax(z)
+    x[1, 0, targets[0, 0]] = np.nan
+    x[2, 1, 0] = -np.inf
+    x[0, 2, 3] = np.inf
+    _check(cuda, x, (targets, input_lengths, target_lengths), np.float64, from_logits=from_logits,
+           reduction="none", grad=True)
