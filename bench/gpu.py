@@ -114,11 +114,16 @@ def check(found, quick):
                 expected = entry.function(*args, **options, grad=True)
                 device_args = [cuda.to_device(a) for a in args]
                 device_options = {k: cuda.to_device(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
-                got = device_function(*device_args, **device_options, grad=True)
+                call = "example" if make is None else f"variant {index}"
+                try:
+                    got = device_function(*device_args, **device_options, grad=True)
+                except Exception as error:  # a failed row: the other entry points are still checked
+                    rows.append((entry.name, dtype, f"{call}: {type(error).__name__}: {error}"[:160], float("inf"),
+                                 False))
+                    continue
                 errors = [_relative_error(g.copy_to_host() if hasattr(g, "copy_to_host") else g, e)
                           for g, e in zip(_leaves(got), _leaves(expected))]
                 error = max(errors) if len(errors) == len(_leaves(expected)) else float("inf")
-                call = "example" if make is None else f"variant {index}"
                 rows.append((entry.name, dtype, call, error, error <= TOL[dtype]))
     return rows
 
@@ -183,27 +188,37 @@ def timings(found, torch, timer):
     rows = []
 
     def row(case, ours, theirs, moved):
-        rows.append((case, ours, theirs, moved))
+        """Time ``ours`` and ``theirs`` (callables, or None for none); an error is noted, not raised."""
+        times = []
+        for who, fn in (("fastloss", ours), ("torch", theirs)):
+            try:
+                times.append(None if fn is None else timer(fn))
+            except Exception as error:  # e.g. torch.cuda.OutOfMemoryError: the other cases still run
+                times.append(None)
+                case += f" ({who}: {type(error).__name__}: {str(error).splitlines()[0][:100]})"
+                torch.cuda.empty_cache()
+        rows.append((case, *times, moved))
+
+    def missing(case):
+        rows.append((case + " (no GPU kernel on this checkout)", None, None, 0))
 
     cross_entropy = _entry_point(found, "cross_entropy")
     for n, c in ((65536, 1000), (8192, 128256)):
         case = f"cross_entropy {n} x {c} float32"
         if cross_entropy is None:
-            row(case, None, None, 0)
+            missing(case)
             continue
         logits = torch.randn(n, c, device=dev, generator=gen)
         target = torch.randint(0, c, (n,), device=dev, generator=gen)
         x, t = as_device(logits), as_device(target)
-        row(case + ", forward", timer(lambda: cross_entropy(x, t)), timer(lambda: F.cross_entropy(logits, target)),
-            logits.nbytes)
+        row(case + ", forward", lambda: cross_entropy(x, t), lambda: F.cross_entropy(logits, target), logits.nbytes)
         leaf = logits.clone().requires_grad_(True)
 
         def torch_fwd_grad():
             leaf.grad = None
             F.cross_entropy(leaf, target).backward()
 
-        row(case + ", forward + gradient", timer(lambda: cross_entropy(x, t, grad=True)), timer(torch_fwd_grad),
-            2 * logits.nbytes)
+        row(case + ", forward + gradient", lambda: cross_entropy(x, t, grad=True), torch_fwd_grad, 2 * logits.nbytes)
 
     ctc = _entry_point(found, "ctc_loss")
     sys.path.insert(0, HERE)
@@ -212,7 +227,7 @@ def timings(found, torch, timer):
     for n_time, n, c, s in SIZES:
         case = f"ctc_loss T={n_time} N={n} C={c} S={s} float32, forward + gradient from logits"
         if ctc is None:
-            row(case, None, None, 0)
+            missing(case)
             continue
         z = torch.randn(n_time, n, c, device=dev, generator=gen)
         targets = torch.randint(1, c, (n, s), device=dev, generator=gen)
@@ -225,7 +240,7 @@ def timings(found, torch, timer):
             leaf.grad = None
             F.ctc_loss(leaf.log_softmax(2), targets, il, tl).backward()
 
-        row(case, timer(lambda: ctc(*args, from_logits=True, grad=True)), timer(torch_ctc), 2 * z.nbytes)
+        row(case, lambda: ctc(*args, from_logits=True, grad=True), torch_ctc, 2 * z.nbytes)
 
     triplet = _entry_point(found, "batch_triplet_loss")
     b, d, classes, margin = 4096, 512, 256, 0.2
@@ -235,36 +250,31 @@ def timings(found, torch, timer):
     dx, dy = as_device(x), as_device(y)
     for strategy, options in (("batch_hard", {}), ("semi_hard", {}), ("batch_all", {"reduction": "mean_nonzero"})):
         case = f"batch_triplet_loss {strategy} B={b} D={d} float32, forward + gradient"
-        ours = None if triplet is None else timer(lambda: triplet(dx, dy, strategy=strategy, margin=margin, grad=True,
-                                                                   **options))
-        theirs = reference(strategy, x, y)
-        try:
-            theirs = None if theirs is None else timer(theirs)
-        except torch.cuda.OutOfMemoryError:  # pytorch-metric-learning's "all" triplets mask is B^3
-            theirs, case = None, case + " (torch: out of memory)"
-            torch.cuda.empty_cache()
-        row(case + ("" if theirs is None else f" (torch: {reference.name})"), ours, theirs, x.nbytes * 2)
+        if triplet is None:
+            missing(case)
+            continue
+        theirs = reference(strategy, x, y)  # pytorch-metric-learning's "all" triplets mask is B^3: it may not fit
+        row(case + ("" if theirs is None else f" (torch: {reference.name})"),
+            lambda: triplet(dx, dy, strategy=strategy, margin=margin, grad=True, **options), theirs, x.nbytes * 2)
 
     for name in ("mse_loss", "binary_cross_entropy_with_logits"):
         function = _entry_point(found, name)
         case = f"{name} 2^28 float32"
         if function is None:
-            row(case, None, None, 0)
+            missing(case)
             continue
         a = torch.randn(1 << 28, device=dev, generator=gen)
         other = torch.rand(1 << 28, device=dev, generator=gen)
         da, db = as_device(a), as_device(other)
         reference_loss = getattr(F, name)
-        row(case + ", forward", timer(lambda: function(da, db)), timer(lambda: reference_loss(a, other)),
-            2 * a.nbytes)
+        row(case + ", forward", lambda: function(da, db), lambda: reference_loss(a, other), 2 * a.nbytes)
         leaf = a.clone().requires_grad_(True)
 
         def torch_elementwise():
             leaf.grad = None
             reference_loss(leaf, other).backward()
 
-        row(case + ", forward + gradient", timer(lambda: function(da, db, grad=True)), timer(torch_elementwise),
-            3 * a.nbytes)
+        row(case + ", forward + gradient", lambda: function(da, db, grad=True), torch_elementwise, 3 * a.nbytes)
     return rows
 
 
@@ -343,7 +353,7 @@ def render(command, device, versions, checks, compiled, timed, bandwidth, reps):
         body = []
         for case, ours, theirs, moved in timed:
             if ours is None:
-                body.append((case, "no GPU kernel on this checkout", "", "", ""))
+                body.append((case, "", f"{theirs * 1e3:.3f} ms" if theirs else "", "", ""))
                 continue
             speed = f"{theirs / ours:.2f}x" if theirs else ""
             rate = moved / ours
