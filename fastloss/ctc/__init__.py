@@ -71,14 +71,19 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------- wrappers
 
-def _lengths(value, n, name, batched, upper=None):
-    """Per-sample lengths as an intp array (n,), checked to be in [0, upper]."""
-    array = np.asarray(value)
+def _check_lengths_shape(array, n, name, batched):
+    """TypeError or ValueError unless ``array`` (host or device) holds integers, one per sample."""
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     expected = ((n,),) if batched else ((), (1,))
     if array.shape not in expected:
         raise ValueError(f"{name} has shape {array.shape}; expected {expected[0]} (one length per sample)")
+
+
+def _lengths(value, n, name, batched, upper=None):
+    """Per-sample lengths as an intp array (n,), checked to be in [0, upper]."""
+    array = np.asarray(value)
+    _check_lengths_shape(array, n, name, batched)
     array = array.reshape(n).astype(np.intp)
     if n and array.min() < 0:
         i = int(np.argmin(array))
@@ -89,28 +94,46 @@ def _lengths(value, n, name, batched, upper=None):
     return array
 
 
+def _ctc_shape(shape, blank, batch_first):
+    """The checks that need only ``log_probs``'s shape (host or device): whether it is
+    batched, its (N, T, C), and ``blank`` as an int in [0, C)."""
+    if len(shape) not in (2, 3):
+        raise ValueError(f"log_probs must be (T, N, C), (N, T, C) with batch_first, or unbatched (T, C); "
+                         f"got shape {shape}")
+    batched = len(shape) == 3
+    full = (shape if batch_first else (shape[1], shape[0], shape[2])) if batched else (1,) + shape
+    blank = check_integer(blank, "blank")
+    if not 0 <= blank < full[2]:
+        raise ValueError(f"blank = {blank} is not a class index in [0, {full[2]})")
+    return batched, full, blank
+
+
+def _targets_padded(t, n, batched, x_shape):
+    """Whether targets ``t`` (host or device) are padded (N, S) rather than concatenated;
+    TypeError or ValueError for a dtype or shape that is neither."""
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"targets must hold integer class indices, got dtype {t.dtype}")
+    if t.ndim == 2 or (not batched and t.ndim == 1):
+        rows = 1 if t.ndim == 1 else t.shape[0]
+        if rows != n:
+            raise ValueError(f"targets has {rows} rows for a batch of {n} samples (log_probs {x_shape})")
+        return True
+    if t.ndim != 1:
+        raise ValueError(f"targets must be padded (N, S) or concatenated (sum(target_lengths),); got shape {t.shape}")
+    return False
+
+
 def _ctc_arrays(log_probs, targets, input_lengths, target_lengths, blank, batch_first):
     """Validated kernel inputs: the float array, its (N, T, C) shape, flat targets with
     each sample's start, lengths, blank, and whether the input was batched."""
     x = as_float_array(log_probs, "log_probs")
-    if x.ndim not in (2, 3):
-        raise ValueError(f"log_probs must be (T, N, C), (N, T, C) with batch_first, or unbatched (T, C); "
-                         f"got shape {x.shape}")
-    batched = x.ndim == 3
-    shape = (x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])) if batched else (1,) + x.shape
+    batched, shape, blank = _ctc_shape(x.shape, blank, batch_first)
     n, n_time, n_classes = shape
-    blank = check_integer(blank, "blank")
-    if not 0 <= blank < n_classes:
-        raise ValueError(f"blank = {blank} is not a class index in [0, {n_classes})")
     in_len = _lengths(input_lengths, n, "input_lengths", batched, n_time)
     tg_len = _lengths(target_lengths, n, "target_lengths", batched)
     t = np.asarray(targets)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"targets must hold integer class indices, got dtype {t.dtype}")
-    if t.ndim == 2 or (not batched and t.ndim == 1):
+    if _targets_padded(t, n, batched, x.shape):
         rows = t.reshape(1, -1) if t.ndim == 1 else t
-        if rows.shape[0] != n:
-            raise ValueError(f"targets has {rows.shape[0]} rows for a batch of {n} samples (log_probs {x.shape})")
         if n and tg_len.max() > rows.shape[1]:
             i = int(np.argmax(tg_len))
             raise ValueError(f"target_lengths[{i}] = {int(tg_len[i])} is longer than its row of targets "
@@ -119,15 +142,13 @@ def _ctc_arrays(log_probs, targets, input_lengths, target_lengths, blank, batch_
         starts = np.arange(n, dtype=np.intp) * rows.shape[1]
         used = np.arange(rows.shape[1]) < tg_len[:, None]
         values = rows[used]
-    elif t.ndim == 1:
+    else:
         if t.shape[0] != int(tg_len.sum()):
             raise ValueError(f"concatenated targets have {t.shape[0]} entries; target_lengths sum to "
                              f"{int(tg_len.sum())}")
         flat = np.ascontiguousarray(t, np.intp)
         starts = np.concatenate([[0], np.cumsum(tg_len)[:-1]]).astype(np.intp) if n else tg_len.copy()
         values = flat
-    else:
-        raise ValueError(f"targets must be padded (N, S) or concatenated (sum(target_lengths),); got shape {t.shape}")
     bad = (values < 0) | (values >= n_classes) | (values == blank)
     if bad.any():
         value = int(values[np.flatnonzero(bad)[0]])

@@ -93,13 +93,18 @@ def _embeddings(embeddings):
     return x
 
 
+def _check_labels_shape(shape, n):
+    """ValueError unless labels of ``shape`` (host or device) give one label per embedding."""
+    if len(shape) != 1 or shape[0] != n:
+        raise ValueError(f"labels has shape {tuple(shape)}; expected ({n},), one label per embedding")
+
+
 def _label_groups(labels, n):
     """Labels as class codes 0..C-1, the indices sorted by class (ascending within a
     class), and the class offsets into that order."""
     y = np.asarray(labels)
     y = as_index_array(y if y.size else y.astype(np.intp), "labels")  # [] is float to NumPy
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"labels has shape {y.shape}; expected ({n},), one label per embedding")
+    _check_labels_shape(y.shape, n)
     _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
     codes = codes.astype(np.intp, copy=False).reshape(-1)
     members = np.argsort(codes, kind="stable").astype(np.intp, copy=False)
