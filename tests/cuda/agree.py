@@ -1,12 +1,6 @@
 """How a GPU result is compared with its oracle, the CPU public function on the same host arrays."""
-import sys
-
 import numpy as np
 from conftest import host
-
-# The simulator runs a block's 32 threads as Python threads that meet at every
-# syncthreads: a short GIL switch interval lets them meet about twice as fast.
-sys.setswitchinterval(1e-4)
 
 #: Relative tolerance per dtype: float64 to 1e-10, float32 to its rounding over a short row.
 RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-10}

@@ -12,6 +12,8 @@ blocks of at most 32 threads).
 """
 import os
 import sys
+import threading
+import traceback
 import zlib
 
 import numpy as np
@@ -27,6 +29,39 @@ try:
     _cuda.load()
 except ImportError as error:  # neither the simulator nor a GPU
     pytest.skip(f"no CUDA device and NUMBA_ENABLE_CUDASIM is not set: {error}", allow_module_level=True)
+
+
+# The simulator runs a block's threads as Python threads that meet at every syncthreads: a
+# short GIL switch interval lets them meet about twice as fast.
+sys.setswitchinterval(1e-4)
+
+
+def _shared_array_once(self, shape, dtype, alignment=None):
+    """numba-cuda 0.30.4's simulated ``cuda.shared.array``, with its check-then-store under a
+    lock. The simulator gives a block's threads one array per source line, but without a
+    lock two threads that reach the line together can each store an array of their own;
+    a block reduction then sums over two halves (seen here as wrong CTC gradients with the
+    short switch interval above). A real GPU has no such race."""
+    if shape == 0 or alignment is not None:  # dynamic shared memory (keyed by nothing), or refused
+        return _SIMULATED_SHARED_ARRAY(self, shape, dtype, alignment)
+    if isinstance(dtype, numba_types.Type):
+        dtype = numpy_support.as_dtype(dtype)
+    caller = traceback.extract_stack(sys._getframe())[-2][0:2]  # the kernel's line, as the original keys it
+    with _SHARED_LOCK:
+        array = self._allocations.get(caller)
+        if array is None:
+            array = self._allocations[caller] = np.empty(shape, dtype)
+    return array
+
+
+if _cuda.simulating():
+    from numba.cuda import types as numba_types
+    from numba.cuda.simulator import kernelapi
+    from numba.cuda.np import numpy_support
+
+    _SHARED_LOCK = threading.Lock()
+    _SIMULATED_SHARED_ARRAY = kernelapi.FakeCUDAShared.array
+    kernelapi.FakeCUDAShared.array = _shared_array_once
 
 
 @pytest.fixture
