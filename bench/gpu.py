@@ -7,8 +7,7 @@ torch CUDA, and written up as the "GPU" section of bench/RESULTS.md.
     python bench/gpu.py --simulate   # Numba's CUDA simulator: the checks only, toy sizes, no file written
 
 1. Checks: every device entry point that exists (``fastloss.<family>.cuda.<loss>`` for the
-   losses of :data:`fastloss._core.table.LOSSES`, and ``fastloss._core.cuda_elementwise``)
-   on its table entry's example call (and its variants), moved to the device with
+   losses of :data:`fastloss._core.table.LOSSES`) on its table entry's example call (and its variants), moved to the device with
    ``numba.cuda.to_device``, value and gradient against the CPU function on the same host
    arrays: float64 to 1e-10 and float32 to 2e-5, relative (near-zero entries relative to
    a thousandth of their array's largest).
@@ -38,7 +37,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS.md")
-ELEMENTWISE = "fastloss._core.cuda_elementwise"
 TOL = {"float32": 2e-5, "float64": 1e-10}
 
 
@@ -64,13 +62,11 @@ def discover():
     """``[(table entry, device entry point)]`` for every loss with a GPU kernel here."""
     from fastloss._core.table import LOSSES
 
-    elementwise = _optional_module(ELEMENTWISE)
     found = []
     for entry in LOSSES:
-        for module in (_optional_module(f"fastloss.{entry.family}.cuda"), elementwise):
-            if module is not None and hasattr(module, entry.name):
-                found.append((entry, getattr(module, entry.name)))
-                break
+        module = _optional_module(f"fastloss.{entry.family}.cuda")
+        if module is not None and hasattr(module, entry.name):
+            found.append((entry, getattr(module, entry.name)))
     return found
 
 

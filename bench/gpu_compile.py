@@ -2,7 +2,7 @@
 without a GPU: a check that the kernels are valid for the device compiler, not only for
 Numba's CUDA simulator.
 
-Each family's ``cuda.py`` (and :mod:`fastloss._core.cuda_elementwise`) lists its kernels
+Each family's ``cuda.py``, and :mod:`fastloss._core.cuda_elementwise`, lists its kernels
 and launch signatures in ``PTX_SIGNATURES``, a module-level list of ``(kernel,
 signatures)``; this script compiles each with ``cuda.compile_ptx(..., cc=(9, 0))``.
 

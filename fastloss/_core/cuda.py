@@ -200,6 +200,15 @@ def like(result, original):
     return result
 
 
+def threads_for(cells):
+    """Threads per block for ``cells`` items of work in a block: the power of two covering
+    them, at most :func:`block_size` and at least a warp (the warp-shuffle reductions need
+    whole warps; the simulator's shared-memory ones take any power of two, and fewer
+    Python threads run faster)."""
+    floor = 1 if simulating() else WARP
+    return min(block_size(), max(floor, 1 << max(0, cells - 1).bit_length()))
+
+
 def grid(n_items, per_block=None):
     """``(blocks, threads)`` to cover ``n_items`` with one thread each (a grid-stride loop
     covers the rest past the grid's cap)."""
@@ -242,22 +251,20 @@ class _Interface:
 
 def entry_point(name, module):
     """The device entry point of loss ``name`` (the public function of module ``module``):
-    ``fastloss.<family>.cuda.<name>``, the family from the table of losses, else the
-    shared elementwise module's; TypeError when there is none, ImportError (from
-    :func:`load`) when no CUDA implementation can run."""
+    ``fastloss.<family>.cuda.<name>``, the family from the table of losses; TypeError
+    when there is none, ImportError (from :func:`load`) when no CUDA implementation can run."""
     from .table import LOSSES
 
     load()
-    package = f"fastloss.{LOSSES[name].family}" if name in LOSSES else module
-    for where in (f"{package}.cuda", "fastloss._core.cuda_elementwise"):
-        try:
-            found = getattr(importlib.import_module(where), name, None)
-        except ModuleNotFoundError as error:
-            if error.name != where:
-                raise
-            continue
-        if found is not None:
-            return found
+    where = f"fastloss.{LOSSES[name].family}.cuda" if name in LOSSES else f"{module}.cuda"
+    try:
+        found = getattr(importlib.import_module(where), name, None)
+    except ModuleNotFoundError as error:
+        if error.name != where:
+            raise
+        found = None
+    if found is not None:
+        return found
     raise TypeError(f"{name} has no GPU kernel yet; move the arrays to the host (tensor.cpu(), cupy.asnumpy(x), "
                     f"array.copy_to_host()) and call it with NumPy arrays")
 

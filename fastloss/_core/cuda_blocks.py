@@ -6,9 +6,22 @@ module, as each family's ``cuda.py``, is imported on the first call with a devic
 Kernels name the module ``cuda`` at module level, as Numba's simulator requires (it swaps
 the module global for its own).
 """
+import math
+
 from .cuda import load, simulating
 
 cuda = load()
+
+
+@cuda.jit(device=True)
+def divide(total, denominator):
+    """total / denominator with IEEE results for a zero denominator (inf, or NaN for 0/0),
+    as the CPU's :func:`fastloss._core.reduction._divide`: a mean over nothing is NaN."""
+    if denominator != 0:
+        return total / denominator
+    if total == 0 or total != total:
+        return math.nan
+    return math.copysign(math.inf, total) * math.copysign(1.0, denominator)
 
 
 @cuda.jit(device=True)

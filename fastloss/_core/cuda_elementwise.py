@@ -33,21 +33,11 @@ import math
 
 import numpy as np
 
-from ..classification import cpu as classification_cpu
-from ..margin import cpu as margin_cpu
 from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, strided, to_device
-from .cuda_blocks import block_sum, cuda
+from .cuda_blocks import block_sum, cuda, divide
 from .elementwise import SCALAR_KERNELS
-from .reduction import check_options, loss_scale
-from .validation import (
-    as_grad_output,
-    as_target_array,
-    check_bool,
-    check_broadcast,
-    check_option,
-    check_shape,
-    common_shape,
-)
+from .reduction import loss_scale
+from .validation import as_target_array
 
 #: Threads per block (:func:`fastloss._core.cuda.block_size`), the size of the shared buffers.
 THREADS = block_size()
@@ -81,16 +71,6 @@ def _offset(operand, i, shape, ndim):
 @cuda.jit(device=True)
 def _read(operand, i, shape, ndim):
     return operand[0][_offset(operand, i, shape, ndim)]
-
-
-@cuda.jit(device=True)
-def _divide_device(a, b):
-    """a / b with IEEE results for b = 0, as :func:`fastloss._core.reduction._divide`."""
-    if b != 0:
-        return a / b
-    if a == 0 or a != a:
-        return math.nan
-    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 @cuda.jit(device=True)
@@ -194,11 +174,11 @@ def _finish(values, count, on_device, denominator, out):
         j += cuda.blockDim.x
     total = block_sum(buffer, acc)
     if cuda.threadIdx.x == 0:
-        out[0] = _divide_device(total, on_device[0] if on_device.size else denominator)
+        out[0] = divide(total, on_device[0] if on_device.size else denominator)
 
 
 @cuda.jit
-def _divide_into(source, divisor, out):
+def divide_into(source, divisor, out):
     """``out[:] = source / divisor`` in ``out``'s dtype (grid-stride; contiguous 1-D arrays):
     a cast with a divisor of 1."""
     i = cuda.grid(1)
@@ -208,7 +188,7 @@ def _divide_into(source, divisor, out):
 
 
 @cuda.jit
-def _row_sums(loss, n_columns, out):
+def row_sums(loss, n_columns, out):
     """``out[r]``: the float64 sum of row ``r`` of the contiguous (rows, n_columns) ``loss``, in
     ``out``'s dtype (one thread per row: the rows of a multi-label loss are short)."""
     r = cuda.grid(1)
@@ -288,7 +268,7 @@ def _scale(reduction, grad_output, shape, denominator, dtype):
     if reduction == "none":
         if grad_output is None or not is_device_array(grad_output):
             return loss_scale(reduction, grad_output, shape, denominator, dtype)
-        if not _broadcasts(grad_output.shape, shape):
+        if not broadcasts(grad_output.shape, shape):
             raise ValueError(f"grad_output has shape {grad_output.shape}; expected the loss's shape {tuple(shape)}")
         return secondary(grad_output, "grad_output", dtype)
     device_g = is_device_array(grad_output)
@@ -303,7 +283,7 @@ def _scale(reduction, grad_output, shape, denominator, dtype):
     return _divided(to_device(g), 1, denominator if reduction == "mean" else 1.0, dtype)
 
 
-def _broadcasts(shape, target):
+def broadcasts(shape, target):
     """Whether an array of ``shape`` broadcasts to ``target``."""
     try:
         return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
@@ -451,7 +431,7 @@ def _summed(buffer, own, dtype, out=None):
         out = load().device_array(tuple(own), dtype)
     elif any(n > 1 and s != c * out.dtype.itemsize for n, s, c in zip(out.shape, out.strides, _c_strides(own))):
         raise TypeError("grad_out must be C-contiguous on the GPU when the input is broadcast")
-    _divide_into[grid(size)](buffer, dtype.type(1), out.reshape(size))
+    divide_into[grid(size)](buffer, dtype.type(1), out.reshape(size))
     return out
 
 
@@ -463,12 +443,12 @@ def _constant(dtype, size):
     return to_device(np.ones(size, dtype))
 
 
-def _launch(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), **options):
+def launch(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), **options):
     """:func:`elementwise_loss` for a loss that takes any value (nothing to flag)."""
     return elementwise_loss(kind, x, y, z, weight, params, **options)[0]
 
 
-def _value_at(array, position, shape):
+def value_at(array, position, shape):
     """The element of ``array`` (device or host, broadcast to ``shape``) at flat ``position``
     of ``shape``: one element copied to the host, for an error message."""
     index = np.unravel_index(position, shape)
@@ -510,7 +490,7 @@ def _converted(value, name, dtype):
         raise TypeError(f"{name} has dtype {value.dtype} and is not contiguous: convert it to {dtype} on the device")
     out = load().device_array(tuple(value.shape), dtype)
     if value.size:
-        _divide_into[grid(value.size)](value.reshape(value.size), dtype.type(1), out.reshape(value.size))
+        divide_into[grid(value.size)](value.reshape(value.size), dtype.type(1), out.reshape(value.size))
     return out
 
 
@@ -522,179 +502,9 @@ def weight_sum(weight):
     return weight.sum(dtype=np.float64)
 
 
-# ---------------------------------------------------------------- entry points of other families' elementwise losses
-# (the lead moves each into its family's cuda.py at the merge)
-
-
-def _elementwise_args(input, target, weight, names=("input", "target")):
-    """classification's ``_elementwise_args`` on the device: the target of the input's
-    shape, the weight broadcasting to it."""
-    x = device_input(input, names[0])
-    y = secondary(target, names[1], x.dtype)
-    check_shape(y.shape, x.shape, names[1], names[0])
-    if weight is not None:
-        weight = secondary(weight, "weight", x.dtype)
-        check_broadcast(weight.shape, x.shape, "weight")
-    return x, y, weight
-
-
-def _input_and_target(input, target, name="input"):
-    """margin's ``_input_and_target`` on the device: a target broadcasting to the input."""
-    x = device_input(input, name)
-    y = secondary(target, "target", x.dtype)
-    check_broadcast(y.shape, x.shape, "target")
-    return x, y
-
-
-def _plumbing(reduction, grad, grad_output, grad_out):
+def plumbing(reduction, grad, grad_output, grad_out):
+    """The gradient plumbing of an entry point's call, as keyword arguments of :func:`launch`."""
     return {"reduction": reduction, "grad": grad, "grad_output": grad_output, "grad_out": grad_out}
-
-
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                         grad_out=None, backend=None):
-    """:func:`fastloss.binary_cross_entropy` on the GPU: the elementwise driver with its
-    kernel; an input or target outside [0, 1] is flagged in the kernel and raises the CPU
-    path's ValueError (after one read of the flag)."""
-
-    check_options(reduction, grad)
-    x, y, weight = _elementwise_args(input, target, weight)
-    result, bad = elementwise_loss(classification_cpu._BCE, x, y, None, weight, check=check_probabilities,
-                                   **_plumbing(reduction, grad, grad_output, grad_out))
-    for slot, (name, array) in enumerate((("input", x), ("target", y))):
-        if bad is not None and bad[slot] is not None:
-            raise ValueError(f"{name} must hold probabilities in [0, 1]; found {_value_at(array, bad[slot], x.shape)}")
-    return result
-
-
-def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None, grad=False,
-                                     grad_output=None, grad_out=None, backend=None):
-    """:func:`fastloss.binary_cross_entropy_with_logits` on the GPU: the elementwise driver
-    with the kernel with or without ``pos_weight``."""
-
-    check_options(reduction, grad)
-    x, y, weight = _elementwise_args(input, target, weight)
-    kind = classification_cpu._BCE_LOGITS
-    if pos_weight is not None:
-        pos_weight = secondary(pos_weight, "pos_weight", x.dtype)
-        check_broadcast(pos_weight.shape, x.shape, "pos_weight")
-        kind = classification_cpu._BCE_LOGITS_POS_WEIGHT
-    return _launch(kind, x, y, pos_weight, weight, **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None,
-           backend=None):
-    """:func:`fastloss.kl_div` on the GPU: the elementwise driver with its kernel ("batchmean":
-    the sum over the batch size)."""
-
-    check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
-    log_target = check_bool(log_target, "log_target")
-    x, y, _ = _elementwise_args(input, target, None)
-    denominator = None
-    if reduction == "batchmean":
-        denominator = x.shape[0] if x.ndim else 1
-        reduction = "mean"
-    return _launch(classification_cpu._KL_DIV, x, y, params=(float(log_target), 0.0, 0.0), denominator=denominator,
-                   **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False, grad_output=None,
-                       grad_out=None, backend=None):
-    """:func:`fastloss.sigmoid_focal_loss` on the GPU: the elementwise driver with its kernel."""
-
-    check_options(reduction, grad)
-    alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
-    gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
-    x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
-    return _launch(classification_cpu._SIGMOID_FOCAL, x, y, params=(alpha, gamma, 0.0),
-                   **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
-                        grad_out=None, backend=None):
-    """:func:`fastloss.margin_ranking_loss` on the GPU: the elementwise driver with its kernel,
-    each input's gradient summed over its broadcast axes on the device."""
-
-    check_options(reduction, grad)
-    margin = check_option("margin_ranking_loss", "margin", margin)
-    x1 = device_input(input1, "input1")
-    y = secondary(target, "target", x1.dtype)
-    x2 = secondary(input2, "input2", x1.dtype)
-    if not x1.ndim == x2.ndim == y.ndim:
-        raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
-                         f"shapes {tuple(x1.shape)}, {tuple(x2.shape)} and {tuple(y.shape)}")
-    full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
-    return _launch(margin_cpu._MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), dz_like=tuple(x2.shape),
-                   shape=full, **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
-                         backend=None):
-    """:func:`fastloss.hinge_embedding_loss` on the GPU: the elementwise driver with its kernel."""
-
-    check_options(reduction, grad)
-    margin = check_option("hinge_embedding_loss", "margin", margin)
-    x, y = _input_and_target(input, target)
-    return _launch(margin_cpu._HINGE_EMBEDDING, x, y, params=(margin, 0.0, 0.0),
-                   **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
-    """:func:`fastloss.soft_margin_loss` on the GPU: the elementwise driver with its kernel."""
-
-    check_options(reduction, grad)
-    x, y = _input_and_target(input, target)
-    return _launch(margin_cpu._SOFT_MARGIN, x, y, **_plumbing(reduction, grad, grad_output, grad_out))
-
-
-def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
-                                grad_out=None, backend=None):
-    """:func:`fastloss.multilabel_soft_margin_loss` on the GPU: the elementwise driver with
-    its kernel and the weight over the number of classes (divided on the device for a
-    device weight), then, for "none", :func:`_row_sums` over the class axis; the input's
-    gradient summed back to its shape where input, target and weight broadcast beyond it."""
-
-    check_options(reduction, grad)
-    x = device_input(input, "input")
-    if x.ndim == 0:
-        raise ValueError("input must be (N, C) or (C,), got a scalar")
-    dtype = np.dtype(x.dtype)
-    y = secondary(target, "target", dtype)
-    w = None if weight is None else secondary(weight, "weight", dtype)
-    full = common_shape([("input", x.shape), ("target", y.shape)] + ([] if w is None else [("weight", w.shape)]))
-    axis = x.ndim - 1
-    n_classes = x.shape[axis]  # the simulator's shapes refuse negative indices
-    if w is None:
-        w = np.full((), 1.0 / n_classes, dtype)
-    elif is_device_array(w):
-        divided = load().device_array(w.size, dtype)
-        _divide_into[grid(w.size)](w.reshape(w.size), dtype.type(n_classes), divided)
-        w = divided.reshape(w.shape)
-    else:
-        w = (w / dtype.type(n_classes)).astype(dtype)
-    if axis != len(full) - 1:
-        raise TypeError(f"multilabel_soft_margin_loss on the GPU sums over the last axis; the arguments broadcast to "
-                        f"{full}, beyond the input's {tuple(x.shape)} axes: call it with host arrays")
-    row_shape = full[:axis]
-    n_rows = int(np.prod(row_shape, dtype=np.int64))
-    go = grad_output
-    if reduction == "none" and grad and grad_output is not None:
-        if is_device_array(grad_output):
-            if not _broadcasts(grad_output.shape, row_shape):
-                raise ValueError(f"grad_output of shape {tuple(grad_output.shape)} does not broadcast to the input's "
-                                 f"shape {row_shape}")
-            go = grad_output.reshape(tuple(grad_output.shape) + (1,))
-        else:
-            go = as_grad_output(grad_output, dtype)
-            check_broadcast(go.shape, row_shape, "grad_output")
-            go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
-    result = _launch(margin_cpu._MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad, grad_output=go,
-                     grad_out=grad_out, denominator=n_rows if reduction != "none" else None, shape=full)
-    if reduction != "none":
-        return result
-    value, dx = result if grad else (result, None)
-    rows = load().device_array(row_shape, dtype)
-    _row_sums[grid(n_rows)](value.reshape(value.size), np.int64(full[axis]), rows.reshape(n_rows))
-    return (rows, dx) if grad else rows
 
 
 def _ptx_signatures():
@@ -722,8 +532,8 @@ def _ptx_signatures():
     for dtype in (types.float32, types.float64):
         listed += [(_finish, [(partial, types.int64, partial, types.float64, dtype[::1])]),
                    (_sum, [(index, types.int64, types.int64, operand(dtype), partial)]),
-                   (_divide_into, [(types.float64[::1], dtype, dtype[::1]), (dtype[::1], dtype, dtype[::1])]),
-                   (_row_sums, [(dtype[::1], types.int64, dtype[::1])])]
+                   (divide_into, [(types.float64[::1], dtype, dtype[::1]), (dtype[::1], dtype, dtype[::1])]),
+                   (row_sums, [(dtype[::1], types.int64, dtype[::1])])]
     return listed
 
 

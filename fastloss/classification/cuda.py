@@ -39,20 +39,31 @@ import math
 import numba
 import numpy as np
 
-from .._core.cuda import block_size, first_flagged, grid, is_device_array, new_flag, simulating, to_device
-from .._core.cuda_blocks import block_max, block_sum, cuda
+from .._core.cuda import block_size, first_flagged, grid, is_device_array, new_flag, simulating, threads_for, to_device
+from .._core.cuda_blocks import block_max, block_sum, cuda, divide
+from .._core.cuda_elementwise import (
+    check_probabilities,
+    device_input,
+    elementwise_loss,
+    launch,
+    plumbing,
+    secondary,
+    value_at,
+)
 from .._core.layout import check_no_overlap, reshape_view
 from .._core.reduction import check_options, loss_scale
 from .._core.validation import (
     as_class_weight,
     as_index_array,
     as_target_array,
+    check_bool,
+    check_broadcast,
     check_integer,
     check_option,
     check_shape,
     class_index_error,
 )
-from . import _class_input, _loss_shape
+from . import _class_input, _loss_shape, cpu
 
 #: Slots of the kernels' shared reduction buffer: the most threads a block has.
 THREADS = block_size()
@@ -63,17 +74,6 @@ THREADS = block_size()
 CLASS, SOFT, NLL = 0, 1, 2
 
 # ---------------------------------------------------------------- device functions
-
-
-@cuda.jit(device=True)
-def _divide(total, denominator):
-    """total / denominator with IEEE results for a zero denominator (inf, or NaN for 0/0),
-    as the CPU's ``reduction._divide``."""
-    if denominator != 0:
-        return total / denominator
-    if total == 0 or total != total:
-        return math.nan
-    return math.copysign(math.inf, total) * math.copysign(1.0, denominator)
 
 
 @cuda.jit(device=True)
@@ -304,7 +304,7 @@ def sum_parts(parts, den, divisor, out):
         total += parts[i]
     total = block_sum(buffer, total)
     if cuda.threadIdx.x == 0:
-        out[0] = _divide(total, den[0] if den.shape[0] else divisor)
+        out[0] = divide(total, den[0] if den.shape[0] else divisor)
 
 
 def _signatures():
@@ -477,7 +477,7 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     flag = new_flag(n_rows)
     blocks = grid(n_rows, 1)[0]  # one block per row (one "item" a block), up to the grid's cap
     # Threads per row: a power of two (the block reductions halve it) near C, 32 to THREADS.
-    threads = min(THREADS, max(32, 1 << (n_classes - 1).bit_length()))
+    threads = threads_for(n_classes)
     # The mean's denominator: the number of rows for probability targets, else summed on the device.
     host_denominator = float(n_rows) if mode == SOFT else 1.0
     if grad:
@@ -580,3 +580,77 @@ def focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reductio
     w = _class_weight(alpha, n_classes, dtype, "alpha")
     return _class_loss(x, loss_shape, n_classes, target, w, False, ignore_index, 0.0, gamma, reduction, grad,
                        grad_output, grad_out)
+
+
+# ---------------------------------------------------------------- the elementwise losses of this family
+# Scalar kernels of cpu.py run by the one GPU elementwise driver (fastloss._core.cuda_elementwise).
+
+def _elementwise_args(input, target, weight, names=("input", "target")):
+    """classification's ``_elementwise_args`` on the device: the target of the input's
+    shape, the weight broadcasting to it."""
+    x = device_input(input, names[0])
+    y = secondary(target, names[1], x.dtype)
+    check_shape(y.shape, x.shape, names[1], names[0])
+    if weight is not None:
+        weight = secondary(weight, "weight", x.dtype)
+        check_broadcast(weight.shape, x.shape, "weight")
+    return x, y, weight
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
+                         grad_out=None, backend=None):
+    """:func:`fastloss.binary_cross_entropy` on the GPU: the elementwise driver with its
+    kernel; an input or target outside [0, 1] is flagged in the kernel and raises the CPU
+    path's ValueError (after one read of the flag)."""
+
+    check_options(reduction, grad)
+    x, y, weight = _elementwise_args(input, target, weight)
+    result, bad = elementwise_loss(cpu._BCE, x, y, None, weight, check=check_probabilities,
+                                   **plumbing(reduction, grad, grad_output, grad_out))
+    for slot, (name, array) in enumerate((("input", x), ("target", y))):
+        if bad is not None and bad[slot] is not None:
+            raise ValueError(f"{name} must hold probabilities in [0, 1]; found {value_at(array, bad[slot], x.shape)}")
+    return result
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None, grad=False,
+                                     grad_output=None, grad_out=None, backend=None):
+    """:func:`fastloss.binary_cross_entropy_with_logits` on the GPU: the elementwise driver
+    with the kernel with or without ``pos_weight``."""
+
+    check_options(reduction, grad)
+    x, y, weight = _elementwise_args(input, target, weight)
+    kind = cpu._BCE_LOGITS
+    if pos_weight is not None:
+        pos_weight = secondary(pos_weight, "pos_weight", x.dtype)
+        check_broadcast(pos_weight.shape, x.shape, "pos_weight")
+        kind = cpu._BCE_LOGITS_POS_WEIGHT
+    return launch(kind, x, y, pos_weight, weight, **plumbing(reduction, grad, grad_output, grad_out))
+
+
+def kl_div(input, target, *, reduction="mean", log_target=False, grad=False, grad_output=None, grad_out=None,
+           backend=None):
+    """:func:`fastloss.kl_div` on the GPU: the elementwise driver with its kernel ("batchmean":
+    the sum over the batch size)."""
+
+    check_options(reduction, grad, ("none", "mean", "sum", "batchmean"))
+    log_target = check_bool(log_target, "log_target")
+    x, y, _ = _elementwise_args(input, target, None)
+    denominator = None
+    if reduction == "batchmean":
+        denominator = x.shape[0] if x.ndim else 1
+        reduction = "mean"
+    return launch(cpu._KL_DIV, x, y, params=(float(log_target), 0.0, 0.0), denominator=denominator,
+                   **plumbing(reduction, grad, grad_output, grad_out))
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False, grad_output=None,
+                       grad_out=None, backend=None):
+    """:func:`fastloss.sigmoid_focal_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    alpha = check_option("sigmoid_focal_loss", "alpha", alpha)
+    gamma = check_option("sigmoid_focal_loss", "gamma", gamma)
+    x, y, _ = _elementwise_args(inputs, targets, None, ("inputs", "targets"))
+    return launch(cpu._SIGMOID_FOCAL, x, y, params=(alpha, gamma, 0.0),
+                   **plumbing(reduction, grad, grad_output, grad_out))

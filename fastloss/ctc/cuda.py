@@ -40,17 +40,7 @@ import math
 import numpy as np
 from numba import types
 
-from .._core.cuda import (
-    WARP,
-    as_device,
-    block_size,
-    first_flagged,
-    grid,
-    is_device_array,
-    new_flag,
-    simulating,
-    to_device,
-)
+from .._core.cuda import as_device, block_size, first_flagged, grid, is_device_array, new_flag, threads_for, to_device
 from .._core.cuda_blocks import block_max, block_sum, cuda
 from .._core.reduction import check_options
 from .._core.validation import as_float_array, as_grad_output, check_bool
@@ -387,14 +377,6 @@ def ctc_reduce(loss, target_lengths, per_length, denominator, out):
 
 # ----------------------------------------------------------------- entry point
 
-def _threads(cells):
-    """Threads per block: the power of two covering ``cells``, at most :func:`block_size`
-    and at least a warp (the warp-shuffle reductions need whole warps; the simulator's
-    shared-memory ones take any power of two, and fewer Python threads run faster)."""
-    floor = 1 if simulating() else WARP
-    return min(_THREADS, max(floor, 1 << max(0, cells - 1).bit_length()))
-
-
 def _frames(array, batched):
     """A (T, N, C) / (N, T, C) device array as it is; an unbatched (T, C) one as (1, T, C)."""
     return array if batched else array.reshape(1, *array.shape)
@@ -460,7 +442,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     x = _frames(log_probs, batched)
     frames_first = batch_first or not batched
     padded_width = 2 * max_labels + 1 + 2 * _PAD
-    threads = _threads(max(n_classes, padded_width))
+    threads = threads_for(max(n_classes, padded_width))
     scale = _grad_scale(grad_output, reduction, n, batched, dtype) if grad else to_device(np.ones(1, dtype))
     if grad:
         gradient = cuda.device_array(log_probs.shape, dtype) if grad_out is None else _device_grad_out(grad_out,
@@ -491,7 +473,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         result = loss if batched else loss.reshape(())
     else:
         total = cuda.device_array(1, dtype)
-        ctc_reduce[1, _threads(n)](loss, tg_len, reduction == "mean", float(n) if reduction == "mean" else 1.0, total)
+        ctc_reduce[1, threads_for(n)](loss, tg_len, reduction == "mean", float(n) if reduction == "mean" else 1.0, total)
         result = total.reshape(())
     bad = first_flagged(flag, n)  # the call's one read of the device, after every launch
     if bad is not None:

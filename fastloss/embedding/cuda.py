@@ -23,9 +23,9 @@ import numpy as np
 
 from .._core.cuda import is_device_array, new_flag, to_device
 from .._core.cuda_blocks import block_max, block_sum, cuda
+from .._core.cuda_rows import THREADS, device_floats, device_scale, gradient_rows, raise_flagged, reduced, rows_of
 from .._core.reduction import check_options
 from .._core.validation import as_target_array, check_bool, check_option, check_shape
-from ..margin.cuda import THREADS, device_floats, device_scale, gradient_rows, raise_flagged, reduced, rows_of
 from . import _distance_function, check_cosine_label_shape, check_pair_shapes, check_rank, check_triplet_width
 from .cpu import _SIMILARITY_EPS, CONTRASTIVE, COSINE, COSINE_EMBEDDING_EPS, TRIPLET
 

@@ -27,6 +27,16 @@ import numpy as np
 
 from .._core.cuda import is_device_array, new_flag, to_device
 from .._core.cuda_blocks import block_max, block_sum, cuda
+from .._core.cuda_rows import (
+    THREADS,
+    device_floats,
+    device_indices,
+    device_scale,
+    gradient_rows,
+    index_error,
+    raise_flagged,
+    reduced,
+)
 from .._core.numerics import NORMALIZE_EPS
 from .._core.reduction import check_options
 from .._core.validation import (
@@ -36,16 +46,6 @@ from .._core.validation import (
     check_class_indices,
     check_option,
     check_shape,
-)
-from ..margin.cuda import (
-    THREADS,
-    device_floats,
-    device_indices,
-    device_scale,
-    gradient_rows,
-    index_error,
-    raise_flagged,
-    reduced,
 )
 from . import _check_dice_targets
 

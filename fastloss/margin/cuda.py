@@ -21,190 +21,32 @@ import math
 
 import numpy as np
 
-from .._core.cuda import block_size, first_flagged, is_device_array, new_flag, to_device
+from .._core.cuda import grid, is_device_array, load, new_flag, to_device
 from .._core.cuda_blocks import block_max, block_sum, cuda
-from .._core.reduction import check_options, loss_scale
+from .._core.cuda_elementwise import broadcasts, device_input, divide_into, launch, plumbing, row_sums, secondary
+from .._core.cuda_rows import (
+    THREADS,
+    device_floats,
+    device_indices,
+    device_scale,
+    gradient_rows,
+    index_error,
+    raise_flagged,
+    reduced,
+    rows_of,
+    sum_rows,
+)
+from .._core.reduction import check_options
 from .._core.validation import (
     as_class_weight,
-    as_float_array,
+    as_grad_output,
     as_index_array,
+    check_broadcast,
     check_class_indices,
     check_option,
-    class_index_error,
+    common_shape,
 )
-from . import check_multilabel_shape, check_multilabel_targets, check_power, check_target_rows, class_shape
-
-#: Threads per block, and the slots of the shared buffers of the block reductions.
-THREADS = block_size()
-
-# ---------------------------------------------------------------- the rows' device tail
-
-
-def device_floats(value, name, dtype=None):
-    """``value`` as a float32 or float64 device array, in ``dtype`` when given: a device
-    array as it is (TypeError for another dtype: converting it would be a copy the caller
-    should see), a host value checked as the CPU path checks it and copied to the device."""
-    if not is_device_array(value):
-        return to_device(as_float_array(value, name, dtype))
-    array = to_device(value)
-    kind = np.dtype(array.dtype)
-    if kind not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{name} is a device array of dtype {kind}; the GPU kernels take float32 or float64")
-    if dtype is not None and kind != np.dtype(dtype):
-        raise TypeError(f"{name} is a device array of dtype {kind}; expected {np.dtype(dtype)}, the dtype of the "
-                        f"first input")
-    return array
-
-
-def device_indices(value, name):
-    """Integer class indices on the device: a host value checked and copied (int64), a
-    device array of any integer dtype as it is (its values are checked by the kernels)."""
-    if not is_device_array(value):
-        return to_device(as_index_array(value, name))
-    array = to_device(value)
-    if np.dtype(array.dtype).kind not in "iu":
-        raise TypeError(f"{name} must hold integer class indices, got dtype {array.dtype}")
-    return array
-
-
-def rows_of(array, n_rows, n_cols, name):
-    """``array`` viewed as (n_rows, n_cols) without a copy (TypeError where its strides
-    allow no such view: a non-contiguous device array of another rank)."""
-    if tuple(array.shape) == (n_rows, n_cols):
-        return array
-    if not array.is_c_contiguous():
-        raise TypeError(f"{name} is a non-contiguous device array of shape {tuple(array.shape)}; the GPU kernels "
-                        f"take it as ({n_rows}, {n_cols}) rows: pass a contiguous array")
-    return array.reshape(n_rows, n_cols)
-
-
-def device_scale(reduction, grad_output, loss_shape, denominator, dtype):
-    """``grad_output`` as the kernels read it: ``(scale, stride, factor)``, the gradient of
-    row n being multiplied by ``scale[n * stride] * factor``.
-
-    A host ``grad_output`` (or None) gives :func:`fastloss._core.reduction.loss_scale`'s
-    numbers, the CPU path's, factor 1. A device one stays on the device: for
-    ``reduction="none"`` of the loss's shape (stride 1) or of one element (stride 0), for
-    a reduced loss one element, the mean's ``1 / denominator`` then in ``factor``.
-    """
-    if not is_device_array(grad_output):
-        scale = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
-        if scale.size == 1:
-            return to_device(scale.reshape(1)), 0, 1.0
-        return to_device(np.broadcast_to(scale, loss_shape).reshape(-1)), 1, 1.0
-    g = to_device(grad_output, dtype)
-    shape = tuple(g.shape)
-    if reduction != "none":
-        if len(shape) != 0 and math.prod(shape) != 1:
-            raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {shape}")
-        return rows_of(g, 1, 1, "grad_output").reshape(1), 0, (1.0 / denominator if reduction == "mean" else 1.0)
-    loss_shape = tuple(loss_shape)
-    try:
-        fits = np.broadcast_shapes(shape, loss_shape) == loss_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(f"grad_output has shape {shape}; expected the loss's shape {loss_shape}")
-    if math.prod(shape) == 1:
-        return rows_of(g, 1, 1, "grad_output").reshape(1), 0, 1.0
-    if shape != loss_shape:
-        raise TypeError(f"grad_output is a device array of shape {shape}, broadcast to the loss's shape "
-                        f"{loss_shape}: on the GPU it must have the loss's shape or one element")
-    n_rows = math.prod(loss_shape)
-    return rows_of(g, n_rows, 1, "grad_output").reshape(n_rows), 1, 1.0
-
-
-def _span(array):
-    """(first byte, one past the last byte) of a device array's memory; None for an empty one."""
-    shape, strides = tuple(array.shape), tuple(array.strides)
-    if 0 in shape:
-        return None
-    # The simulator's device arrays keep their memory in a NumPy array.
-    interface = array._ary.__array_interface__ if type(array).__name__ == "FakeCUDAArray" else \
-        array.__cuda_array_interface__
-    start = interface["data"][0]
-    low = sum(min(0, (n - 1) * step) for n, step in zip(shape, strides))
-    high = sum(max(0, (n - 1) * step) for n, step in zip(shape, strides))
-    return start + low, start + high + np.dtype(array.dtype).itemsize
-
-
-def _overlap(a, b):
-    """Whether the memory spans of device arrays ``a`` and ``b`` meet."""
-    span_a, span_b = _span(a), _span(b)
-    return span_a is not None and span_b is not None and span_a[0] < span_b[1] and span_b[0] < span_a[1]
-
-
-def gradient_rows(grad_out, like, dtype, n_rows, n_cols, reads=(), name="grad_out"):
-    """Where a kernel writes the gradient of ``like`` (a device input): ``(array, rows)``,
-    the array returned and its (n_rows, n_cols) view. A new device array, or the caller's
-    device ``grad_out``: the input itself (an in-place gradient: the kernels read a row whole
-    before they write its gradient) or memory apart from it and from the other device
-    arrays the kernels read, ``reads`` (ValueError otherwise, as the CPU path's
-    :func:`fastloss._core.layout.check_no_overlap`; spans are compared, so a strided
-    interleaving counts as an overlap)."""
-    shape = tuple(like.shape)
-    if grad_out is None:
-        array = cuda.device_array(shape, dtype)
-    else:
-        if not is_device_array(grad_out):
-            raise TypeError(f"{name} must be a device array for an input on the GPU, got {type(grad_out).__name__}")
-        array = to_device(grad_out)
-        if tuple(array.shape) != shape:
-            raise ValueError(f"{name} has shape {tuple(array.shape)}; expected the input's shape {shape}")
-        if np.dtype(array.dtype) != np.dtype(dtype):
-            raise TypeError(f"{name} has dtype {array.dtype}; the gradient is computed in {np.dtype(dtype)}")
-        if _overlap(array, like) and (_span(array) != _span(like) or tuple(array.strides) != tuple(like.strides)):
-            raise ValueError(f"{name} overlaps the input without being it (a shifted or strided view of the same "
-                             f"buffer); pass the input itself for an in-place gradient, or a separate array")
-        if any(is_device_array(other) and _overlap(array, other) for other in reads):
-            raise ValueError(f"{name} overlaps another argument, which the loss reads while it writes the "
-                             f"gradient; pass a separate array")
-    return array, rows_of(array, n_rows, n_cols, name)
-
-
-@cuda.jit
-def sum_rows(loss, divisor, out):
-    """out[0] = sum(loss) / divisor, summed in float64 by one block (a grid-stride loop,
-    then :func:`block_sum`): the reduced loss stays on the device."""
-    buffer = cuda.shared.array(THREADS, np.float64)
-    total = 0.0
-    for i in range(cuda.threadIdx.x, loss.shape[0], cuda.blockDim.x):
-        total += np.float64(loss[i])
-    total = block_sum(buffer, total)
-    if cuda.threadIdx.x == 0:
-        out[0] = total / divisor
-
-
-def reduced(loss, reduction, loss_shape, denominator):
-    """The result of per-row losses ``loss`` (a device array): of ``loss_shape`` for
-    ``reduction="none"``, else a 0-d device array, the sum, or the sum over
-    ``denominator`` (NaN over nothing, as the CPU path's), by the kernel :func:`sum_rows`."""
-    if reduction == "none":
-        return loss.reshape(tuple(loss_shape))
-    dtype = np.dtype(loss.dtype)
-    if reduction == "mean" and denominator == 0:
-        return cuda.to_device(np.full((), np.nan, dtype))
-    out = cuda.device_array(1, dtype)
-    sum_rows[1, THREADS](loss, float(denominator) if reduction == "mean" else 1.0, out)
-    return out.reshape(())
-
-
-def raise_flagged(flag, n_items, fail):
-    """Call ``fail(item)``, which raises the CPU path's ValueError, for the first item a
-    kernel flagged (nothing when none was, or when checks are off: see
-    :func:`fastloss._core.cuda.first_flagged`)."""
-    item = first_flagged(flag, n_items)
-    if item is not None:
-        fail(item)
-
-
-def index_error(target, n_classes, name="target"):
-    """The ``fail`` of :func:`raise_flagged` for a flagged row of class indices ``target``
-    (a device array: the one bad index is copied to the host for the message)."""
-    def fail(row):
-        raise class_index_error(target, row, n_classes, name)
-    return fail
-
+from . import check_multilabel_shape, check_multilabel_targets, check_power, check_target_rows, class_shape, cpu
 
 # ---------------------------------------------------------------- device functions
 
@@ -502,3 +344,102 @@ PTX_SIGNATURES = [
                                  f"{f}[:, :], boolean, int64[:]"),
     )
 ]
+
+
+# ---------------------------------------------------------------- the elementwise losses of this family
+# Scalar kernels of cpu.py run by the one GPU elementwise driver (fastloss._core.cuda_elementwise).
+
+def _input_and_target(input, target, name="input"):
+    """margin's ``_input_and_target`` on the device: a target broadcasting to the input."""
+    x = device_input(input, name)
+    y = secondary(target, "target", x.dtype)
+    check_broadcast(y.shape, x.shape, "target")
+    return x, y
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean", grad=False, grad_output=None,
+                        grad_out=None, backend=None):
+    """:func:`fastloss.margin_ranking_loss` on the GPU: the elementwise driver with its kernel,
+    each input's gradient summed over its broadcast axes on the device."""
+
+    check_options(reduction, grad)
+    margin = check_option("margin_ranking_loss", "margin", margin)
+    x1 = device_input(input1, "input1")
+    y = secondary(target, "target", x1.dtype)
+    x2 = secondary(input2, "input2", x1.dtype)
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(f"input1, input2 and target must have the same number of dimensions, as in torch; got "
+                         f"shapes {tuple(x1.shape)}, {tuple(x2.shape)} and {tuple(y.shape)}")
+    full = common_shape([("input1", x1.shape), ("input2", x2.shape), ("target", y.shape)])
+    return launch(cpu._MARGIN_RANKING, x1, y, x2, None, (margin, 0.0, 0.0), dz_like=tuple(x2.shape),
+                   shape=full, **plumbing(reduction, grad, grad_output, grad_out))
+
+
+def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean", grad=False, grad_output=None, grad_out=None,
+                         backend=None):
+    """:func:`fastloss.hinge_embedding_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    margin = check_option("hinge_embedding_loss", "margin", margin)
+    x, y = _input_and_target(input, target)
+    return launch(cpu._HINGE_EMBEDDING, x, y, params=(margin, 0.0, 0.0),
+                   **plumbing(reduction, grad, grad_output, grad_out))
+
+
+def soft_margin_loss(input, target, *, reduction="mean", grad=False, grad_output=None, grad_out=None, backend=None):
+    """:func:`fastloss.soft_margin_loss` on the GPU: the elementwise driver with its kernel."""
+
+    check_options(reduction, grad)
+    x, y = _input_and_target(input, target)
+    return launch(cpu._SOFT_MARGIN, x, y, **plumbing(reduction, grad, grad_output, grad_out))
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean", grad=False, grad_output=None,
+                                grad_out=None, backend=None):
+    """:func:`fastloss.multilabel_soft_margin_loss` on the GPU: the elementwise driver with
+    its kernel and the weight over the number of classes (divided on the device for a
+    device weight), then, for "none", :func:`row_sums` over the class axis; the input's
+    gradient summed back to its shape where input, target and weight broadcast beyond it."""
+
+    check_options(reduction, grad)
+    x = device_input(input, "input")
+    if x.ndim == 0:
+        raise ValueError("input must be (N, C) or (C,), got a scalar")
+    dtype = np.dtype(x.dtype)
+    y = secondary(target, "target", dtype)
+    w = None if weight is None else secondary(weight, "weight", dtype)
+    full = common_shape([("input", x.shape), ("target", y.shape)] + ([] if w is None else [("weight", w.shape)]))
+    axis = x.ndim - 1
+    n_classes = x.shape[axis]  # the simulator's shapes refuse negative indices
+    if w is None:
+        w = np.full((), 1.0 / n_classes, dtype)
+    elif is_device_array(w):
+        divided = load().device_array(w.size, dtype)
+        divide_into[grid(w.size)](w.reshape(w.size), dtype.type(n_classes), divided)
+        w = divided.reshape(w.shape)
+    else:
+        w = (w / dtype.type(n_classes)).astype(dtype)
+    if axis != len(full) - 1:
+        raise TypeError(f"multilabel_soft_margin_loss on the GPU sums over the last axis; the arguments broadcast to "
+                        f"{full}, beyond the input's {tuple(x.shape)} axes: call it with host arrays")
+    row_shape = full[:axis]
+    n_rows = int(np.prod(row_shape, dtype=np.int64))
+    go = grad_output
+    if reduction == "none" and grad and grad_output is not None:
+        if is_device_array(grad_output):
+            if not broadcasts(grad_output.shape, row_shape):
+                raise ValueError(f"grad_output of shape {tuple(grad_output.shape)} does not broadcast to the input's "
+                                 f"shape {row_shape}")
+            go = grad_output.reshape(tuple(grad_output.shape) + (1,))
+        else:
+            go = as_grad_output(grad_output, dtype)
+            check_broadcast(go.shape, row_shape, "grad_output")
+            go = np.expand_dims(np.broadcast_to(go, row_shape), axis)
+    result = launch(cpu._MULTILABEL_SOFT_MARGIN, x, y, None, w, reduction=reduction, grad=grad, grad_output=go,
+                     grad_out=grad_out, denominator=n_rows if reduction != "none" else None, shape=full)
+    if reduction != "none":
+        return result
+    value, dx = result if grad else (result, None)
+    rows = load().device_array(row_shape, dtype)
+    row_sums[grid(n_rows)](value.reshape(value.size), np.int64(full[axis]), rows.reshape(n_rows))
+    return (rows, dx) if grad else rows

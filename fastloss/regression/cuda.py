@@ -8,12 +8,13 @@ device arrays: a reduced loss as a 0-d device array of the input's dtype.
 from __future__ import annotations
 
 from .._core.cuda_elementwise import (
-    _launch,
-    _value_at,
     check_variance,
     device_input,
     elementwise_loss,
+    launch,
+    plumbing,
     secondary,
+    value_at,
     weight_sum,
 )
 from .._core.reduction import check_options
@@ -44,10 +45,6 @@ def _regression_args(input, target, weight=None):
     return x, y, weight
 
 
-def _options(reduction, grad, grad_output, grad_out):
-    return {"reduction": reduction, "grad": grad, "grad_output": grad_output, "grad_out": grad_out}
-
-
 def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
             backend=None):
     """:func:`fastloss.l1_loss` on the GPU: the elementwise driver with the L1 kernel (and,
@@ -55,7 +52,7 @@ def l1_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_ou
     check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     denominator = weight_sum(weight) if reduction == "mean" and weight is not None else None
-    return _launch(_L1, x, y, None, weight, denominator=denominator, **_options(reduction, grad, grad_output, grad_out))
+    return launch(_L1, x, y, None, weight, denominator=denominator, **plumbing(reduction, grad, grad_output, grad_out))
 
 
 def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_output=None, grad_out=None,
@@ -65,8 +62,8 @@ def mse_loss(input, target, *, reduction="mean", weight=None, grad=False, grad_o
     check_options(reduction, grad)
     x, y, weight = _regression_args(input, target, weight)
     denominator = weight_sum(weight) if reduction == "mean" and weight is not None else None
-    return _launch(_MSE, x, y, None, weight, denominator=denominator,
-                   **_options(reduction, grad, grad_output, grad_out))
+    return launch(_MSE, x, y, None, weight, denominator=denominator,
+                   **plumbing(reduction, grad, grad_output, grad_out))
 
 
 def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, grad_output=None, grad_out=None,
@@ -75,7 +72,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, grad=False, gra
     check_options(reduction, grad)
     beta = check_option("smooth_l1_loss", "beta", beta)
     x, y, _ = _regression_args(input, target)
-    return _launch(_SMOOTH_L1, x, y, params=(beta, 0.0, 0.0), **_options(reduction, grad, grad_output, grad_out))
+    return launch(_SMOOTH_L1, x, y, params=(beta, 0.0, 0.0), **plumbing(reduction, grad, grad_output, grad_out))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=False, grad_output=None,
@@ -84,7 +81,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
     check_options(reduction, grad)
     delta = check_option("huber_loss", "delta", delta)
     x, y, weight = _regression_args(input, target, weight)
-    return _launch(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), **_options(reduction, grad, grad_output, grad_out))
+    return launch(_HUBER, x, y, None, weight, (delta, 0.0, 0.0), **plumbing(reduction, grad, grad_output, grad_out))
 
 
 def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean", grad=False,
@@ -97,7 +94,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     x, y, _ = _regression_args(input, target)
     kind = ((_POISSON_LOG_INPUT_FULL if full else _POISSON_LOG_INPUT) if log_input else
             (_POISSON_FULL if full else _POISSON))
-    return _launch(kind, x, y, params=(0.0, eps, 0.0), **_options(reduction, grad, grad_output, grad_out))
+    return launch(kind, x, y, params=(0.0, eps, 0.0), **plumbing(reduction, grad, grad_output, grad_out))
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, grad=False, grad_output=None,
@@ -114,9 +111,9 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     layout = variance_layout(var_shape, x.shape)
     v = v.reshape(layout) if layout != var_shape else v
     result, bad = elementwise_loss(_GAUSSIAN_NLL, x, y, v, None, (eps, float(full), 0.0), dz_like=layout,
-                                   check=check_variance, **_options(reduction, grad, grad_output, grad_out))
+                                   check=check_variance, **plumbing(reduction, grad, grad_output, grad_out))
     if bad is not None and bad[2] is not None:
-        raise negative_variance(_value_at(v, bad[2], x.shape))
+        raise negative_variance(value_at(v, bad[2], x.shape))
     if not grad:
         return result
     value, (dx, dv) = result

@@ -39,7 +39,7 @@ import math
 import numpy as np
 from numba import types
 
-from .._core.cuda import WARP, block_size, grid, is_device_array, simulating, to_device
+from .._core.cuda import block_size, grid, is_device_array, threads_for, to_device
 from .._core.cuda_blocks import block_max, block_sum, cuda
 from .._core.numerics import NORMALIZE_EPS
 from .._core.reduction import check_options
@@ -371,14 +371,6 @@ def copy_rows(source, target):
 
 # ----------------------------------------------------------------- entry point
 
-def _threads(cells):
-    """Threads per block: the power of two covering ``cells``, at most :func:`block_size`
-    and at least a warp (the warp-shuffle reductions need whole warps; the simulator's
-    shared-memory ones take any power of two)."""
-    floor = 1 if simulating() else WARP
-    return min(_THREADS, max(floor, 1 << max(0, cells - 1).bit_length()))
-
-
 def _scalar_grad_output(grad_output):
     """``grad_output`` (a scalar: the loss is reduced) on the device as one float64."""
     if grad_output is None:
@@ -438,7 +430,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     sq = cuda.device_array(n, np.float64)
     inv_norm = cuda.device_array(n, np.float64)
     blocks, _ = grid(n, 1)  # a block per row, up to the grid's cap
-    row_norms[blocks, _threads(dim)](x, sq, inv_norm, NORMALIZE_EPS)
+    row_norms[blocks, threads_for(dim)](x, sq, inv_norm, NORMALIZE_EPS)
     group_start = cuda.device_array(n, np.int64)
     group_size = cuda.device_array(n, np.int64)
     order = cuda.device_array(n, np.int64)
@@ -452,17 +444,17 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     loss = cuda.device_array(n, np.float64)
     nonzero = cuda.device_array(n, np.float64)
     terms = cuda.device_array(n, np.float64)
-    mine_anchor_rows[n, _threads(n)](dist, y, group_start, group_size, order, metric_code, strategy_code,
+    mine_anchor_rows[n, threads_for(n)](dist, y, group_start, group_size, order, metric_code, strategy_code,
                                       float(margin), soft_margin, reduction == "mean_nonzero", weights, used, chosen,
                                       loss, nonzero, terms)
     scale = cuda.device_array(1, np.float64)
     reduction_code = TRIPLET_REDUCTIONS.index(reduction)
-    triplet_finish[1, _threads(n)](loss, nonzero, terms, reduction_code, g if grad else to_device(np.ones(1)), value,
+    triplet_finish[1, threads_for(n)](loss, nonzero, terms, reduction_code, g if grad else to_device(np.ones(1)), value,
                                    scale)
     if not grad:
         return value.reshape(())
     target = cuda.device_array(embeddings.shape, dtype) if grad_out is not None else gradient
-    gradient_rows[blocks, _threads(dim)](x, weights, used, inv_norm, metric_code, NORMALIZE_EPS, scale, target)
+    gradient_rows[blocks, threads_for(dim)](x, weights, used, inv_norm, metric_code, NORMALIZE_EPS, scale, target)
     if grad_out is not None:  # written apart, then copied: grad_out may be the embeddings, read by every row
         copy_rows[grid(n * dim)](target, grad_out)
     return value.reshape(()), gradient
