@@ -23,8 +23,11 @@ How a call runs:
 
 * CPU tensors reach the NumPy kernels without a copy (``tensor.detach().numpy()``, any
   strides); the loss and the gradients come back as tensors over the arrays' memory
-  (``torch.from_numpy``). CUDA tensors raise a TypeError: the GPU kernels are not
-  available yet.
+  (``torch.from_numpy``). CUDA tensors go, detached and without a copy, to the GPU
+  kernels (:mod:`fastloss._core.cuda`: the dispatcher of device arrays), which give CUDA
+  tensors back (``torch.as_tensor`` over the device memory); autograd runs as on the CPU.
+  The GPU kernels are tested under Numba's CUDA simulator, with its device arrays; torch
+  CUDA tensors have not been through this path on a GPU yet.
 * The differentiable arguments are the ones fastloss differentiates
   (its table entry's ``differentiable``: the first argument, or the tuple its ``grad=True``
   returns, such as CosFace's ``features`` and ``weight``, or CTC's ``log_probs``).
@@ -75,20 +78,32 @@ if TYPE_CHECKING:
 
 
 def as_array(value: Any, name: str) -> Any:
-    """A CPU tensor as a NumPy array over the same memory; anything else as it is."""
+    """A CPU tensor as a NumPy array over the same memory, a CUDA tensor detached (the
+    GPU kernels take it through ``__cuda_array_interface__``); anything else as it is.
+    TypeError for a tensor on another device."""
     if not isinstance(value, torch.Tensor):
         return value
-    if value.device.type != "cpu":
-        raise TypeError(f"{name} is a {value.device.type} tensor: fastloss's GPU kernels are not available yet; "
+    if value.device.type not in ("cpu", "cuda"):
+        raise TypeError(f"{name} is a {value.device.type} tensor: fastloss computes on the CPU and on CUDA GPUs; "
                         f"pass CPU tensors ({name}.cpu())")
     value = value.detach()
     if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; narrow floats compute in float32 anyway
         value = value.float()
-    return value.numpy()
+    return value if value.is_cuda else value.numpy()
 
 
 def _as_tensor(value):
+    """A result as a tensor: a CUDA tensor (from the GPU kernels) as it is, a NumPy array
+    or scalar over its memory."""
+    if isinstance(value, torch.Tensor):
+        return value
     return torch.from_numpy(np.asarray(value))
+
+
+def _incoming(grad_output):
+    """The incoming gradient as the loss function takes it: a CUDA tensor as it is, a CPU one
+    as a NumPy array."""
+    return grad_output if grad_output.is_cuda else grad_output.numpy()
 
 
 def _as_tuple(grads):
@@ -143,13 +158,14 @@ class LossFunction(torch.autograd.Function):
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # reduction="none", or a retained graph's second backward: computed again
             _check_unchanged(ctx)
-            _, grads = ctx.fn(**ctx.options, **ctx.arrays, grad=True, grad_output=grad_output.numpy())
-            grads = [torch.from_numpy(g) for g in _as_tuple(grads)]
+            _, grads = ctx.fn(**ctx.options, **ctx.arrays, grad=True, grad_output=_incoming(grad_output))
+            grads = [_as_tensor(g) for g in _as_tuple(grads)]
         else:
             # The forward call's gradient, handed over: nothing else holds these tensors, so
             # autograd makes them the leaves' .grad without a copy, and scaling is in place.
-            grads = [torch.from_numpy(g) for g in _as_tuple(grads)]
-            if grad_output.item() != 1:  # a Python comparison: cheaper than a tensor one
+            grads = [_as_tensor(g) for g in _as_tuple(grads)]
+            # A Python comparison is cheaper than a tensor one, but on a GPU it would synchronise.
+            if grad_output.is_cuda or grad_output.item() != 1:
                 grads = [g.mul_(grad_output) for g in grads]
         needed = ctx.needs_input_grad[3:]
         # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
@@ -268,8 +284,8 @@ def custom_op(name: str) -> Callable[[Mapping[str, Any]], torch.Tensor]:
         call = {**others, **{name: as_array(tensor, name) for name, tensor in zip(names, tensors)}}
         if not want_grad:
             return [_as_tensor(fn(**call))]
-        value, grads = fn(**call, grad=True, grad_output=None if grad_output is None else grad_output.numpy())
-        return [_as_tensor(value), *(torch.from_numpy(g) for g in _as_tuple(grads))]
+        value, grads = fn(**call, grad=True, grad_output=None if grad_output is None else _incoming(grad_output))
+        return [_as_tensor(value), *(_as_tensor(g) for g in _as_tuple(grads))]
 
     @operator.register_fake
     def _(tensors, grad_output, options):
