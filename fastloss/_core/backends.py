@@ -60,7 +60,7 @@ def resolve(backend):
     """The backend that runs a call given ``backend=`` (None: the default)."""
     if backend is None:
         return DEFAULT
-    if backend == "cuda":
+    if isinstance(backend, str) and backend == "cuda":
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))} or None; got 'cuda': device arrays "
                          f"choose the GPU (pass CuPy arrays, torch CUDA tensors or Numba device arrays), and backend= "
                          f"names the host backends only")
