@@ -181,7 +181,7 @@ def to_device(value, dtype=None):
         if dtype is not None and np.dtype(array.dtype) != np.dtype(dtype):
             raise TypeError(f"a device array of dtype {array.dtype} where {np.dtype(dtype)} is needed")
         return array
-    host = np.ascontiguousarray(value, dtype=dtype)
+    host = np.asarray(value, dtype=dtype, order="C")  # a 0-d value stays 0-d (ascontiguousarray makes it (1,))
     return load().to_device(host)
 
 

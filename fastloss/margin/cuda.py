@@ -224,7 +224,7 @@ def _row_targets(target, input_shape, n_rows, n_classes):
         shape = host.shape
         check_target_rows(shape, input_shape, n_rows)
         check_class_indices(host, n_classes, "target")
-        t = to_device(host)  # a 0-d target arrives as (1,)
+        t = to_device(host)
     check_target_rows(shape, input_shape, n_rows)
     return rows_of(t, n_rows, 1, "target").reshape(n_rows), shape
 

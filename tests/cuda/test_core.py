@@ -67,6 +67,7 @@ def test_device_arrays_are_recognised_and_kept():
     assert core.is_device_array(device) and not core.is_device_array(np.arange(3.0))
     assert core.to_device(device) is device
     np.testing.assert_array_equal(host(core.to_device([1, 2], np.float32)), np.array([1, 2], np.float32))
+    assert core.to_device(np.float64(3.0)).shape == ()  # a host scalar keeps its shape
     with pytest.raises(TypeError, match="float32"):
         core.to_device(device, np.float32)
     assert core.like(device, device) is device
