@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cuda import call as call_on_gpu
 from .cuda import is_device_array
 
 _DLPACK_CPU = 1  # DLDeviceType kDLCPU
@@ -201,10 +202,8 @@ def _call_foreign(function, names, args, kwargs):
     first = args[0] if args else kwargs.get(first_name)
     if isinstance(first, (np.ndarray, np.generic)):
         return function(*args, **kwargs)
-    if is_device_array(first):
-        from . import cuda  # imports no CUDA package until the call needs one
-
-        return cuda.call(function, names, args, kwargs)
+    if is_device_array(first):  # fastloss._core.cuda imports a CUDA package only here, on the first such call
+        return call_on_gpu(function, names, args, kwargs)
     _check_not_gpu_anywhere(args, kwargs, names)
     library = _library(first, first_name)
     if library is None:
