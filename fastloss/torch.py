@@ -33,6 +33,8 @@ How a call runs:
   returns, such as CosFace's ``features`` and ``weight``, or CTC's ``log_probs``).
   Every other argument (targets, lengths, class weights) gets no gradient, and one that
   requires grad raises a ValueError rather than silently getting none.
+* With nothing to differentiate (no differentiable input requires grad, or under
+  ``torch.no_grad()``), a call computes the loss alone and bypasses autograd.
 * Reduced losses: when an input requires grad, forward makes one fused ``grad=True``
   call and keeps the gradient; backward hands it over (autograd makes it the leaf's
   ``.grad`` without a copy, as nothing else holds it), scaled in place by the incoming
@@ -214,6 +216,10 @@ def functional(name: str) -> Callable[..., torch.Tensor]:
         if torch.compiler.is_compiling():
             return operator(call)
         check_requires_grad(fn, call, differentiable)
+        if not (torch.is_grad_enabled() and any(isinstance(call[name], torch.Tensor) and call[name].requires_grad
+                                                for name in differentiable)):
+            # Nothing to differentiate (evaluation, torch.no_grad()): the loss alone, past autograd.
+            return _as_tensor(fn(**{name: as_array(value, name) for name, value in call.items()}))
         options = {name: as_array(value, name) for name, value in call.items() if name not in differentiable}
         return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
 

@@ -48,6 +48,17 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
     return np.asarray(g, dtype)
 
 
+def scale_rows(reduction, grad_output, loss_shape, denominator, dtype):
+    """:func:`loss_scale` as the row kernels read it: a C-contiguous ``(prod(loss_shape),)``
+    array of ``dtype``, one factor per element of the unreduced loss (a view of
+    ``grad_output`` where it already is one, so that overlap checks see it)."""
+    factor = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
+    size = math.prod(loss_shape)
+    if factor.ndim == 0:  # the common case, without broadcast_to's cost
+        return np.full(size, factor, dtype)
+    return np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(size)
+
+
 def _divide(a, b):
     """a / b with IEEE results for b = 0 (inf, or NaN for 0/0) and no warning."""
     a, b = float(a), float(b)

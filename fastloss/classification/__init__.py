@@ -32,7 +32,7 @@ import numpy as np
 from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, class_rows, class_rows_undo
-from .._core.reduction import check_options, finish, loss_scale
+from .._core.reduction import check_options, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_class_weight,
@@ -99,8 +99,7 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
     rows = class_rows(x)
     loss = np.empty(rows.shape[0] * rows.shape[1], dtype)
     if grad:
-        factor = loss_scale(reduction, grad_output, loss_shape, 1.0 if targets else denominator, dtype)
-        scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
+        scale = scale_rows(reduction, grad_output, loss_shape, 1.0 if targets else denominator, dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
         grad_rows = buffer.view(class_rows, class_rows_undo)
     else:
@@ -393,8 +392,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     loss = np.empty(rows.shape[0], dtype)
     grads = scale = None
     if grad:
-        factor = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
-        scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(-1)
+        scale = scale_rows(reduction, grad_output, loss_shape, denominator, dtype)
         reads = {"linear_weight": linear_weight, "target": target, "linear_bias": linear_bias, "weight": weight}
         buffer = GradientBuffer(x, dtype, grad_out, reads=reads)
         grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))

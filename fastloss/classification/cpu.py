@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.elementwise import register
-from .._core.jit import jit, prange
+from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import (
     exp_fast,
     log1p_exp,
@@ -23,24 +23,37 @@ from .._core.validation import scan_class_indices
 
 # --------------------------------------------------------------------------- kernels
 
-@jit(inline="always")
-def _softmax_grad_loop(row, top, a_over_s, spread_scale, weight, out):
+@jit(fastmath=REDUCE)
+def exp_shifted_into(row, top, out):
+    """out[c] = exp(row[c] - top); returns their sum, as :func:`sum_exp_shifted` sums them
+    (vectorised). A gradient pass then needs no second exp: one exp per logit.
+
+    ``out`` must not be ``row``: given one array, the loop compiles differently, and the
+    loss with an in-place gradient was seen to differ in its last bit from the loss
+    without a gradient.
+    """
+    s = typed(0, top)
     for c in range(row.shape[0]):
-        out[c] = a_over_s * exp_fast(row[c] - top) - spread_scale * weight[c]
+        e = exp_fast(row[c] - top)
+        out[c] = e
+        s += e
+    return s
+
+
+@jit(inline="always")
+def _scale_loop(a_over_s, spread_scale, weight, exps, out):
+    for c in range(out.shape[0]):
+        out[c] = a_over_s * exps[c] - spread_scale * weight[c]
 
 
 @jit()
-def _write_softmax_grad(row, top, a_over_s, spread_scale, weight, out):
-    """out[c] = a_over_s * exp(row[c] - top) - spread_scale * weight[c] (vectorised).
-
-    ``out`` may be ``row`` itself (an in-place gradient). The loop then reads ``out``:
-    given two arrays, LLVM guards the vector loop with an overlap check that equal
-    arrays fail, and runs the scalar loop (4x slower); given one, it needs no check.
-    """
-    if out.ctypes.data == row.ctypes.data:
-        _softmax_grad_loop(out, top, a_over_s, spread_scale, weight, out)
+def _scale_softmax_grad(a_over_s, spread_scale, weight, exps, out):
+    """out[c] = a_over_s * exps[c] - spread_scale * weight[c], ``exps`` holding exp(row[c] - top)
+    (vectorised); ``exps`` may be ``out``, as in :func:`exp_shifted_into`."""
+    if out.ctypes.data == exps.ctypes.data:
+        _scale_loop(a_over_s, spread_scale, weight, out, out)
     else:
-        _softmax_grad_loop(row, top, a_over_s, spread_scale, weight, out)
+        _scale_loop(a_over_s, spread_scale, weight, exps, out)
 
 
 @jit()
@@ -70,8 +83,13 @@ def _ignored_row_grad(row, weight_sum, out):
 
 @jit(inline="always")
 def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
-                               ignore_index, scale, denominator, loss, grad, want_grad):
+                               ignore_index, scale, denominator, loss, grad, want_grad, scratch):
     """Row ``r`` of :func:`softmax_cross_entropy_rows`: writes its loss (and gradient).
+
+    One exp per logit: :func:`exp_shifted_into` keeps them in the gradient row, or in
+    ``scratch`` (C,), the calling thread's own row, when there is no gradient or when the
+    gradient row is the logits (in place). The value is then summed by the same loop,
+    from and into different arrays, with or without a gradient: the same bits.
 
     Inlined into both drivers at Numba IR level: called, it sets up its array
     arguments for every row, which for rows of a few classes (N=32, C=10) cost as
@@ -86,9 +104,11 @@ def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_
             _ignored_row_grad(row, weight_sum, grad[n, k])
         return
     top = row_max(row)
-    total = sum_exp_shifted(row, top)
+    x_t = row[t]
+    exps = grad[n, k] if want_grad and grad[n, k].ctypes.data != row.ctypes.data else scratch
+    total = exp_shifted_into(row, top, exps)
     log_total = np.log(total)
-    nll = log_total + (top - row[t])
+    nll = log_total + (top - x_t)
     w_t = weight[t]
     # Per-row scalars are float64 (the options are); per-class loops stay in the logits' type.
     g = 1.0
@@ -111,7 +131,7 @@ def _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_
         if spread != 0:
             a += spread * weight_sum * s
             spread_s = spread * s
-        _write_softmax_grad(row, top, typed(a / total, top), typed(spread_s, top), smooth_weight, grad[n, k])
+        _scale_softmax_grad(typed(a / total, top), typed(spread_s, top), smooth_weight, exps, grad[n, k])
         grad[n, k, t] -= b
 
 
@@ -138,8 +158,11 @@ def softmax_cross_entropy_rows(logits, target, weight, smooth_weight, weighted_m
         return 0.0, bad, kept
     denominator = kept if mean else 1.0  # 0 when nothing is kept: it then divides no row
     for r in prange(logits.shape[0] * logits.shape[1]):
+        # Numba hoists this allocation out of the loop: one scratch row per thread
+        # (``parallel_diagnostics(level=4)`` lists it under "Allocation hoisting").
+        scratch = np.empty(logits.shape[2], logits.dtype)
         _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
-                                   ignore_index, scale, denominator, loss, grad, want_grad)
+                                   ignore_index, scale, denominator, loss, grad, want_grad, scratch)
     return sum_float64(loss), -1, kept  # after the loop: the same bits on any number of threads
 
 
@@ -152,9 +175,10 @@ def softmax_cross_entropy_rows_serial(logits, target, weight, smooth_weight, wei
     if bad >= 0:
         return 0.0, bad, kept
     denominator = kept if mean else 1.0
+    scratch = np.empty(logits.shape[2], logits.dtype)
     for r in range(logits.shape[0] * logits.shape[1]):
         _softmax_cross_entropy_row(r, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
-                                   ignore_index, scale, denominator, loss, grad, want_grad)
+                                   ignore_index, scale, denominator, loss, grad, want_grad, scratch)
     return sum_float64(loss), -1, kept
 
 

@@ -57,7 +57,7 @@ from .._core.backends import select
 from .._core.interop import interop
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, loss_scale
+from .._core.reduction import check_options, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import as_float_array, check_bool, check_integer
 from .cpu import _PAD
@@ -245,8 +245,7 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     loss_shape = (n,) if batched else ()
     clamped = np.maximum(tg_len, 1)
     if grad:
-        factor = loss_scale(reduction, grad_output, loss_shape, n, dtype)
-        scale = np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(n)
+        scale = scale_rows(reduction, grad_output, loss_shape, n, dtype)
         if reduction == "mean":
             scale = (scale / clamped).astype(dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(targets, input_lengths, target_lengths, scale))

@@ -26,7 +26,7 @@ import numpy as np
 from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only, sum_to_shape
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, loss_scale
+from .._core.reduction import check_options, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_float_array,
@@ -67,8 +67,7 @@ def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_outp
     loss = np.empty(shape[0], dtype)
     none = np.empty((shape[0], 0), dtype)  # rows of nothing: what the kernel is given for no gradient
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, shape[0], dtype),
-                                                     loss_shape), dtype).reshape(-1)
+        scale = scale_rows(reduction, grad_output, loss_shape, shape[0], dtype)
         buffers = [GradientBuffer(inputs[0], dtype, grad_out, reads=(*inputs[1:], target, scale))]
         buffers += [GradientBuffer(a, dtype, None) for a in inputs[1:]]
 

@@ -22,7 +22,7 @@ import numpy as np
 from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, loss_scale
+from .._core.reduction import check_options, finish, loss_scale, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_class_weight,
@@ -109,7 +109,7 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     loss = np.empty(n, dtype)
     grads = scale = None
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)), dtype)
+        scale = scale_rows(reduction, grad_output, (n,), n, dtype)
         grads = (np.empty(f.shape, dtype), np.empty(w.shape, dtype), None)
     total = linear_softmax_chunks(f_unit, w_unit, None, kernel, t.reshape(-1, 1), options, scale, loss, step, grads,
                                   margin=dtype.type(s * m))
@@ -180,8 +180,7 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     gamma_pos, gamma_neg = (gamma, 0.0) if anchor == "pos" else (0.0, gamma)
     loss = np.empty(n, dtype)
     if grad:
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, (n,), n, dtype), (n,)),
-                                     dtype)
+        scale = scale_rows(reduction, grad_output, (n,), n, dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads={"target": target, "grad_output": scale})
         grad_rows = buffer.contiguous(x.shape)
     else:

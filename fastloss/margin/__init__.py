@@ -28,7 +28,7 @@ from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, gradient_of_broadcast, read_only
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, loss_scale
+from .._core.reduction import check_options, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_class_weight,
@@ -292,8 +292,7 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
     unit = dtype.type(1.0 / (divisor * max(n_rows, 1) if reduction == "mean" else divisor))
     if grad:
         # grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
-        scale = np.ascontiguousarray(np.broadcast_to(loss_scale(reduction, grad_output, loss_shape, 1, dtype),
-                                                     loss_shape), dtype).reshape(-1)
+        scale = scale_rows(reduction, grad_output, loss_shape, 1, dtype)
         buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
         grad_rows = buffer.contiguous((n_rows, n_classes))
     else:
