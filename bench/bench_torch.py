@@ -3,6 +3,11 @@
 * ``CrossEntropyLoss`` forward+backward: ``loss = crit(x, t); loss.backward()`` on a
   leaf whose ``.grad`` is cleared each time, float32, from a small batch (256x10, where
   fixed costs dominate) to the issue's N=65536, C=1000.
+* The autograd floor at 256x10: a ``torch.autograd.Function`` whose forward and
+  backward compute nothing (they return tensors made beforehand), called and
+  differentiated as the criteria are. No loss implemented as an autograd function,
+  fastloss.torch's included, can take less; its row shows how much of torch's own
+  step at that size is autograd's fixed cost.
 * Whole training steps (:data:`fastloss.benchmarks.TRAINING`): forward, the loss,
   ``backward()`` and an SGD update, with torch's criterion or fastloss.torch's on the
   same model, initial parameters and batch (tests/test_torch_loops.py checks they train
@@ -26,6 +31,28 @@ def bench_cross_entropy_module(benchmark, impl, n, c, dtype):
     criterion = flt.CrossEntropyLoss() if impl == "fastloss" else torch.nn.CrossEntropyLoss()
     step = benchmarks._torch_forward_backward(criterion, inputs["x"], inputs["t"])
     run(benchmark, f"CrossEntropyLoss module {n}x{c} {dtype} forward+backward", impl, step)
+
+
+class _Nothing(torch.autograd.Function):
+    """forward gives a 0-d tensor, backward a gradient: both made beforehand."""
+
+    @staticmethod
+    def forward(ctx, x, value, gradient):
+        ctx.gradient = gradient
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return ctx.gradient, None, None
+
+
+def bench_autograd_floor(benchmark):
+    inputs = benchmarks._class_inputs(rng(), 256, 10, "float32")
+    value, gradient = torch.zeros(()), torch.zeros(256, 10)
+    step = benchmarks._torch_forward_backward(lambda x, t: _Nothing.apply(x, value, gradient), inputs["x"],
+                                              inputs["t"])
+    run(benchmark, "autograd floor: a torch.autograd.Function computing nothing, 256x10 forward+backward", "torch",
+        step)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
