@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._core.backends import NUMBA, select
+from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, class_rows, class_rows_undo
 from .._core.reduction import check_options, finish, loss_scale
@@ -346,7 +346,11 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     in place into :math:`G = \partial \ell / \partial Z`; then BLAS gives
     :math:`\partial/\partial X_c = G W` and adds :math:`G^\top X_c` to
     :math:`\partial/\partial W` (and the column sums of :math:`G` to
-    :math:`\partial/\partial b`). Three GEMMs in all, nothing computed twice. The mean's
+    :math:`\partial/\partial b`). Three GEMMs in all, nothing computed twice. For a
+    vocabulary so large that fewer than :data:`LINEAR_MIN_ROWS` rows of logits fit the
+    budget, each chunk also goes through V in blocks, with an online log-sum-exp
+    (:func:`linear_softmax_blocks`): memory stays bounded for any V, at the cost of a
+    fourth GEMM (the logits again for the gradient). The mean's
     denominator (the kept targets' class weights) is summed over the whole batch before
     the first chunk, so that every chunk's gradient is scaled as in one call.
 
@@ -366,7 +370,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         As torch's: None means -100 for class-index targets; probability targets
         refuse any value (ValueError), as torch raises.
     chunk_size : int >= 1, optional
-        Rows per chunk; the numbers do not depend on it.
+        Rows per chunk (in vocabulary blocks if that many rows of logits exceed the
+        budget); the numbers do not depend on it.
     grad : bool
         Also return ``(d_input, d_linear_weight)``, and ``d_linear_bias`` third when a
         bias is given.
@@ -509,19 +514,6 @@ def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step,
     return total
 
 
-def _block_kernels(kernels):
-    """The backend's vocabulary-block kernels; the Cython backend has none, and its calls run
-    Numba's when numba is in use (ImportError, saying how to avoid the blocks, when not)."""
-    if hasattr(kernels, "softmax_cross_entropy_block_rows"):
-        return kernels
-    try:
-        return NUMBA.kernels("classification")
-    except ImportError as error:
-        raise ImportError(f"the vocabulary blocks of linear_cross_entropy (taken when fewer than {LINEAR_MIN_ROWS} "
-                          f"rows of logits fit fastloss.classification.LINEAR_CHUNK_BYTES) have Numba kernels only, "
-                          f"and {error}; raise LINEAR_CHUNK_BYTES to run whole rows on the Cython kernels") from error
-
-
 def _block_logits(buffer, x_chunk, w, bias, first, last, targets, margin):
     """The logits of classes ``first`` to ``last`` for the chunk's rows, (rows, last - first)
     C-contiguous in ``buffer``, the bias added and ``margin`` taken from the target's logit."""
@@ -557,13 +549,12 @@ def linear_softmax_blocks(rows, w, bias, kernels, y, options, scale, loss, step,
        (kept aside until the last block, since ``d_rows`` may be ``rows``); the column sums
        of G_b go to ``d_bias[b]``.
 
-    Backends: the block kernels are Numba's. The Cython backend's calls take them too when
-    numba is in use, and raise ImportError when it is not (:func:`_block_kernels`).
+    Each backend has the four block kernels: Numba's in ``fastloss/classification/cpu.py``,
+    their Cython twins in ``fastloss/_cython/classification.pyx``.
     """
     soft = y.dtype.kind == "f"
     if not soft and options[6] != 0:
         raise NotImplementedError("the vocabulary blocks take no focal loss (gamma must be 0)")
-    kernels = _block_kernels(kernels)
     if soft:
         value_kernel = kernels.softmax_cross_entropy_soft_block_rows
         grad_kernel = kernels.softmax_cross_entropy_soft_block_grad_rows
