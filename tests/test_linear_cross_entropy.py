@@ -424,3 +424,30 @@ def test_cosface_in_blocks_equals_whole_rows(rng, blocks, dtype):
     assert_close(value, expected, dtype)
     for got, want in zip(grads, expected_grads, strict=True):
         assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", ["offset", "rising", "falling"])
+@pytest.mark.parametrize("kind", ["ignored", "probabilities"])
+def test_blocks_far_apart_logits(rng, blocks, dtype, bias, kind):
+    """The online log-sum-exp where the blocks' logits lie far apart: all near 300 (the
+    smoothing sums must not cancel), rising by 80 from block to block (the running sum
+    rescaled by e^-80 at each block: it underflows in float32), or falling (the later
+    blocks add nothing). Against whole rows, and against torch in float64 (float32 logits
+    near 400 are a few 1e-5 off whatever the path)."""
+    x, w, _ = _head(rng, dtype=dtype)
+    b = {"offset": np.full(w.shape[0], 300.0), "rising": np.arange(w.shape[0]) // BLOCK_WIDTH * 80.0,
+         "falling": -(np.arange(w.shape[0]) // BLOCK_WIDTH) * 80.0}[bias].astype(dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    options = {"reduction": "none", "label_smoothing": 0.1}
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, **options, grad=True)
+    if dtype == np.float64:
+        truth, truth_grads = _torch(x, w, t, b, 1.0, **options)
+        assert_close(expected, truth, dtype)
+        for got, want in zip(expected_grads, truth_grads, strict=True):
+            assert_close(got, want, dtype)
+    blocks(x.itemsize)
+    value, grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, **options, grad=True)
+    assert_close(value, expected, dtype)
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert_close(got, want, dtype)
