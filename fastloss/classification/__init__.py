@@ -278,16 +278,19 @@ def linear_chunk_shape(n_rows, n_classes, itemsize, chunk_size=None):
     Why 512 rows: the chunk's rows are the outer dimension of ``X_c W_b^T`` and ``G_b W_b``
     and the inner one of ``G_b^T X_c``, and thin GEMMs run far from peak. Measured with
     OpenBLAS on 2 cores (float32, H = 256, 16384 classes, GFLOP/s of the three products):
-    at 1024 rows about 70 / 60 / 65; at 512 about 51-67 / 50 / 52-63; at 256 about
-    45-56 / 45-47 / 18-27; at 128 about 40-50 / 35-45 / 4-7 (``G W``, a short and wide
+    at 1024 rows 61-72 / 50-61 / 65-67; at 512, 51-67 / 50-51 / 52-63; at 256,
+    45-56 / 45-47 / 18-27; at 128, 37-52 / 34-45 / 4-7 (``G W``, a short and wide
     product, is the first to collapse). 512 rows is where all three reach their plateau;
     the block pays one more GEMM (the logits again, in the gradient pass), a third more
-    work, which is cheaper than the collapse of thinner chunks. End to end (N = 4096,
+    work, which costs less than thinner chunks once their GEMMs collapse. End to end (N = 4096,
     H = 256, V = 32768, float32, with the gradients, the budget made small to force each
-    shape): blocks of 512 rows took 1.35-1.45x the time of the default chunks of 1024 whole
-    rows, as the fourth GEMM predicts, and no more than whole rows in chunks of 128 at the
-    same memory; on a loaded machine chunks of 128 or 256 rows (whole rows or blocks) ran
-    2.5-4x slower than 512-row blocks, whose time hardly moved.
+    shape): 1024 rows in blocks took 1.37x the time of the default 1024 whole rows, as the
+    fourth GEMM predicts; 512 rows in blocks, 1.45-1.7x. At the memory of those blocks, whole
+    rows in chunks of 256 or 128 were 1.35x and 1.1x as fast as 512-row blocks on a quiet
+    machine, but with another job on the two cores they fell to 2.5x and 3.4x slower
+    (thin GEMMs degrade first), while the blocks kept their ratio to the default. So the
+    blocks buy a bounded memory at a steady price, and below 512 rows thin chunks are
+    cheap only on an idle machine.
     """
     if chunk_size is None:
         rows = linear_chunk_rows(n_rows, n_classes, itemsize)
