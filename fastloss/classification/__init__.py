@@ -293,9 +293,7 @@ def linear_chunk_shape(n_rows, n_classes, itemsize, chunk_size=None):
     cheap only on an idle machine.
     """
     if chunk_size is None:
-        rows = linear_chunk_rows(n_rows, n_classes, itemsize)
-        if rows < min(n_rows, LINEAR_MIN_ROWS):
-            rows = min(n_rows, LINEAR_MIN_ROWS)
+        rows = max(linear_chunk_rows(n_rows, n_classes, itemsize), min(n_rows, LINEAR_MIN_ROWS))
     else:
         rows = chunk_size
     rows_in_chunk = max(1, min(rows, n_rows))

@@ -350,7 +350,8 @@ def _block_merge(state, top, shift, total, mass, terms, want_sums):
     """
     old_top = state[BLOCK_TOP]
     block_top = np.float64(top)
-    new_top = block_top if block_top > old_top else old_top  # a NaN max (all NaN) keeps m; its sum is NaN
+    # Not max(): spelled out, a NaN block max (all NaN) keeps m whatever Numba's max does; its sum is NaN.
+    new_top = block_top if block_top > old_top else old_top  # noqa: FURB136
     if new_top == -np.inf:
         new_sum = state[BLOCK_SUM] + total  # nothing finite yet: 0, or NaN
     else:
