@@ -162,6 +162,38 @@ def test_cross_entropy_layouts(rng):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["ignored", "probabilities"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_linear_cross_entropy_vocabulary_blocks(rng, monkeypatch, dtype, kind, smoothing):
+    """The Cython twins of the vocabulary-block kernels give Numba's numbers: chunks of 8 rows,
+    blocks of 10 classes (N = 300 and V = 53 divide neither), a whole block of -inf logits,
+    a NaN row, a row of -inf, ignored rows among them."""
+    n, h, v = 300, 9, 53
+    x = rng.standard_normal((n, h)).astype(dtype)
+    w = (rng.standard_normal((v, h)) / 3).astype(dtype)
+    w[:, 0] = -np.abs(w[:, 0]) - 0.1  # x[n, 0] = inf makes row n all -inf
+    b = rng.standard_normal(v).astype(dtype)
+    b[10:20] = -np.inf
+    x[3, 0], x[7, 4] = np.inf, np.nan
+    if kind == "probabilities":
+        t = rng.dirichlet(np.ones(v), n).astype(dtype)
+    else:
+        t = rng.integers(0, v, n)
+        t[::4] = -100
+        t[1] = 15  # a target on a masked class: inf
+    monkeypatch.setattr(classification, "LINEAR_MIN_ROWS", 8)
+    monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", 8 * 10 * x.itemsize)
+    for reduction in ("none", "sum"):
+        both(fl.linear_cross_entropy, x, w, t, linear_bias=b, reduction=reduction, label_smoothing=smoothing,
+             grad=True)
+        finite = np.ones(n, bool)
+        finite[[1, 3, 7]] = False
+        both(fl.linear_cross_entropy, x[finite], w, t[finite], linear_bias=b, reduction=reduction,
+             label_smoothing=smoothing, grad=True, grad_output=0.5)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha", [None, 0.25, "vector"])
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
 def test_focal_loss(rng, dtype, alpha, gamma):

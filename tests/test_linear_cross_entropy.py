@@ -105,6 +105,7 @@ def test_chunk_size_does_not_change_the_numbers(rng, monkeypatch, dtype, kind, c
     value, grads = fl.linear_cross_entropy(x, w, t, **options, chunk_size=x.shape[0])
     got = fl.linear_cross_entropy(x, w, t, **options, chunk_size=chunk_size)
     monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", chunk_size * w.shape[0] * x.itemsize)
+    monkeypatch.setattr(classification, "LINEAR_MIN_ROWS", 1)  # whole rows, however few fit
     by_default = fl.linear_cross_entropy(x, w, t, **options)
     for value_, grads_ in (got, by_default):
         assert_close(value_, value, dtype)
@@ -242,7 +243,211 @@ def test_cosface_in_chunks_equals_one_chunk(rng, monkeypatch, dtype):
     expected, expected_grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
     for rows in (1, 5):
         monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", rows * w.shape[0] * f.itemsize)
+        monkeypatch.setattr(classification, "LINEAR_MIN_ROWS", 1)
         value, grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
         assert_close(value, expected, dtype)
         for got, want in zip(grads, expected_grads):
             assert_close(got, want, dtype)
+
+
+# ---------------------------------------------------------------- vocabulary blocks
+# A budget of 8 rows x 10 classes with at least 8 rows per chunk: N = 37 and V = 53 take
+# chunks of 8 rows (the last of 5) and blocks of 10 classes (the last of 3).
+BLOCK_ROWS, BLOCK_WIDTH = 8, 10
+
+
+@pytest.fixture
+def blocks(monkeypatch):
+    """Makes the default chunking take vocabulary blocks on the small test shapes; returns the budget
+    for a dtype's itemsize."""
+    monkeypatch.setattr(classification, "LINEAR_MIN_ROWS", BLOCK_ROWS)
+
+    def budget(itemsize):
+        monkeypatch.setattr(classification, "LINEAR_CHUNK_BYTES", BLOCK_ROWS * BLOCK_WIDTH * itemsize)
+        return BLOCK_ROWS * BLOCK_WIDTH * itemsize
+
+    return budget
+
+
+def test_chunk_shape():
+    """Whole rows while LINEAR_MIN_ROWS fit the budget; else that many rows and blocks of classes."""
+    budget, least = classification.LINEAR_CHUNK_BYTES, classification.LINEAR_MIN_ROWS
+    assert classification.linear_chunk_shape(4096, 32768, 4) == (budget // (32768 * 4), 32768)
+    assert classification.linear_chunk_shape(10, 1000, 4) == (10, 1000)
+    assert classification.linear_chunk_shape(4096, 1 << 20, 4) == (least, budget // (least * 4))
+    assert classification.linear_chunk_shape(3, 1 << 30, 8) == (3, budget // (3 * 8))  # a row over the budget
+    assert classification.linear_chunk_shape(4096, 1 << 20, 4, chunk_size=16) == (16, 1 << 20)
+    assert classification.linear_chunk_shape(4096, 1 << 20, 4, chunk_size=1024) == (1024, budget // (1024 * 4))
+
+
+_BLOCK_OPTIONS = {"plain": {}, "bias and weight": {"bias": True, "weighted": True},
+                  "smoothing and weight": {"smoothing": 0.15, "weighted": True},
+                  "smoothing and bias": {"smoothing": 0.15, "bias": True}}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kind", ["classes", "ignored", "probabilities"])
+@pytest.mark.parametrize("option", list(_BLOCK_OPTIONS))
+def test_blocks_against_torch(rng, blocks, dtype, reduction, kind, option):
+    """The vocabulary blocks equal torch (float64) and the path of whole rows, for every option."""
+    chosen = _BLOCK_OPTIONS[option]
+    x, w, b = _head(rng, dtype=dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    weight = rng.uniform(0.3, 1.5, w.shape[0]).astype(dtype) if chosen.get("weighted") else None
+    bias = b if chosen.get("bias") else None
+    grad_output = 0.7 if reduction != "none" else rng.standard_normal(x.shape[0])
+    options = {"reduction": reduction, "label_smoothing": chosen.get("smoothing", 0.0), "weight": weight}
+    expected, expected_grads = _torch(x, w, t, bias, grad_output, **options)
+    rows_value, rows_grads = fl.linear_cross_entropy(x, w, t, linear_bias=bias, **options, grad=True,
+                                                     grad_output=grad_output)
+    blocks(x.itemsize)
+    assert classification.linear_chunk_shape(x.shape[0], w.shape[0], x.itemsize) == (BLOCK_ROWS, BLOCK_WIDTH)
+    value, grads = fl.linear_cross_entropy(x, w, t, linear_bias=bias, **options, grad=True, grad_output=grad_output)
+    np.testing.assert_array_equal(fl.linear_cross_entropy(x, w, t, linear_bias=bias, **options), value)  # no grad
+    assert np.asarray(value).dtype == dtype and np.shape(value) == expected.shape
+    assert_close(value, expected, dtype, scale=4)
+    assert_close(value, rows_value, dtype)
+    for got, want, rows_got in zip(grads, expected_grads, rows_grads, strict=True):
+        assert got.dtype == dtype and got.shape == want.shape
+        assert_close(got, want, dtype, scale=4)
+        assert_close(got, rows_got, dtype)
+
+
+@pytest.mark.parametrize("kind", ["classes", "probabilities"])
+def test_blocks_unbatched_input(rng, blocks, kind):
+    """An (H,) input is one row; a budget of 10 classes splits its 53 logits into blocks."""
+    x, w, b = _head(rng, n=1)
+    t = _targets(rng, kind, 1, w.shape[0], np.float64)[0]
+    expected, expected_grads = _torch(x[0], w, np.asarray(t), b, 1.0, label_smoothing=0.1)
+    blocks(x.itemsize)
+    value, grads = fl.linear_cross_entropy(x[0], w, t, linear_bias=b, grad=True, label_smoothing=0.1)
+    assert np.shape(value) == () and grads[0].shape == x[0].shape
+    assert_close(value, expected, np.float64)
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert_close(got, want, np.float64)
+
+
+def test_blocks_bound_the_logits(rng, blocks, monkeypatch):
+    """The blocks really run: every product that makes logits (every GEMM whose result is not
+    H wide) stays within the budget, is narrower than V, and there are two per chunk and
+    block with the gradient (the value pass and the gradient pass's recomputation)."""
+    x, w, b = _head(rng)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    budget = blocks(x.itemsize)
+    matmul, logits = np.matmul, []
+
+    def spy(a, b, out=None):
+        result = matmul(a, b, out=out)
+        if result.shape[-1] != x.shape[1]:
+            logits.append(result.shape)
+        return result
+
+    monkeypatch.setattr(classification.np, "matmul", spy)
+    fl.linear_cross_entropy(x, w, t, linear_bias=b, label_smoothing=0.1, grad=True)
+    monkeypatch.setattr(classification.np, "matmul", matmul)
+    chunks, blocks_per_row = -(-x.shape[0] // BLOCK_ROWS), -(-w.shape[0] // BLOCK_WIDTH)
+    assert len(logits) == 2 * chunks * blocks_per_row
+    assert max(r * c for r, c in logits) * x.itemsize <= budget
+    assert {c for _, c in logits} == {BLOCK_WIDTH, w.shape[0] % BLOCK_WIDTH}
+
+
+def _special_head(rng, dtype):
+    """A head whose logits hold NaN and inf in known places: feature 0 of ``w`` is negative
+    but for class 33, feature 1 negative everywhere, and the bias -inf on classes 10-19 (a
+    whole block) and 41. Row 3 of ``x`` gets feature 0 = inf (+inf at class 33, -inf
+    elsewhere), row 5 feature 1 = inf (every logit -inf), row 7 a NaN, row 9 feature 0 = -inf
+    (+inf but at class 33)."""
+    x, w, b = _head(rng, dtype=dtype)
+    w[:, :2] = -np.abs(w[:, :2]) - 0.1
+    w[33, 0] = 0.5
+    b[10:20] = -np.inf
+    b[41] = -np.inf
+    x[3, 0], x[5, 1], x[7, 4], x[9, 0] = np.inf, np.inf, np.nan, -np.inf
+    return x, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["ignored", "probabilities"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_blocks_nan_and_inf_as_whole_rows(rng, blocks, dtype, kind, smoothing):
+    """NaN and inf logits give the blocks the numbers of whole rows: a NaN or +inf logit or
+    a row of -inf makes the row NaN, a -inf logit (a whole block of them included) masks its
+    class, a target on a masked class gives inf; ignored rows (every fourth, rows 0, 4 and 8
+    among the special ones) give 0, with a NaN gradient where the row is NaN (rows 8
+    and up hold none: row 8 is plain)."""
+    x, w, b = _special_head(rng, dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    if kind == "ignored":
+        t[1], t[2], t[4], t[6] = 41, 15, -100, 15  # masked targets; row 4 ignored
+        x[4, 1] = np.inf  # an ignored row of -inf: NaN in its gradient
+    options = {"linear_bias": b, "reduction": "none", "label_smoothing": smoothing, "grad": True}
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, **options)
+    with np.errstate(invalid="ignore"):
+        for row in (3, 5, 7, 9):
+            assert np.isnan(expected[row])
+    if kind == "ignored":
+        assert np.isinf(expected[1]) and np.isinf(expected[2]) and expected[4] == 0
+        assert np.isnan(expected_grads[0][4]).all()
+    blocks(x.itemsize)
+    value, grads = fl.linear_cross_entropy(x, w, t, **options)
+    assert_close(value, expected, dtype)  # NaN where the other has NaN, inf where it has inf
+    for got, want in zip(grads, expected_grads, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        assert_close(got, want, dtype)
+
+
+def test_blocks_grad_out_may_be_the_input(rng, blocks):
+    """grad_out = input: each chunk's rows are read by every block's two products, so the
+    input gradient waits for the chunk's last block."""
+    x, w, b = _head(rng)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], np.float64)
+    blocks(x.itemsize)
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, label_smoothing=0.1, grad=True)
+    inplace = x.copy()
+    value, grads = fl.linear_cross_entropy(inplace, w, t, linear_bias=b, label_smoothing=0.1, grad=True,
+                                           grad_out=inplace)
+    assert grads[0] is inplace and value == expected
+    for got, want in zip(grads, expected_grads, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosface_in_blocks_equals_whole_rows(rng, blocks, dtype):
+    """large_margin_cosine_loss in vocabulary blocks: the margin reaches the target's logit in
+    its block, in the value pass and in the gradient pass."""
+    f, w, _ = _head(rng, dtype=dtype)
+    t = _targets(rng, "classes", f.shape[0], w.shape[0], dtype)
+    expected, expected_grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+    blocks(f.itemsize)
+    value, grads = fl.large_margin_cosine_loss(f, w, t, s=8.0, grad=True, grad_output=0.5)
+    assert_close(value, expected, dtype)
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", ["offset", "rising", "falling"])
+@pytest.mark.parametrize("kind", ["ignored", "probabilities"])
+def test_blocks_far_apart_logits(rng, blocks, dtype, bias, kind):
+    """The online log-sum-exp where the blocks' logits lie far apart: all near 300 (the
+    smoothing sums must not cancel), rising by 80 from block to block (the running sum
+    rescaled by e^-80 at each block: it underflows in float32), or falling (the later
+    blocks add nothing). Against whole rows, and against torch in float64 (float32 logits
+    near 400 are a few 1e-5 off whatever the path)."""
+    x, w, _ = _head(rng, dtype=dtype)
+    b = {"offset": np.full(w.shape[0], 300.0), "rising": np.arange(w.shape[0]) // BLOCK_WIDTH * 80.0,
+         "falling": -(np.arange(w.shape[0]) // BLOCK_WIDTH) * 80.0}[bias].astype(dtype)
+    t = _targets(rng, kind, x.shape[0], w.shape[0], dtype)
+    options = {"reduction": "none", "label_smoothing": 0.1}
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, **options, grad=True)
+    if dtype == np.float64:
+        truth, truth_grads = _torch(x, w, t, b, 1.0, **options)
+        assert_close(expected, truth, dtype)
+        for got, want in zip(expected_grads, truth_grads, strict=True):
+            assert_close(got, want, dtype)
+    blocks(x.itemsize)
+    value, grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, **options, grad=True)
+    assert_close(value, expected, dtype)
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert_close(got, want, dtype)

@@ -5,7 +5,9 @@ Each function here has the name, the arguments and the results of the Numba kern
 replaces (read its docstring there for the formulas): ``softmax_cross_entropy_rows``
 (cross-entropy with class indices, weights, ``ignore_index``, label smoothing, and
 the focal loss), ``softmax_cross_entropy_soft_rows`` (probability targets) and
-``nll_rows``. float32 and float64 are one template (Cython's ``floating``).
+``nll_rows``; and the vocabulary-block kernels of ``linear_cross_entropy``
+(``softmax_cross_entropy_block_rows`` and ``softmax_cross_entropy_soft_block_rows``, with
+their ``*_block_grad_rows``). float32 and float64 are one template (Cython's ``floating``).
 
 Rows run in parallel (OpenMP, one static block of rows per thread), each row read
 once from memory: its max, then its sum of exponentials, then its gradient, by the
@@ -20,7 +22,7 @@ there and copied out.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, expm1, pow
+from libc.math cimport INFINITY, NAN, exp, expm1, isnan, log, pow
 
 import numpy as np
 
@@ -281,3 +283,198 @@ def nll_rows(const floating[:, :, :] log_probs, const Py_ssize_t[:, :] target, c
                   _threads(rows, rows * log_probs.shape[2]))
         total = sum_to_double(&loss[0], rows)
     return total, -1, kept
+
+
+# ---------------------------------------------------------------- vocabulary blocks
+# Twins of the block kernels of fastloss.classification.cpu (their docstrings there give the
+# formulas, the state's columns and why each guard): the value pass folds a block of a chunk's
+# logits into a per-row float64 state with an online log-sum-exp, the gradient pass turns a
+# block of logits, computed again, into its gradient in place. A block's rows are contiguous
+# (the engine's buffer); probability targets are a strided slice of the (N, V) targets.
+
+cdef enum:
+    BLOCK_TOP = 0
+    BLOCK_SUM = 1
+    BLOCK_LSE = 2
+    BLOCK_MASS = 3
+    BLOCK_NLL = 4
+    BLOCK_TARGET = 5
+
+
+cdef inline floating _block_log(floating total) noexcept nogil:
+    """log of a block's sum of exp, 0 for an empty sum (every logit -inf)."""
+    return libm_log(total) if total != 0 else 0
+
+
+cdef inline void _block_merge(double *state, double top, double shift, double total, double mass, double terms,
+                              bint want_sums) noexcept nogil:
+    """Folds one block into a row's state (Numba's _block_merge)."""
+    cdef double old_top = state[BLOCK_TOP], new_top, new_sum, old_lse, new_lse, nll, block_lse
+    new_top = top if top > old_top else old_top  # a NaN max (all NaN) keeps m; its sum is NaN
+    if new_top == -INFINITY:
+        new_sum = state[BLOCK_SUM] + total
+    else:
+        new_sum = state[BLOCK_SUM] * exp(old_top - new_top) + total * exp(top - new_top)
+    state[BLOCK_TOP] = new_top
+    state[BLOCK_SUM] = new_sum
+    if want_sums:
+        old_lse = state[BLOCK_LSE]
+        new_lse = new_top + log(new_sum)
+        nll = state[BLOCK_NLL] + terms
+        if old_lse > -INFINITY and new_lse > old_lse:
+            nll = nll + state[BLOCK_MASS] * (new_lse - old_lse)
+        block_lse = shift + log(total)
+        if block_lse > -INFINITY:
+            nll = nll + mass * (new_lse - block_lse)
+        state[BLOCK_NLL] = nll
+        state[BLOCK_MASS] = state[BLOCK_MASS] + mass
+        state[BLOCK_LSE] = new_lse
+
+
+cdef inline double _block_finish_sum(double *state) noexcept nogil:
+    """The row's final sum of exp, NaN when every logit is -inf; stored back."""
+    cdef double total = state[BLOCK_SUM] if state[BLOCK_TOP] > -INFINITY else NAN
+    state[BLOCK_SUM] = total
+    return total
+
+
+def softmax_cross_entropy_block_rows(const floating[:, ::1] logits, Py_ssize_t start, const Py_ssize_t[:, :] target,
+                                     const floating[::1] weight, const floating[::1] smooth_weight,
+                                     bint weighted_mean, double weight_sum, double keep, double spread, double gamma,
+                                     Py_ssize_t ignore_index, double[:, ::1] state, floating[::1] loss, bint last):
+    """The value pass of one vocabulary block, class-index targets:
+    ``fastloss.classification.softmax_cross_entropy_block_rows``, compiled ahead of time.
+    Returns the float64 sum of the row losses with ``last``, else 0."""
+    cdef Py_ssize_t n_rows = logits.shape[0], width = logits.shape[1], r, t
+    cdef const floating *smooth = &smooth_weight[start]
+    cdef const floating *row
+    cdef double mass = 0.0, s, value, result = 0.0
+    cdef floating top, shift, total, terms
+    cdef bint kept, want_sums
+    cdef int threads
+    if n_rows == 0:
+        return 0.0
+    if spread != 0:
+        mass = sum_to_double(smooth, width)
+    threads = _threads(n_rows, n_rows * width)
+    with nogil:
+        for r in prange(n_rows, schedule="static", num_threads=threads):
+            row = &logits[r, 0]
+            t = target[r, 0]
+            kept = t != ignore_index
+            top = row_max(row, width)
+            shift = top if top > -INFINITY else 0
+            total = sum_exp_shifted(row, width, shift)
+            want_sums = kept and spread != 0
+            terms = weighted_nll_sum(row, smooth, width, shift, _block_log(total)) if want_sums else 0
+            _block_merge(&state[r, 0], top, shift, total, mass, terms, want_sums)
+            if kept and start <= t < start + width:
+                state[r, BLOCK_TARGET] = row[t - start]
+            if last:
+                s = _block_finish_sum(&state[r, 0])
+                if kept:
+                    value = keep * weight[t] * (log(s) + (state[r, BLOCK_TOP] - state[r, BLOCK_TARGET]))
+                    if spread != 0:
+                        value = value + spread * state[r, BLOCK_NLL]
+                    loss[r] = <floating>value
+                else:
+                    loss[r] = 0
+        if last:
+            result = sum_to_double(&loss[0], n_rows)
+    return result
+
+
+def softmax_cross_entropy_block_grad_rows(floating[:, ::1] logits, Py_ssize_t start, const Py_ssize_t[:, :] target,
+                                          const floating[::1] weight, const floating[::1] smooth_weight,
+                                          bint weighted_mean, double weight_sum, double keep, double spread,
+                                          double gamma, Py_ssize_t ignore_index, const double[:, ::1] state,
+                                          const floating[::1] scale):
+    """The gradient pass of one vocabulary block, class-index targets, in place:
+    ``fastloss.classification.softmax_cross_entropy_block_grad_rows``, compiled ahead of time."""
+    cdef Py_ssize_t n_rows = logits.shape[0], width = logits.shape[1], r, t
+    cdef const floating *smooth = &smooth_weight[start]
+    cdef floating *row
+    cdef double total, s, a, b, spread_s
+    cdef int threads
+    if n_rows == 0:
+        return
+    threads = _threads(n_rows, n_rows * width)
+    with nogil:
+        for r in prange(n_rows, schedule="static", num_threads=threads):
+            row = &logits[r, 0]
+            t = target[r, 0]
+            total = state[r, BLOCK_SUM]
+            if t == ignore_index:
+                # 0, or NaN across the row (see the Numba twin's _ignored_row_grad)
+                _fill(row, sizeof(floating), width, <floating>0 * <floating>total * <floating>weight_sum)
+            else:
+                s = scale[r]
+                b = keep * weight[t] * s
+                a = b
+                spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
+                if spread != 0:
+                    a = a + spread * weight_sum * s
+                    spread_s = spread * s
+                write_softmax_grad(row, width, <floating>state[r, BLOCK_TOP], <floating>(a / total),
+                                   <floating>spread_s, smooth, row)
+                if start <= t < start + width:
+                    row[t - start] = <floating>(row[t - start] - b)
+
+
+def softmax_cross_entropy_soft_block_rows(const floating[:, ::1] logits, Py_ssize_t start,
+                                          const floating[:, :] target, const floating[::1] weight, floating keep,
+                                          floating spread, double[:, ::1] state, floating[::1] loss, bint last):
+    """The value pass of one vocabulary block, probability targets (``target``: the block's
+    slice): ``fastloss.classification.softmax_cross_entropy_soft_block_rows``, compiled ahead
+    of time. Returns the float64 sum of the row losses with ``last``, else 0."""
+    cdef Py_ssize_t n_rows = logits.shape[0], width = logits.shape[1], y_stride = target.strides[1], r
+    cdef const floating *row
+    cdef const floating *y
+    cdef double s, result = 0.0
+    cdef floating top, shift, total, mass, terms
+    cdef floating[:, ::1] scratch
+    cdef int threads
+    if n_rows == 0:
+        return 0.0
+    threads = _threads(n_rows, n_rows * width)
+    scratch = np.empty((threads, width), np.float32 if floating is float else np.float64)
+    with nogil:
+        for r in prange(n_rows, schedule="static", num_threads=threads):
+            row = &logits[r, 0]
+            y = _gather(&target[r, 0], y_stride, width, &scratch[threadid(), 0])
+            top = row_max(row, width)
+            shift = top if top > -INFINITY else 0
+            total = sum_exp_shifted(row, width, shift)
+            mass, terms = weighted_target_sums(row, y, &weight[start], width, keep, spread, shift, _block_log(total))
+            _block_merge(&state[r, 0], top, shift, total, mass, terms, True)
+            if last:
+                s = _block_finish_sum(&state[r, 0])
+                loss[r] = <floating>(state[r, BLOCK_NLL] if not isnan(s) else s)
+        if last:
+            result = sum_to_double(&loss[0], n_rows)
+    return result
+
+
+def softmax_cross_entropy_soft_block_grad_rows(floating[:, ::1] logits, Py_ssize_t start,
+                                               const floating[:, :] target, const floating[::1] weight,
+                                               floating keep, floating spread, const double[:, ::1] state,
+                                               const floating[::1] scale):
+    """The gradient pass of one vocabulary block, probability targets, in place:
+    ``fastloss.classification.softmax_cross_entropy_soft_block_grad_rows``, compiled ahead of time."""
+    cdef Py_ssize_t n_rows = logits.shape[0], width = logits.shape[1], y_stride = target.strides[1], r
+    cdef floating *row
+    cdef const floating *y
+    cdef floating s
+    cdef floating[:, ::1] scratch
+    cdef int threads
+    if n_rows == 0:
+        return
+    threads = _threads(n_rows, n_rows * width)
+    scratch = np.empty((threads, width), np.float32 if floating is float else np.float64)
+    with nogil:
+        for r in prange(n_rows, schedule="static", num_threads=threads):
+            row = &logits[r, 0]
+            y = _gather(&target[r, 0], y_stride, width, &scratch[threadid(), 0])
+            s = scale[r]
+            write_soft_target_grad(row, y, &weight[start], width, <floating>state[r, BLOCK_TOP],
+                                   <floating>(state[r, BLOCK_MASS] * s / state[r, BLOCK_SUM]), s, keep, spread, row)

@@ -47,7 +47,7 @@ from .._core.validation import (
     check_shape,
     class_index_error,
 )
-from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL
+from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL, block_state
 
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -256,6 +256,51 @@ def linear_chunk_rows(n_rows, n_classes, itemsize):
     return max(1, min(n_rows, LINEAR_CHUNK_BYTES // (n_classes * itemsize)))
 
 
+#: The fewest rows per chunk below which :func:`linear_softmax_chunks` splits the
+#: vocabulary into blocks rather than take thinner chunks (:func:`linear_chunk_shape`).
+LINEAR_MIN_ROWS = 512
+
+
+def linear_chunk_shape(n_rows, n_classes, itemsize, chunk_size=None):
+    """``(rows per chunk, classes per block)`` of :func:`linear_softmax_chunks`: the chunk's
+    logits, ``rows x block``, fit :data:`LINEAR_CHUNK_BYTES`.
+
+    Rows come first: :func:`linear_chunk_rows` of them (or ``chunk_size``), each with all
+    ``n_classes`` logits (``block == n_classes``), while that is at least
+    :data:`LINEAR_MIN_ROWS` (or the whole batch). For a vocabulary so large that fewer
+    rows would fit, the chunk keeps ``LINEAR_MIN_ROWS`` rows (at most ``n_rows``) and
+    the classes go in blocks of ``LINEAR_CHUNK_BYTES // (rows * itemsize)``: at 128 MiB,
+    65536 classes in float32. (An explicit ``chunk_size`` too large for the budget
+    keeps its rows and takes blocks.) Memory stays bounded whatever V, even when one row
+    alone exceeds the budget.
+
+    Why 512 rows: the chunk's rows are the outer dimension of ``X_c W_b^T`` and ``G_b W_b``
+    and the inner one of ``G_b^T X_c``, and thin GEMMs run far from peak. Measured with
+    OpenBLAS on 2 cores (float32, H = 256, 16384 classes, GFLOP/s of the three products):
+    at 1024 rows 61-72 / 50-61 / 65-67; at 512, 51-67 / 50-51 / 52-63; at 256,
+    45-56 / 45-47 / 18-27; at 128, 37-52 / 34-45 / 4-7 (``G W``, a short and wide
+    product, is the first to collapse). 512 rows is where all three reach their plateau;
+    the block pays one more GEMM (the logits again, in the gradient pass), a third more
+    work, which costs less than thinner chunks once their GEMMs collapse. End to end (N = 4096,
+    H = 256, V = 32768, float32, with the gradients, the budget made small to force each
+    shape): 1024 rows in blocks took 1.37x the time of the default 1024 whole rows, as the
+    fourth GEMM predicts; 512 rows in blocks, 1.45-1.7x. At the memory of those blocks, whole
+    rows in chunks of 256 or 128 were 1.35x and 1.1x as fast as 512-row blocks on a quiet
+    machine, but with another job on the two cores they fell to 2.5x and 3.4x slower
+    (thin GEMMs degrade first), while the blocks kept their ratio to the default. So the
+    blocks buy a bounded memory at a steady price, and below 512 rows thin chunks are
+    cheap only on an idle machine.
+    """
+    if chunk_size is None:
+        rows = max(linear_chunk_rows(n_rows, n_classes, itemsize), min(n_rows, LINEAR_MIN_ROWS))
+    else:
+        rows = chunk_size
+    rows_in_chunk = max(1, min(rows, n_rows))
+    if rows_in_chunk * n_classes * itemsize <= LINEAR_CHUNK_BYTES:
+        return rows, n_classes
+    return rows, max(1, LINEAR_CHUNK_BYTES // (rows_in_chunk * itemsize))
+
+
 def _accumulate(d_weight, g, x):
     """``d_weight += g.T @ x`` in blocks of rows of ``d_weight``, so that the product's
     scratch block stays in cache (numpy's matmul cannot add into its output)."""
@@ -306,7 +351,11 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     in place into :math:`G = \partial \ell / \partial Z`; then BLAS gives
     :math:`\partial/\partial X_c = G W` and adds :math:`G^\top X_c` to
     :math:`\partial/\partial W` (and the column sums of :math:`G` to
-    :math:`\partial/\partial b`). Three GEMMs in all, nothing computed twice. The mean's
+    :math:`\partial/\partial b`). Three GEMMs in all, nothing computed twice. For a
+    vocabulary so large that fewer than :data:`LINEAR_MIN_ROWS` rows of logits fit the
+    budget, each chunk also goes through V in blocks, with an online log-sum-exp
+    (:func:`linear_softmax_blocks`): memory stays bounded for any V, at the cost of a
+    fourth GEMM (the logits again for the gradient). The mean's
     denominator (the kept targets' class weights) is summed over the whole batch before
     the first chunk, so that every chunk's gradient is scaled as in one call.
 
@@ -326,7 +375,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         As torch's: None means -100 for class-index targets; probability targets
         refuse any value (ValueError), as torch raises.
     chunk_size : int >= 1, optional
-        Rows per chunk; the numbers do not depend on it.
+        Rows per chunk (in vocabulary blocks if that many rows of logits exceed the
+        budget); the numbers do not depend on it.
     grad : bool
         Also return ``(d_input, d_linear_weight)``, and ``d_linear_bias`` third when a
         bias is given.
@@ -368,7 +418,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     weight = as_class_weight(weight, n_classes, dtype)
     rows = x.reshape(-1, x.shape[-1])  # (H,) as one row: a view
     loss_shape = x.shape[:-1]
-    step = chunk_size or linear_chunk_rows(rows.shape[0], n_classes, dtype.itemsize)
+    step, block = linear_chunk_shape(rows.shape[0], n_classes, dtype.itemsize, chunk_size)
     target_array = target if isinstance(target, np.ndarray) else np.asarray(target)
     if target_array.dtype.kind == "f":
         if ignore_index is not None:
@@ -378,7 +428,6 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         check_shape(y.shape, loss_shape + (n_classes,), "target",
                     "the logits (probability targets have the logits' shape: the input's rows by V)")
         y = y.reshape(-1, n_classes)
-        kernel = "softmax_cross_entropy_soft_rows"
         options = (weight, dtype.type(1 - smoothing), dtype.type(smoothing / n_classes))
         denominator = float(rows.shape[0])
     else:
@@ -387,7 +436,6 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         check_shape(t.shape, loss_shape, "target", f"input of shape {x.shape} (one class index per row)")
         denominator = check_class_indices(t, n_classes, "target", ignore_index, weight)
         y = t.reshape(-1, 1)
-        kernel = softmax_kernel(min(rows.shape[0], step) * n_classes)
         options = softmax_options(n_classes, weight, True, ignore_index, smoothing, 0.0, dtype)
     loss = np.empty(rows.shape[0], dtype)
     grads = scale = None
@@ -396,8 +444,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         reads = {"linear_weight": linear_weight, "target": target, "linear_bias": linear_bias, "weight": weight}
         buffer = GradientBuffer(x, dtype, grad_out, reads=reads)
         grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))
-    total = linear_softmax_chunks(rows, w, bias, getattr(impl.kernels("classification"), kernel), y, options, scale,
-                                  loss, step, grads)
+    total = linear_softmax_chunks(rows, w, bias, impl.kernels("classification"), y, options, scale, loss, step, grads,
+                                  block=block)
     result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
     if grads is None:
         return result
@@ -407,22 +455,30 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     return result, (buffer.result(), d_weight, d_bias)
 
 
-def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, grads=None, margin=0.0):
+def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step, grads=None, margin=0.0, block=None):
     """The engine of :func:`linear_cross_entropy` (and of CosFace's
     :func:`~fastloss.extras.large_margin_cosine_loss`): the softmax cross-entropy of the
-    logits ``rows @ w.T + bias`` (``bias`` may be None), ``step`` rows at a time.
+    logits ``rows @ w.T + bias`` (``bias`` may be None), ``step`` rows at a time and, when
+    ``block`` is less than the V classes, ``block`` classes at a time
+    (:func:`linear_softmax_blocks`; :func:`linear_chunk_shape` chooses both).
 
-    ``kernel`` is :func:`softmax_cross_entropy_rows` (``y``: (N, 1) class indices,
-    already checked) or :func:`softmax_cross_entropy_soft_rows` (``y``: (N, V)
-    probabilities), ``options`` its arguments between the targets and ``scale``;
-    ``margin`` is subtracted from each row's target logit (CosFace's ``s m``). Writes
-    the row losses into ``loss`` and returns their float64 sum. With ``grads`` (``d_rows``
-    shaped like ``rows``, which it may be; ``d_w`` like ``w``; ``d_bias`` or None) and
-    ``scale`` (N,), the per-row factor of the gradient, writes the three gradients:
-    per chunk, 1. BLAS gives the logits Z; 2. the kernel writes the losses and turns Z
-    in place into G = d loss / d Z; 3. BLAS adds G^T X to ``d_w``, then 4. writes G W
-    into the chunk's ``d_rows`` after the last read of the chunk's rows.
+    ``kernels`` is the backend's module of classification kernels; with ``y`` (N, 1) class
+    indices (already checked) the chunks run :func:`softmax_cross_entropy_rows`, with ``y``
+    (N, V) probabilities :func:`softmax_cross_entropy_soft_rows`; ``options`` are the
+    kernel's arguments between the targets and ``scale``; ``margin`` is subtracted from
+    each row's target logit (CosFace's ``s m``). Writes the row losses into ``loss`` and
+    returns their float64 sum. With ``grads`` (``d_rows`` shaped like ``rows``, which it
+    may be; ``d_w`` like ``w``; ``d_bias`` or None) and ``scale`` (N,), the per-row factor
+    of the gradient, writes the three gradients: per chunk, 1. BLAS gives the logits Z;
+    2. the kernel writes the losses and turns Z in place into G = d loss / d Z; 3. BLAS
+    adds G^T X to ``d_w``, then 4. writes G W into the chunk's ``d_rows`` after the last
+    read of the chunk's rows.
     """
+    if block is not None and block < w.shape[0]:
+        return linear_softmax_blocks(rows, w, bias, kernels, y, options, scale, loss, step, block, grads, margin)
+    soft = y.dtype.kind == "f"
+    kernel = getattr(kernels, "softmax_cross_entropy_soft_rows" if soft
+                     else softmax_kernel(min(rows.shape[0], step) * w.shape[0]))
     no_grad = _NO_GRAD[w.dtype]
     if grads is not None:
         d_rows, d_w, d_bias = grads
@@ -430,7 +486,6 @@ def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, 
             d_w.fill(0)
         if d_bias is not None:
             d_bias.fill(0)
-    soft = y.dtype.kind == "f"
     logits_buffer = np.empty((min(step, rows.shape[0]), w.shape[0]), w.dtype)
     total = 0.0
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
@@ -460,6 +515,100 @@ def linear_softmax_chunks(rows, w, bias, kernel, y, options, scale, loss, step, 
             np.matmul(logits, w, out=d_rows[start:stop])  # 4.
             if d_bias is not None:
                 d_bias += logits.sum(axis=0)
+    return total
+
+
+def _block_logits(buffer, x_chunk, w, bias, first, last, targets, margin):
+    """The logits of classes ``first`` to ``last`` for the chunk's rows, (rows, last - first)
+    C-contiguous in ``buffer``, the bias added and ``margin`` taken from the target's logit."""
+    logits = buffer[:x_chunk.shape[0] * (last - first)].reshape(x_chunk.shape[0], last - first)
+    np.matmul(x_chunk, w[first:last].T, out=logits)
+    if bias is not None:
+        logits += bias[first:last]
+    if margin:
+        hit = np.flatnonzero((targets[:, 0] >= first) & (targets[:, 0] < last))
+        logits[hit, targets[hit, 0] - first] -= margin
+    return logits
+
+
+def linear_softmax_blocks(rows, w, bias, kernels, y, options, scale, loss, step, block, grads=None, margin=0.0):
+    """:func:`linear_softmax_chunks` for vocabularies too large for whole rows: chunks of
+    ``step`` rows, and in each the V classes in blocks of ``block``, so that a chunk's
+    logits never take more than ``step x block`` values. Same arguments, same results up to
+    rounding; ``options`` with gamma = 0 (no focal loss).
+
+    Per chunk X_c:
+
+    1. Value pass, per block W_b: BLAS gives Z_b = X_c W_b^T (+ b_b); the kernel
+       (:func:`softmax_cross_entropy_block_rows` or
+       :func:`softmax_cross_entropy_soft_block_rows`) folds it into each row's state, an
+       online log-sum-exp (running max and sum of exp, the sum rescaled when the max
+       grows), the target's logit when the target falls in the block, and the weighted sums
+       that label smoothing or probability targets need; the last block's call writes the
+       row losses.
+    2. Gradient pass (with ``grads``), per block: BLAS computes Z_b again (the one extra
+       GEMM of the blocks: four per chunk and block instead of three, a third more
+       arithmetic), the gradient kernel turns it in place into G_b from the finished max and
+       sum; BLAS adds G_b^T X_c to ``d_w[b]`` and G_b W_b to the chunk's input gradient
+       (kept aside until the last block, since ``d_rows`` may be ``rows``); the column sums
+       of G_b go to ``d_bias[b]``.
+
+    Each backend has the four block kernels: Numba's in ``fastloss/classification/cpu.py``,
+    their Cython twins in ``fastloss/_cython/classification.pyx``.
+    """
+    soft = y.dtype.kind == "f"
+    if not soft and options[6] != 0:
+        raise NotImplementedError("the vocabulary blocks take no focal loss (gamma must be 0)")
+    if soft:
+        value_kernel = kernels.softmax_cross_entropy_soft_block_rows
+        grad_kernel = kernels.softmax_cross_entropy_soft_block_grad_rows
+    else:
+        value_kernel = kernels.softmax_cross_entropy_block_rows
+        grad_kernel = kernels.softmax_cross_entropy_block_grad_rows
+    n_rows, n_classes = rows.shape[0], w.shape[0]
+    chunk_rows = min(step, n_rows)
+    if grads is not None:
+        d_rows, d_w, d_bias = grads
+        if n_rows == 0:
+            d_w.fill(0)
+        if d_bias is not None:
+            d_bias.fill(0)
+        d_chunk = np.empty((chunk_rows, rows.shape[1]), w.dtype)
+        product = np.empty_like(d_chunk)
+    buffer = np.empty(chunk_rows * block, w.dtype)
+    state, fresh = block_state(chunk_rows), block_state(1)
+    total = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf propagate, as in torch, without a warning
+        for start in range(0, n_rows, step):
+            stop = min(start + step, n_rows)
+            x_chunk, targets, chunk_loss = rows[start:stop], y[start:stop], loss[start:stop]
+            chunk_state = state[:stop - start]
+            chunk_state[:] = fresh
+            for first in range(0, n_classes, block):  # 1.
+                last = min(first + block, n_classes)
+                logits = _block_logits(buffer, x_chunk, w, bias, first, last, targets, margin)
+                total += value_kernel(logits, first, targets[:, first:last] if soft else targets, *options,
+                                      chunk_state, chunk_loss, last == n_classes)
+            if grads is None:
+                continue
+            chunk_scale, d_x = scale[start:stop], d_chunk[:stop - start]
+            for first in range(0, n_classes, block):  # 2.
+                last = min(first + block, n_classes)
+                logits = _block_logits(buffer, x_chunk, w, bias, first, last, targets, margin)
+                grad_kernel(logits, first, targets[:, first:last] if soft else targets, *options, chunk_state,
+                            chunk_scale)
+                if start == 0:
+                    np.matmul(logits.T, x_chunk, out=d_w[first:last])
+                else:
+                    _accumulate(d_w[first:last], logits, x_chunk)
+                if first == 0:
+                    np.matmul(logits, w[first:last], out=d_x)
+                else:
+                    np.matmul(logits, w[first:last], out=product[:stop - start])
+                    d_x += product[:stop - start]
+                if d_bias is not None:
+                    d_bias[first:last] += logits.sum(axis=0)
+            d_rows[start:stop] = d_x
     return total
 
 

@@ -311,3 +311,205 @@ _BCE_LOGITS = register(_bce_logits_point)
 _BCE_LOGITS_POS_WEIGHT = register(_bce_logits_pos_weight_point)
 _KL_DIV = register(_kl_div_point)
 _SIGMOID_FOCAL = register(_sigmoid_focal_point)
+
+
+# ---------------------------------------------------------------- vocabulary blocks
+# The kernels of the vocabulary-blocked path of fastloss.classification.linear_softmax_chunks:
+# a chunk's logits arrive one block of classes at a time, (rows, width) with the block's first
+# class ``start``. The value kernels fold each block into a per-row state (float64, columns
+# below) with an online log-sum-exp, and write the losses with the last block; the gradient
+# kernels turn a block's logits, computed again, into its gradient in place from the finished
+# state. Same formulas as softmax_cross_entropy_rows (gamma = 0) and
+# softmax_cross_entropy_soft_rows, same NaN and inf results.
+
+#: Columns of the state: the running max m of the logits; the sum of exp(x - m); the running
+#: log-sum-exp R = m + log(sum); the weight mass sum_c v_c of the smoothing (or probability)
+#: weights v seen; sum_c v_c (R - x_c) over the classes seen, i.e. sum_c v_c (-log p_c) once R
+#: is the row's log-sum-exp; the target's logit.
+BLOCK_TOP, BLOCK_SUM, BLOCK_LSE, BLOCK_MASS, BLOCK_NLL, BLOCK_TARGET = range(6)
+BLOCK_STATE = 6
+
+
+def block_state(rows):
+    """A fresh state for ``rows`` rows: no class seen (max -inf, sums 0)."""
+    state = np.zeros((rows, BLOCK_STATE))
+    state[:, BLOCK_TOP] = -np.inf
+    state[:, BLOCK_LSE] = -np.inf
+    return state
+
+
+@jit(inline="always")
+def _block_sum_exp(row):
+    """``(max, shift, sum_c exp(row[c] - shift))`` of one row of a block. The shift is the
+    max, or 0 when every logit of the block is -inf: the sum is then 0 (NaN with a NaN logit),
+    and the block adds nothing, where the max itself would make exp(-inf + inf) = NaN; the row
+    is NaN only if all its blocks are -inf (:func:`_block_finish_sum`), as one row's kernel gives."""
+    top = row_max(row)
+    shift = top if top > -np.inf else typed(0, top)
+    return top, shift, sum_exp_shifted(row, shift)
+
+
+@jit(inline="always")
+def _block_log(total):
+    """log of a block's sum of exp, 0 for an empty sum (every logit -inf): the block's
+    terms v_c (log - (x_c - shift)) are then v_c * inf, as one row's kernel gives them."""
+    return np.log(total) if total != 0 else typed(0, total)
+
+
+@jit(inline="always")
+def _block_merge(state, top, shift, total, mass, terms, want_sums):
+    """Folds one block into a row's ``state``: its max ``top``, its ``total`` = sum exp(x -
+    shift) and, with ``want_sums``, its weight ``mass`` and ``terms`` = sum_c v_c (log total -
+    (x_c - shift)).
+
+    1. Online log-sum-exp: m' = max(m, top); sum' = sum e^(m - m') + total e^(top - m')
+       (the running sum rescaled when the max grows; e^(top - m') is 0 for a block of -inf,
+       whose shift is 0, and NaN for +inf, which makes the row NaN as torch does).
+    2. The weighted sum of -log p over the classes seen stays relative to the running
+       log-sum-exp R: when R grows to R', the classes seen before gain mass (R' - R); the
+       block's terms are relative to its own log-sum-exp r = shift + log total and gain
+       mass_b (R' - r). Every added term is >= 0: no cancellation, and an infinite weight or
+       a -inf logit gives inf as in one pass (each guard skips a product that could only be
+       0 * inf).
+    """
+    old_top = state[BLOCK_TOP]
+    block_top = np.float64(top)
+    # Not max(): spelled out, a NaN block max (all NaN) keeps m whatever Numba's max does; its sum is NaN.
+    new_top = block_top if block_top > old_top else old_top  # noqa: FURB136
+    if new_top == -np.inf:
+        new_sum = state[BLOCK_SUM] + total  # nothing finite yet: 0, or NaN
+    else:
+        new_sum = state[BLOCK_SUM] * np.exp(old_top - new_top) + total * np.exp(block_top - new_top)
+    state[BLOCK_TOP] = new_top
+    state[BLOCK_SUM] = new_sum
+    if want_sums:
+        old_lse = state[BLOCK_LSE]
+        new_lse = new_top + np.log(new_sum)
+        nll = state[BLOCK_NLL] + terms
+        if old_lse > -np.inf and new_lse > old_lse:
+            nll += state[BLOCK_MASS] * (new_lse - old_lse)
+        block_lse = np.float64(shift) + np.log(np.float64(total))
+        if block_lse > -np.inf:  # -inf: a block of -inf logits, whose terms are already v_c * inf
+            nll += mass * (new_lse - block_lse)
+        state[BLOCK_NLL] = nll
+        state[BLOCK_MASS] += mass
+        state[BLOCK_LSE] = new_lse
+
+
+@jit(inline="always")
+def _block_finish_sum(state):
+    """The row's final sum of exp (relative to its max), NaN when every logit is -inf, as
+    one row's kernel gives (its max -inf makes exp(-inf + inf) = NaN); stored back for the
+    gradient kernels."""
+    total = state[BLOCK_SUM] if state[BLOCK_TOP] > -np.inf else np.nan
+    state[BLOCK_SUM] = total
+    return total
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_block_rows(logits, start, target, weight, smooth_weight, weighted_mean, weight_sum, keep,
+                                     spread, gamma, ignore_index, state, loss, last):
+    """The value pass of one vocabulary block, class-index targets: folds the block's
+    (rows, width) ``logits`` (classes ``start`` to ``start + width``) into each row's
+    ``state`` (:func:`block_state`), picking up the target's logit when it falls in the
+    block; with ``last``, writes the row losses into ``loss`` and returns their float64
+    sum (else 0). ``target`` (rows, 1) holds checked indices; the options are those of
+    :func:`softmax_cross_entropy_rows` (``gamma`` must be 0; ``weighted_mean`` is unused:
+    the mean's denominator is in the gradient's scale). Ignored rows get loss 0, and a
+    state (max, sum) for their gradient's NaN pattern."""
+    n_rows, width = logits.shape
+    smooth = smooth_weight[start:start + width]
+    mass = sum_float64(smooth) if spread != 0 else 0.0
+    for r in prange(n_rows):
+        row = logits[r]
+        row_state = state[r]
+        t = target[r, 0]
+        kept = t != ignore_index
+        top, shift, total = _block_sum_exp(row)
+        want_sums = kept and spread != 0
+        terms = weighted_nll_sum(row, smooth, shift, _block_log(total)) if want_sums else typed(0, total)
+        _block_merge(row_state, top, shift, total, mass, terms, want_sums)
+        if kept and start <= t < start + width:
+            row_state[BLOCK_TARGET] = row[t - start]
+        if last:
+            s = _block_finish_sum(row_state)
+            if kept:
+                nll = np.log(s) + (row_state[BLOCK_TOP] - row_state[BLOCK_TARGET])
+                value = keep * weight[t] * nll
+                if spread != 0:
+                    value += spread * row_state[BLOCK_NLL]
+                loss[r] = value
+            else:
+                loss[r] = 0
+    return sum_float64(loss) if last else 0.0
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_block_grad_rows(logits, start, target, weight, smooth_weight, weighted_mean, weight_sum,
+                                          keep, spread, gamma, ignore_index, state, scale):
+    """The gradient pass of one vocabulary block, class-index targets: turns the block's
+    logits in place into d loss / d logits times ``scale`` (rows,), from the state that
+    :func:`softmax_cross_entropy_block_rows` finished: A p_c - B [c = t] - spread s w_c as
+    in :func:`softmax_cross_entropy_rows`, and for ignored rows 0 or NaN as its
+    :func:`_ignored_row_grad`."""
+    n_rows, width = logits.shape
+    smooth = smooth_weight[start:start + width]
+    for r in prange(n_rows):
+        row = logits[r]
+        t = target[r, 0]
+        total = state[r, BLOCK_SUM]
+        if t == ignore_index:
+            value = typed(0, row[0]) * typed(total, row[0]) * typed(weight_sum, row[0])
+            for c in range(width):
+                row[c] = value
+            continue
+        s = scale[r]
+        b = keep * weight[t] * s
+        a = b
+        spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
+        if spread != 0:
+            a += spread * weight_sum * s
+            spread_s = spread * s
+        factor = typed(a / total, row[0])
+        top = typed(state[r, BLOCK_TOP], row[0])
+        spread_t = typed(spread_s, row[0])
+        for c in range(width):
+            row[c] = factor * exp_fast(row[c] - top) - spread_t * smooth[c]
+        if start <= t < start + width:
+            row[t - start] -= b
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_soft_block_rows(logits, start, target, weight, keep, spread, state, loss, last):
+    """The value pass of one vocabulary block, probability targets: ``target`` is the
+    block's (rows, width) slice of the probabilities; folds the block into ``state`` as
+    :func:`softmax_cross_entropy_block_rows` does, with v_c = w_c (keep y_c + spread), and
+    with ``last`` writes the losses sum_c v_c (-log p_c) and returns their float64 sum."""
+    n_rows, width = logits.shape
+    block_weight = weight[start:start + width]
+    for r in prange(n_rows):
+        row = logits[r]
+        row_state = state[r]
+        top, shift, total = _block_sum_exp(row)
+        mass, terms = weighted_target_sums(row, target[r], block_weight, keep, spread, shift, _block_log(total))
+        _block_merge(row_state, top, shift, total, mass, terms, True)
+        if last:
+            s = _block_finish_sum(row_state)
+            loss[r] = row_state[BLOCK_NLL] if not np.isnan(s) else s
+    return sum_float64(loss) if last else 0.0
+
+
+@jit(parallel=True)
+def softmax_cross_entropy_soft_block_grad_rows(logits, start, target, weight, keep, spread, state, scale):
+    """The gradient pass of one vocabulary block, probability targets: in place,
+    p_c sum_j v_j - v_c times ``scale``, as :func:`softmax_cross_entropy_soft_rows`."""
+    n_rows, width = logits.shape
+    block_weight = weight[start:start + width]
+    for r in prange(n_rows):
+        row = logits[r]
+        y = target[r]
+        s = scale[r]
+        factor = typed(state[r, BLOCK_MASS] * s / state[r, BLOCK_SUM], row[0])
+        top = typed(state[r, BLOCK_TOP], row[0])
+        for c in range(width):
+            row[c] = factor * exp_fast(row[c] - top) - s * block_weight[c] * (keep * y[c] + spread)

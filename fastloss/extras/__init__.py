@@ -34,7 +34,7 @@ from .._core.validation import (
     check_option,
     check_shape,
 )
-from ..classification import SERIAL_BELOW, linear_chunk_rows, linear_softmax_chunks, softmax_kernel, softmax_options
+from ..classification import SERIAL_BELOW, linear_chunk_shape, linear_softmax_chunks, softmax_options
 from .cpu import DICE_CHUNK
 
 if TYPE_CHECKING:
@@ -103,16 +103,15 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     # The cross-entropy of the logits s cos - s m [j = t] = f_unit (s w_unit)^T - s m [j = t],
     # a chunk of rows at a time: the (N, C) logits never exist whole. With grad=True the
     # engine gives d/d f_unit = G (s w_unit) and d/d (s w_unit) = G^T f_unit.
-    step = linear_chunk_rows(n, n_classes, dtype.itemsize)
-    kernel = getattr(impl.kernels("classification"), softmax_kernel(min(n, step) * n_classes))
+    step, block = linear_chunk_shape(n, n_classes, dtype.itemsize)
     options = softmax_options(n_classes, as_class_weight(None, n_classes, dtype), True, -100, 0.0, 0.0, dtype)
     loss = np.empty(n, dtype)
     grads = scale = None
     if grad:
         scale = scale_rows(reduction, grad_output, (n,), n, dtype)
         grads = (np.empty(f.shape, dtype), np.empty(w.shape, dtype), None)
-    total = linear_softmax_chunks(f_unit, w_unit, None, kernel, t.reshape(-1, 1), options, scale, loss, step, grads,
-                                  margin=dtype.type(s * m))
+    total = linear_softmax_chunks(f_unit, w_unit, None, impl.kernels("classification"), t.reshape(-1, 1), options,
+                                  scale, loss, step, grads, margin=dtype.type(s * m), block=block)
     result = finish(total, loss if reduction == "none" else None, reduction, n, dtype)
     if grads is None:
         return result
