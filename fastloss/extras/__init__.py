@@ -6,7 +6,8 @@ r"""Classification extras beyond torch.nn.functional: CosFace, Anchor Loss, soft
   a BLAS product gives the scaled cosines, the margin shifts the target's, the fused
   cross-entropy kernel writes the gradient in place over them, and two more products
   give the gradients of the features and of the weights; the (N, C) logits never
-  exist whole.
+  exist whole (with very many classes, the engine also goes through them in blocks:
+  :func:`fastloss.classification.linear_chunk_shape`).
 * :func:`anchor_loss` is a row kernel, :func:`anchor_rows`.
 * :func:`dice_loss` runs two kernels over chunks of positions, serving the binary
   (sigmoid) and multi-class (softmax) forms: :func:`soft_dice_sums` computes the
@@ -101,8 +102,9 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     kernels.normalize_rows(read_only(f), dtype.type(1), f_unit, f_norms)
     kernels.normalize_rows(read_only(w), dtype.type(s), w_unit, w_norms)  # s folded into the class weights
     # The cross-entropy of the logits s cos - s m [j = t] = f_unit (s w_unit)^T - s m [j = t],
-    # a chunk of rows at a time: the (N, C) logits never exist whole. With grad=True the
-    # engine gives d/d f_unit = G (s w_unit) and d/d (s w_unit) = G^T f_unit.
+    # a chunk of rows (and of classes, when they are very many) at a time: the (N, C) logits
+    # never exist whole. With grad=True the engine gives d/d f_unit = G (s w_unit) and
+    # d/d (s w_unit) = G^T f_unit.
     step, block = linear_chunk_shape(n, n_classes, dtype.itemsize)
     options = softmax_options(n_classes, as_class_weight(None, n_classes, dtype), True, -100, 0.0, 0.0, dtype)
     loss = np.empty(n, dtype)
