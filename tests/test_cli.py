@@ -196,8 +196,22 @@ def test_benchmark_baselines_agree_with_fastloss():
     np.testing.assert_allclose(b_grad, ref_bg, rtol=1e-10, atol=1e-15)
 
 
-def test_warmup_compiles_every_registered_call():
+def test_warmup_compiles_every_registered_call(monkeypatch):
+    """warmup() runs the kernels, the vocabulary blocks of linear_cross_entropy included
+    (class and probability targets, with and without gradients: seen by a spy on the
+    blocked engine, since other tests of this process may have compiled the kernels)."""
+    from fastloss import classification
+
+    blocked = []
+    engine = classification.linear_softmax_blocks
+
+    def spy(*args):
+        blocked.append((args[4].dtype.kind, args[10] is not None))
+        return engine(*args)
+
+    monkeypatch.setattr(classification, "linear_softmax_blocks", spy)
     fl.warmup(dtypes=("float64",))
     from fastloss.classification.cpu import softmax_cross_entropy_rows_serial
 
     assert softmax_cross_entropy_rows_serial.signatures
+    assert sorted(set(blocked)) == [("f", False), ("f", True), ("i", False), ("i", True)]

@@ -40,9 +40,10 @@ def warmup(dtypes: Iterable[DTypeLike] = ("float32", "float64")) -> None:
 
 def calls(rng, dtype):
     """Tiny calls that reach every kernel: each loss's example call and its variants (its
-    entry in :mod:`fastloss._core.table`), with and without the gradient, and the
-    public functions that are not losses (mining, forced alignment)."""
-    from .. import ctc, triplet
+    entry in :mod:`fastloss._core.table`), with and without the gradient, the
+    public functions that are not losses (mining, forced alignment), and
+    linear_cross_entropy's vocabulary blocks (which no tiny call of it reaches)."""
+    from .. import classification, ctc, triplet
     from .table import LOSSES
 
     found = []
@@ -55,4 +56,5 @@ def calls(rng, dtype):
     log_probs = rng.standard_normal((2, 3, 3)).astype(dtype)
     found += [lambda: triplet.mine_triplets(embeddings, labels),
               lambda: ctc.ctc_forced_align(log_probs, np.array([[1, 2], [2, 2]]), [3, 3], [2, 1])]
+    found += classification.vocabulary_block_calls(rng, dtype)
     return found

@@ -25,6 +25,7 @@ and its gradient with respect to the logits is
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -610,6 +611,27 @@ def linear_softmax_blocks(rows, w, bias, kernels, y, options, scale, loss, step,
                     d_bias[first:last] += logits.sum(axis=0)
             d_rows[start:stop] = d_x
     return total
+
+
+def vocabulary_block_calls(rng, dtype):
+    """Tiny calls of the engine in vocabulary blocks (:func:`linear_softmax_blocks`), with
+    class and probability targets, with and without gradients, for :func:`fastloss.warmup`:
+    the table's example calls are too small for the budget to split their classes, so
+    without these a process's first blocked call would compile the four block kernels. The
+    arguments have the types that :func:`linear_cross_entropy` gives them."""
+    kernels = select("linear_cross_entropy", None).kernels("classification")
+    x, w = rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal((5, 2)).astype(dtype)
+    weight = as_class_weight(None, 5, dtype)
+    targets = [(as_index_array(np.array([0, 3, 4]), "target").reshape(-1, 1),
+                softmax_options(5, weight, True, -100, 0.0, 0.0, dtype)),
+               (rng.dirichlet(np.ones(5), 3).astype(dtype), (weight, dtype.type(1), dtype.type(0)))]
+
+    def call(y, options, grad):
+        grads = (np.empty_like(x), np.empty_like(w), None) if grad else None
+        linear_softmax_chunks(x, w, None, kernels, y, options, np.ones(3, dtype) if grad else None,
+                              np.empty(3, dtype), 3, grads, block=2)
+
+    return [functools.partial(call, y, options, grad) for y, options in targets for grad in (False, True)]
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, alpha: ArrayLike | None = None, gamma: float = 2.0,
