@@ -182,6 +182,16 @@ def softmax_cross_entropy_rows_serial(logits, target, weight, smooth_weight, wei
     return sum_float64(loss), -1, kept
 
 
+@jit(inline="always")
+def _soft_target_grad(row, y, weight, keep, spread, top, factor, s, out):
+    """out[c] = factor * exp(row[c] - top) - s * w_c (keep y_c + spread): the probability-target
+    gradient p_c sum_j v_j - v_c times ``s``, with ``factor = s sum_j v_j / sum_c exp(row[c] - top)``.
+    ``out`` may be ``row``. Shared by :func:`softmax_cross_entropy_soft_rows` and its
+    vocabulary-block twin :func:`softmax_cross_entropy_soft_block_grad_rows`."""
+    for c in range(out.shape[0]):
+        out[c] = factor * exp_fast(row[c] - top) - s * weight[c] * (keep * y[c] + spread)
+
+
 @jit(parallel=True)
 def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale, loss, grad, want_grad):
     """Fused softmax cross-entropy with probability targets over (N, K, C) rows.
@@ -190,7 +200,7 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
     torch's, so an infinite target gives an infinite loss) and
     d loss / d x_c = p_c * sum_j w_j q_j - w_c q_c.
     """
-    n_batch, n_pos, n_classes = logits.shape
+    n_batch, n_pos = logits.shape[0], logits.shape[1]
     for r in prange(n_batch * n_pos):
         n, k = _row_position(r, n_pos)
         row = logits[n, k]
@@ -201,10 +211,7 @@ def softmax_cross_entropy_soft_rows(logits, target, weight, keep, spread, scale,
         loss[r] = value
         if want_grad:
             s = scale[r]
-            out = grad[n, k]
-            factor = mass * s / total
-            for c in range(n_classes):
-                out[c] = factor * exp_fast(row[c] - top) - s * weight[c] * (keep * y[c] + spread)
+            _soft_target_grad(row, y, weight, keep, spread, top, mass * s / total, s, grad[n, k])
     return sum_float64(loss)
 
 
@@ -510,6 +517,4 @@ def softmax_cross_entropy_soft_block_grad_rows(logits, start, target, weight, ke
         y = target[r]
         s = scale[r]
         factor = typed(state[r, BLOCK_MASS] * s / state[r, BLOCK_SUM], row[0])
-        top = typed(state[r, BLOCK_TOP], row[0])
-        for c in range(width):
-            row[c] = factor * exp_fast(row[c] - top) - s * block_weight[c] * (keep * y[c] + spread)
+        _soft_target_grad(row, y, block_weight, keep, spread, typed(state[r, BLOCK_TOP], row[0]), factor, s, row)
