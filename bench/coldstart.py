@@ -91,7 +91,7 @@ def main(argv=None):
         f"A fresh `python -c` process: import numpy and fastloss, one `cross_entropy` on (4096, 100) float32 "
         f"logits; wall time of the whole process, median of {args.repeat} runs ({cold_runs} with a cold cache, an "
         f"empty NUMBA_CACHE_DIR each).",
-        " ".join(["python bench/coldstart.py"] + (argv if argv is not None else sys.argv[1:])),
+        report.command_line("coldstart.py", argv),
         rows, args.output)
 
 

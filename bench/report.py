@@ -114,6 +114,12 @@ def load(output=os.path.join(HERE, "RESULTS.md")):
     return store, store_path
 
 
+def command_line(script, argv):
+    """How a script of bench/ was run, for its section's record: ``python bench/<script>`` and
+    its arguments (``argv``, or the process's own when None)."""
+    return " ".join([f"python bench/{script}"] + (argv if argv is not None else sys.argv[1:]))
+
+
 def add_section(title, description, command, table_rows, output=os.path.join(HERE, "RESULTS.md")):
     """Put a script's table (e.g. bench/coldstart.py's) into the store as section ``title``
     (replacing an older one) and rewrite ``output``."""

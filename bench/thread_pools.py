@@ -93,7 +93,7 @@ def main(argv=None):
         "Thread pools: torch then fastloss, and the reverse",
         f"bench/thread_pools.py: in {args.repeat} fresh processes a case, {args.calls} calls each, alternately "
         f"right after the other library's parallel work and after a 50 ms pause; medians.",
-        " ".join(["python bench/thread_pools.py"] + (argv if argv is not None else sys.argv[1:])),
+        report.command_line("thread_pools.py", argv),
         rows, args.output)
 
 

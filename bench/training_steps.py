@@ -81,7 +81,7 @@ def main(argv=None):
         f"bench/training_steps.py: {args.pairs} pairs of fresh processes a problem, alternating torch's criterion "
         f"and fastloss.torch's; each process times {', '.join(f'{STEPS[p]} steps ({p})' for p in args.problems)} "
         f"after a warm-up and gives its median; the table gives the medians over the processes.",
-        " ".join(["python bench/training_steps.py"] + (argv if argv is not None else sys.argv[1:])),
+        report.command_line("training_steps.py", argv),
         rows, args.output)
 
 
