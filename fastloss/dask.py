@@ -7,16 +7,18 @@ Every loss of fastloss is available here under its own name, with its own argume
 
     logits = da.from_array(x, chunks=(65536, -1))      # or fld.from_npy("logits.npy")
     loss, grad = fld.cross_entropy(logits, target, weight=w, grad=True)
-    loss, grad = dask.compute(loss, grad)            # one pass over the data, on the cluster
+    loss, grad = dask.compute(loss, grad)            # on the cluster
 
-Each chunk of the batch runs the in-memory kernel with ``reduction="none"``; the
-chunks' float64 numerators and denominators add up to the reduction, exactly as the
+Each chunk of the batch runs the in-memory call with the call's own reduction, in
+parts (:func:`fastloss._core.reduction.in_parts`): the chunks' float64 numerators and
+denominators, formed by the loss's own code, add up to the reduction exactly as the
 in-memory call forms it (weighted means keep their weights; see
 :mod:`fastloss._core.batch`), so the result equals ``fastloss.cross_entropy(x, target, ...)``.
-A gradient needs the global denominator first; it depends only on the targets, so the
-gradient graph is one pass over the predictions. Arguments that run along the batch
-are rechunked to the first one's batch chunks (and to one chunk on their other axes);
-shared arguments (class weights) travel whole. Results: a 0-d Dask array for a reduced
+A mean's gradient needs the whole batch's denominator first, which the chunks' calls
+form as they compute the loss: its graph is a pass for the value (no gradient), then a
+pass for the gradient; a sum's or an unreduced loss's graph is one pass. Arguments
+that run along the batch are rechunked to the first one's batch chunks (and to one
+chunk on their other axes); shared arguments (class weights) travel whole. Results: a 0-d Dask array for a reduced
 loss, a Dask array for ``reduction="none"``, and gradients as Dask arrays chunked like
 their inputs (or summed over chunks, for a shared argument such as CosFace's weight).
 
@@ -39,7 +41,6 @@ import dask.array as da
 import numpy as np
 
 from ._core import batch as _batch
-from ._core.reduction import _divide
 from ._core.table import LOSSES
 from .streaming import NpySource
 
@@ -50,36 +51,24 @@ def _call(shared, names, values):
     return {**shared, **dict(zip(names, values))}
 
 
-def _chunk_value(entry, reduction, shared, names, *values):
-    """One chunk without gradient: its losses for ``reduction="none"``, else (numerator, denominator)."""
-    call = _call(shared, names, values)
-    losses = _batch.evaluate(entry, call, reduction)
-    return losses if reduction == "none" else _batch.parts(entry, call, reduction, losses)
+def _chunk(entry, grad, grad_output, denominator, shared, names, *values):
+    """One chunk: its losses for ``reduction="none"``, else its (numerator, denominator);
+    with ``grad`` also its gradients, scaled for the whole batch's ``denominator``."""
+    result = _batch.evaluate(entry, _call(shared, names, values), grad, grad_output, denominator)
+    result, grads = result if grad else (result, None)
+    if not isinstance(result, np.ndarray):
+        result = (result.numerator, result.denominator)
+    return (result, grads) if grad else result
 
 
-def _combine(reduction, dtype, numerators, denominator):
-    """The reduced loss from the chunks' numerators and the denominator, or from the
-    chunks' (numerator, denominator) pairs if ``denominator`` is None."""
-    if denominator is None:
-        numerators, denominators = zip(*numerators)
-        denominator = sum(denominators)
-    return _batch.combine(reduction, sum(numerators), denominator, dtype)
+def _combine(reduction, dtype, parts):
+    """The reduced loss from the chunks' (numerator, denominator) pairs."""
+    numerators, denominators = zip(*parts)
+    return _batch.combine(reduction, sum(numerators), sum(denominators), dtype)
 
 
-def _chunk_denominator(entry, reduction, loss_shape, shared, names, *values):
-    return entry.means[reduction].denominator(_call(shared, names, values), loss_shape)
-
-
-def _chunk_gradient(entry, reduction, scale, loss_ndim, shared, names, *values):
-    """One chunk with gradient: (losses, numerator, grads), scaled for the whole batch."""
-    call = _call(shared, names, values)
-    losses, grads = _batch.evaluate(entry, call, reduction, grad=True, scale=scale, loss_ndim=loss_ndim)
-    num = _batch.parts(entry, call, reduction, losses)[0] if reduction != "none" else 0.0
-    return losses, num, grads
-
-
-def _scale(grad_output, denominator):
-    return _divide(grad_output, denominator)
+def _denominator(parts):
+    return sum(denominator for _, denominator in parts)
 
 
 def _sum(values):
@@ -108,13 +97,13 @@ def _probe(entry, call, sliced, ragged, grad):
     if all(not isinstance(v, da.Array) or not np.isnan(v.shape).any() for v in head.values()):
         empty = {k: (np.empty(v.shape, v.dtype) if isinstance(v, da.Array) else v) for k, v in head.items()}
         try:
-            return _batch.evaluate(entry, empty, "none", grad=grad, scale=1.0)
+            return _batch.evaluate(entry, {**empty, "reduction": "none"}, grad)
         except (ValueError, TypeError, IndexError):
             pass  # the first sample tells, or raises what is wrong
     head = _batch.take(call, sliced, 0, 1, ragged)
     lazy = [k for k, v in head.items() if isinstance(v, da.Array)]
     head.update(zip(lazy, dask.compute(*(head[k] for k in lazy))))  # one round trip for all of them
-    return _batch.evaluate(entry, head, "none", grad=grad, scale=1.0)
+    return _batch.evaluate(entry, {**head, "reduction": "none"}, grad)
 
 
 @overload
@@ -173,34 +162,27 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
     head_losses = probe[0] if grad else probe
     rest, dtype = head_losses.shape[1:], head_losses.dtype
     loss_shapes = [(int(b - a),) + rest for a, b in zip(bounds[:-1], bounds[1:])]
-    if not grad:
-        parts = [dask.delayed(_chunk_value)(entry, reduction, shared, names, *values) for values in blocks]
-        if reduction == "none":
-            return da.concatenate([da.from_delayed(p, shape, dtype) for p, shape in zip(parts, loss_shapes)])
-        # One task adds the chunks' parts and divides: every further task would cost a scheduler round trip.
-        return da.from_delayed(dask.delayed(_combine)(reduction, dtype, parts, None), (), dtype)
     g = 1.0 if grad_output is None else grad_output
+    scales, denominator = [g] * len(blocks), None
+    if grad and reduction == "none" and np.ndim(g) != 0:
+        full = da.broadcast_to(g if isinstance(g, da.Array) else np.asarray(g), (n,) + rest)
+        scales = _batch_blocks(full, 0, bounds, "grad_output")
+    if not grad or reduction not in ("none", "sum"):
+        results = [dask.delayed(_chunk)(entry, False, None, None, shared, names, *values) for values in blocks]
+        if grad:  # a mean: the gradient needs the whole batch's denominator, which the chunks' own calls form
+            denominator = dask.delayed(_denominator)(results)
+    if grad:
+        parts = [dask.delayed(_chunk, nout=2)(entry, True, scale, denominator, shared, names, *values)
+                 for scale, values in zip(scales, blocks)]
+        if denominator is None:  # "none" and "sum": the gradient's pass gives the losses too
+            results = [p[0] for p in parts]
     if reduction == "none":
-        if np.ndim(g) == 0:
-            scales = [g] * len(blocks)
-        else:
-            full = da.broadcast_to(g if isinstance(g, da.Array) else np.asarray(g), (n,) + rest)
-            scales = _batch_blocks(full, 0, bounds, "grad_output")
-        denominator = 0.0
-    elif reduction == "sum":
-        scales, denominator = [g] * len(blocks), 0.0  # unused by "sum"
+        value = da.concatenate([da.from_delayed(r, shape, dtype) for r, shape in zip(results, loss_shapes)])
     else:
-        denominators = [dask.delayed(_chunk_denominator)(entry, reduction, shape, shared, names, *values)
-                        for shape, values in zip(loss_shapes, blocks)]
-        denominator = dask.delayed(sum)(denominators)
-        scales = [dask.delayed(_scale)(g, denominator)] * len(blocks)
-    parts = [dask.delayed(_chunk_gradient, nout=3)(entry, reduction, scale, len(rest) + 1, shared, names,
-                                                   *values) for scale, values in zip(scales, blocks)]
-    if reduction == "none":
-        value = da.concatenate([da.from_delayed(p[0], shape, dtype) for p, shape in zip(parts, loss_shapes)])
-    else:
-        value = da.from_delayed(dask.delayed(_combine)(reduction, dtype, [p[1] for p in parts], denominator), (),
-                                dtype)
+        # One task adds the chunks' parts and divides: every further task would cost a scheduler round trip.
+        value = da.from_delayed(dask.delayed(_combine)(reduction, dtype, results), (), dtype)
+    if not grad:
+        return value
     grads = tuple(_gradient(k, name, parts, call, sliced, bounds, ragged, head)
                   for k, (name, head) in enumerate(zip(entry.differentiable, probe[1])))
     return value, grads if len(grads) > 1 else grads[0]
@@ -208,7 +190,7 @@ def loss(loss: str | Callable[..., Any], *args: Any, grad: bool = False, grad_ou
 
 def _gradient(k, name, parts, call, sliced, bounds, ragged, head):
     """The gradient for argument ``name``: blocks along its batch axis, or summed if shared."""
-    blocks = [p[2][k] for p in parts]
+    blocks = [p[1][k] for p in parts]
     value_shape = _batch.shape_of(call[name])
     axis = sliced.get(name)
     if axis is None:

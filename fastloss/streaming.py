@@ -4,9 +4,9 @@ Arrays are read in chunks of rows from ``.npy`` files (each chunk memory-mapped 
 own, so the pages of finished chunks leave the process), from a member of an ``.npz``
 archive (streamed out of the zip, compressed or not) or from Parquet (through
 pyarrow: a fixed-size-list column, or one column per class). Each chunk runs the
-in-memory loss with ``reduction="none"``; the reduction is assembled exactly from the
-chunks' float64 numerators and denominators (:mod:`fastloss._core.batch`), so the result
-is the in-memory call's. Per-sample losses go to a ``.npy`` written chunk by chunk
+in-memory loss in parts: its unreduced losses and the float64 numerator and
+denominator of its reduction as the loss's own code forms them
+(:mod:`fastloss._core.batch`); they add up over the chunks to the in-memory call's result. Per-sample losses go to a ``.npy`` written chunk by chunk
 under a temporary name and renamed when complete.
 
     >>> from fastloss import streaming
@@ -331,12 +331,12 @@ def evaluate(loss, arrays, options=None, reduction="mean", chunk_rows=None, per_
         for start in range(0, max(n, 1), chunk_rows):
             stop = min(n, start + chunk_rows)
             chunk = _batch.take(call, sliced, start, stop, ragged)
-            losses = _batch.evaluate(entry, chunk, reduction)
-            dtype = losses.dtype
+            losses = _batch.evaluate(entry, chunk)
             if reduction != "none":
-                num, den = _batch.parts(entry, chunk, reduction, losses)
-                numerator += num
-                denominator += den
+                numerator += losses.numerator
+                denominator += losses.denominator
+                losses = losses.losses
+            dtype = losses.dtype
             if per_sample is not None:
                 if out is None:
                     tmp = f"{per_sample}.tmp-{os.getpid()}"

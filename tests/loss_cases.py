@@ -58,7 +58,7 @@ def _reference(entry):
     return getattr(references, name)
 
 
-CASES = {entry.name: Case(entry.example, entry.all_reductions, entry.name not in NO_GRADCHECK,
+CASES = {entry.name: Case(entry.example, entry.reductions, entry.name not in NO_GRADCHECK,
                           THROUGH.get(entry.name), entry.weights, _reference(entry)) for entry in TABLE}
 
 LOSSES = sorted(CASES)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastloss as fl
+from fastloss._core.table import LOSSES
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -97,6 +98,27 @@ def test_ctc_ragged_targets_and_per_sample_factor(rng):
                                           grad=True)
         np.testing.assert_allclose(value, ref_value, rtol=1e-12)
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [entry.name for entry in LOSSES if entry.decomposable])
+def test_every_loss_in_chunks_as_in_memory(name, rng):
+    """Each loss's example calls with their first input in chunks of two along its batch
+    axis, every reduction, value and gradients (the synchronous scheduler: the graph is
+    the cluster's)."""
+    entry = LOSSES[name]
+    for make in (entry.example, *entry.variants):
+        args, options = entry.call(rng, np.float64, make)
+        axis = entry.axes.get(entry.data[0], 0)
+        first = da.from_array(args[0], chunks=tuple(2 if i == axis else -1 for i in range(args[0].ndim)))
+        for reduction in entry.reductions:
+            grad_output = None if reduction == "none" else 1.5
+            value, grads = dask.compute(*fld.loss(name, first, *args[1:], **options, reduction=reduction, grad=True,
+                                                  grad_output=grad_output), scheduler="sync")
+            ref_value, ref_grads = entry.function(*args, **options, reduction=reduction, grad=True,
+                                                  grad_output=grad_output)
+            np.testing.assert_allclose(value, ref_value, rtol=1e-13, err_msg=reduction)
+            for got, expected in zip(*(g if isinstance(g, tuple) else (g,) for g in (grads, ref_grads))):
+                np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15, err_msg=reduction)
 
 
 def test_not_decomposable_and_bad_calls(rng):

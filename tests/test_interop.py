@@ -91,7 +91,7 @@ def test_value_and_gradients_match_numpy(name, library, dtype):
     entry = LOSSES[name]
     args, options = _example(name, dtype, library)
     n_grads = len(entry.differentiable)
-    for reduction in entry.all_reductions:
+    for reduction in entry.reductions:
         expected_loss, expected_grad = entry.function(*args, **options, reduction=reduction, grad=True)
         loss, grad = entry.function(*[_to(library, a) for a in args], **options, reduction=reduction, grad=True)
         plain = entry.function(*[_to(library, a) for a in args], **options, reduction=reduction)
@@ -178,7 +178,7 @@ def test_torch_arrays_are_not_copied(name):
     args, options = _example(name, np.float64)
     tensors = [_to("torch", a) for a in args]
     function, seen = _spy(entry)
-    reduction = "none" if "none" in entry.all_reductions else entry.all_reductions[0]
+    reduction = "none" if "none" in entry.reductions else entry.reductions[0]
     loss, grad = function(*tensors, **options, reduction=reduction, grad=True)
     for tensor, given in zip(tensors, seen["args"]):
         assert type(given) is np.ndarray and np.shares_memory(tensor.numpy(), given)

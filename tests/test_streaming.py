@@ -14,6 +14,11 @@ import pytest
 
 import fastloss as fl
 from fastloss import streaming
+from fastloss._core import batch
+from fastloss._core.reduction import Parts, in_parts
+from fastloss._core.table import LOSSES
+
+DECOMPOSABLE = [entry.name for entry in LOSSES if entry.decomposable]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fl.__file__)))
 
@@ -72,6 +77,59 @@ def test_every_loss_through_the_same_path(name, make, rng):
     for reduction in reductions:
         result = streaming.evaluate(name, {"input": x, "target": y}, options, reduction, chunk_rows=37)
         np.testing.assert_allclose(result.value, fn(x, y, reduction=reduction, **options), rtol=1e-12)
+
+
+def _calls(entry, rng, dtype):
+    """The loss's example call and its variants, in ``dtype``."""
+    for make in (entry.example, *entry.variants):
+        yield entry.call(rng, dtype, make)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", DECOMPOSABLE)
+def test_every_loss_gives_its_own_parts(name, dtype, rng):
+    """In parts, a reduced call returns the numerator and the denominator that make its own
+    value (the same bits once divided), its unreduced losses (the same bits as
+    reduction="none"), and, given the whole batch's denominator, the gradient scaled by it."""
+    entry = LOSSES[name]
+    fn = entry.function
+    for args, options in _calls(entry, rng, dtype):
+        unreduced = fn(*args, **options, reduction="none")
+        for reduction in entry.reductions[1:]:
+            with in_parts():
+                parts = fn(*args, **options, reduction=reduction)
+            assert isinstance(parts, Parts)
+            np.testing.assert_array_equal(parts.losses, unreduced, strict=True)
+            value, grads = fn(*args, **options, reduction=reduction, grad=True, grad_output=1.5)
+            assert batch.combine(reduction, parts.numerator, parts.denominator, np.dtype(dtype)).tobytes() == \
+                np.asarray(value).tobytes()
+            if reduction == "sum":
+                assert parts.denominator == 0
+                continue
+            for factor in (1, 4):  # a chunk of a batch whose denominator is ``factor`` times the chunk's
+                with in_parts(parts.denominator * factor):
+                    _, chunk_grads = fn(*args, **options, reduction=reduction, grad=True, grad_output=1.5)
+                for whole, chunk in zip(*(g if isinstance(g, tuple) else (g,) for g in (grads, chunk_grads))):
+                    if factor == 1:
+                        np.testing.assert_array_equal(chunk, whole)
+                    else:  # exactly a quarter, but for where rounding depends on the scale
+                        np.testing.assert_allclose(chunk, whole / factor, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("name", DECOMPOSABLE)
+def test_every_loss_streams_as_in_memory(name, rng, tmp_path):
+    """Two-row chunks of each loss's example calls: per-sample losses identical, every reduction
+    equal to float64 rounding."""
+    entry = LOSSES[name]
+    per_sample = str(tmp_path / "losses.npy")
+    for args, options in _calls(entry, rng, np.float64):
+        arrays = dict(zip(entry.data, args))
+        for reduction in entry.reductions:
+            result = streaming.evaluate(name, arrays, options, reduction, chunk_rows=2, per_sample=per_sample)
+            np.testing.assert_array_equal(np.load(per_sample), entry.function(*args, **options, reduction="none"))
+            if reduction != "none":
+                np.testing.assert_allclose(result.value, entry.function(*args, **options, reduction=reduction),
+                                           rtol=1e-13)
 
 
 def test_npz_and_parquet_sources(files):

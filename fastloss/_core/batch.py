@@ -8,20 +8,23 @@ evaluate any loss chunk by chunk through this one mechanism:
    positive, negative``, ...) run along the batch (axis 0 unless its ``axes`` say otherwise); array options shaped like the first
    input (per-element weights) are sliced with it; every other option (class weights,
    scalars) is shared by all chunks.
-2. Each chunk is evaluated with ``reduction="none"``. A reduction is "sum" or an
-   average (:class:`Mean`): over the whole batch
+2. Each chunk is evaluated with the call's own ``reduction``, within
+   :func:`~fastloss._core.reduction.in_parts`: a reduced loss then comes back as its
+   :class:`~fastloss._core.reduction.Parts`, the float64 numerator and the denominator
+   that the loss's own wrapper formed (the sum of the kept targets' class weights for
+   ``cross_entropy``, CTC's sum of per-length losses over the batch size, ...), with
+   the unreduced losses. Over the whole batch
 
-   .. math:: \mathrm{mean} = \frac{\sum_i a_i\, \ell_i}{\sum_{\mathrm{chunks}} D_{\mathrm{chunk}}}
+   .. math:: \mathrm{mean} = \frac{\sum_{\mathrm{chunks}} N_{\mathrm{chunk}}}
+                                   {\sum_{\mathrm{chunks}} D_{\mathrm{chunk}}}
 
-   where :math:`\ell` is the unreduced loss, :math:`a` a per-sample factor (1 for
-   nearly every loss) and :math:`D` the chunk's own denominator: its element count by
-   default, the sum of the class weights of the targets kept for ``cross_entropy`` and
-   ``nll_loss``, its rows for ``kl_div``'s "batchmean", ...
-3. The float64 numerators and the denominators add up over chunks; the result is
-   their ratio in the loss's dtype. Gradients need the global denominator first (it
-   depends only on the targets): each chunk then runs with ``grad_output = g a / D``.
+   so a denominator is stated once, where the loss is written, and the chunked result
+   is formed as the in-memory call forms it.
+3. A chunk's gradient needs the whole batch's denominator: it is evaluated within
+   ``in_parts(denominator)``, and its mean scales the gradient by
+   ``grad_output / denominator`` in place of its own.
 
-A loss's entry states its axes and means only where they depart from these defaults.
+A loss's entry states its axes only where they depart from these defaults.
 Losses whose batch value is not a sum over samples (mined triplets, Dice) are marked
 not decomposable there and raise a clear error.
 """
@@ -31,7 +34,7 @@ import inspect
 
 import numpy as np
 
-from .reduction import _divide
+from .reduction import Parts, _divide, in_parts
 from .table import LOSSES, PLUMBING, Loss, Ragged
 
 
@@ -59,8 +62,8 @@ def bind(entry, args, kwargs):
 
 
 def check_batch_reduction(entry, reduction):
-    if reduction not in entry.all_reductions:
-        raise ValueError(f"reduction must be one of {', '.join(map(repr, entry.all_reductions))} for "
+    if reduction not in entry.reductions:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, entry.reductions))} for "
                          f"{entry.name}, got {reduction!r}")
 
 
@@ -136,15 +139,6 @@ def take(call, sliced, start, stop, ragged_offsets):
     return chunk
 
 
-def parts(entry, call, reduction, losses):
-    """``(numerator, denominator)`` of one chunk: float64 sums to add over chunks."""
-    if reduction in entry.means:
-        mean = entry.means[reduction]
-        terms = losses if mean.factor is None else losses * _along_rows(mean.factor(call), losses.ndim)
-        return float(terms.sum(dtype=np.float64)), mean.denominator(call, losses.shape)
-    return float(losses.sum(dtype=np.float64)), 0.0
-
-
 def combine(reduction, numerator, denominator, dtype):
     """The reduced result from the summed parts, as the in-memory call returns it."""
     if reduction == "sum":
@@ -152,28 +146,19 @@ def combine(reduction, numerator, denominator, dtype):
     return dtype.type(_divide(numerator, denominator))
 
 
-def _along_rows(values, ndim):
-    values = np.asarray(values)
-    return values.reshape(values.shape + (1,) * (ndim - values.ndim))
-
-
-def grad_output(entry, call, reduction, scale, loss_ndim):
-    """``grad_output`` for a chunk evaluated with ``reduction="none"`` so that its gradient
-    is the whole batch's: ``scale`` is ``g`` for "sum" and "none" (scalar, or the chunk of
-    the caller's per-element array) and ``g / D`` for a mean."""
-    mean = entry.means.get(reduction)
-    if mean is not None and mean.factor is not None:
-        return scale * _along_rows(mean.factor(call), loss_ndim)
-    return scale
-
-
-def evaluate(entry, call, reduction, grad=False, scale=1.0, loss_ndim=1):
-    """A chunk with ``reduction="none"``: its losses, or ``(losses, grads tuple)`` with the
-    gradient scaled as the whole batch's reduction asks (``loss_ndim``: the rank of the
-    unreduced loss, to broadcast per-sample factors)."""
-    chunk = {**call, "reduction": "none"}
+def evaluate(entry, call, grad=False, grad_output=None, denominator=None):
+    """A chunk with the call's reduction: its losses (for ``reduction="none"``) or its
+    :class:`~fastloss._core.reduction.Parts`, and with ``grad`` also its gradients as a
+    tuple, ``grad_output`` (the caller's, or its chunk for "none") scaled by the whole
+    batch's ``denominator`` for a mean."""
     fn = entry.function
-    if not grad:
-        return np.asarray(fn(**chunk))
-    losses, grads = fn(**chunk, grad=True, grad_output=grad_output(entry, call, reduction, scale, loss_ndim))
-    return np.asarray(losses), grads if isinstance(grads, tuple) else (grads,)
+    with in_parts(denominator):
+        if not grad:
+            return _checked(fn(**call))
+        result, grads = fn(**call, grad=True, grad_output=grad_output)
+    return _checked(result), grads if isinstance(grads, tuple) else (grads,)
+
+
+def _checked(result):
+    """The losses of ``reduction="none"`` as an array, or a reduced call's parts."""
+    return result if isinstance(result, Parts) else np.asarray(result)

@@ -29,7 +29,7 @@ from .backends import numba
 from .jit import STRICT, KernelRegistry, jit, overload_jit_options, prange
 from .layout import GradientBuffer, read_only, reshape_view, sum_to_shape
 from .numerics import sum_float64
-from .reduction import finish, loss_scale
+from .reduction import finish, keeps_losses, loss_scale
 
 _KERNELS = KernelRegistry("elementwise", ("x", "y", "z", "p0", "p1", "p2"))
 _GRAD_KERNELS = KernelRegistry("elementwise_grad", ("x", "y", "z", "g", "p0", "p1", "p2"))
@@ -234,7 +234,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     x2 = read_only(np.ascontiguousarray(np.reshape(x, two_d)))
     operands = [_pack(a if a is not None else one, shape, two_d) for a in (y, z, weight, scale)]
     denominator = x.size if denominator is None else denominator
-    want_loss = reduction == "none"
+    want_loss = keeps_losses(reduction)
     loss = np.empty(shape, dtype) if want_loss else np.empty((0, 0), dtype)
     loss2 = loss.reshape(two_d) if want_loss else loss
     empty = np.empty((0, 0), dtype)

@@ -1,6 +1,9 @@
 """The one reduction helper: how a per-element loss becomes the result, and how
 ``grad_output`` becomes the per-element factor that the fused kernels multiply their
 gradient by (so that gradients are written once, already scaled)."""
+import contextlib
+import contextvars
+import dataclasses
 import math
 
 import numpy as np
@@ -44,7 +47,8 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
         raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
     g = float(g)
     if reduction == "mean":
-        g = _divide(g, denominator)
+        whole = _WHOLE_BATCH.get()
+        g = _divide(g, denominator if whole is None or whole.denominator is None else whole.denominator)
     return np.asarray(g, dtype)
 
 
@@ -70,12 +74,68 @@ def _divide(a, b):
 
 
 def finish(total, losses, reduction, denominator, dtype):
-    """The result: ``losses`` for "none", the sum, or the sum over ``denominator``.
+    """The result: ``losses`` for "none", the sum ``total``, or ``total`` over ``denominator``.
 
-    A mean over nothing (empty batch, every target ignored) is NaN, as in torch.
+    A mean over nothing (empty batch, every target ignored) is NaN, as in torch. Within
+    :func:`in_parts`, a reduced loss is its :class:`Parts` instead.
     """
     if reduction == "none":
         return losses
+    if _WHOLE_BATCH.get() is not None:
+        return Parts(losses, float(total), float(denominator) if reduction == "mean" else 0.0)
     if reduction == "sum":
         return dtype.type(total)
     return dtype.type(total / denominator if denominator else _divide(total, denominator))
+
+
+# ---------------------------------------------------------------- a reduction in parts
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """A reduced loss before its one division: ``losses``, the unreduced loss; the float64
+    ``numerator`` (the sum, or a mean's weighted sum) and the mean's ``denominator`` (0
+    for a sum), each exactly as the call would reduce them. Over a batch cut into chunks
+    the numerators and the denominators add up (:mod:`fastloss._core.batch`)."""
+
+    losses: np.ndarray
+    numerator: float
+    denominator: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _WholeBatch:
+    denominator: float | None
+
+
+_WHOLE_BATCH = contextvars.ContextVar("fastloss_whole_batch", default=None)
+
+
+@contextlib.contextmanager
+def in_parts(denominator=None):
+    """Within it a loss called with a reducing ``reduction`` returns its :class:`Parts` in
+    place of its value, and, given the whole batch's ``denominator`` (a chunk's gradient),
+    a mean scales its gradient by ``grad_output / denominator`` instead of by its own.
+
+    The one place where each loss's reduction is formed is then its own wrapper (and the
+    kernels that count a mean's denominator as they check the targets): the in-memory
+    call, streaming, Dask and :mod:`fastloss.torch` all take it from there."""
+    token = _WHOLE_BATCH.set(_WholeBatch(denominator))
+    try:
+        yield
+    finally:
+        _WHOLE_BATCH.reset(token)
+
+
+def keeps_losses(reduction):
+    """Whether the call returns its unreduced losses: for "none", and within :func:`in_parts`."""
+    return reduction == "none" or _WHOLE_BATCH.get() is not None
+
+
+def divides_itself(reduction):
+    """Whether a kernel that counts its mean's denominator itself (as it checks its class
+    targets) divides the gradient by it: for "mean", unless :func:`in_parts` gives the
+    whole batch's, which :func:`loss_scale` has then put in the gradient's scale."""
+    if reduction != "mean":
+        return False
+    whole = _WHOLE_BATCH.get()
+    return whole is None or whole.denominator is None

@@ -12,12 +12,8 @@ benchmark case lists.
 To add a loss: write its function (and kernels) in its family module, and add its entry
 here. The function is found by name in ``fastloss.<family>``.
 
-A reduction is "none", "sum" or an average (:class:`Mean`): over a batch cut into chunks
-
-.. math:: \mathrm{mean} = \frac{\sum_i a_i\, \ell_i}{\sum_{\mathrm{chunks}} D_{\mathrm{chunk}}}
-
-where :math:`\ell` is the unreduced loss, :math:`a` a per-sample factor (1 for nearly
-every loss) and :math:`D` the chunk's own denominator.
+How a reduction is formed is not here: each loss's wrapper forms it once, and the
+chunked paths take its parts from there (:func:`fastloss._core.reduction.in_parts`).
 """
 from __future__ import annotations
 
@@ -31,7 +27,7 @@ import numpy as np
 PLUMBING = ("grad", "grad_output", "grad_out")
 
 
-# ---------------------------------------------------------------- how a batch splits and averages
+# ---------------------------------------------------------------- how a batch splits
 
 @dataclasses.dataclass(frozen=True)
 class Ragged:
@@ -40,53 +36,6 @@ class Ragged:
     (padded) value of the same argument runs along axis 0 instead."""
 
     lengths: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Mean:
-    """An averaging reduction: ``denominator(call, loss_shape)`` gives a chunk's
-    denominator (``call``: the chunk's arguments by name; ``loss_shape``: its unreduced
-    loss's shape); ``factor(call)``, if given, the per-sample factors ``a`` (axis 0)."""
-
-    denominator: Callable[[dict, tuple], float]
-    factor: Callable[[dict], Any] | None = None
-
-
-def elements(call, loss_shape):
-    """The default mean's denominator: the number of loss elements."""
-    return float(np.prod(loss_shape, dtype=np.float64))
-
-
-def rows(call, loss_shape):
-    """kl_div's "batchmean": the batch size."""
-    return float(loss_shape[0]) if loss_shape else 1.0
-
-
-def kept_class_targets(weight_name):
-    """torch's weighted mean over class targets: the sum of ``weight[t]`` (or the count)
-    over the targets not ignored; probability targets average over the elements."""
-
-    def denominator(call, loss_shape):
-        target = np.asarray(call["target"])
-        if target.dtype.kind == "f":
-            return elements(call, loss_shape)
-        ignore_index = call["ignore_index"]
-        kept = target[target != (-100 if ignore_index is None else ignore_index)]  # None: torch's -100
-        weight = call.get(weight_name) if weight_name else None
-        if weight is None:
-            return float(kept.size)
-        # The loss casts its class weights to the input's compute dtype before summing them.
-        from .validation import compute_dtype
-
-        dtype = compute_dtype(np.asarray(call["input"][:0]))
-        return float(np.asarray(weight, dtype)[kept].sum(dtype=np.float64))
-
-    return denominator
-
-
-def per_target_length(call):
-    """CTC's "mean": each sample's loss divided by its target length (at least 1)."""
-    return 1.0 / np.maximum(np.asarray(call["target_lengths"], np.float64), 1.0)
 
 
 # ---------------------------------------------------------------- valid ranges
@@ -173,7 +122,9 @@ class Loss:
     ``reference`` names the torch function the tests take as the truth:
     ``torch.nn.functional.<name>`` by default, or a composition in the tests'
     ``references`` module. ``domains`` gives the valid range of its real options, finite
-    reals (:data:`REAL`) where it says nothing.
+    reals (:data:`REAL`) where it says nothing. ``reductions`` are the values its
+    ``reduction`` takes; ``decomposable`` is False for a loss whose value over a batch is
+    not a combination of its values over parts of the batch.
     """
 
     name: str
@@ -182,8 +133,7 @@ class Loss:
     example: Callable
     grads: tuple = ()
     axes: dict = dataclasses.field(default_factory=dict)
-    means: dict = dataclasses.field(default_factory=lambda: {"mean": Mean(elements)})
-    reductions: tuple = ()
+    reductions: tuple = ("none", "sum", "mean")
     decomposable: bool = True
     backends: tuple = ("numba",)
     variants: tuple = ()
@@ -215,9 +165,6 @@ class Loss:
         """The arguments the gradient tuple follows (and :mod:`fastloss.torch` differentiates)."""
         return self.grads or self.data[:1]
 
-    @property
-    def all_reductions(self) -> tuple:
-        return self.reductions or ("none", "sum", *self.means)
 
 
 class Table:
@@ -267,18 +214,18 @@ _BOTH = ("numba", "cython")
 LOSSES = Table([
     # classification
     Loss("cross_entropy", "classification", "CrossEntropyLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
-         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         backends=_BOTH,
          variants=(lambda r: ([_normal(r, *X), r.dirichlet(np.ones(3), 4)], {}),), weights=lambda r: {"weight": _class_weight(r)},
          domains={"label_smoothing": PROBABILITY}),
     Loss("linear_cross_entropy", "classification", "LinearCrossEntropyLoss",
          lambda r: ([_normal(r, 4, 2), _normal(r, 3, 2), r.integers(0, 3, T)], {}),
          grads=("input", "linear_weight", "linear_bias"), axes={"linear_weight": None},
-         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         backends=_BOTH,
          variants=(lambda r: ([_normal(r, 4, 2), _normal(r, 3, 2), r.dirichlet(np.ones(3), 4)],
                               {"linear_bias": _normal(r, 3)}),),
          weights=lambda r: {"weight": _class_weight(r)}, domains={"label_smoothing": PROBABILITY}),
     Loss("nll_loss", "classification", "NLLLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
-         means={"mean": Mean(kept_class_targets("weight"))}, backends=_BOTH,
+         backends=_BOTH,
          weights=lambda r: {"weight": _class_weight(r)}),
     Loss("binary_cross_entropy", "classification", "BCELoss", lambda r: ([r.uniform(0.1, 0.9, X), r.random(X)], {}),
          backends=_BOTH, weights=lambda r: {"weight": r.uniform(0.3, 1.5, X)}),
@@ -287,9 +234,8 @@ LOSSES = Table([
          variants=(lambda r: ([_normal(r, *X), r.random(X)], {"pos_weight": _class_weight(r)}),),
          weights=lambda r: {"weight": r.uniform(0.3, 1.5, X), "pos_weight": _class_weight(r)}),
     Loss("kl_div", "classification", "KLDivLoss", lambda r: ([_normal(r, *X), r.uniform(0.1, 1.0, X)], {}),
-         means={"mean": Mean(elements), "batchmean": Mean(rows)}, backends=_BOTH),
+         reductions=("none", "sum", "mean", "batchmean"), backends=_BOTH),
     Loss("focal_loss", "classification", "FocalLoss", lambda r: ([_normal(r, *X), r.integers(0, 3, T)], {}),
-         means={"mean": Mean(kept_class_targets(None))},  # alpha does not weight the mean
          backends=_BOTH, weights=lambda r: {"alpha": _class_weight(r)}, reference="references.torch_focal",
          domains={"gamma": NONNEGATIVE}),
     Loss("sigmoid_focal_loss", "classification", "SigmoidFocalLoss",
@@ -355,6 +301,5 @@ LOSSES = Table([
              for s in ("batch_all", "semi_hard")), reference="references.batch_triplet_torch", domains={"margin": NONNEGATIVE}),
     # sequences
     Loss("ctc_loss", "ctc", "CTCLoss", _ctc_example,
-         variants=(lambda r: ([_normal(r, 6, 3, 4), *_ctc_example(r)[0][1:]], {"from_logits": True}),), axes={"log_probs": 1, "targets": Ragged("target_lengths")},
-         means={"mean": Mean(rows, per_target_length)}),
+         variants=(lambda r: ([_normal(r, 6, 3, 4), *_ctc_example(r)[0][1:]], {"from_logits": True}),), axes={"log_probs": 1, "targets": Ragged("target_lengths")}),
 ])

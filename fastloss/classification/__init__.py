@@ -33,7 +33,7 @@ import numpy as np
 from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, class_rows, class_rows_undo
-from .._core.reduction import check_options, finish, scale_rows
+from .._core.reduction import check_options, divides_itself, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_class_weight,
@@ -108,11 +108,11 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
     if targets is None:
         total = kernel(rows, *args, scale, loss, grad_rows, grad)
     else:
-        total, bad, denominator = kernel(rows, *args, scale, reduction == "mean", loss, grad_rows, grad)
+        total, bad, denominator = kernel(rows, *args, scale, divides_itself(reduction), loss, grad_rows, grad)
         if bad >= 0:
             t, n_classes, name, ignore_index = targets
             raise class_index_error(t, bad, n_classes, name, ignore_index)
-    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
+    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
     return (result, buffer.result()) if grad else result
 
 
@@ -447,7 +447,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))
     total = linear_softmax_chunks(rows, w, bias, impl.kernels("classification"), y, options, scale, loss, step, grads,
                                   block=block)
-    result = finish(total, loss.reshape(loss_shape) if reduction == "none" else None, reduction, denominator, dtype)
+    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
     if grads is None:
         return result
     _, d_weight, d_bias = grads

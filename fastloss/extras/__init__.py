@@ -114,7 +114,7 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
         grads = (np.empty(f.shape, dtype), np.empty(w.shape, dtype), None)
     total = linear_softmax_chunks(f_unit, w_unit, None, impl.kernels("classification"), t.reshape(-1, 1), options,
                                   scale, loss, step, grads, margin=dtype.type(s * m), block=block)
-    result = finish(total, loss if reduction == "none" else None, reduction, n, dtype)
+    result = finish(total, loss, reduction, n, dtype)
     if grads is None:
         return result
     g_f, g_w, _ = grads

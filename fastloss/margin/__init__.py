@@ -19,6 +19,7 @@ element's or row's gradient, so that ``grad_out`` may be the input itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import GradientBuffer, gradient_of_broadcast, read_only
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, scale_rows
+from .._core.reduction import Parts, check_options, divides_itself, finish, scale_rows
 from .._core.table import LOSSES
 from .._core.validation import (
     as_class_weight,
@@ -232,11 +233,17 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike, weight: Arr
     value, dx = result if grad else (result, None)
     if grad and xf is not x:
         dx = gradient_of_broadcast(dx, x, x.dtype, grad_out, reads=(y, w))
-    if reduction != "none":
-        return (value, dx) if grad else value  # type: ignore[return-value]
+    if isinstance(value, Parts):  # a chunk's parts: its unreduced losses are the rows' sums
+        value = dataclasses.replace(value, losses=_class_sums(value.losses, axis))
+    elif reduction == "none":
+        value = _class_sums(value, axis)
+    return (value, dx) if grad else value  # type: ignore[return-value]
+
+
+def _class_sums(losses, axis):
+    """multilabel_soft_margin_loss's per-sample losses from its per-class terms."""
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a float32 overflow inf, as in torch
-        rows = value.sum(axis=axis, dtype=np.float64).astype(x.dtype)  # float64, as the reduced sums are
-    return (rows, dx) if grad else rows  # type: ignore[return-value]
+        return losses.sum(axis=axis, dtype=np.float64).astype(losses.dtype)  # float64, as the reduced sums are
 
 
 def _class_scores(input):
@@ -289,7 +296,7 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
     rows = read_only(np.ascontiguousarray(x.reshape(-1, n_classes)))
     n_rows = rows.shape[0]
     loss = np.empty(n_rows, dtype)
-    unit = dtype.type(1.0 / (divisor * max(n_rows, 1) if reduction == "mean" else divisor))
+    unit = dtype.type(1.0 / (divisor * max(n_rows, 1) if divides_itself(reduction) else divisor))
     if grad:
         # grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
         scale = scale_rows(reduction, grad_output, loss_shape, 1, dtype)
