@@ -42,10 +42,12 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
         except ValueError:
             pass
         raise ValueError(f"grad_output has shape {g.shape}; expected the loss's shape {tuple(loss_shape)}")
-    g = 1.0 if grad_output is None else as_grad_output(grad_output, np.float64)
-    if np.ndim(g) != 0:
-        raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
-    g = float(g)
+    g = 1.0
+    if grad_output is not None:
+        g = as_grad_output(grad_output, np.float64)
+        if np.ndim(g) != 0:
+            raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
+        g = float(g)
     if reduction == "mean":
         whole = _WHOLE_BATCH.get()
         g = _divide(g, denominator if whole is None or whole.denominator is None else whole.denominator)
@@ -58,8 +60,10 @@ def scale_rows(reduction, grad_output, loss_shape, denominator, dtype):
     ``grad_output`` where it already is one, so that overlap checks see it)."""
     factor = loss_scale(reduction, grad_output, loss_shape, denominator, dtype)
     size = math.prod(loss_shape)
-    if factor.ndim == 0:  # the common case, without broadcast_to's cost
-        return np.full(size, factor, dtype)
+    if factor.ndim == 0:  # the common case, without broadcast_to's cost (nor np.full's)
+        rows = np.empty(size, dtype)
+        rows[...] = factor
+        return rows
     return np.ascontiguousarray(np.broadcast_to(factor, loss_shape), dtype).reshape(size)
 
 

@@ -136,19 +136,25 @@ def check_broadcast(shape, target_shape, name):
     raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to the input's shape {tuple(target_shape)}")
 
 
-_ONES: dict = {}
+_CONSTANTS: dict = {}
+
+
+def class_constant(value, n_classes, dtype):
+    """A vector of ``n_classes`` copies of ``value`` in ``dtype`` (the input's np.dtype),
+    made once per shape and shared: kernels never write their weights."""
+    key = (value, n_classes, dtype)
+    array = _CONSTANTS.get(key)
+    if array is None:
+        array = np.full(n_classes, value, dtype)
+        if n_classes <= 1 << 16:
+            _CONSTANTS[key] = array
+    return array
 
 
 def as_class_weight(weight, n_classes, dtype, name="weight"):
     """A per-class weight vector of length ``n_classes`` (shared ones when None)."""
     if weight is None:
-        key = (n_classes, dtype)  # callers pass the input's np.dtype
-        ones = _ONES.get(key)
-        if ones is None:
-            ones = np.ones(n_classes, dtype)  # kernels never write weights
-            if n_classes <= 1 << 16:
-                _ONES[key] = ones
-        return ones
+        return class_constant(1.0, n_classes, dtype)
     array = as_target_array(weight, name, dtype)
     if array.ndim != 1 or array.shape[0] != n_classes:
         raise ValueError(f"{name} must have shape ({n_classes},) (one entry per class), got {array.shape}")

@@ -32,9 +32,10 @@ import numpy as np
 
 from .._core.backends import select
 from .._core.elementwise import elementwise_loss
-from .._core.layout import GradientBuffer, class_rows, class_rows_undo
-from .._core.reduction import check_options, divides_itself, finish, scale_rows
+from .._core.layout import class_rows, class_rows_undo
+from .._core.reduction import check_options, divides_itself
 from .._core.table import LOSSES
+from .._core.tail import EMPTY, KernelTail
 from .._core.validation import (
     as_class_weight,
     as_float_array,
@@ -46,6 +47,7 @@ from .._core.validation import (
     check_integer,
     check_option,
     check_shape,
+    class_constant,
     class_index_error,
 )
 from .cpu import _BCE, _BCE_LOGITS, _BCE_LOGITS_POS_WEIGHT, _KL_DIV, _SIGMOID_FOCAL, block_state
@@ -83,12 +85,9 @@ def _class_targets(target, x, loss_shape):
     return t
 
 
-_NO_GRAD = {np.dtype(d): (np.empty(0, d), np.empty((0, 0, 0), d)) for d in (np.float32, np.float64)}
-
-
 def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, args, denominator=None,
               targets=None, *, backend):
-    """Common tail of the row losses: scale, gradient buffer, kernel call, reduction.
+    """Call a row kernel over ``x``'s class rows, in the :class:`~fastloss._core.tail.KernelTail`.
 
     ``kernel`` names the row kernel, which ``backend`` (a :class:`~fastloss._core.backends.Backend`)
     holds under that name. With ``targets`` (class indices, ``(t, n_classes, ignore_index)``)
@@ -96,24 +95,16 @@ def _run_rows(kernel, x, loss_shape, reduction, grad, grad_output, grad_out, arg
     ``(total, bad position, denominator)``; otherwise it returns the total.
     """
     kernel = getattr(backend.kernels("classification"), kernel)
-    dtype = x.dtype
-    rows = class_rows(x)
-    loss = np.empty(rows.shape[0] * rows.shape[1], dtype)
-    if grad:
-        scale = scale_rows(reduction, grad_output, loss_shape, 1.0 if targets else denominator, dtype)
-        buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
-        grad_rows = buffer.view(class_rows, class_rows_undo)
-    else:
-        scale, grad_rows = _NO_GRAD[dtype]
+    tail = KernelTail(reduction, grad, grad_output, loss_shape, x.dtype, 1.0 if targets else denominator)
+    grad_rows = tail.gradient(x, grad_out, args, view=(class_rows, class_rows_undo), rank=3)
     if targets is None:
-        total = kernel(rows, *args, scale, loss, grad_rows, grad)
-    else:
-        total, bad, denominator = kernel(rows, *args, scale, divides_itself(reduction), loss, grad_rows, grad)
-        if bad >= 0:
-            t, n_classes, name, ignore_index = targets
-            raise class_index_error(t, bad, n_classes, name, ignore_index)
-    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
-    return (result, buffer.result()) if grad else result
+        return tail.result(kernel(class_rows(x), *args, tail.scale, tail.losses, grad_rows, grad))
+    total, bad, denominator = kernel(class_rows(x), *args, tail.scale, divides_itself(reduction), tail.losses,
+                                     grad_rows, grad)
+    if bad >= 0:
+        t, n_classes, name, ignore_index = targets
+        raise class_index_error(t, bad, n_classes, name, ignore_index)
+    return tail.result(total, denominator)
 
 
 # Below this many logits a call runs on the calling thread (see the serial kernel).
@@ -123,7 +114,7 @@ SERIAL_BELOW = 1 << 14
 def softmax_options(n_classes, weight, weighted_mean, ignore_index, smoothing, gamma, dtype):
     """The options of :func:`softmax_cross_entropy_rows` after its targets: ``(weight,
     smooth_weight, weighted_mean, weight_sum, keep, spread, gamma, ignore_index)``."""
-    smooth_weight = weight if smoothing else np.zeros(n_classes, dtype)  # the kernel's docstring says why
+    smooth_weight = weight if smoothing else class_constant(0.0, n_classes, dtype)  # the kernel's docstring says why
     weight_sum = float(smooth_weight.sum(dtype=np.float64)) if smoothing else 1.0
     return (weight, smooth_weight, weighted_mean, weight_sum, 1.0 - smoothing, smoothing / n_classes, gamma,
             ignore_index)
@@ -438,22 +429,15 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         denominator = check_class_indices(t, n_classes, "target", ignore_index, weight)
         y = t.reshape(-1, 1)
         options = softmax_options(n_classes, weight, True, ignore_index, smoothing, 0.0, dtype)
-    loss = np.empty(rows.shape[0], dtype)
-    grads = scale = None
+    tail = KernelTail(reduction, grad, grad_output, loss_shape, dtype, denominator)
+    grads = None
     if grad:
-        scale = scale_rows(reduction, grad_output, loss_shape, denominator, dtype)
         reads = {"linear_weight": linear_weight, "target": target, "linear_bias": linear_bias, "weight": weight}
-        buffer = GradientBuffer(x, dtype, grad_out, reads=reads)
-        grads = (buffer.contiguous(rows.shape), np.empty(w.shape, dtype), None if bias is None else np.empty_like(bias))
-    total = linear_softmax_chunks(rows, w, bias, impl.kernels("classification"), y, options, scale, loss, step, grads,
-                                  block=block)
-    result = finish(total, loss.reshape(loss_shape), reduction, denominator, dtype)
-    if grads is None:
-        return result
-    _, d_weight, d_bias = grads
-    if d_bias is None:
-        return result, (buffer.result(), d_weight)
-    return result, (buffer.result(), d_weight, d_bias)
+        grads = (tail.gradient(x, grad_out, reads, shape=rows.shape), np.empty(w.shape, dtype),
+                 None if bias is None else np.empty_like(bias))
+    total = linear_softmax_chunks(rows, w, bias, impl.kernels("classification"), y, options,
+                                  tail.scale if grad else None, tail.losses, step, grads, block=block)
+    return tail.result(total, more=() if grads is None else tuple(g for g in grads[1:] if g is not None))
 
 
 def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step, grads=None, margin=0.0, block=None):
@@ -480,7 +464,7 @@ def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step,
     soft = y.dtype.kind == "f"
     kernel = getattr(kernels, "softmax_cross_entropy_soft_rows" if soft
                      else softmax_kernel(min(rows.shape[0], step) * w.shape[0]))
-    no_grad = _NO_GRAD[w.dtype]
+    no_grad = EMPTY[w.dtype, 1], EMPTY[w.dtype, 3]
     if grads is not None:
         d_rows, d_w, d_bias = grads
         if rows.shape[0] == 0:

@@ -55,10 +55,11 @@ import numpy as np
 
 from .._core.backends import select
 from .._core.interop import interop
-from .._core.layout import GradientBuffer, read_only
+from .._core.layout import read_only
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, scale_rows
+from .._core.reduction import check_options
 from .._core.table import LOSSES
+from .._core.tail import KernelTail
 from .._core.validation import as_float_array, check_bool, check_integer
 from .cpu import _PAD
 
@@ -241,27 +242,21 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     table = np.empty(int(sizes.sum()), dtype)
     log_norm = np.empty((n, n_time, 2) if from_logits else (0, 0, 2), dtype)
     shifts = np.empty((n, n_time), dtype)
-    loss = np.empty(n, dtype)
     loss_shape = (n,) if batched else ()
     clamped = np.maximum(tg_len, 1)
-    if grad:
-        scale = scale_rows(reduction, grad_output, loss_shape, n, dtype)
-        if reduction == "mean":
-            scale = (scale / clamped).astype(dtype)
-        buffer = GradientBuffer(x, dtype, grad_out, reads=(targets, input_lengths, target_lengths, scale))
-        grad_rows = buffer.contiguous((x.size // x.shape[-1], x.shape[-1]))
-    else:
-        scale = np.empty(0, dtype)
-        grad_rows = np.empty((0, 0), dtype)
+    tail = KernelTail(reduction, grad, grad_output, loss_shape, dtype, n)
+    if grad and reduction == "mean":  # the mean of each sample's loss over its target length
+        tail.scale = (tail.scale / clamped).astype(dtype)
+    grad_rows = tail.gradient(x, grad_out, (targets, input_lengths, target_lengths),
+                              shape=(x.size // x.shape[-1], x.shape[-1]))
     neg_inf = dtype.type(-np.inf)
     kernels.ctc_alpha_beta_batch(read_only(rows), layout, from_logits, blank, read_only(flat), starts, tg_len, in_len,
-                         zero_infinity, neg_inf, table, table_starts, log_norm, shifts, scale, loss, grad_rows, grad)
-    if reduction == "mean":
-        total = sum_float64((loss / clamped).astype(np.float64))
-    else:
-        total = sum_float64(loss.astype(np.float64)) if reduction == "sum" else 0.0
-    result = finish(total, loss.reshape(loss_shape), reduction, n, dtype)
-    return (result, buffer.result()) if grad else result
+                                 zero_infinity, neg_inf, table, table_starts, log_norm, shifts, tail.scale, tail.losses,
+                                 grad_rows, grad)
+    total = 0.0
+    if reduction != "none":
+        total = sum_float64((tail.losses / clamped if reduction == "mean" else tail.losses).astype(np.float64))
+    return tail.result(total)
 
 
 def ctc_forced_align(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike | None = None,

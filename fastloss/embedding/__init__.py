@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._core.backends import select
-from .._core.layout import GradientBuffer, read_only, sum_to_shape
+from .._core.layout import read_only, sum_to_shape
 from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, scale_rows
+from .._core.reduction import check_options, finish
 from .._core.table import LOSSES
+from .._core.tail import KernelTail
 from .._core.validation import (
     as_float_array,
     as_target_array,
@@ -64,13 +65,10 @@ def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_outp
     rows = [read_only(np.ascontiguousarray(np.broadcast_to(a, full).reshape(shape))) for a in inputs]
     c = rows[2] if len(rows) == 3 else rows[0]
     y = read_only(np.ascontiguousarray(np.broadcast_to(target, loss_shape).reshape(-1)))
-    loss = np.empty(shape[0], dtype)
+    tail = KernelTail(reduction, grad, grad_output, loss_shape, dtype, shape[0])
     none = np.empty((shape[0], 0), dtype)  # rows of nothing: what the kernel is given for no gradient
+    views = [none] * 3
     if grad:
-        scale = scale_rows(reduction, grad_output, loss_shape, shape[0], dtype)
-        buffers = [GradientBuffer(inputs[0], dtype, grad_out, reads=(*inputs[1:], target, scale))]
-        buffers += [GradientBuffer(a, dtype, None) for a in inputs[1:]]
-
         def rows_of(array):
             if array.shape == full and array.flags.c_contiguous:
                 return array.reshape(shape)
@@ -79,18 +77,13 @@ def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_outp
         def back_to(v, s):
             return sum_to_shape(v.reshape(full), s)
 
-        views = [buf.view(rows_of, back_to) for buf in buffers]
-        args = (scale, loss, views[0], views[1], views[2] if len(views) == 3 else none, True)
-    else:
-        args = (np.empty(0, dtype), loss, none, none, none, False)
+        views[0] = tail.gradient(inputs[0], grad_out, (*inputs[1:], target), view=(rows_of, back_to))
+        for k, a in enumerate(inputs[1:], 1):
+            views[k] = tail.gradient(a, view=(rows_of, back_to))
     margin, p, eps, swap = params
     kernels.embedding_pair_rows(kind, rows[0], rows[1], c, y, dtype.type(margin), dtype.type(p), dtype.type(eps), swap,
-                        *args)
-    total = sum_float64(loss) if reduction != "none" else 0.0
-    result = finish(total, loss.reshape(loss_shape), reduction, shape[0], dtype)
-    if not grad:
-        return result
-    return result, tuple(buf.result() for buf in buffers)
+                                tail.scale, tail.losses, *views, grad)
+    return tail.result()
 
 
 def _pair_inputs(names, arrays, ranks=None, broadcast=False):

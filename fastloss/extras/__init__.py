@@ -22,9 +22,9 @@ import numpy as np
 
 from .._core.backends import select
 from .._core.layout import GradientBuffer, read_only
-from .._core.numerics import sum_float64
-from .._core.reduction import check_options, finish, loss_scale, scale_rows
+from .._core.reduction import check_options, finish, loss_scale
 from .._core.table import LOSSES
+from .._core.tail import KernelTail
 from .._core.validation import (
     as_class_weight,
     as_float_array,
@@ -107,24 +107,22 @@ def large_margin_cosine_loss(features: ArrayLike, weight: ArrayLike, target: Arr
     # d/d (s w_unit) = G^T f_unit.
     step, block = linear_chunk_shape(n, n_classes, dtype.itemsize)
     options = softmax_options(n_classes, as_class_weight(None, n_classes, dtype), True, -100, 0.0, 0.0, dtype)
-    loss = np.empty(n, dtype)
-    grads = scale = None
+    tail = KernelTail(reduction, grad, grad_output, (n,), dtype, n)
+    grads = None
     if grad:
-        scale = scale_rows(reduction, grad_output, (n,), n, dtype)
         grads = (np.empty(f.shape, dtype), np.empty(w.shape, dtype), None)
     total = linear_softmax_chunks(f_unit, w_unit, None, impl.kernels("classification"), t.reshape(-1, 1), options,
-                                  scale, loss, step, grads, margin=dtype.type(s * m), block=block)
-    result = finish(total, loss, reduction, n, dtype)
+                                  tail.scale if grad else None, tail.losses, step, grads, margin=dtype.type(s * m),
+                                  block=block)
     if grads is None:
-        return result
+        return tail.result(total)
     g_f, g_w, _ = grads
-    buffer = GradientBuffer(f, dtype, grad_out, reads={"weight": weight, "target": target})
-    g_f_out = buffer.contiguous(f.shape)
+    g_f_out = tail.gradient(f, grad_out, {"weight": weight, "target": target})
     kernels.normalize_rows_backward(read_only(f_unit), f_norms, dtype.type(1), read_only(g_f), g_f_out)
     w_unit_plain = w_unit / dtype.type(s)
     g_w_out = np.empty(w.shape, dtype)
     kernels.normalize_rows_backward(read_only(w_unit_plain), w_norms, dtype.type(s), read_only(g_w), g_w_out)
-    return result, (buffer.result(), g_w_out)
+    return tail.result(total, more=(g_w_out,))
 
 
 def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: float = 0.05,
@@ -179,19 +177,11 @@ def anchor_loss(input: ArrayLike, target: ArrayLike, gamma: float = 0.5, slack: 
     dtype = x.dtype
     n = x.shape[0]
     gamma_pos, gamma_neg = (gamma, 0.0) if anchor == "pos" else (0.0, gamma)
-    loss = np.empty(n, dtype)
-    if grad:
-        scale = scale_rows(reduction, grad_output, (n,), n, dtype)
-        buffer = GradientBuffer(x, dtype, grad_out, reads={"target": target, "grad_output": scale})
-        grad_rows = buffer.contiguous(x.shape)
-    else:
-        scale = np.empty(0, dtype)
-        grad_rows = np.empty((0, 0), dtype)
+    tail = KernelTail(reduction, grad, grad_output, (n,), dtype, n)
+    grad_rows = tail.gradient(x, grad_out, {"target": target})
     kernels.anchor_rows(read_only(np.ascontiguousarray(x)), read_only(t), dtype.type(gamma_pos),
-                        dtype.type(gamma_neg), dtype.type(slack), scale, loss, grad_rows, grad)
-    total = sum_float64(loss) if reduction != "none" else 0.0
-    result = finish(total, loss, reduction, n, dtype)
-    return (result, buffer.result()) if grad else result
+                        dtype.type(gamma_neg), dtype.type(slack), tail.scale, tail.losses, grad_rows, grad)
+    return tail.result()
 
 
 def _check_dice_targets(target, binary, n_classes):

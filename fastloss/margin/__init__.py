@@ -27,10 +27,10 @@ import numpy as np
 
 from .._core.backends import select
 from .._core.elementwise import elementwise_loss
-from .._core.layout import GradientBuffer, gradient_of_broadcast, read_only
-from .._core.numerics import sum_float64
-from .._core.reduction import Parts, check_options, divides_itself, finish, scale_rows
+from .._core.layout import gradient_of_broadcast, read_only
+from .._core.reduction import Parts, check_options, divides_itself
 from .._core.table import LOSSES
+from .._core.tail import KernelTail
 from .._core.validation import (
     as_class_weight,
     as_float_array,
@@ -295,20 +295,12 @@ def _run_class_rows(kernels, kernel, x, n_classes, loss_shape, divisor, reductio
     dtype = x.dtype
     rows = read_only(np.ascontiguousarray(x.reshape(-1, n_classes)))
     n_rows = rows.shape[0]
-    loss = np.empty(n_rows, dtype)
     unit = dtype.type(1.0 / (divisor * max(n_rows, 1) if divides_itself(reduction) else divisor))
-    if grad:
-        # grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
-        scale = scale_rows(reduction, grad_output, loss_shape, 1, dtype)
-        buffer = GradientBuffer(x, dtype, grad_out, reads=(*args, scale))
-        grad_rows = buffer.contiguous((n_rows, n_classes))
-    else:
-        scale = np.empty(0, dtype)
-        grad_rows = np.empty((0, 0), dtype)
-    getattr(kernels, kernel)(rows, *args, unit, scale, loss, grad_rows, grad)
-    total = sum_float64(loss) if reduction != "none" else 0.0
-    result = finish(total, loss.reshape(loss_shape), reduction, n_rows, dtype)
-    return (result, buffer.result()) if grad else result
+    # The scale is grad_output itself: the mean's 1 / N is in ``unit``, as in torch (a denominator of 1).
+    tail = KernelTail(reduction, grad, grad_output, loss_shape, dtype, 1)
+    grad_rows = tail.gradient(x, grad_out, args, shape=(n_rows, n_classes))
+    getattr(kernels, kernel)(rows, *args, unit, tail.scale, tail.losses, grad_rows, grad)
+    return tail.result(denominator=n_rows)
 
 
 def check_power(p):
