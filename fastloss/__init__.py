@@ -10,7 +10,6 @@ from ._core.threads import get_num_threads, num_threads, set_num_threads
 from ._core.warmup import warmup
 from .classification import *  # noqa: F403 (each family's __all__ is the list)
 from .ctc import *  # noqa: F403
-from .diagnose import diagnose_training
 from .embedding import *  # noqa: F403
 from .extras import *  # noqa: F403
 from .margin import *  # noqa: F403
@@ -19,7 +18,9 @@ from .triplet import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = ["diagnose_training", "warmup", "get_num_threads", "num_threads", "set_num_threads", "set_device_checks"]
+# diagnose_training is imported on first use (see __getattr__).
+__all__ = ["diagnose_training", "warmup", "get_num_threads", "num_threads", "set_num_threads",  # noqa: F405
+           "set_device_checks"]
 __all__ += classification.__all__
 __all__ += regression.__all__
 __all__ += margin.__all__
@@ -27,3 +28,14 @@ __all__ += embedding.__all__
 __all__ += extras.__all__
 __all__ += ctc.__all__
 __all__ += triplet.__all__
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    """``diagnose_training`` (and the ``diagnose`` module) on first use: its import is a
+    tenth of fastloss's start-up, which the losses need not pay."""
+    if name in ("diagnose", "diagnose_training"):
+        import importlib
+
+        module = importlib.import_module(".diagnose", __name__)  # it is then this package's attribute too
+        return module if name == "diagnose" else module.diagnose_training
+    raise AttributeError(f"module 'fastloss' has no attribute {name!r}")

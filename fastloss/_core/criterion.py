@@ -13,7 +13,6 @@ the options and the inputs, and its ``Examples`` rewritten to use the criterion.
 from __future__ import annotations
 
 import ast
-import doctest
 import inspect
 import textwrap
 from typing import Any, Callable, ClassVar
@@ -80,12 +79,27 @@ def criterion(name: str, function: Callable[..., Any], n_inputs: int,
         "function": staticmethod(function),
         "__signature__": signature,
         "keywords": keywords,
-        "__doc__": _docstring(name, function, inputs, signature, n_inputs),
+        "__doc__": _LazyDoc(lambda: _docstring(name, function, inputs, signature, n_inputs)),
         "__module__": function.__module__,
     })
 
 
 # --------------------------------------------------------------------------- the docstring
+
+class _LazyDoc:
+    """A criterion class's docstring, made when it is first read (``help``, Sphinx, doctest):
+    making the thirty of them at import took a tenth of fastloss's start-up. The class's
+    ``__doc__`` and its instances' call ``__get__``."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make: Callable[[], str] | None = make
+        self.text = ""
+
+    def __get__(self, instance: Any, owner: Any = None) -> str:
+        if self.make is not None:
+            self.text, self.make = self.make(), None
+        return self.text
+
 
 def _sections(doc: str) -> dict[str, list[str]]:
     """A numpy-style docstring's lines by section title; the text before the first under ``""``."""
@@ -160,6 +174,8 @@ def _to_criterion(source: str, fname: str, cls: str, n_inputs: int,
 
 def _examples(doc: str, fname: str, cls: str, n_inputs: int, keywords: tuple[str, ...]) -> list[str]:
     """The function's doctest examples with every call of it made on a criterion."""
+    import doctest  # here: a tenth of start-up at import
+
     lines = []
     for example in doctest.DocTestParser().get_examples(doc):
         source = example.source.rstrip("\n")

@@ -162,7 +162,7 @@ class KernelKind:
 
 
 if numba is not None:
-    class KernelKindType(numba.types.Dummy):  # type: ignore[name-defined]
+    class KernelKindType(numba.types.Dummy):  # type: ignore[name-defined, unused-ignore]  # defined or not, as mypy follows numba
         def __init__(self, registry, key):
             self.registry = registry
             self.kernel_key = key
