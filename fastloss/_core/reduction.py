@@ -49,8 +49,8 @@ def loss_scale(reduction, grad_output, loss_shape, denominator, dtype):
             raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {np.shape(g)}")
         g = float(g)
     if reduction == "mean":
-        whole = _WHOLE_BATCH.get()
-        g = _divide(g, denominator if whole is None or whole.denominator is None else whole.denominator)
+        whole = _batch_denominator()
+        g = _divide(g, denominator if whole is None else whole)
     return np.asarray(g, dtype)
 
 
@@ -130,6 +130,12 @@ def in_parts(denominator=None):
         _WHOLE_BATCH.reset(token)
 
 
+def _batch_denominator():
+    """The whole batch's denominator that :func:`in_parts` gives, or None."""
+    whole = _WHOLE_BATCH.get()
+    return None if whole is None else whole.denominator
+
+
 def keeps_losses(reduction):
     """Whether the call returns its unreduced losses: for "none", and within :func:`in_parts`."""
     return reduction == "none" or _WHOLE_BATCH.get() is not None
@@ -139,7 +145,4 @@ def divides_itself(reduction):
     """Whether a kernel that counts its mean's denominator itself (as it checks its class
     targets) divides the gradient by it: for "mean", unless :func:`in_parts` gives the
     whole batch's, which :func:`loss_scale` has then put in the gradient's scale."""
-    if reduction != "mean":
-        return False
-    whole = _WHOLE_BATCH.get()
-    return whole is None or whole.denominator is None
+    return reduction == "mean" and _batch_denominator() is None
