@@ -112,20 +112,32 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def check_requires_grad(fn: Callable[..., Any], call: Mapping[str, Any], differentiable: Sequence[str]) -> None:
-    """Refuse, before any kernel runs, a tensor that requires a gradient fastloss cannot give."""
-    if not torch.is_grad_enabled():
-        return
+def split_call(fn: Callable[..., Any], call: Mapping[str, Any],
+               differentiable: Sequence[str]) -> tuple[dict[str, Any], bool]:
+    """A call's arguments other than ``differentiable``, tensors as arrays (:func:`as_array`),
+    and whether autograd wants a gradient (grad mode on and a differentiable tensor that
+    requires grad). One pass over the arguments, which also refuses, before any kernel
+    runs, a tensor that requires a gradient fastloss cannot give."""
+    grad_enabled = torch.is_grad_enabled()
+    options = {}
+    wanted = False
     for name, value in call.items():
-        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+        if not isinstance(value, torch.Tensor):
+            if name not in differentiable:
+                options[name] = value
             continue
-        if name not in differentiable:
-            raise ValueError(f"{fn.__name__}: {name} requires grad, but fastloss differentiates only with respect "
-                             f"to {', '.join(differentiable)}; pass {name}.detach()")
-        if value.dtype not in _DIFFERENTIABLE_DTYPES:
-            raise TypeError(f"{fn.__name__}: {name} requires grad in dtype {value.dtype}, but fastloss "
-                            f"differentiates float32 and float64 only; cast it with {name}.float() or "
-                            f"{name}.double()")
+        if grad_enabled and value.requires_grad:
+            if name not in differentiable:
+                raise ValueError(f"{fn.__name__}: {name} requires grad, but fastloss differentiates only with "
+                                 f"respect to {', '.join(differentiable)}; pass {name}.detach()")
+            if value.dtype not in _DIFFERENTIABLE_DTYPES:
+                raise TypeError(f"{fn.__name__}: {name} requires grad in dtype {value.dtype}, but fastloss "
+                                f"differentiates float32 and float64 only; cast it with {name}.float() or "
+                                f"{name}.double()")
+            wanted = True
+        elif name not in differentiable:
+            options[name] = as_array(value, name)
+    return options, wanted
 
 
 class LossFunction(torch.autograd.Function):
@@ -215,12 +227,10 @@ def functional(name: str) -> Callable[..., torch.Tensor]:
         call = bind(*args, **kwargs)
         if torch.compiler.is_compiling():
             return operator(call)
-        check_requires_grad(fn, call, differentiable)
-        if not (torch.is_grad_enabled() and any(isinstance(call[name], torch.Tensor) and call[name].requires_grad
-                                                for name in differentiable)):
+        options, wanted = split_call(fn, call, differentiable)
+        if not wanted:
             # Nothing to differentiate (evaluation, torch.no_grad()): the loss alone, past autograd.
-            return _as_tensor(fn(**{name: as_array(value, name) for name, value in call.items()}))
-        options = {name: as_array(value, name) for name, value in call.items() if name not in differentiable}
+            return _as_tensor(fn(**options, **{name: as_array(call[name], name) for name in differentiable}))
         return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
 
     loss.__name__ = loss.__qualname__ = fn.__name__
@@ -360,7 +370,9 @@ class Loss(torch.nn.Module):
                 self.options[name] = value
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return type(self).function(*inputs, **self.options, **dict(self.named_buffers(recurse=False)))
+        # The buffers straight from their dict: ``named_buffers`` costs microseconds a call. One
+        # set to None (``crit.weight = None``) is passed as None, the argument's default.
+        return type(self).function(*inputs, **self.options, **self._buffers)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not hasattr(v, "shape"))
