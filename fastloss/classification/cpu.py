@@ -64,6 +64,17 @@ def _row_position(r, n_pos):
 
 
 @jit()
+def _power(q, gamma):
+    """q ** gamma, with the focal loss's default gamma = 2 (and its gamma - 1) as the one
+    multiplication pow rounds to: ``pow`` took a fifth of a focal row's time (``perf``)."""
+    if gamma == 2.0:
+        return q * q
+    if gamma == 1.0:
+        return q
+    return q ** gamma
+
+
+@jit()
 def row_block(rows):
     """Rows a parallel loop gives each of its iterations: up to 64, and at least 16
     iterations in all, so that two threads (or more) share small inputs too."""
@@ -129,9 +140,9 @@ def _softmax_cross_entropy_row_range(start, stop, logits, target, weight, smooth
         if gamma != 0:
             log_p = -np.float64(nll)
             q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
-            focal = q ** gamma
+            focal = _power(q, gamma)
             # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
-            g = focal - gamma * np.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else 0.0
+            g = focal - gamma * np.exp(log_p) * _power(q, gamma - 1) * log_p if q > 0 else 0.0
         value = keep * w_t * focal * nll
         if spread != 0:
             value += spread * weighted_nll_sum(row, smooth_weight, top, log_total)
