@@ -8,6 +8,9 @@
   differentiated as the criteria are. No loss implemented as an autograd function,
   fastloss.torch's included, can take less; its row shows how much of torch's own
   step at that size is autograd's fixed cost.
+* The native floor at 256x10: ``x.sum()`` forward and backward, the cheapest graph
+  autograd runs (one C++ node, no Python in backward). Any loss differentiated by
+  autograd costs at least this much; torch's own criterion is two such nodes.
 * Whole training steps (:data:`fastloss.benchmarks.TRAINING`): forward, the loss,
   ``backward()`` and an SGD update, with torch's criterion or fastloss.torch's on the
   same model, initial parameters and batch (tests/test_torch_loops.py checks they train
@@ -53,6 +56,12 @@ def bench_autograd_floor(benchmark):
                                               inputs["t"])
     run(benchmark, "autograd floor: a torch.autograd.Function computing nothing, 256x10 forward+backward", "torch",
         step)
+
+
+def bench_autograd_native_floor(benchmark):
+    inputs = benchmarks._class_inputs(rng(), 256, 10, "float32")
+    step = benchmarks._torch_forward_backward(lambda x, t: x.sum(), inputs["x"], inputs["t"])
+    run(benchmark, "autograd floor, native: x.sum(), 256x10 forward+backward", "torch", step)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
