@@ -7,10 +7,12 @@ A user chooses between a training loop with torch's loss and the same loop with
 fastloss's: two programs. So each figure here comes from a fresh process that runs one
 :func:`fastloss.benchmarks.training_step` only (a torch-only process never starts
 Numba's thread pool), warms it up, then times ``--steps`` steps one by one; its median
-is the process's figure. The two kinds of process alternate, pair after pair, so that a
-slow spell of a shared machine falls on both; the table gives the median over the pairs
+is the process's figure. The kinds of process alternate, round after round, so that a
+slow spell of a shared machine falls on each; the table gives the median over the rounds
 of each, their ratio (torch / fastloss: above 1, fastloss's step is faster) and the
-range of the pairs' own ratios.
+range of the pairs' own ratios. A third kind of process, the floor, runs the step with
+a loss that computes nothing (``training_step(problem, "floor")``): torch / floor is
+what a loss implemented in Python through ``autograd.Function`` could reach at best.
 
 The steps themselves are those of ``bench/bench_torch.py::bench_training_step``, which
 times them one after the other in one process under pytest-benchmark.
@@ -49,9 +51,10 @@ STEPS = {"mlp": 300, "lstm_ctc": 20, "embedding": 100}
 
 
 def measure(problem, pairs, steps):
-    """``{impl: [per-process median step time]}``, the processes alternating torch, fastloss."""
+    """``{impl: [per-process median step time]}``, the processes alternating torch, fastloss and
+    the floor (a loss that computes nothing)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    times = {"torch": [], "fastloss": []}
+    times = {"torch": [], "fastloss": [], "floor": []}
     for _ in range(pairs):
         for impl in times:
             done = subprocess.run([sys.executable, "-c", JOB, problem, impl, str(steps)], env=env, cwd=ROOT,
@@ -67,19 +70,22 @@ def main(argv=None):
                         choices=sorted(benchmarks.TRAINING))
     parser.add_argument("--output", default=os.path.join(report.HERE, "RESULTS.md"))
     args = parser.parse_args(argv)
-    rows = ["| training step (float32) | torch | fastloss | torch / fastloss | pairs' ratios |",
-            "|---|---|---|---|---|"]
+    rows = ["| training step (float32) | torch | fastloss | torch / fastloss | pairs' ratios | floor | torch / floor |",
+            "|---|---|---|---|---|---|---|"]
     for problem in args.problems:
         times = measure(problem, args.pairs, STEPS[problem])
-        torch_median, fastloss_median = (statistics.median(times[impl]) for impl in ("torch", "fastloss"))
+        torch_median, fastloss_median, floor_median = (statistics.median(times[impl])
+                                                       for impl in ("torch", "fastloss", "floor"))
         ratios = [a / b for a, b in zip(times["torch"], times["fastloss"])]
         rows.append(f"| {benchmarks.TRAINING[problem]} | {torch_median * 1e3:.3f} ms | {fastloss_median * 1e3:.3f} ms "
-                    f"| {torch_median / fastloss_median:.2f}x | {min(ratios):.2f}x to {max(ratios):.2f}x |")
+                    f"| {torch_median / fastloss_median:.2f}x | {min(ratios):.2f}x to {max(ratios):.2f}x "
+                    f"| {floor_median * 1e3:.3f} ms | {torch_median / floor_median:.2f}x |")
         print(rows[-1], flush=True)
     report.add_section(
         "Training steps in paired fresh processes",
-        f"bench/training_steps.py: {args.pairs} pairs of fresh processes a problem, alternating torch's criterion "
-        f"and fastloss.torch's; each process times {', '.join(f'{STEPS[p]} steps ({p})' for p in args.problems)} "
+        f"bench/training_steps.py: {args.pairs} rounds of fresh processes a problem, alternating torch's criterion, "
+        f"fastloss.torch's and the floor (an autograd.Function computing nothing in the loss's place: the step "
+        f"of a loss that costs nothing, which no Python autograd function can beat); each process times {', '.join(f'{STEPS[p]} steps ({p})' for p in args.problems)} "
         f"after a warm-up and gives its median; the table gives the medians over the processes.",
         report.command_line("training_steps.py", argv),
         rows, args.output)

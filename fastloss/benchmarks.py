@@ -211,10 +211,15 @@ def training_step(problem, impl, dtype="float32", seed=0):
     embedding net, :func:`torch_batch_hard_triplet`) or :mod:`fastloss.torch`'s
     (``impl="fastloss"``), ``backward()`` and one SGD update, and returns the loss as a
     float. The model's initial parameters and the batch depend only on ``seed``, so that
-    both criteria train the same model on the same data."""
+    both criteria train the same model on the same data. ``impl="floor"`` puts in the
+    loss's place an ``autograd.Function`` that computes nothing (its loss is 0, its
+    gradient zeros): the step's cost for a loss of no cost, the floor of any loss
+    written in Python as an autograd function, fastloss.torch's included."""
     torch = _torch()
     import fastloss.torch as flt
 
+    if impl not in ("torch", "fastloss", "floor"):
+        raise ValueError(f"unknown impl {impl!r}; expected 'torch', 'fastloss' or 'floor'")
     dtype = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -241,6 +246,8 @@ def training_step(problem, impl, dtype="float32", seed=0):
         loss_of = lambda: criterion(model(x.to(dtype)), y)  # noqa: E731
     else:
         raise ValueError(f"unknown training problem {problem!r}; expected one of {sorted(TRAINING)}")
+    if impl == "floor":
+        criterion = _floor_criterion(torch)
     model.to(dtype)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 
@@ -252,6 +259,26 @@ def training_step(problem, impl, dtype="float32", seed=0):
         return loss.item()
 
     return step, model
+
+
+def _floor_criterion(torch):
+    """A criterion whose forward and backward compute nothing: a 0-d zero loss, and zeros
+    for the gradient of its first argument (allocated, as a loss's gradient is)."""
+
+    class Nothing(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, *rest):
+            ctx.shape, ctx.dtype, ctx.rest = x.shape, x.dtype, len(rest)
+            return x.new_zeros(())
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return (torch.zeros(ctx.shape, dtype=ctx.dtype),) + (None,) * ctx.rest
+
+    def criterion(x, *rest):
+        return Nothing.apply(x, *rest)
+
+    return criterion
 
 
 def available_impls():
