@@ -7,7 +7,6 @@ from common import IMPLS, rng, run, torch, torch_backward
 
 import fastloss as fl
 
-
 # ------------------------------------------------------------- NumPy baselines (mean reduction)
 
 def _np_log_softmax(z):
