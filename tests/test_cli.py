@@ -140,18 +140,27 @@ def test_outputs_in_a_missing_folder_fail_before_the_work(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_eval_stopped_by_a_signal_cleans_up(tmp_path, sig):
     """Ctrl-C or SIGTERM during a streamed eval: the partial per-sample file is removed, one line on
-    stderr, exit status 128 + the signal number. The run (a chunk a row: several seconds) is
-    signalled once its temporary output exists, so it is mid-stream. With chunks of 16 rows it
-    took about a second, and once, on a loaded machine, it had ended before the test could send
-    the signal (``Popen.send_signal`` sends nothing to a process that has exited): exit status 0."""
+    stderr, exit status 128 + the signal number. The run (many small chunks) is signalled once its
+    temporary output exists, so it is mid-stream.
+
+    The command starts with SIGINT at its default: a process that ignores SIGINT passes that on
+    to its children (a shell does so for background jobs, and Python then leaves Ctrl-C ignored),
+    and in a full test run the worker running this file was seen to ignore it: the command then
+    ran to its end and exited 0."""
     rng = np.random.default_rng(0)
     n = 400_000
     np.save(tmp_path / "x.npy", rng.standard_normal((n, 4)).astype(np.float32))
     np.save(tmp_path / "t.npy", rng.integers(0, 4, n))
-    proc = subprocess.Popen([sys.executable, "-m", "fastloss.cli", "eval", "cross_entropy", "--input", "x.npy",
-                             "--target", "t.npy", "--per-sample", "out.npy", "--chunk-rows", "1", "--no-progress"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fl.__file__))})
+    # A handled signal is reset to its default in the child; an ignored one stays ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "fastloss.cli", "eval", "cross_entropy", "--input", "x.npy",
+                                 "--target", "t.npy", "--per-sample", "out.npy", "--chunk-rows", "16", "--no-progress"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fl.__file__))})
+    finally:
+        if previous is not None:  # None: a handler set outside Python, which Python cannot put back
+            signal.signal(signal.SIGINT, previous)
     tmp = tmp_path / f"out.npy.tmp-{proc.pid}"
     deadline = time.monotonic() + 300
     while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
