@@ -45,9 +45,9 @@ def exp_shifted_into(logits, n, k, top, out, m, j):
 def scale_softmax_grad(a_over_s, spread_scale, weight, exps, m, j, grad, n, k):
     """grad[n, k, c] = a_over_s * exps[m, j, c] - spread_scale * weight[c], ``exps`` holding
     exp(row[c] - top) (vectorised); ``exps`` may be ``grad``'s own row. That case has a
-    loop of its own: LLVM vectorises a loop that reads and writes one row, not one
-    whose two rows it cannot tell apart (one loop for both cases: 4096x1000 with a
-    gradient took 2.3 ms instead of 2.0)."""
+    loop of its own, which reads and writes one row: with one loop for both cases (two
+    rows the compiler cannot tell apart), 4096x1000 with a gradient took 2.3 ms instead
+    of 2.0."""
     if exps.ctypes.data == grad.ctypes.data and m == n and j == k:
         for c in range(grad.shape[2]):
             grad[n, k, c] = a_over_s * grad[n, k, c] - spread_scale * weight[c]
