@@ -32,7 +32,7 @@ import sys
 
 import report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = report.ROOT
 
 JOB = """
 import json, statistics, sys, time
@@ -76,7 +76,7 @@ def measure(repeat):
     results = {setting: [] for setting in SETTINGS}
     for _ in range(repeat):
         for setting, timeout in SETTINGS.items():
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+            env = report.checkout_env()
             env.pop("OPENBLAS_THREAD_TIMEOUT", None)
             if timeout is not None:
                 env["OPENBLAS_THREAD_TIMEOUT"] = timeout

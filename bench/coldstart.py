@@ -24,7 +24,7 @@ import time
 
 import report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = report.ROOT
 sys.path.insert(0, ROOT)
 
 JOB = """
@@ -49,8 +49,8 @@ def wall_time(code, env):
 
 def measure(repeat):
     """``{case: median seconds}`` for the cases of the module docstring."""
-    base = {k: v for k, v in os.environ.items() if k not in ("FASTLOSS_BACKEND", "NUMBA_CACHE_DIR")}
-    base["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, base.get("PYTHONPATH")]))
+    base = report.checkout_env({k: v for k, v in os.environ.items()
+                                if k not in ("FASTLOSS_BACKEND", "NUMBA_CACHE_DIR")})
     with tempfile.TemporaryDirectory() as warm_cache:
         cases = {
             "python + import numpy (floor)": lambda: wall_time("import numpy", base),

@@ -24,6 +24,16 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def checkout_env(environ=None):
+    """``environ`` (the process's environment by default) with this checkout first on
+    ``PYTHONPATH``: the environment of a bench script's fresh processes, which import
+    fastloss from the checkout whatever the current directory."""
+    environ = dict(os.environ if environ is None else environ)
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, environ.get("PYTHONPATH")]))
+    return environ
 
 
 def machine_header():

@@ -24,7 +24,7 @@ import sys
 
 import report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = report.ROOT
 sys.path.insert(0, ROOT)
 
 JOB = """
@@ -66,7 +66,7 @@ CASES = {"fastloss (4096x1000) after a torch matmul": ("matmul", "big"),
 
 def measure(repeat, calls):
     """``{case: (median right after, median after a pause)}`` over ``repeat`` fresh processes."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    env = report.checkout_env()
     times = {case: ([], []) for case in CASES}
     for _ in range(repeat):
         for case, (first, second) in CASES.items():  # the cases in turn, process after process

@@ -26,7 +26,7 @@ import sys
 
 import report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = report.ROOT
 sys.path.insert(0, ROOT)
 
 from fastloss import benchmarks  # noqa: E402
@@ -53,7 +53,7 @@ STEPS = {"mlp": 300, "lstm_ctc": 20, "embedding": 100}
 def measure(problem, pairs, steps):
     """``{impl: [per-process median step time]}``, the processes alternating torch, fastloss and
     the floor (a loss that computes nothing)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    env = report.checkout_env()
     times = {"torch": [], "fastloss": [], "floor": []}
     for _ in range(pairs):
         for impl in times:
@@ -85,8 +85,9 @@ def main(argv=None):
         "Training steps in paired fresh processes",
         f"bench/training_steps.py: {args.pairs} rounds of fresh processes a problem, alternating torch's criterion, "
         f"fastloss.torch's and the floor (an autograd.Function computing nothing in the loss's place: the step "
-        f"of a loss that costs nothing, which no Python autograd function can beat); each process times {', '.join(f'{STEPS[p]} steps ({p})' for p in args.problems)} "
-        f"after a warm-up and gives its median; the table gives the medians over the processes.",
+        f"of a loss that costs nothing, which no Python autograd function can beat); each process times "
+        f"{', '.join(f'{STEPS[p]} steps ({p})' for p in args.problems)} after a warm-up and gives its median; "
+        f"the table gives the medians over the processes.",
         report.command_line("training_steps.py", argv),
         rows, args.output)
 
