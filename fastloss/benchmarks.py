@@ -246,7 +246,7 @@ def training_step(problem, impl, dtype="float32", seed=0):
         loss_of = lambda: criterion(model(x.to(dtype)), y)  # noqa: E731
     else:
         raise ValueError(f"unknown training problem {problem!r}; expected one of {sorted(TRAINING)}")
-    if impl == "floor":
+    if impl == "floor":  # loss_of reads criterion when it is called
         criterion = _floor_criterion(torch)
     model.to(dtype)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -76,8 +76,9 @@ def _power(q, gamma):
 
 @jit()
 def row_block(rows):
-    """Rows a parallel loop gives each of its iterations: up to 64, and at least 16
-    iterations in all, so that two threads (or more) share small inputs too."""
+    """Rows a parallel loop gives each of its iterations: up to 64, and one row where
+    there are fewer than 32 rows, so that there are at least 16 iterations (or one a row):
+    two threads (or more) share small inputs too."""
     return max(1, min(64, rows // 16))
 
 
