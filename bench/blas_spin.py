@@ -8,18 +8,23 @@ work, for OpenBLAS's thread timeout (2**28 cycles by default, about 0.1 s) befor
 sleep. fastloss's parallel kernels run on another pool (Numba's). On a machine with
 few cores, a kernel started while the BLAS threads spin shares its cores with them.
 linear_cross_entropy and CosFace (:func:`fastloss.classification.linear_softmax_chunks`)
-alternate the two for every chunk of rows: BLAS gives the logits, the cross-entropy
-kernel turns them into their gradient, BLAS multiplies that gradient twice.
+need both for every chunk of rows: the logits by a GEMM, the cross-entropy kernel's
+gradient, two more GEMMs. By default their GEMMs run inside the kernel, on its threads,
+with OpenBLAS on one thread (fastloss/_core/blas.py); with ``FASTLOSS_BLAS_IN_KERNELS=0``
+they go through ``np.matmul`` and the pools alternate.
 
-Each setting runs in fresh processes, with OpenBLAS's default timeout and with
-``OPENBLAS_THREAD_TIMEOUT=4`` (2**4 cycles: the BLAS threads sleep at once), which
+Each setting runs in fresh processes: the GEMMs in the kernel (the default) and through
+``np.matmul`` (``FASTLOSS_BLAS_IN_KERNELS=0``), each with OpenBLAS's default timeout and
+with ``OPENBLAS_THREAD_TIMEOUT=4`` (2**4 cycles: the BLAS threads sleep at once), which
 OpenBLAS reads when numpy loads it. Each process times:
 
 - ``cross_entropy`` with its gradient on (32768, 1000) float32 logits (one chunk of
-  CosFace at its benchmark size: a parallel kernel) right after a (4096, 128) @ (128, 1000) matmul, and
-  after a 0.5 s pause;
+  CosFace through ``np.matmul`` at its benchmark size: a parallel kernel) right after a
+  (4096, 128) @ (128, 1000) matmul, and after a 0.5 s pause;
 - ``large_margin_cosine_loss`` with its gradients at N=65536, C=1000, D=128 against its
-  three GEMMs (bench/bench_linear_cross_entropy.py's floor), interleaved.
+  three GEMMs (bench/bench_linear_cross_entropy.py's floor), interleaved: each CosFace
+  call starts right after the floor's GEMMs, while their BLAS threads spin (in
+  bench_cosface, pytest-benchmark times CosFace's calls back to back instead).
 
 The table gives the medians over the processes of each process's medians.
 """
@@ -68,18 +73,22 @@ for _ in range(5):
 print(json.dumps([after, paused, statistics.median(cosface), statistics.median(gemms)]))
 """
 
-SETTINGS = {"OpenBLAS's default timeout": None, "OPENBLAS_THREAD_TIMEOUT=4": "4"}
+SETTINGS = {"GEMMs in the kernel (the default)": {},
+            "GEMMs in the kernel, OPENBLAS_THREAD_TIMEOUT=4": {"OPENBLAS_THREAD_TIMEOUT": "4"},
+            "FASTLOSS_BLAS_IN_KERNELS=0": {"FASTLOSS_BLAS_IN_KERNELS": "0"},
+            "FASTLOSS_BLAS_IN_KERNELS=0, OPENBLAS_THREAD_TIMEOUT=4": {"FASTLOSS_BLAS_IN_KERNELS": "0",
+                                                                     "OPENBLAS_THREAD_TIMEOUT": "4"}}
 
 
 def measure(repeat):
     """``{setting: [per-process [after, paused, cosface, gemms]]}``, the settings alternating."""
     results = {setting: [] for setting in SETTINGS}
     for _ in range(repeat):
-        for setting, timeout in SETTINGS.items():
+        for setting, variables in SETTINGS.items():
             env = report.checkout_env()
             env.pop("OPENBLAS_THREAD_TIMEOUT", None)
-            if timeout is not None:
-                env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+            env.pop("FASTLOSS_BLAS_IN_KERNELS", None)
+            env.update(variables)
             done = subprocess.run([sys.executable, "-c", JOB, report.HERE], env=env, cwd=ROOT, capture_output=True,
                                   text=True, check=True)
             results[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -25,6 +25,7 @@ from conftest import assert_close
 import fastloss as fl
 import fastloss.torch as flt
 from fastloss import classification
+from fastloss._core import blas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,6 +249,85 @@ def test_cosface_in_chunks_equals_one_chunk(rng, monkeypatch, dtype):
         assert_close(value, expected, dtype)
         for got, want in zip(grads, expected_grads):
             assert_close(got, want, dtype)
+
+
+# ---------------------------------------------------------------- GEMMs inside the kernel
+# Where numpy's OpenBLAS is found (fastloss/_core/blas.py), whole-row chunks with class
+# targets run their GEMMs inside the Numba kernel; every test above then checks that path
+# against torch. These check the np.matmul path it replaces (blas.BLAS = None) against it.
+needs_blas = pytest.mark.skipif(blas.BLAS is None, reason="numpy's OpenBLAS is not found: only the np.matmul path")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"linear_bias": True, "label_smoothing": 0.1}, {"weight": True},
+                                     {"reduction": "none", "chunk_size": 5}, {"reduction": "sum", "chunk_size": 1}])
+def test_gemms_in_the_kernel_as_through_matmul(rng, monkeypatch, dtype, options):
+    """The kernel's GEMMs give the numbers of np.matmul's (rounding aside: the bias's
+    gradient is summed in float64 there), the path is taken, and OpenBLAS's thread count
+    is back where it was after the call."""
+    x, w, b = _head(rng, dtype=dtype)
+    t = _targets(rng, "ignored", x.shape[0], w.shape[0], dtype)
+    options = {**options, "linear_bias": b if options.get("linear_bias") else None,
+               "weight": rng.random(w.shape[0]).astype(dtype) if options.get("weight") else None}
+    threads = blas.BLAS._get()
+    calls = []
+    monkeypatch.setattr(classification, "_linear_softmax_fused",
+                        lambda *args, _run=classification._linear_softmax_fused: calls.append(1) or _run(*args))
+    value, grads = fl.linear_cross_entropy(x, w, t, grad=True, **options)
+    in_kernel = fl.linear_cross_entropy(x, w, t, **options)
+    assert calls == [1, 1] and blas.BLAS._get() == threads
+    monkeypatch.setattr(blas, "BLAS", None)
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, grad=True, **options)
+    assert calls == [1, 1]
+    np.testing.assert_array_equal(in_kernel, value)
+    assert_close(value, expected, dtype)
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert_close(got, want, dtype)
+
+
+@needs_blas
+def test_gemms_in_the_kernel_in_place_and_cosface(rng, monkeypatch):
+    """grad_out = input (the input's gradient waits for the weight's GEMM, the last read of
+    the input), and CosFace, as through np.matmul."""
+    x, w, b = _head(rng)
+    t = _targets(rng, "classes", x.shape[0], w.shape[0], np.float64)
+    inplace = x.copy()
+    value, grads = fl.linear_cross_entropy(inplace, w, t, linear_bias=b, grad=True, grad_out=inplace)
+    cosface, cosface_grads = fl.large_margin_cosine_loss(x, w, t, s=8.0, grad=True)
+    monkeypatch.setattr(blas, "BLAS", None)
+    expected, expected_grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, grad=True)
+    assert grads[0] is inplace
+    for got, want in zip((value, *grads), (expected, *expected_grads), strict=True):
+        assert_close(got, want, np.float64)
+    expected, expected_grads = fl.large_margin_cosine_loss(x, w, t, s=8.0, grad=True)
+    for got, want in zip((cosface, *cosface_grads), (expected, *expected_grads), strict=True):
+        assert_close(got, want, np.float64)
+
+
+@needs_blas
+def test_single_threaded_blas_nests_across_threads():
+    """Overlapping ``single_threaded`` blocks of two Python threads: OpenBLAS stays on one
+    thread until the last ends, then has its setting again."""
+    import threading
+
+    before = blas.BLAS._get()
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with blas.BLAS.single_threaded():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    with blas.BLAS.single_threaded():
+        thread.start()
+        inside.wait(10)
+        assert blas.BLAS._get() == 1
+    assert blas.BLAS._get() == 1  # the other thread's block is still open
+    release.set()
+    thread.join(10)
+    assert blas.BLAS._get() == before
 
 
 # ---------------------------------------------------------------- vocabulary blocks

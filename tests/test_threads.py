@@ -168,7 +168,9 @@ def check_same_bits(backend, counts):
         calls += [lambda: fl.multi_margin_loss(x, t, grad=True),
                   lambda: fl.triplet_margin_loss(x, y, x[::-1], grad=True),
                   lambda: fl.anchor_loss(x, t, grad=True),
-                  lambda: fl.batch_triplet_loss(x[:512], t[:512] % 8, grad=True)]
+                  lambda: fl.batch_triplet_loss(x[:512], t[:512] % 8, grad=True),
+                  lambda: fl.linear_cross_entropy(x, y, t, grad=True),  # GEMMs in the kernel (fastloss/_core/blas.py)
+                  lambda: fl.large_margin_cosine_loss(x, y, t, grad=True)]
     results = []
     for n in counts:
         with fl.num_threads(n):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core.blas import NO_TRANS, ROW_MAJOR, TRANS
 from .._core.elementwise import register
 from .._core.jit import REDUCE, jit, prange
 from .._core.numerics import (
@@ -212,6 +213,72 @@ def softmax_cross_entropy_rows_serial(logits, target, weight, smooth_weight, wei
                                      weight_sum, keep, spread, gamma, ignore_index, scale, denominator, loss, grad,
                                      want_grad, scratch)
     return sum_float64(loss), -1, kept
+
+
+@jit(parallel=True)
+def linear_softmax_cross_entropy_rows(x, w, bias, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                                      ignore_index, margin, scale, loss, logits, d_x, late_d_x, d_w, accumulate,
+                                      d_bias, want_grad, sub, classes, gemm):
+    """One chunk of :func:`fastloss.classification.linear_softmax_chunks` with the GEMMs on
+    this kernel's threads: ``gemm`` is numpy's ``cblas_?gemm`` (:mod:`fastloss._core.blas`,
+    OpenBLAS set to one thread by the caller).
+
+    1. In blocks of ``sub`` rows: the logits ``x W^T + bias`` into ``logits`` (R, 1, V),
+       ``margin`` taken from the target's logit (CosFace's ``s m``), then
+       :func:`_softmax_cross_entropy_row_range` (class targets, already checked; the
+       options as :func:`softmax_cross_entropy_rows`'s, the mean's denominator in
+       ``scale``) writes the losses and turns the logits in place into G = d loss / d Z,
+       and, unless ``late_d_x``, ``d_x = G W`` while G is in cache.
+    2. In blocks of ``classes`` classes: ``d_w = G^T x``, added to ``d_w`` if
+       ``accumulate``; the column sums of G added to ``d_bias`` (0 elements: no bias).
+    3. With ``late_d_x`` (``d_x`` is ``x``: gradient in place), ``d_x = G W`` after 2.'s
+       last read of ``x``.
+
+    Every block's numbers come from its own rows or classes alone, in a fixed order, so
+    any thread count gives the same bits. Returns the float64 sum of the chunk's losses.
+    """
+    n, h = x.shape
+    n_classes = w.shape[0]
+    blocks = (n + sub - 1) // sub
+    for b in prange(blocks):
+        start = b * sub
+        rows = min(n, start + sub) - start
+        z = logits[start:start + rows]
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, rows, n_classes, h, 1.0, x[start:].ctypes, h, w.ctypes, h, 0.0, z.ctypes,
+             n_classes)
+        for r in range(rows):
+            for c in range(bias.shape[0]):
+                z[r, 0, c] += bias[c]
+            t = target[start + r, 0]
+            if margin != 0 and t != ignore_index:
+                z[r, 0, t] -= margin
+        scratch = np.empty((1, 1, n_classes), logits.dtype)
+        _softmax_cross_entropy_row_range(0, rows, z, target[start:], weight, smooth_weight, weight_sum, keep, spread,
+                                         gamma, ignore_index, scale[start:], 1.0, loss[start:], z, want_grad,
+                                         scratch)
+        if want_grad and not late_d_x:
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, h, n_classes, 1.0, z.ctypes, n_classes, w.ctypes, h, 0.0,
+                 d_x[start:].ctypes, h)
+    if want_grad:
+        for b in prange((n_classes + classes - 1) // classes):
+            first = b * classes
+            count = min(n_classes, first + classes) - first
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, count, h, n, 1.0, logits[0, 0, first:].ctypes, n_classes, x.ctypes, h,
+                 1.0 if accumulate else 0.0, d_w[first:].ctypes, h)
+            if d_bias.shape[0]:
+                columns = np.zeros(count)
+                for r in range(n):
+                    for c in range(count):
+                        columns[c] += logits[r, 0, first + c]
+                for c in range(count):
+                    d_bias[first + c] += columns[c]
+        if late_d_x:
+            for b in prange(blocks):
+                start = b * sub
+                rows = min(n, start + sub) - start
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, h, n_classes, 1.0, logits[start:].ctypes, n_classes,
+                     w.ctypes, h, 0.0, d_x[start:].ctypes, h)
+    return sum_float64(loss)
 
 
 @jit(inline="always")
