@@ -8,7 +8,7 @@ against torch's composition (bench_extras.py's) and its own three GEMMs.
 
 The peak memory of one call at N=8192, H=256, V=65536 is measured in a fresh process,
 as the rise of its peak RSS (``ru_maxrss``) over the call: ``python
-bench/bench_linear_cross_entropy.py``.
+bench/bench_linear_cross_entropy.py`` prints it and adds it to bench/RESULTS.md.
 """
 import subprocess
 import sys
@@ -93,5 +93,14 @@ print(round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 
 
 if __name__ == "__main__":
+    import report
+
     done = subprocess.run([sys.executable, "-c", _MEASURE], capture_output=True, text=True, check=True)
     print(f"linear_cross_entropy N=8192 H=256 V=65536 float32, grad=True: peak RSS rise {done.stdout.strip()} MB")
+    report.add_section("linear_cross_entropy memory at N=8192, H=256, V=65536",
+                       "bench/bench_linear_cross_entropy.py run as a script: one call with gradients in a fresh "
+                       "process, float32; the rise of the peak RSS (ru_maxrss) over the RSS just before the call "
+                       "(the issue's limit: 400 MB; the logits alone would take 2 GiB).",
+                       "python bench/bench_linear_cross_entropy.py",
+                       ["| call | peak RSS rise |", "|---|---|",
+                        f"| linear_cross_entropy, grad=True | {done.stdout.strip()} MB |"])
