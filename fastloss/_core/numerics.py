@@ -114,6 +114,16 @@ def row_max(row):
     return m
 
 
+@jit(fastmath=STRICT)
+def row_max_at(x, n, k):
+    """:func:`row_max` of ``x[n, k]`` (x of rank 3), read by index: a view would cost a
+    reference count (two atomic operations) a row."""
+    m = x[n, k, 0]
+    for i in range(1, x.shape[2]):
+        m = _maxnum(m, x[n, k, i])
+    return m
+
+
 @jit(fastmath=REDUCE)
 def sum_exp_shifted(row, shift):
     """sum_c exp(row[c] - shift), vectorised."""
