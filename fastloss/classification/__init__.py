@@ -540,10 +540,9 @@ def _linear_softmax_fused(rows, w, bias, kernels, y, options, scale, loss, step,
     290-345 ms through ``np.matmul`` and 210-230 ms for the three whole GEMMs. Blocks
     (:data:`FUSED_ROWS`, :data:`FUSED_CLASSES`; one run each): 128 or 1024 rows took 257
     and 264 ms where 256 took 235, and 32 or 512 classes 297 and 249 ms where 128 took
-    235. At least :data:`FUSED_MIN_ROWS` rows a chunk,
-    because each chunk passes over the whole (V, H) weight gradient once more: for
-    linear_cross_entropy's benchmark (N=4096, H=256, V=32768) chunks of 256 rows took
-    1.58 s against 0.92 s for 512.
+    235. At least :data:`FUSED_MIN_ROWS` rows a chunk, because each chunk passes over the
+    whole (V, H) weight gradient once more: for linear_cross_entropy's benchmark (N=4096,
+    H=256, V=32768) chunks of 256 rows took 1.58 s against 0.92 s for 512.
     """
     weight, smooth_weight, _, weight_sum, keep, spread, gamma, ignore_index = options
     dtype = w.dtype
@@ -551,26 +550,24 @@ def _linear_softmax_fused(rows, w, bias, kernels, y, options, scale, loss, step,
     gemm = blas.BLAS.gemm[dtype]
     bias = EMPTY[dtype, 1] if bias is None else np.ascontiguousarray(bias)
     logits = np.empty((min(step, rows.shape[0]), 1, w.shape[0]), dtype)
-    if grads is None:
-        d_rows, d_w, d_bias = EMPTY[dtype, 2], EMPTY[dtype, 2], EMPTY[dtype, 1]
-        scale = EMPTY[dtype, 1]
-    else:
+    want_grad = grads is not None
+    if want_grad:
         d_rows, d_w, d_bias = grads
-        late = np.shares_memory(d_rows, rows)
+        late = np.may_share_memory(d_rows, rows)  # grad_out=input: G W after the last read of the rows
         if d_bias is None:
             d_bias = EMPTY[dtype, 1]
         else:
             d_bias.fill(0)
+    else:  # empty stand-ins, sliced as the gradients would be
+        d_rows, d_w, d_bias, scale, late = EMPTY[dtype, 2], EMPTY[dtype, 2], EMPTY[dtype, 1], EMPTY[dtype, 1], False
     total = 0.0
     with blas.BLAS.single_threaded():
         for start in range(0, rows.shape[0], step):
             stop = min(start + step, rows.shape[0])
-            chunk_d_rows = d_rows if grads is None else d_rows[start:stop]
             total += kernels.linear_softmax_cross_entropy_rows(
                 rows[start:stop], w, bias, y[start:stop], weight, smooth_weight, weight_sum, keep, spread, gamma,
-                ignore_index, dtype.type(margin), scale if grads is None else scale[start:stop], loss[start:stop],
-                logits[:stop - start], chunk_d_rows, grads is not None and late, d_w, start > 0, d_bias,
-                grads is not None, FUSED_ROWS, FUSED_CLASSES, gemm)
+                ignore_index, dtype.type(margin), scale[start:stop], loss[start:stop], logits[:stop - start],
+                d_rows[start:stop], late, d_w, start > 0, d_bias, want_grad, FUSED_ROWS, FUSED_CLASSES, gemm)
     return total
 
 
