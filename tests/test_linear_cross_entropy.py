@@ -330,6 +330,42 @@ def test_single_threaded_blas_nests_across_threads():
     assert blas.BLAS._get() == before
 
 
+@needs_blas
+def test_gemms_in_the_kernel_from_several_threads(rng):
+    """Four Python threads calling linear_cross_entropy and CosFace at once, a fifth
+    multiplying matrices through numpy meanwhile: every call gives the single-threaded
+    numbers, the matmuls numpy's, and OpenBLAS's thread count is back at the end."""
+    import threading
+
+    x, w, b = _head(rng, n=300, v=200, dtype=np.float32)
+    t = _targets(rng, "classes", x.shape[0], w.shape[0], np.float32)
+    expected = fl.linear_cross_entropy(x, w, t, linear_bias=b, grad=True), fl.large_margin_cosine_loss(x, w, t)
+    a, c = rng.standard_normal((200, 300)), rng.standard_normal((300, 100))
+    product = a @ c
+    threads_before = blas.BLAS._get()
+    failures = []
+
+    def losses():
+        for _ in range(20):
+            value, grads = fl.linear_cross_entropy(x, w, t, linear_bias=b, grad=True)
+            same = value == expected[0][0] and all(np.array_equal(g, e) for g, e in zip(grads, expected[0][1]))
+            if not (same and fl.large_margin_cosine_loss(x, w, t) == expected[1]):
+                failures.append("loss")
+
+    def matmuls():
+        for _ in range(50):
+            if not np.allclose(a @ c, product, rtol=1e-12, atol=1e-12):
+                failures.append("matmul")
+
+    workers = [threading.Thread(target=losses) for _ in range(4)] + [threading.Thread(target=matmuls)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not any(worker.is_alive() for worker in workers)
+    assert failures == [] and blas.BLAS._get() == threads_before
+
+
 # ---------------------------------------------------------------- vocabulary blocks
 # A budget of 8 rows x 10 classes with at least 8 rows per chunk: N = 37 and V = 53 take
 # chunks of 8 rows (the last of 5) and blocks of 10 classes (the last of 3).
