@@ -364,6 +364,8 @@ def check_multilabel_targets(rows, n_classes):
     """ValueError for the first bad entry of (N, C) multilabel targets: a class index
     outside [0, C) before the row's first negative entry, or a first negative entry
     that is not -1 (the index first, over all rows, then the end marker)."""
+    if rows.size == 0 or (rows.min() >= -1 and rows.max() < n_classes):
+        return  # every entry a class index or -1: nothing can be wrong (two passes, not the cumsums below)
     ended = np.cumsum(rows < 0, axis=1) > 0
     bad = ~ended & (rows >= n_classes)
     first_negative = rows[ended & (np.cumsum(ended, axis=1) == 1)]
