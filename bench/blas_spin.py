@@ -9,9 +9,9 @@ sleep. fastloss's parallel kernels run on another pool (Numba's). On a machine w
 few cores, a kernel started while the BLAS threads spin shares its cores with them.
 linear_cross_entropy and CosFace (:func:`fastloss.classification.linear_softmax_chunks`)
 need both for every chunk of rows: the logits by a GEMM, the cross-entropy kernel's
-gradient, two more GEMMs. By default their GEMMs run inside the kernel, on its threads,
-with OpenBLAS on one thread (fastloss/_core/blas.py); with ``FASTLOSS_BLAS_IN_KERNELS=0``
-they go through ``np.matmul`` and the pools alternate.
+gradient, two more GEMMs. By default, for shapes like CosFace's here, their GEMMs run
+inside the kernel, on its threads, with OpenBLAS on one thread (fastloss/_core/blas.py);
+with ``FASTLOSS_BLAS_IN_KERNELS=0`` they go through ``np.matmul`` and the pools alternate.
 
 Each setting runs in fresh processes: the GEMMs in the kernel (the default) and through
 ``np.matmul`` (``FASTLOSS_BLAS_IN_KERNELS=0``), each with OpenBLAS's default timeout and

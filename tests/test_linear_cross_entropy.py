@@ -261,13 +261,20 @@ needs_blas = pytest.mark.skipif(blas.BLAS is None, reason="numpy's OpenBLAS is n
 @needs_blas
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", [{}, {"linear_bias": True, "label_smoothing": 0.1}, {"weight": True},
-                                     {"reduction": "none", "chunk_size": 5}, {"reduction": "sum", "chunk_size": 1}])
+                                     {"reduction": "none", "chunk_rows": 5}, {"reduction": "sum", "chunk_rows": 1}])
 def test_gemms_in_the_kernel_as_through_matmul(rng, monkeypatch, dtype, options):
     """The kernel's GEMMs give the numbers of np.matmul's (rounding aside: the bias's
     gradient is summed in float64 there), the path is taken, and OpenBLAS's thread count
-    is back where it was after the call."""
+    is back where it was after the call. ``chunk_rows``: the kernel's chunks made that
+    small, in blocks of 2 rows (or 1) and 3 classes (37 rows and 53 classes: a short last
+    chunk, block and class block)."""
     x, w, b = _head(rng, dtype=dtype)
     t = _targets(rng, "ignored", x.shape[0], w.shape[0], dtype)
+    if "chunk_rows" in options:
+        rows = options.pop("chunk_rows")
+        for name, value in (("FUSED_CHUNK_BYTES", rows * w.shape[0] * x.itemsize), ("FUSED_MIN_ROWS", 1),
+                            ("FUSED_ROWS", min(rows, 2)), ("FUSED_CLASSES", 3), ("FUSED_MIN_BLOCKS", 1)):
+            monkeypatch.setattr(classification, name, value)
     options = {**options, "linear_bias": b if options.get("linear_bias") else None,
                "weight": rng.random(w.shape[0]).astype(dtype) if options.get("weight") else None}
     threads = blas.BLAS._get()
@@ -303,6 +310,29 @@ def test_gemms_in_the_kernel_in_place_and_cosface(rng, monkeypatch):
     expected, expected_grads = fl.large_margin_cosine_loss(x, w, t, s=8.0, grad=True)
     for got, want in zip((cosface, *cosface_grads), (expected, *expected_grads), strict=True):
         assert_close(got, want, np.float64)
+
+
+def test_gemms_in_the_kernel_only_where_chunks_give_every_thread_rows(monkeypatch):
+    """The path needs chunks of at least as many blocks of rows as the pool has threads,
+    up to FUSED_MIN_BLOCKS (or the whole input): with 8 threads, a large vocabulary,
+    whose chunks hold few rows, keeps np.matmul; with 2 it takes the path."""
+    kernels, y = classification.select("linear_cross_entropy", None).kernels("classification"), np.zeros((1, 1), int)
+    monkeypatch.setattr(classification, "max_threads", lambda: 8)
+    floor = classification.FUSED_ROWS * classification.FUSED_MIN_BLOCKS
+
+    def takes(n_rows, n_classes, step=1 << 30):
+        rows, w = np.zeros((n_rows, 4), np.float32), np.zeros((n_classes, 4), np.float32)
+        return classification._blas_in_kernel(rows, w, kernels, y, None, step)
+
+    if blas.BLAS is None:
+        assert not takes(100, 10)
+        return
+    assert takes(100, 10) and takes(4 * floor, 1000)  # CosFace's shape: chunks of 8388 rows
+    assert not takes(4 * floor, 32768)  # chunks of 512 rows
+    assert takes(300, 32768)  # the whole input in one chunk
+    assert not takes(100, 10, step=5)  # an explicit chunk_size of 5 rows
+    monkeypatch.setattr(classification, "max_threads", lambda: 2)
+    assert takes(4 * floor, 32768)  # two blocks of 256 rows: one a thread
 
 
 @needs_blas

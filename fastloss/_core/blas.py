@@ -11,7 +11,8 @@ multiplies the rows whose logits it then turns into their gradient while they ar
 cache.
 
 :data:`BLAS` is that library, or None where it is not found; the engine then goes
-through ``np.matmul``. It is found for numpy's wheels, which carry OpenBLAS
+through ``np.matmul`` (as it does for shapes the in-kernel path does not take:
+:func:`fastloss.classification._blas_in_kernel`). It is found for numpy's wheels, which carry OpenBLAS
 (scipy-openblas, ``numpy.libs/`` or ``numpy/.dylibs/``): ``ctypes`` opens the file that
 numpy has already loaded, so the GEMMs and the thread setting are numpy's own. A numpy
 built against another BLAS (Accelerate, MKL) keeps the ``np.matmul`` path.

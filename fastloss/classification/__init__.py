@@ -37,6 +37,7 @@ from .._core.layout import class_rows, class_rows_undo
 from .._core.reduction import check_options, divides_itself
 from .._core.table import LOSSES
 from .._core.tail import EMPTY, KernelTail
+from .._core.threads import max_threads
 from .._core.validation import (
     as_class_weight,
     as_float_array,
@@ -348,9 +349,9 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     vocabulary so large that fewer than :data:`LINEAR_MIN_ROWS` rows of logits fit the
     budget, each chunk also goes through V in blocks, with an online log-sum-exp
     (:func:`linear_softmax_blocks`): memory stays bounded for any V, at the cost of a
-    fourth GEMM (the logits again for the gradient). With class targets and whole rows,
-    where numpy's OpenBLAS is found, the GEMMs run inside the kernel, on fastloss's
-    threads (:func:`_linear_softmax_fused`; README, "Threads"). The mean's
+    fourth GEMM (the logits again for the gradient). With class targets, where numpy's
+    OpenBLAS is found and a chunk holds rows for every thread, the GEMMs run inside the
+    kernel, on fastloss's threads (:func:`_blas_in_kernel`; README, "Threads"). The mean's
     denominator (the kept targets' class weights) is summed over the whole batch before
     the first chunk, so that every chunk's gradient is scaled as in one call.
 
@@ -465,7 +466,7 @@ def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step,
     """
     if block is not None and block < w.shape[0]:
         return linear_softmax_blocks(rows, w, bias, kernels, y, options, scale, loss, step, block, grads, margin)
-    if _blas_in_kernel(rows, w, kernels, y, grads):
+    if _blas_in_kernel(rows, w, kernels, y, grads, step):
         return _linear_softmax_fused(rows, w, bias, kernels, y, options, scale, loss, step, grads, margin)
     soft = y.dtype.kind == "f"
     kernel = getattr(kernels, "softmax_cross_entropy_soft_rows" if soft
@@ -509,21 +510,47 @@ def linear_softmax_chunks(rows, w, bias, kernels, y, options, scale, loss, step,
     return total
 
 
-def _blas_in_kernel(rows, w, kernels, y, grads):
+def _blas_in_kernel(rows, w, kernels, y, grads, step):
     """Whether :func:`linear_softmax_chunks` runs :func:`_linear_softmax_fused`: numpy's
     OpenBLAS found (:mod:`fastloss._core.blas`), a backend with the kernel (Numba's), class
-    targets, at least one row, and C-contiguous rows, weight and input gradient (the
-    kernel hands BLAS raw pointers and row strides)."""
-    return (blas.BLAS is not None and hasattr(kernels, "linear_softmax_cross_entropy_rows") and y.dtype.kind != "f"
-            and rows.shape[0] > 0 and rows.flags.c_contiguous and w.flags.c_contiguous
-            and (grads is None or grads[0].flags.c_contiguous))
+    targets, at least one row, C-contiguous rows, weight and input gradient (the kernel
+    hands BLAS raw pointers and row strides), and chunks of at least as many blocks of
+    :data:`FUSED_ROWS` rows as Numba's pool has threads, up to :data:`FUSED_MIN_BLOCKS`
+    (or the whole input).
+
+    The last condition keeps the path to shapes whose chunks give every thread work: the
+    kernel's logits and input-gradient GEMMs run a block of rows a thread, and a large
+    vocabulary leaves few rows a chunk (at V=32768 in float32, 512: two blocks), where
+    ``np.matmul``'s GEMMs use every core. Thinner blocks would pay OpenBLAS's packing
+    of W once per block: linear_cross_entropy's benchmark took 1.26 s with blocks of 64
+    rows, 1.51 s with 32, against 0.98 s with 256. The rule reads the shapes and the
+    pool's size (``NUMBA_NUM_THREADS``, fixed for the process), not the thread count set
+    with :func:`fastloss.set_num_threads`, so that count does not change the path or the
+    bits. On 2 cores the benchmark's 512-row chunks take the path (967 ms against 1063
+    through ``np.matmul``, torch's 1263 and 1305, in two runs of bench/report.py)."""
+    if blas.BLAS is None or not hasattr(kernels, "linear_softmax_cross_entropy_rows") or y.dtype.kind == "f":
+        return False
+    if rows.shape[0] == 0 or not (rows.flags.c_contiguous and w.flags.c_contiguous):
+        return False
+    if grads is not None and not grads[0].flags.c_contiguous:
+        return False
+    blocks = min(FUSED_MIN_BLOCKS, max_threads())
+    return _fused_step(step, w.shape[0], w.dtype.itemsize) >= min(rows.shape[0], FUSED_ROWS * blocks)
 
 
 #: Rows and classes a block of :func:`~fastloss.classification.cpu.linear_softmax_cross_entropy_rows`
 #: hands each GEMM on one thread, and the logits of a chunk of :func:`_linear_softmax_fused`
-#: (at least ``FUSED_MIN_ROWS`` rows): measured there.
+#: (at least ``FUSED_MIN_ROWS`` rows): measured there. ``FUSED_MIN_BLOCKS``: see
+#: :func:`_blas_in_kernel`.
 FUSED_ROWS, FUSED_CLASSES = 256, 128
-FUSED_CHUNK_BYTES, FUSED_MIN_ROWS = 32 << 20, 512
+FUSED_CHUNK_BYTES, FUSED_MIN_ROWS, FUSED_MIN_BLOCKS = 32 << 20, 512, 8
+
+
+def _fused_step(step, n_classes, itemsize):
+    """Rows a chunk of :func:`_linear_softmax_fused`: ``step`` (the budget's, or the
+    caller's ``chunk_size``) at most, and at most :data:`FUSED_CHUNK_BYTES` of logits
+    unless that leaves fewer than :data:`FUSED_MIN_ROWS`."""
+    return min(step, max(FUSED_MIN_ROWS, FUSED_CHUNK_BYTES // (n_classes * itemsize)))
 
 
 def _linear_softmax_fused(rows, w, bias, kernels, y, options, scale, loss, step, grads, margin):
@@ -546,7 +573,7 @@ def _linear_softmax_fused(rows, w, bias, kernels, y, options, scale, loss, step,
     """
     weight, smooth_weight, _, weight_sum, keep, spread, gamma, ignore_index = options
     dtype = w.dtype
-    step = min(step, max(FUSED_MIN_ROWS, FUSED_CHUNK_BYTES // (w.shape[0] * dtype.itemsize)))
+    step = _fused_step(step, w.shape[0], dtype.itemsize)
     gemm = blas.BLAS.gemm[dtype]
     bias = EMPTY[dtype, 1] if bias is None else np.ascontiguousarray(bias)
     logits = np.empty((min(step, rows.shape[0]), 1, w.shape[0]), dtype)
