@@ -253,7 +253,8 @@ def test_cosface_in_chunks_equals_one_chunk(rng, monkeypatch, dtype):
 
 # ---------------------------------------------------------------- GEMMs inside the kernel
 # Where numpy's OpenBLAS is found (fastloss/_core/blas.py), whole-row chunks with class
-# targets run their GEMMs inside the Numba kernel; every test above then checks that path
+# targets and rows for every thread (classification._blas_in_kernel; the small inputs here
+# always) run their GEMMs inside the Numba kernel; every test above then checks that path
 # against torch. These check the np.matmul path it replaces (blas.BLAS = None) against it.
 needs_blas = pytest.mark.skipif(blas.BLAS is None, reason="numpy's OpenBLAS is not found: only the np.matmul path")
 

@@ -181,7 +181,8 @@ def check_same_bits(backend, counts):
             (value, grad), (value_again, grad_again) = (first, again) if isinstance(first, tuple) else \
                 ((first, None), (again, None))
             np.testing.assert_array_equal(value, value_again)
-            for g, g_again in zip(*((t if isinstance(t, tuple) else (t,)) for t in (grad, grad_again)), strict=True):
+            as_tuple = [g if isinstance(g, tuple) else (g,) for g in (grad, grad_again)]
+            for g, g_again in zip(*as_tuple, strict=True):
                 np.testing.assert_array_equal(g, g_again)
 
 

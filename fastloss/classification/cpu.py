@@ -259,8 +259,7 @@ def linear_softmax_cross_entropy_rows(x, w, bias, target, weight, smooth_weight,
                                          gamma, ignore_index, scale[start:], 1.0, loss[start:], z, want_grad,
                                          scratch)
         if want_grad and not late_d_x:
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, h, n_classes, 1.0, z.ctypes, n_classes, w.ctypes, h, 0.0,
-                 d_x[start:].ctypes, h)
+            _gradient_rows(gemm, logits, w, d_x, start, rows)
     if want_grad:
         for b in prange((n_classes + classes - 1) // classes):
             first = b * classes
@@ -277,10 +276,17 @@ def linear_softmax_cross_entropy_rows(x, w, bias, target, weight, smooth_weight,
         if late_d_x:
             for b in prange(blocks):
                 start = b * sub
-                rows = min(n, start + sub) - start
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, h, n_classes, 1.0, logits[start:].ctypes, n_classes,
-                     w.ctypes, h, 0.0, d_x[start:].ctypes, h)
+                _gradient_rows(gemm, logits, w, d_x, start, min(n, start + sub) - start)
     return sum_float64(loss)
+
+
+@jit()
+def _gradient_rows(gemm, g, w, d_x, start, rows):
+    """d_x[start:start + rows] = G W for those rows of G (``g``, (R, 1, V)), on this thread:
+    step 1 or 3 of :func:`linear_softmax_cross_entropy_rows`."""
+    n_classes, h = w.shape
+    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, h, n_classes, 1.0, g[start:].ctypes, n_classes, w.ctypes, h, 0.0,
+         d_x[start:].ctypes, h)
 
 
 @jit(inline="always")
