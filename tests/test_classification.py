@@ -16,10 +16,13 @@ import fastloss as fl
 from references import torch_focal, torchvision_sigmoid_focal_loss
 from conftest import assert_close, torch_value_and_grad
 from fastloss._core import backends as _backend
+from fastloss._core.reduction import Parts, in_parts
+from fastloss.classification import cpu as classification_cpu
 from hostile import check_hostile, sprinkle
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
+FEW_CLASSES = classification_cpu.FEW_CLASSES
 
 
 def _check(fl_fn, torch_fn, inputs, dtype, fl_kwargs=None, torch_kwargs=None, grad_output=None, scale=1.0):
@@ -50,10 +53,13 @@ def _class_data(rng, shape, dtype, ignore_frac=0.0):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("shape", [(13, 7), (5, 4, 3, 2), (6,)], ids=["NC", "NCd1d2", "C"])
+@pytest.mark.parametrize("shape", [(13, 7), (5, 4, 3, 2), (6,), (13, FEW_CLASSES), (13, FEW_CLASSES + 1),
+                                   (4, FEW_CLASSES + 1, 3)],
+                         ids=["NC", "NCd1d2", "C", "NC-few-classes-edge", "NC-row-kernel", "NCd-row-kernel"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_cross_entropy_class_targets(rng, dtype, reduction, shape, smoothing, weighted):
+    """Both row kernels: up to FEW_CLASSES classes the rows go LANES at a time, above it one by one."""
     x, t = _class_data(rng, shape, dtype, ignore_frac=0.2)
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
     w = rng.random(c).astype(dtype) + 0.1 if weighted else None
@@ -66,6 +72,57 @@ def test_cross_entropy_class_targets(rng, dtype, reduction, shape, smoothing, we
     assert_close(grad, expected_grad, dtype)
     assert grad.dtype == dtype and np.shape(value) == expected.shape
     np.testing.assert_array_equal(fl.cross_entropy(x, t, w, **kwargs), value)
+
+
+@pytest.mark.skipif(_backend.numba is None, reason="the common call's kernel is the default backend's")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"ignore_index": 2}, {"label_smoothing": 1}])
+@pytest.mark.parametrize("n_classes", [1, 10, FEW_CLASSES + 7])
+def test_common_call_is_the_general_call(rng, monkeypatch, dtype, reduction, options, n_classes):
+    """The short path of the most common call (C-contiguous (N, C) logits, int64 targets,
+    options by value) gives the general path's bits (the general path taken by naming the
+    backend), and the spy sees it taken."""
+    import fastloss.classification as classification
+
+    x, t = _class_data(rng, (300, n_classes), dtype, ignore_frac=0.1)
+    if "ignore_index" in options:
+        t[t == -100] = 2
+    taken = []
+    common = classification._common_cross_entropy
+    monkeypatch.setattr(classification, "_common_cross_entropy",
+                        lambda *args: taken.append(common(*args)) or taken[-1])
+    for grad in (False, True):
+        got = fl.cross_entropy(x, t, reduction=reduction, grad=grad, **options)
+        general = fl.cross_entropy(x, t, reduction=reduction, grad=grad, backend="numba", **options)
+        for a, b in zip(got if grad else (got,), general if grad else (general,)):
+            np.testing.assert_array_equal(a, b)
+            assert np.asarray(a).dtype == dtype
+    assert len(taken) == 2 and all(result is not None for result in taken)
+
+
+@pytest.mark.skipif(_backend.numba is None, reason="the common call's kernel is the default backend's")
+def test_common_call_leaves_the_rest_to_the_general_path(rng):
+    """A bad target raises the general path's error; within in_parts a reduced loss is its
+    Parts; strided, int32 or other options' calls give what the general path gives."""
+    import fastloss.classification as classification
+
+    x, t = _class_data(rng, (40, 6), np.float32)
+    bad = t.copy()
+    bad[3] = 6
+    assert classification._common_cross_entropy(x, bad, -100, "mean", 0.0, True) is None
+    with pytest.raises(ValueError, match="target holds class index 6"):
+        fl.cross_entropy(x, bad)
+    with in_parts():
+        assert isinstance(fl.cross_entropy(x, t), Parts)
+    for call in [lambda: (x[::2], t[::2]), lambda: (np.asfortranarray(x), t), lambda: (x, t.astype(np.int32))]:
+        xx, tt = call()
+        assert classification._common_cross_entropy(xx, tt, -100, "mean", 0.0, False) is None
+        np.testing.assert_array_equal(fl.cross_entropy(xx, tt), fl.cross_entropy(np.ascontiguousarray(xx),
+                                                                                  tt.astype(np.int64)))
+    for options in [{"label_smoothing": 1.5}, {"ignore_index": True}, {"reduction": "avg"}, {"grad": 1}]:
+        with pytest.raises((TypeError, ValueError)):
+            fl.cross_entropy(x, t, **options)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -12,6 +12,7 @@ from .._core.numerics import (
     log1p_exp,
     log1p_fast,
     log_fast,
+    maxnum,
     row_max,
     row_max_at,
     sigmoid,
@@ -61,7 +62,12 @@ def scale_softmax_grad(a_over_s, spread_scale, weight, exps, m, j, grad, n, k, o
 
 @jit()
 def _row_position(r, n_pos):
-    """Flat row r of (N, K, C) rows as (n, k)."""
+    """Flat row r of (N, K, C) rows as (n, k); K = 1 (an (N, C) input) without an integer division
+    (tens of cycles). ``r`` as int64 first: a ``prange`` index may be unsigned, and the two
+    branches must give one type."""
+    r = np.int64(r)
+    if n_pos == 1:
+        return r, np.int64(0)
     n = r // n_pos
     return n, r - n * n_pos
 
@@ -103,6 +109,125 @@ def _ignored_row_grad(row, weight_sum, out):
         out[c] = value
 
 
+#: Rows :func:`_softmax_few_classes_rows` computes side by side, one a vector lane.
+LANES = 16
+#: Up to this many classes the softmax rows go :data:`LANES` at a time
+#: (:func:`_softmax_few_classes_rows`); see ``bench/small_rows.py``.
+FEW_CLASSES = 32
+
+
+@jit()
+def _row_loss(top, x_t, total, w_t, weight_sum, keep, spread, gamma, scale_r, denominator):
+    """One row's loss of :func:`softmax_cross_entropy_rows` (the module docstring's formula) but
+    for the smoothing term over the classes, from its maximum ``top``, target logit ``x_t``,
+    ``total`` (the sum of exp(row - top)) and target class weight ``w_t``: ``(value, log(total),
+    a / total, spread_s, b)``, the last three the gradient's factors: the gradient is
+    ``a / total * exp(row[c] - top) - spread_s * smooth_weight[c]``, less ``b`` at the target.
+    Scalars only: an array argument would cost reference counts (atomic operations) a row.
+    Per-row scalars are float64 (the options are); the factors of the per-class loops are in
+    the logits' type."""
+    log_total = np.log(total)
+    nll = log_total + (top - x_t)
+    g = 1.0
+    focal = 1.0
+    if gamma != 0:
+        log_p = -np.float64(nll)
+        q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
+        focal = _power(q, gamma)
+        # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
+        g = focal - gamma * np.exp(log_p) * _power(q, gamma - 1) * log_p if q > 0 else 0.0
+    s = scale_r / denominator
+    b = keep * w_t * g * s
+    a = b
+    spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
+    if spread != 0:
+        a += spread * weight_sum * s
+        spread_s = spread * s
+    return keep * w_t * focal * nll, log_total, typed(a / total, top), typed(spread_s, top), b
+
+
+@jit()
+def _softmax_few_classes_rows(start, stop, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                              ignore_index, scale, denominator, loss, grad, want_grad):
+    """:func:`_softmax_cross_entropy_row_range` for rows of few classes, :data:`LANES` rows at a
+    time: each block of rows is copied transposed (class by class) into a scratch array, so
+    that the maxima, the exps with their sums and the gradients are loops over the rows of
+    the block, which vectorise, where a row of 10 classes would be one vector and a scalar
+    tail (perf: 46 ns a row at C=10, mostly latency of one row's chains). The per-row
+    scalars (:func:`_row_loss`) stay a loop. Sums over the classes run in class order,
+    as within a row."""
+    n_classes = logits.shape[2]
+    n_pos = logits.shape[1]
+    x = np.empty((n_classes, LANES), logits.dtype)
+    e = np.empty((n_classes, LANES), logits.dtype)
+    lanes = np.empty((4, LANES), logits.dtype)  # maxima, sums, a / total, spread_s
+    b = np.empty(LANES)
+    kept = np.empty(LANES, np.int64)  # the target, or -1 for an ignored row
+    for first in range(start, stop, LANES):
+        count = min(LANES, stop - first)
+        if n_pos == 1:  # (N, C) logits: a class's column of the block, row after row
+            for c in range(n_classes):
+                for j in range(count):
+                    x[c, j] = logits[first + j, 0, c]
+        else:
+            for j in range(count):
+                n, k = _row_position(first + j, n_pos)
+                for c in range(n_classes):
+                    x[c, j] = logits[n, k, c]
+        for j in range(count):
+            lanes[0, j] = x[0, j]
+            lanes[1, j] = 0
+        for c in range(1, n_classes):
+            for j in range(count):
+                lanes[0, j] = maxnum(lanes[0, j], x[c, j])
+        for c in range(n_classes):
+            for j in range(count):
+                v = exp_fast(x[c, j] - lanes[0, j])
+                e[c, j] = v
+                lanes[1, j] += v
+        for j in range(count):
+            r = first + j
+            n, k = _row_position(r, n_pos)
+            t = target[n, k]
+            kept[j] = -1
+            lanes[2, j] = 0
+            lanes[3, j] = 0
+            if t == ignore_index:
+                loss[r] = 0
+                if want_grad:
+                    _ignored_row_grad(logits[n, k], weight_sum, grad[n, k])
+                continue
+            kept[j] = t
+            value, log_total, a_over_s, spread_s, b[j] = _row_loss(lanes[0, j], x[t, j], lanes[1, j], weight[t],
+                                                                   weight_sum, keep, spread, gamma,
+                                                                   scale[r] if want_grad else 1.0, denominator)
+            if spread != 0:
+                value += spread * weighted_nll_sum(logits[n, k], smooth_weight, lanes[0, j], log_total)
+            loss[r] = value
+            if want_grad:
+                lanes[2, j] = a_over_s
+                lanes[3, j] = spread_s
+        if want_grad:
+            for c in range(n_classes):
+                for j in range(count):
+                    e[c, j] = lanes[2, j] * e[c, j] - lanes[3, j] * smooth_weight[c]
+            if n_pos == 1:
+                for c in range(n_classes):
+                    for j in range(count):
+                        if kept[j] >= 0:
+                            grad[first + j, 0, c] = e[c, j]
+            else:
+                for j in range(count):
+                    if kept[j] >= 0:
+                        n, k = _row_position(first + j, n_pos)
+                        for c in range(n_classes):
+                            grad[n, k, c] = e[c, j]
+            for j in range(count):
+                if kept[j] >= 0:
+                    n, k = _row_position(first + j, n_pos)
+                    grad[n, k, kept[j]] -= b[j]
+
+
 @jit()
 def _softmax_cross_entropy_row_range(start, stop, logits, target, weight, smooth_weight, weight_sum, keep, spread,
                                      gamma, ignore_index, scale, denominator, loss, grad, want_grad, scratch):
@@ -119,6 +244,10 @@ def _softmax_cross_entropy_row_range(start, stop, logits, target, weight, smooth
     inlined once a row, they were a third of a row's time at C=10 (``perf``: 123 ns a
     row, 35% in ``NRT_incref``/``NRT_decref``).
     """
+    if logits.shape[2] <= FEW_CLASSES:
+        _softmax_few_classes_rows(start, stop, logits, target, weight, smooth_weight, weight_sum, keep, spread, gamma,
+                                  ignore_index, scale, denominator, loss, grad, want_grad)
+        return
     separate = want_grad and grad.ctypes.data != logits.ctypes.data  # grad_out=input: the same array
     for r in range(start, stop):
         n, k = _row_position(r, logits.shape[1])
@@ -134,36 +263,16 @@ def _softmax_cross_entropy_row_range(start, stop, logits, target, weight, smooth
             total = exp_shifted_into(logits, n, k, top, grad, n, k)
         else:  # no gradient, or a gradient over the logits: this thread's scratch row
             total = exp_shifted_into(logits, n, k, top, scratch, 0, 0)
-        log_total = np.log(total)
-        nll = log_total + (top - x_t)
-        w_t = weight[t]
-        # Per-row scalars are float64 (the options are); per-class loops stay in the logits' type.
-        g = 1.0
-        focal = 1.0
-        if gamma != 0:
-            log_p = -np.float64(nll)
-            q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
-            focal = _power(q, gamma)
-            # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
-            g = focal - gamma * np.exp(log_p) * _power(q, gamma - 1) * log_p if q > 0 else 0.0
-        value = keep * w_t * focal * nll
+        value, log_total, a_over_s, spread_s, b = _row_loss(top, x_t, total, weight[t], weight_sum, keep, spread,
+                                                            gamma, scale[r] if want_grad else 1.0, denominator)
         if spread != 0:
             value += spread * weighted_nll_sum(logits[n, k], smooth_weight, top, log_total)
         loss[r] = value
         if want_grad:
-            s = scale[r] / denominator
-            b = keep * w_t * g * s
-            a = b
-            spread_s = 0.0  # not spread * s: without smoothing an infinite s must not make 0 * inf
-            if spread != 0:
-                a += spread * weight_sum * s
-                spread_s = spread * s
             if separate:
-                scale_softmax_grad(typed(a / total, top), typed(spread_s, top), smooth_weight, grad, n, k, grad, n, k,
-                                   True)
+                scale_softmax_grad(a_over_s, spread_s, smooth_weight, grad, n, k, grad, n, k, True)
             else:
-                scale_softmax_grad(typed(a / total, top), typed(spread_s, top), smooth_weight, scratch, 0, 0, grad,
-                                   n, k, False)
+                scale_softmax_grad(a_over_s, spread_s, smooth_weight, scratch, 0, 0, grad, n, k, False)
             grad[n, k, t] -= b
 
 
