@@ -85,13 +85,14 @@ def as_array(value: Any, name: str) -> Any:
     TypeError for a tensor on another device."""
     if not isinstance(value, torch.Tensor):
         return value
-    if value.device.type not in ("cpu", "cuda"):
+    if not value.is_cpu and not value.is_cuda:  # the flags, not .device: that makes an object (a microsecond)
         raise TypeError(f"{name} is a {value.device.type} tensor: fastloss computes on the CPU and on CUDA GPUs; "
                         f"pass CPU tensors ({name}.cpu())")
-    value = value.detach()
-    if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; narrow floats compute in float32 anyway
+    if value.requires_grad:
+        value = value.detach()
+    if value.dtype is torch.bfloat16:  # NumPy has no bfloat16; narrow floats compute in float32 anyway
         value = value.float()
-    return value if value.is_cuda else value.numpy()
+    return value.numpy() if value.is_cpu else value
 
 
 def _as_tensor(value):
@@ -151,17 +152,19 @@ class LossFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, fn, options, names, *inputs):
-        arrays = {name: as_array(value, name) for name, value in zip(names, inputs)}
+        call = dict(options)
+        for name, value in zip(names, inputs):
+            call[name] = as_array(value, name)
         if not any(ctx.needs_input_grad[3:]):
-            return _as_tensor(fn(**options, **arrays))
-        ctx.fn, ctx.options, ctx.arrays, ctx.grads = fn, options, arrays, None
-        # The inputs' versions, checked before backward reads ``arrays`` again (autograd's own
+            return _as_tensor(fn(**call))
+        ctx.fn, ctx.call, ctx.grads = fn, call, None
+        # The inputs' versions, checked before backward reads the arrays again (autograd's own
         # check of saved tensors would also refuse an in-place change that the fused gradient
         # below does not care about).
         ctx.inputs = [(value, value._version) for value in inputs if isinstance(value, torch.Tensor)]
         if options["reduction"] == "none":
-            return _as_tensor(fn(**options, **arrays))
-        value, ctx.grads = fn(**options, **arrays, grad=True)
+            return _as_tensor(fn(**call))
+        value, ctx.grads = fn(**call, grad=True)
         return _as_tensor(value)
 
     @staticmethod
@@ -172,18 +175,18 @@ class LossFunction(torch.autograd.Function):
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # reduction="none", or a retained graph's second backward: computed again
             _check_unchanged(ctx)
-            _, grads = ctx.fn(**ctx.options, **ctx.arrays, grad=True, grad_output=_incoming(grad_output))
-            grads = [_as_tensor(g) for g in _as_tuple(grads)]
-        else:
-            # The forward call's gradient, handed over: nothing else holds these tensors, so
-            # autograd makes them the leaves' .grad without a copy, and scaling is in place.
-            grads = [_as_tensor(g) for g in _as_tuple(grads)]
-            # A Python comparison is cheaper than a tensor one, but on a GPU it would synchronise.
-            if grad_output.is_cuda or grad_output.item() != 1:
-                grads = [g.mul_(grad_output) for g in grads]
+            _, grads = ctx.fn(**ctx.call, grad=True, grad_output=_incoming(grad_output))
+        elif grad_output.is_cuda or grad_output.item() != 1:
+            # Otherwise the forward call's gradient is handed over as it is: nothing else holds it,
+            # so autograd makes it the leaf's .grad without a copy. (A Python comparison is
+            # cheaper than a tensor one, but on a GPU it would synchronise.) Scaled in place.
+            grads = tuple(_as_tensor(g).mul_(grad_output) for g in _as_tuple(grads))
+        if type(grads) is np.ndarray:  # one input: the common case, without the tuples
+            return None, None, None, torch.from_numpy(grads) if ctx.needs_input_grad[3] else None
         needed = ctx.needs_input_grad[3:]
         # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
-        return (None, None, None) + tuple(g if need else None for g, need in itertools.zip_longest(grads, needed))
+        return (None, None, None) + tuple(_as_tensor(g) if need else None
+                                          for g, need in itertools.zip_longest(_as_tuple(grads), needed))
 
 
 def _check_unchanged(ctx):
