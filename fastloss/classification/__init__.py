@@ -152,7 +152,8 @@ def _common_cross_entropy(x, t, ignore_index, reduction, smoothing, grad):
     (:func:`_softmax_class_loss`), so the same bits; its options are checked and laid out
     once per key (dtype, classes, options). Returns None where the call is not that case,
     an option is bad or a target is out of range: the general path then runs, and raises
-    what it raises. A 256x10 call took 21 µs through the general path and 14 µs here.
+    what it raises. A 256x10 call with its gradient took 16.5 µs through the general path and
+    11.9 µs here.
     """
     if (x.ndim != 2 or t.ndim != 1 or t.dtype is not _INT64 or x.dtype not in _FLOATS or t.shape[0] != x.shape[0]
             or not x.flags.c_contiguous or not t.flags.c_contiguous or type(ignore_index) is not int
