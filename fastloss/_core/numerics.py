@@ -85,6 +85,12 @@ def exp_fast(x):
     return np.exp(x)
 
 
+def c_layout(array):
+    """Whether ``array`` is C-contiguous: in a kernel, whether its Numba type is (a constant
+    of the compiled code, so that two arrays of one type share every loop's code)."""
+    return array.flags.c_contiguous
+
+
 def minnum(a, b):
     """The smaller of a and b, the other one if either is NaN (LLVM's ``minnum``): unlike
     a compare-and-select, a reduction of it vectorises without fast-math flags."""
@@ -368,6 +374,13 @@ if numba is not None:
         either is NaN. Unlike a compare-and-select, LLVM vectorises a reduction of it without
         fast-math flags.""")
     _minnum = _nan_skipping("llvm.minnum", "LLVM's ``minnum``: as ``_maxnum``, the smaller.")
+
+    @overload(c_layout, jit_options=overload_jit_options(STRICT))
+    def _c_layout_overload(array):
+        if isinstance(array, types.Array):
+            answer = array.layout == "C"
+            return lambda array: answer
+        return None
 
     @overload(minnum, jit_options=overload_jit_options(STRICT))
     def _minnum_overload(a, b):
