@@ -180,8 +180,6 @@ class LossFunction(torch.autograd.Function):
             # so autograd makes it the leaf's .grad without a copy. (A Python comparison is
             # cheaper than a tensor one, but on a GPU it would synchronise.) Scaled in place.
             grads = tuple(_as_tensor(g).mul_(grad_output) for g in _as_tuple(grads))
-        if type(grads) is np.ndarray:  # one input: the common case, without the tuples
-            return None, None, None, torch.from_numpy(grads) if ctx.needs_input_grad[3] else None
         needed = ctx.needs_input_grad[3:]
         # An input left None (linear_cross_entropy's bias) has no gradient in the tuple: None for it.
         return (None, None, None) + tuple(_as_tensor(g) if need else None

@@ -34,7 +34,7 @@ from .._core import blas
 from .._core.backends import select
 from .._core.elementwise import elementwise_loss
 from .._core.layout import class_rows, class_rows_undo
-from .._core.reduction import check_options, divides_itself, finish, keeps_losses
+from .._core.reduction import REDUCTIONS, check_options, divides_itself, finish, keeps_losses
 from .._core.table import LOSSES
 from .._core.tail import EMPTY, KernelTail
 from .._core.threads import max_threads
@@ -166,7 +166,7 @@ def _common_cross_entropy(x, t, ignore_index, reduction, smoothing, grad):
     key = (x.dtype, n_classes, ignore_index, reduction, smoothing, grad)
     options = _COMMON_OPTIONS.get(key)
     if options is None:
-        if n_classes == 0 or reduction not in ("none", "mean", "sum"):
+        if n_classes == 0 or reduction not in REDUCTIONS:
             return None
         try:
             smoothing = check_option("cross_entropy", "label_smoothing", smoothing)
