@@ -86,14 +86,16 @@ def as_array(value: Any, name: str) -> Any:
     TypeError for a tensor on another device."""
     if not isinstance(value, torch.Tensor):
         return value
-    if not value.is_cpu and not value.is_cuda:  # the flags, not .device: that makes an object (a microsecond)
-        raise TypeError(f"{name} is a {value.device.type} tensor: fastloss computes on the CPU and on CUDA GPUs; "
-                        f"pass CPU tensors ({name}.cpu())")
     if value.requires_grad:
         value = value.detach()
     if value.dtype is torch.bfloat16:  # NumPy has no bfloat16; narrow floats compute in float32 anyway
         value = value.float()
-    return value.numpy() if value.is_cpu else value
+    if value.is_cpu:  # the flags, not .device: that makes an object (a microsecond)
+        return value.numpy()
+    if value.is_cuda:
+        return value
+    raise TypeError(f"{name} is a {value.device.type} tensor: fastloss computes on the CPU and on CUDA GPUs; "
+                    f"pass CPU tensors ({name}.cpu())")
 
 
 def _as_tensor(value):
@@ -114,19 +116,17 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def split_call(fn: Callable[..., Any], call: Mapping[str, Any],
-               differentiable: Sequence[str]) -> tuple[dict[str, Any], bool]:
-    """A call's arguments other than ``differentiable``, tensors as arrays (:func:`as_array`),
-    and whether autograd wants a gradient (grad mode on and a differentiable tensor that
-    requires grad). One pass over the arguments, which also refuses, before any kernel
-    runs, a tensor that requires a gradient fastloss cannot give."""
+def split_call(fn: Callable[..., Any], call: dict[str, Any],
+               differentiable: Sequence[str]) -> tuple[tuple[Any, ...], bool]:
+    """Takes the arguments ``differentiable`` out of ``call`` and returns them (in that order)
+    with whether autograd wants a gradient (grad mode on and one of them a tensor that
+    requires grad); the other tensors of ``call`` become arrays in place (:func:`as_array`).
+    One pass over the arguments, which also refuses, before any kernel runs, a tensor that
+    requires a gradient fastloss cannot give."""
     grad_enabled = torch.is_grad_enabled()
-    options = {}
     wanted = False
     for name, value in call.items():
         if not isinstance(value, torch.Tensor):
-            if name not in differentiable:
-                options[name] = value
             continue
         if grad_enabled and value.requires_grad:
             if name not in differentiable:
@@ -138,8 +138,8 @@ def split_call(fn: Callable[..., Any], call: Mapping[str, Any],
                                 f"{name}.double()")
             wanted = True
         elif name not in differentiable:
-            options[name] = as_array(value, name)
-    return options, wanted
+            call[name] = as_array(value, name)  # a new value for a key: the iteration goes on
+    return tuple(map(call.pop, differentiable)), wanted
 
 
 class LossFunction(torch.autograd.Function):
@@ -220,6 +220,17 @@ class FusedLoss(torch.autograd.Function):
         return None, None, None, grad
 
 
+# torch.func's transforms (grad, vmap, jacrev, ...) wrap tensors that have no memory a kernel
+# could read: refused with a TypeError (see functional).
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+# FusedLoss.apply less torch.autograd.Function.apply's Python wrapper, which binds the arguments of
+# a setup_context (FusedLoss has none), sends torch.func's transforms their own way (refused before
+# this) and unwraps a tensor that outlived its transform (done here, in C): a 256x10 cross-entropy's
+# forward and backward took about a microsecond less.
+_apply_function = super(torch.autograd.Function, FusedLoss).apply
+_unwrap_if_dead = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", lambda tensor: tensor)
+
+
 def _first_derivatives_only(ctx):
     """RuntimeError in a backward with ``create_graph=True``: a second derivative is on its way."""
     if torch.is_grad_enabled():
@@ -269,13 +280,17 @@ def functional(name: str) -> Callable[..., torch.Tensor]:
         call = bind(*args, **kwargs)
         if torch.compiler.is_compiling():
             return operator(call)
-        options, wanted = split_call(fn, call, differentiable)
+        if _transforms_active():
+            raise TypeError(f"fastloss.torch.{fn.__name__} cannot run under torch.func's transforms (grad, vmap, "
+                            f"jacrev, ...): its kernels read the tensors' memory; differentiate it with autograd "
+                            f"(loss.backward(), torch.autograd.grad)")
+        inputs, wanted = split_call(fn, call, differentiable)
         if not wanted:
             # Nothing to differentiate (evaluation, torch.no_grad()): the loss alone, past autograd.
-            return _as_tensor(fn(**options, **{name: as_array(call[name], name) for name in differentiable}))
-        if single is not None and options["reduction"] != "none":
-            return FusedLoss.apply(fn, options, single, call[single])
-        return LossFunction.apply(fn, options, differentiable, *(call[name] for name in differentiable))
+            return _as_tensor(fn(**call, **{name: as_array(v, name) for name, v in zip(differentiable, inputs)}))
+        if single is not None and call["reduction"] != "none":
+            return _apply_function(fn, call, single, _unwrap_if_dead(inputs[0]))
+        return LossFunction.apply(fn, call, differentiable, *inputs)
 
     loss.__name__ = loss.__qualname__ = fn.__name__
     loss.__module__ = __name__

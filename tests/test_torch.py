@@ -248,6 +248,17 @@ def test_tensors_off_the_cpu_are_refused():
         flt.cross_entropy(x, torch.zeros(4, dtype=torch.int64))
 
 
+@pytest.mark.parametrize("transform", ["grad", "vmap"])
+def test_torch_func_transforms_are_refused(transform):
+    """torch.func's wrapped tensors have no memory for a kernel: a TypeError that says what to
+    use, from the functional form and from a criterion (a meta tensor is refused above)."""
+    x, t = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    for loss in (lambda x: flt.cross_entropy(x, t), lambda x: flt.CrossEntropyLoss()(x, t),
+                 lambda x: flt.margin_ranking_loss(x, 2 * x, torch.ones_like(x))):
+        with pytest.raises(TypeError, match="cannot run under torch.func's transforms .* autograd"):
+            getattr(torch.func, transform)(loss)(x)
+
+
 BAD_CALLS = {
     "shapes": ("mse_loss", lambda r: (_normal(r, 4, 3), _normal(r, 4, 2)), {}),
     "class index": ("cross_entropy", lambda r: (_normal(r, 4, 3), np.array([0, 1, 3, 0])), {}),
