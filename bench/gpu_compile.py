@@ -29,6 +29,21 @@ MODULES = ["fastloss._core.cuda_elementwise", "fastloss.classification.cuda", "f
            "fastloss.extras.cuda"]
 
 
+def listed():
+    """``(module name, kernel, signature)`` for every kernel and launch signature that the
+    GPU modules list in their ``PTX_SIGNATURES``."""
+    for name in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        for kernel, signatures in getattr(module, "PTX_SIGNATURES", []):
+            for signature in signatures if isinstance(signatures, list) else [signatures]:
+                yield name, kernel, signature
+
+
 def main():
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         sys.exit("unset NUMBA_ENABLE_CUDASIM: the simulator compiles nothing")
@@ -40,24 +55,16 @@ def main():
 
     core.load = lambda: cuda
     failures = 0
-    for name in MODULES:
+    for name, kernel, signature in listed():
+        start = time.perf_counter()
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
+            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=CC)
+        except Exception as error:  # report every kernel, then fail
+            failures += 1
+            print(f"FAIL {name}.{kernel.__name__} {signature}: {type(error).__name__}: {error}")
             continue
-        for kernel, signatures in getattr(module, "PTX_SIGNATURES", []):
-            for signature in signatures:
-                start = time.perf_counter()
-                try:
-                    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=CC)
-                except Exception as error:  # report every kernel, then fail
-                    failures += 1
-                    print(f"FAIL {name}.{kernel.__name__} {signature}: {type(error).__name__}: {error}")
-                    continue
-                print(f"ok   {name}.{kernel.py_func.__qualname__} ({len(ptx)} bytes of PTX, "
-                      f"{time.perf_counter() - start:.1f} s)")
+        print(f"ok   {name}.{kernel.py_func.__qualname__} ({len(ptx)} bytes of PTX, "
+              f"{time.perf_counter() - start:.1f} s)")
     sys.exit(1 if failures else 0)
 
 

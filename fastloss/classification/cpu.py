@@ -2,6 +2,8 @@
 the wrappers that validate and call them are in ``fastloss/classification/__init__.py``."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._core.blas import NO_TRANS, ROW_MAJOR, TRANS
@@ -95,6 +97,22 @@ def _power(q, gamma):
 
 
 @jit()
+def focal_factors(nll, gamma):
+    """A row's focal factor and gradient factor from its negative log-likelihood ``nll`` =
+    -log p_t: ``((1 - p_t)^gamma, g)``, the loss ``(1 - p_t)^gamma nll`` and its gradient
+    ``g (p - onehot(t))``, float64; ``(1, 1)`` for cross-entropy (``gamma = 0``). The GPU's
+    row kernel calls it too (``math``, which compiles for the device, rather than NumPy), so both
+    give the same numbers."""
+    if gamma == 0:
+        return 1.0, 1.0
+    log_p = -np.float64(nll)
+    q = -math.expm1(log_p)  # 1 - p_t, exact near p_t = 1
+    focal = _power(q, gamma)
+    # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
+    return focal, focal - gamma * math.exp(log_p) * _power(q, gamma - 1) * log_p if q > 0 else 0.0
+
+
+@jit()
 def row_block(rows):
     """Rows a parallel loop gives each of its iterations: up to 64, and one row where
     there are fewer than 32 rows, so that there are at least 16 iterations (or one a row):
@@ -140,14 +158,7 @@ def _row_loss(top, x_t, total, w_t, weight_sum, keep, spread, gamma, scale_r, de
     the logits' type."""
     log_total = np.log(total)
     nll = log_total + (top - x_t)
-    g = 1.0
-    focal = 1.0
-    if gamma != 0:
-        log_p = -np.float64(nll)
-        q = -np.expm1(log_p)  # 1 - p_t, exact near p_t = 1
-        focal = _power(q, gamma)
-        # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
-        g = focal - gamma * np.exp(log_p) * _power(q, gamma - 1) * log_p if q > 0 else 0.0
+    focal, g = focal_factors(nll, gamma)
     s = scale_r / denominator
     b = keep * w_t * g * s
     a = b

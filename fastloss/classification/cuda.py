@@ -91,19 +91,6 @@ def _merge_softmax(buffer, m, s):
 
 
 @cuda.jit(device=True)
-def _focal(nll, gamma):
-    """(focal factor (1 - p_t)^gamma, gradient factor g) of the CPU's row kernel."""
-    if gamma == 0:
-        return 1.0, 1.0
-    log_p = -nll
-    q = -math.expm1(log_p)  # 1 - p_t, exact near p_t = 1
-    focal = q ** gamma
-    # At q = 0 the second term's limit is 0 (q^(gamma-1) log p ~ -q^gamma).
-    g = focal - gamma * math.exp(log_p) * q ** (gamma - 1) * log_p if q > 0 else 0.0
-    return focal, g
-
-
-@cuda.jit(device=True)
 def _fill_row(grad, n, k, value, step):
     """This thread's classes of gradient row (n, k) set to ``value``."""
     for c in range(cuda.threadIdx.x, grad.shape[2], step):
@@ -204,7 +191,7 @@ def _row_kernel(ft):
         else:
             nll = log_total + (top - x_t)
             w_t = weight[t] if weight.shape[0] else 1.0
-            focal, g = _focal(nll, gamma)
+            focal, g = cpu.focal_factors(nll, gamma)
             value = keep * w_t * focal * nll
             b = keep * w_t * g * s_row
             a = b

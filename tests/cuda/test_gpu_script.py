@@ -1,8 +1,12 @@
 """bench/gpu.py runs end to end under Numba's CUDA simulator (its checks: the GPU entry
 points against the CPU functions on the table's example calls; no timing, no file written)."""
+import importlib.util
+import inspect
 import os
 import subprocess
 import sys
+
+from numba.core import sigutils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -15,3 +19,19 @@ def test_gpu_script_checks_pass_under_the_simulator():
     assert "## GPU" in result.stdout and "**NO**" not in result.stdout
     assert "| ctc_loss | float64 | example |" in result.stdout  # the entry points are discovered
     assert "| batch_triplet_loss | float64 | example |" in result.stdout
+
+
+def test_compile_script_reads_one_launch_signature_per_parameter_list():
+    """bench/gpu_compile.py (sm_90 PTX, run where NVVM is installed) reads each module's
+    PTX_SIGNATURES: one signature or a list of them. Each it reads is a whole signature with
+    an argument for each of its kernel's parameters (a string read as a list gave a
+    "signature" a character long for every kernel of six modules)."""
+    spec = importlib.util.spec_from_file_location("gpu_compile", os.path.join(ROOT, "bench", "gpu_compile.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seen = set()
+    for name, kernel, signature in script.listed():
+        arguments, _ = sigutils.normalize_signature(signature)
+        assert len(arguments) == len(inspect.signature(kernel.py_func).parameters), (name, kernel.py_func)
+        seen.add(name)
+    assert seen == set(script.MODULES) - {"fastloss.regression.cuda"}  # its losses are elementwise ones
