@@ -150,6 +150,51 @@ def test_criterion_options_and_buffers(rng):
         flt.CrossEntropyLoss(bogus=1)
 
 
+flt_split_call = flt.split_call
+PAIRED = [name for name in LOSSES if getattr(flt, name).pair is not None and name not in HOLDS_PARAMETERS]
+
+
+def test_paired_criteria_are_the_two_input_ones():
+    assert {"cross_entropy", "nll_loss", "focal_loss", "mse_loss", "batch_triplet_loss"} <= set(PAIRED)
+    assert "ctc_loss" not in PAIRED and "margin_ranking_loss" not in PAIRED  # 4 inputs; 2 differentiable
+
+
+@pytest.mark.parametrize("name", PAIRED)
+def test_a_criterion_of_two_tensors_is_the_functional_call(rng, monkeypatch, name):
+    """A criterion called with two tensors (input, then target) takes its short form (Loss.forward's
+    pair): the functional form's value and gradient, to the bit, through the same fused
+    autograd function; the calls it leaves to the general path (a target that is an array,
+    reduction "none", no grad, a reduction given as a tensor option's buffer) give what the
+    functional form gives too."""
+    split = []
+    monkeypatch.setattr(flt, "split_call", lambda *args: split.append(args[1]) or flt_split_call(*args))
+    fn, call, diff = data(name, rng)
+    first, second = TABLE[name].data[:2]
+    plain = {k: v for k, v in call.items() if k not in (first, second) and not isinstance(v, np.ndarray)}
+    crit = getattr(flt, MODULE_OF[name])(**plain)
+    for reduction in CASES[name].reductions:
+        crit.options["reduction"] = reduction
+        for target in (torch.tensor(call[second]), call[second]):
+            results = []
+            short = isinstance(target, torch.Tensor) and reduction != "none"
+            for loss, splits in ((lambda x: crit(x, target), 0 if short else 1),
+                                 (lambda x: getattr(flt, name)(x, target, **plain, reduction=reduction), 1)):
+                x = torch.tensor(call[first], requires_grad=True)
+                split.clear()
+                value = loss(x)
+                assert len(split) == splits  # the short form splits no call
+                value.sum().backward()
+                results.append((value.detach().numpy(), x.grad.numpy(), type(value.grad_fn).__name__))
+            (v1, g1, f1), (v2, g2, f2) = results
+            np.testing.assert_array_equal(v1, v2)
+            np.testing.assert_array_equal(g1, g2)
+            assert f1 == f2 == ("FusedLossBackward" if reduction != "none" else "LossFunctionBackward")
+        with torch.no_grad():
+            x = torch.tensor(call[first], requires_grad=True)
+            np.testing.assert_array_equal(crit(x, torch.tensor(call[second])),
+                                          fn(call[first], call[second], **plain, reduction=reduction))
+
+
 def test_strided_tensors_pass_without_copy(rng):
     leaf = torch.tensor(_normal(rng, 5, 8), requires_grad=True)
     x = leaf.t()[::2]  # (4, 5) view: transposed and strided

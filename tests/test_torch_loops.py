@@ -67,6 +67,20 @@ def test_compiled_criterion_with_two_differentiable_inputs(rng):
         assert_close(grad, expected_grad, np.float64)
 
 
+def test_compiled_criterion_of_two_tensors(rng):
+    """A criterion of two tensors (Loss.forward's short form in eager) traces as the operator."""
+    x = _leaf(rng, 6, 5)
+    t = torch.tensor(rng.integers(0, 5, 6))
+    criterion = flt.CrossEntropyLoss(label_smoothing=0.1)
+    (value, grads), (eager, eager_grads) = _compiled_and_eager(lambda x, t: criterion(torch.tanh(x), t), "aot_eager",
+                                                               [x], t)
+    expected = F.cross_entropy(torch.tanh(x), t, label_smoothing=0.1)
+    assert_close(value, expected.detach(), np.float64)
+    assert_close(grads[0], torch.autograd.grad(expected, x)[0], np.float64)
+    assert_close(value, eager, np.float64)
+    assert_close(grads[0], eager_grads[0], np.float64)
+
+
 def test_operators_are_registered_for_every_loss():
     for name in flt.__all__:
         if name[0].islower() and name not in ("functional", "module"):
