@@ -30,10 +30,7 @@ import fastloss.torch as flt
 from fastloss import benchmarks
 
 impl, steps = sys.argv[1], int(sys.argv[2])
-torch.manual_seed(0)
-gen = torch.Generator().manual_seed(0)
-model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
-x, y = torch.randn(256, 64, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+model, x, y = benchmarks.mlp_problem()
 criterion = {"torch": torch.nn.CrossEntropyLoss(), "fastloss": flt.CrossEntropyLoss(),
              "floor": benchmarks._floor_criterion(torch)}[impl]
 optimizer = torch.optim.SGD(model.parameters(), lr=0.05)

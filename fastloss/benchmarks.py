@@ -205,6 +205,18 @@ TRAINING = {
 }
 
 
+def mlp_problem(seed=0):
+    """The model and batch of :data:`TRAINING`'s MLP: ``(model, x, y)``, a float32
+    ``Linear(64, 128)``, ``Tanh``, ``Linear(128, 10)`` and 256 rows of 64 features with
+    their classes, all drawn from ``seed`` alone (bench/step_phases.py times its step
+    phase by phase)."""
+    torch = _torch()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
+    return model, torch.randn(256, 64, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+
+
 def training_step(problem, impl, dtype="float32", seed=0):
     """One of the :data:`TRAINING` problems: ``(step, model)``, where ``step()`` runs the
     model's forward pass, the loss with torch's criterion (``impl="torch"``; for the
@@ -224,8 +236,7 @@ def training_step(problem, impl, dtype="float32", seed=0):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if problem == "mlp":
-        model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
-        x, y = torch.randn(256, 64, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+        model, x, y = mlp_problem(seed)
         criterion = flt.CrossEntropyLoss() if impl == "fastloss" else torch.nn.CrossEntropyLoss()
         loss_of = lambda: criterion(model(x.to(dtype)), y)  # noqa: E731
     elif problem == "lstm_ctc":
