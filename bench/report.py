@@ -130,14 +130,15 @@ def command_line(script, argv):
     return " ".join([f"python bench/{script}"] + (argv if argv is not None else sys.argv[1:]))
 
 
-def add_section(title, description, command, table_rows, output=os.path.join(HERE, "RESULTS.md")):
+def add_section(title, description, command, table_rows, output=os.path.join(HERE, "RESULTS.md"), header=None):
     """Put a script's table (e.g. bench/coldstart.py's) into the store as section ``title``
-    (replacing an older one) and rewrite ``output``."""
+    (replacing an older one) and rewrite ``output``; ``header``: lines saying what it ran
+    on, this machine's by default."""
     store, store_path = load(output)
     store.setdefault("sections", {})[title] = {
         "description": description, "command": command, "table": table_rows,
         "run": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "header": machine_header() + [f"- {platform.platform()}"],
+        "header": header if header is not None else machine_header() + [f"- {platform.platform()}"],
     }
     write(store, store_path, output)
 
