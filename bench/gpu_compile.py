@@ -150,7 +150,9 @@ def main(argv=None):
         start = time.perf_counter()
         where = label(name, kernel)
         try:
-            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=CC)
+            # The kernel's launch bounds (fastloss._core.cuda.resident), which cap its registers.
+            bounds = kernel.targetoptions.get("launch_bounds")
+            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=CC, launch_bounds=bounds)
             used = resources(ptx, ptxas) if ptxas else None
         except Exception as error:  # report every kernel, then fail
             failures += 1

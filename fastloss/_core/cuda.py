@@ -148,6 +148,15 @@ def first_flagged(flag, n_items):
     return None if slots is None else slots[0]
 
 
+def resident(blocks):
+    """Keyword arguments of ``cuda.jit`` for a kernel launched with at most :data:`BLOCK`
+    threads a block that should keep ``blocks`` blocks on one multiprocessor at once:
+    ``launch_bounds``, which caps the registers a thread takes (65536 / (BLOCK * blocks)
+    on sm_90) so that a memory-bound kernel has enough loads in flight. None under the
+    simulator, whose ``jit`` takes no launch bounds (and has no registers)."""
+    return {} if simulating() else {"launch_bounds": (BLOCK, blocks)}
+
+
 def block_size():
     """Threads per block: :data:`BLOCK`, or :data:`SIMULATOR_BLOCK` under the simulator."""
     return SIMULATOR_BLOCK if simulating() else BLOCK

@@ -7,7 +7,8 @@ docstring of :mod:`fastloss.classification`); the layout is the CPU's too: an in
 (N, C, d1, ..., dk) is read as (N, K, C) rows, K = d1 * ... * dk, through a strided view
 of the caller's memory (the class axis then has a stride of K elements), never a copy.
 
-One kernel, :func:`class_rows_fwd_grad` (compiled per float type: :data:`ROW_KERNELS`),
+One kernel, :func:`class_rows_fwd_grad` (a variant per float type, kind of row and
+gradient or not: :data:`ROW_KERNELS`),
 serves the three losses (and cross-entropy's probability targets), one block of threads
 per row, rows in a grid-stride loop:
 
@@ -39,7 +40,17 @@ import math
 import numba
 import numpy as np
 
-from .._core.cuda import block_size, first_flagged, grid, is_device_array, new_flag, simulating, threads_for, to_device
+from .._core.cuda import (
+    block_size,
+    first_flagged,
+    grid,
+    is_device_array,
+    new_flag,
+    resident,
+    simulating,
+    threads_for,
+    to_device,
+)
 from .._core.cuda_blocks import block_max, block_sum, cuda, divide
 from .._core.cuda_elementwise import (
     check_probabilities,
@@ -67,6 +78,13 @@ from . import _class_input, _loss_shape, cpu
 
 #: Slots of the kernels' shared reduction buffer: the most threads a block has.
 THREADS = block_size()
+#: Bytes of a row each thread of :func:`class_rows_fwd_grad` loads before it uses them
+#: (8 float32 or 4 float64 logits), and the blocks of 256 threads the kernel keeps on one
+#: multiprocessor (launch bounds: at most 80 registers a thread on sm_90; 64, for 4
+#: blocks, spills). A block then has 8 KiB of its row in flight, 24 KiB an SM; for rows
+#: of up to 1024 float32 classes, blocks of 128 threads: 6 rows of 4 KiB an SM.
+LOADS_IN_FLIGHT = 32
+ROW_BLOCKS = 3
 
 #: What a row of :func:`class_rows_fwd_grad` holds: logits and a class index
 #: (cross-entropy, focal loss), logits and probabilities, or log-probabilities and a class
@@ -107,38 +125,57 @@ def _row_scale(scale, factor, den, n, k):
 
 # ---------------------------------------------------------------- kernels
 
-def _row_kernel(ft):
+def _row_kernel(ft, mode, want_grad):
     """:func:`class_rows_fwd_grad` for logits of the float type ``ft`` (``numba.float32``
-    or ``numba.float64``): per-class arithmetic in ``ft``, as on the CPU (float64 runs at
-    a fraction of float32's rate on a GPU: a float32 row must not pay for it per class),
-    per-row scalars and sums in float64."""
+    or ``numba.float64``), rows of kind ``mode`` (:data:`CLASS`, :data:`SOFT` or
+    :data:`NLL`), with the gradient (``want_grad``) or without: per-class arithmetic in
+    ``ft``, as on the CPU (float64 runs at a fraction of float32's rate on a GPU: a float32
+    row must not pay for it per class), per-row scalars and sums in float64. The mode and
+    the gradient are constants of each variant: it holds only its own code, and so fewer
+    live registers (more rows resident on a multiprocessor).
+
+    Both passes over a row read it :data:`LOADS_IN_FLIGHT` bytes a thread at a time: a
+    thread loads its next ``unroll`` logits (classes ``c, c + blockDim, ...``) into
+    registers before it uses any, so that a multiprocessor has enough loads in flight to
+    keep HBM busy; one load, used at once, would leave it waiting for each."""
+    unroll = LOADS_IN_FLIGHT // np.dtype(str(ft)).itemsize
+    low = ft(-math.inf)
 
     @cuda.jit(device=True)
-    def online_softmax(x, n, k, y, weight, mode, keep, spread, step):
+    def online_softmax(x, n, k, y, weight, keep, spread, step):
         """This thread's share of pass 1 over row (n, k): ``(m, s, mass)`` with m the largest
         of its logits, s = sum exp(x_c - m) over them, and mass = sum w_c q_c, the soft
         targets' (q_c = keep y_c + spread) or, with smoothing, the class weights' sum (q_c = 1)."""
-        m = ft(-math.inf)
+        n_classes = x.shape[2]
+        values = cuda.local.array(unroll, ft)
+        m = low
         s = 0.0
         mass = 0.0
-        for c in range(cuda.threadIdx.x, x.shape[2], step):
-            v = x[n, k, c]
-            if v > m:
-                # A new maximum rescales the sum; exp(-inf) = 0 starts it at m = -inf.
-                s = s * math.exp(m - v) + 1.0
-                m = v
-            elif v != -math.inf:  # -inf masks a class (exp(-inf - m) would be NaN at m = -inf); NaN gives NaN
-                s += math.exp(v - m)
-            w = weight[c] if weight.shape[0] else ft(1)
-            if mode == SOFT:
-                mass += w * (ft(keep) * y[n, k, c] + ft(spread))
-            elif spread != 0:
-                mass += w
+        for start in range(cuda.threadIdx.x, n_classes, step * unroll):
+            for u in range(unroll):  # every load first (a class past the row reads as -inf: no term)
+                c = start + u * step
+                values[u] = x[n, k, c] if c < n_classes else low
+            top = m
+            for u in range(unroll):
+                if values[u] > top:  # NaN is never larger: it reaches s through exp below
+                    top = values[u]
+            if top > m:
+                s *= math.exp(m - top)  # the sum so far, rescaled to the new maximum (0 at m = -inf)
+                m = top
+            for u in range(unroll):
+                if values[u] != -math.inf:  # -inf masks a class (exp(-inf - m) is NaN at m = -inf); NaN gives NaN
+                    s += math.exp(values[u] - m)
+            if mode == SOFT or spread != 0:
+                for u in range(unroll):
+                    c = start + u * step
+                    if c < n_classes:
+                        w = weight[c] if weight.shape[0] else ft(1)
+                        mass += w * (ft(keep) * y[n, k, c] + ft(spread)) if mode == SOFT else w
         return m, s, mass
 
     @cuda.jit(device=True)
-    def row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, grad,
-                 want_grad, flag, n, k):
+    def row_loss(buffer, x, target, y, weight, keep, spread, gamma, ignore_index, scale, factor, den, grad, flag, n,
+                 k):
         """Row (n, k) of :func:`class_rows_fwd_grad`: writes its gradient and returns its loss
         (every thread gets it)."""
         step = cuda.blockDim.x
@@ -166,7 +203,7 @@ def _row_kernel(ft):
             cuda.syncthreads()  # the row is written before the next one is read (in place)
             return -w_t * x_t if not ignored else 0.0
         # 1. online softmax
-        m, s, mass = online_softmax(x, n, k, y, weight, mode, keep, spread, step)
+        m, s, mass = online_softmax(x, n, k, y, weight, keep, spread, step)
         top, total = _merge_softmax(buffer, m, s)
         if mode == SOFT or spread != 0:
             mass = block_sum(buffer, mass)
@@ -204,34 +241,41 @@ def _row_kernel(ft):
         b_x = ft(b)
         spread_term = mode == SOFT or spread != 0
         part = 0.0
-        for c in range(cuda.threadIdx.x, n_classes, step):
-            v = x[n, k, c]
-            w = weight[c] if weight.shape[0] else ft(1)
-            q = ft(keep) * y[n, k, c] + ft(spread) if mode == SOFT else ft(spread)
-            if spread_term:
-                part += w * q * (ft(log_total) - (v - top_x))
-            if want_grad:
-                out = a_x * math.exp(v - top_x)
-                if spread_term:
-                    # Without smoothing no weight enters here: a NaN weight reaches its own class's rows only.
-                    out -= s_x * w * q
-                if c == t and mode == CLASS:
-                    out -= b_x
-                grad[n, k, c] = out
+        values = cuda.local.array(unroll, ft)
+        for start in range(cuda.threadIdx.x, n_classes, step * unroll):
+            for u in range(unroll):  # every load first, as in pass 1 (this thread's own classes: read before written)
+                c = start + u * step
+                values[u] = x[n, k, c] if c < n_classes else ft(0)
+            for u in range(unroll):
+                c = start + u * step
+                if c < n_classes:
+                    v = values[u]
+                    w = weight[c] if weight.shape[0] else ft(1)
+                    q = ft(keep) * y[n, k, c] + ft(spread) if mode == SOFT else ft(spread)
+                    if spread_term:
+                        part += w * q * (ft(log_total) - (v - top_x))
+                    if want_grad:
+                        out = a_x * math.exp(v - top_x)
+                        if spread_term:
+                            # Without smoothing no weight enters here: a NaN weight reaches its own class's rows only.
+                            out -= s_x * w * q
+                        if c == t and mode == CLASS:
+                            out -= b_x
+                        grad[n, k, c] = out
         if spread_term:
             value += block_sum(buffer, part)
         return value
 
-    @cuda.jit
-    def class_rows_fwd_grad(x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor, den, loss,
-                            grad, want_grad, parts, flag):
+    def class_rows_fwd_grad(x, target, y, weight, keep, spread, gamma, ignore_index, scale, factor, den, loss, grad,
+                            parts, flag):
         """Fused softmax cross-entropy, focal loss and NLL over (N, K, C) rows, one block per row.
 
-        ``mode``: :data:`CLASS` (``target`` (N, K) class indices; ``keep = 1 - label_smoothing``,
-        ``spread = label_smoothing / C``, focal exponent ``gamma``), :data:`SOFT` (``y``
-        (N, K, C) probabilities, smoothed as ``keep y + spread``) or :data:`NLL` (``x`` holds
-        log-probabilities). ``weight`` (C,), empty for ones. Writes each row's loss into
-        ``loss`` (N, K) (unless empty) and, if ``want_grad``, its gradient times
+        The variant's ``mode``: :data:`CLASS` (``target`` (N, K) class indices; ``keep = 1 -
+        label_smoothing``, ``spread = label_smoothing / C``, focal exponent ``gamma``),
+        :data:`SOFT` (``y`` (N, K, C) probabilities, smoothed as ``keep y + spread``) or
+        :data:`NLL` (``x`` holds log-probabilities). ``weight`` (C,), empty for ones. Writes
+        each row's loss into ``loss`` (N, K) (unless empty) and, in a variant with the
+        gradient (``want_grad``), its gradient times
         ``factor * scale[n, k] / den[0]`` (an empty ``scale`` or ``den`` stands for 1) into
         ``grad`` (N, K, C), which may be ``x`` itself; ``parts[block]``: the float64 sum of
         its block's row losses. A bad class index: NaN row, flagged in ``flag``.
@@ -242,19 +286,24 @@ def _row_kernel(ft):
         for r in range(cuda.blockIdx.x, x.shape[0] * n_pos, cuda.gridDim.x):
             n = r // n_pos
             k = r - n * n_pos
-            value = row_loss(buffer, x, target, y, weight, mode, keep, spread, gamma, ignore_index, scale, factor,
-                             den, grad, want_grad, flag, n, k)
+            value = row_loss(buffer, x, target, y, weight, keep, spread, gamma, ignore_index, scale, factor, den, grad,
+                             flag, n, k)
             if loss.shape[0] and cuda.threadIdx.x == 0:
                 loss[n, k] = value
             block_total += value
         if cuda.threadIdx.x == 0:
             parts[cuda.blockIdx.x] = block_total
 
-    return class_rows_fwd_grad
+    # Each variant's own name (class_rows_class_grad, ...), the one a profiler shows.
+    name = f"class_rows_{('class', 'soft', 'nll')[mode]}{'_grad' if want_grad else ''}"
+    class_rows_fwd_grad.__name__ = name
+    class_rows_fwd_grad.__qualname__ = f"{class_rows_fwd_grad.__qualname__.rpartition('.')[0]}.{name}"
+    return cuda.jit(**resident(ROW_BLOCKS))(class_rows_fwd_grad)
 
 
-#: The row kernel (see :func:`_row_kernel`) for float32 and for float64 logits.
-ROW_KERNELS = {np.dtype(np.float32): _row_kernel(numba.float32), np.dtype(np.float64): _row_kernel(numba.float64)}
+#: The row kernel's variants (see :func:`_row_kernel`), by (logits' dtype, mode, gradient wanted).
+ROW_KERNELS = {(np.dtype(ft.name), mode, want_grad): _row_kernel(ft, mode, want_grad)
+               for ft in (numba.float32, numba.float64) for mode in (CLASS, SOFT, NLL) for want_grad in (False, True)}
 
 
 @cuda.jit
@@ -300,9 +349,10 @@ def _signatures():
     signatures = []
     for f in ("float32", "float64"):
         signatures += [
-            (ROW_KERNELS[np.dtype(f)], f"void({f}[:, :, :], int64[:, :], {f}[:, :, :], {f}[:], int64, float64, "
-                                       f"float64, float64, int64, {f}[:, :], float64, float64[:], {f}[:, :], "
-                                       f"{f}[:, :, :], boolean, float64[:], int64[:])"),
+            (kernel, f"void({f}[:, :, :], int64[:, :], {f}[:, :, :], {f}[:], float64, float64, float64, int64, "
+                     f"{f}[:, :], float64, float64[:], {f}[:, :], {f}[:, :, :], float64[:], int64[:])")
+            for (dtype, _, _), kernel in ROW_KERNELS.items() if dtype == np.dtype(f)
+        ] + [
             (class_target_sums, f"void(int64[:, :], int64, int64, {f}[:], boolean, float64[:], int64[:])"),
             (sum_parts, f"void(float64[:], float64[:], float64, {f}[:])"),  # float64: also the denominator's
         ]
@@ -463,8 +513,9 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     n_rows = rows.shape[0] * rows.shape[1]
     flag = new_flag(n_rows)
     blocks = grid(n_rows, 1)[0]  # one block per row (one "item" a block), up to the grid's cap
-    # Threads per row: a power of two (the block reductions halve it) near C, 32 to THREADS.
-    threads = threads_for(n_classes)
+    # Threads per row: a power of two (the block reductions halve it) near C over the
+    # logits a thread loads at once, 32 to THREADS.
+    threads = threads_for(-(-n_classes // (LOADS_IN_FLIGHT // dtype.itemsize)))
     # The mean's denominator: the number of rows for probability targets, else summed on the device.
     host_denominator = float(n_rows) if mode == SOFT else 1.0
     if grad:
@@ -486,8 +537,8 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     losses = cuda.device_array(loss_shape, dtype) if reduction == "none" else None
     loss_rows = _rows(losses, _position_rows, "loss") if losses is not None else _empty(2, dtype)
     parts = cuda.device_array(blocks, np.float64)
-    ROW_KERNELS[dtype][blocks, threads](rows, target, y, weight, mode, keep, spread, gamma, ignore_index, scale,
-                                         factor, den, loss_rows, grad_rows, grad, parts, flag)
+    ROW_KERNELS[dtype, mode, bool(grad)][blocks, threads](rows, target, y, weight, keep, spread, gamma, ignore_index,
+                                                          scale, factor, den, loss_rows, grad_rows, parts, flag)
     if losses is None:
         out = cuda.device_array(1, dtype)
         sum_parts[1, THREADS](parts, den if reduction == "mean" else _empty(1, np.float64),

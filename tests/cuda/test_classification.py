@@ -70,6 +70,35 @@ def test_cross_entropy_class_targets(rng, cuda, dtype, case):
         check("cross_entropy", cuda, x, t, label_smoothing=0.1, grad=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's NumPy scalars warn where a GPU gives NaN
+def test_rows_of_several_loads_a_thread(rng, cuda, dtype):
+    """Rows longer than a block's threads times the logits a thread loads at once (300
+    classes: 32 threads read 8 float32 or 4 float64 each at a time, so 2 or 3 rounds, the
+    last one partial): a row whose maximum grows every round (the running sum rescaled),
+    one with NaN in its last round, one with -inf and +inf in different rounds, in place
+    and with soft targets."""
+    n_classes = 300
+    x = logits(rng, (5, n_classes), dtype)
+    x[0] = np.linspace(-3, 30, n_classes)
+    x[1, n_classes - 3] = np.nan
+    x[2, 1] = -np.inf
+    x[3, 2] = -np.inf
+    x[3, 280] = np.inf
+    t = np.array([299, 4, 1, 7, -100])
+    w = rng.uniform(0.5, 2.0, n_classes).astype(dtype)
+    check("cross_entropy", cuda, x, t, w, label_smoothing=0.1, reduction="none", grad=True)
+    check("focal_loss", cuda, x[[0, 4]], np.array([3, 250]), gamma=2.0, grad=True)
+    y = rng.dirichlet(np.ones(n_classes), 5).astype(dtype)
+    check("cross_entropy", cuda, x, y, label_smoothing=0.2, reduction="sum", grad=True)
+    finite = x[[0, 4]]
+    expected = fastloss.cross_entropy(finite, np.array([0, 299]), grad=True)
+    device = cuda.to_device(finite)
+    loss, g = gpu.cross_entropy(device, np.array([0, 299]), grad=True, grad_out=device)
+    close(loss, expected[0], dtype)
+    close(device, expected[1], dtype)
+
+
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_cross_entropy_without_gradient(rng, cuda, reduction):
     x = logits(rng, (3, 6), np.float64)
@@ -265,6 +294,6 @@ def test_host_checks_as_on_the_cpu(cuda):
 def test_ptx_signatures_cover_both_dtypes():
     kernels = {kernel for kernel, _ in gpu.PTX_SIGNATURES}
     assert kernels == {*gpu.ROW_KERNELS.values(), gpu.class_target_sums, gpu.sum_parts}
-    for dtype in ("float32", "float64"):
-        (row,) = [signature for kernel, signature in gpu.PTX_SIGNATURES if kernel is gpu.ROW_KERNELS[np.dtype(dtype)]]
+    for (dtype, _, _), row_kernel in gpu.ROW_KERNELS.items():
+        (row,) = [signature for kernel, signature in gpu.PTX_SIGNATURES if kernel is row_kernel]
         assert row.startswith(f"void({dtype}[:, :, :]")
