@@ -116,15 +116,8 @@ def blocks_per_sm(registers, shared, threads=THREADS, sm=SM90):
 
 
 def label(name, kernel):
-    """A kernel's name in the table: module and qualified name, and for the elementwise
-    driver (one kernel a scalar kernel) the scalar kernel it applies."""
-    function = kernel.py_func
-    text = f"{name.removeprefix('fastloss.')}.{function.__qualname__.replace('.<locals>', '')}"
-    cells = dict(zip(function.__code__.co_freevars, function.__closure__ or ()))
-    if "scalar" in cells:
-        scalar = cells["scalar"].cell_contents
-        text += f" ({getattr(scalar, 'py_func', scalar).__name__})"
-    return text
+    """A kernel's name in the table: its module and qualified name."""
+    return f"{name.removeprefix('fastloss.')}.{kernel.py_func.__qualname__.replace('.<locals>', '')}"
 
 
 def main(argv=None):

@@ -10,12 +10,13 @@ which compile for sm_90 too: ``bench/gpu_compile.py``). :func:`driver` makes one
 kernel per scalar kernel (cached), and :func:`elementwise_loss` runs it as the CPU's
 ``elementwise_loss`` runs its driver.
 
-The driver is a grid-stride loop, one element per thread and step, for bandwidth: every
+The driver is a grid-stride loop, for bandwidth: each thread loads a few elements of
+every operand a round before it computes any, so that enough loads are in flight. Every
 operand is read through a flat view with its own strides (:func:`fastloss._core.cuda.strided`),
 so that a broadcast target, weight or ``grad_output`` is read where it lies, never
 materialised; axes along which every operand is laid out contiguously are merged on the
-host first, so that the common case (every operand contiguous or a single value) takes
-no index arithmetic at all. Each block sums its weighted losses in float64 (as the CPU
+host first, and when every operand is then contiguous or a single value, the common
+case, a variant of the kernel without index arithmetic runs (``flat``). Each block sums its weighted losses in float64 (as the CPU
 driver does) and writes one partial sum; :func:`_finish` adds the partial sums in one
 block and divides by the mean's denominator, on the device. A gradient with respect to a
 broadcast ``z`` is summed over the broadcast axes with float64 atomics, then cast.
@@ -31,9 +32,10 @@ from __future__ import annotations
 import functools
 import math
 
+import numba
 import numpy as np
 
-from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, strided, to_device
+from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, resident, strided, to_device
 from .cuda_blocks import block_sum, cuda, divide
 from .elementwise import SCALAR_KERNELS
 from .reduction import loss_scale
@@ -43,6 +45,12 @@ from .validation import as_target_array
 THREADS = block_size()
 #: The most axes an operand may keep once the axes laid out alike are merged.
 MAXDIM = 8
+#: Bytes of each operand a thread of :func:`driver`'s kernel loads before it computes (4
+#: float32 or 2 float64 elements: with two inputs, 32 bytes in flight a thread), and the
+#: blocks of 256 threads it keeps on one multiprocessor (launch bounds: at most 64
+#: registers a thread on sm_90): 32 KiB in flight an SM.
+LOADS_IN_FLIGHT = 16
+ELEMENTWISE_BLOCKS = 4
 # How an operand's element i is found: at i, at its one value, or through its strides.
 CONTIGUOUS, SINGLE, STRIDED = 0, 1, 2
 
@@ -99,65 +107,91 @@ def check_variance(x, y, z):
 
 
 @functools.cache
-def driver(name, check=no_check):
-    """The CUDA kernel applying registered scalar kernel ``name`` elementwise (cached per
-    kernel and check):
+def driver(name, check=no_check, flat=False, dtype=np.dtype(np.float64)):
+    """The CUDA kernel applying registered scalar kernel ``name`` elementwise to operands of
+    ``dtype`` (cached per kernel, check, layout and dtype):
 
     ``driver[blocks, THREADS](shape, ndim, n, x, y, z, weight, scale, p0, p1, p2, loss,
     dx, dz, atomic_dx, atomic_dz, want_loss, want_dx, want_dz, flag, partial)``
 
     ``x``..``scale``, ``dx``, ``dz``: operands ``(flat, start, mode, strides)`` over the
-    merged ``shape`` (:data:`MAXDIM` axes, the last ``ndim`` in use); ``loss``: a
-    contiguous array of ``n`` losses (when ``want_loss``); ``dx`` and ``dz`` summed with
-    float64 atomics when ``atomic_dx``, ``atomic_dz`` (a broadcast x or z); ``flag``: slots 0..2 receive the first
-    element whose x, y or z ``check`` refuses; ``partial[block]``: the block's float64 sum
-    of ``weight * loss``.
+    merged ``shape`` (:data:`MAXDIM` axes, the last ``ndim`` in use); with ``flat``, every
+    operand is contiguous or a single value (no index arithmetic: element i is at
+    ``start + i`` or ``start``). ``loss``: a contiguous array of ``n`` losses (when
+    ``want_loss``); ``dx`` and ``dz`` summed with float64 atomics when ``atomic_dx``,
+    ``atomic_dz`` (a broadcast x or z); ``flag``: slots 0..2 receive the first element
+    whose x, y or z ``check`` refuses; ``partial[block]``: the block's float64 sum of
+    ``weight * loss``.
+
+    A thread takes :data:`LOADS_IN_FLIGHT` bytes of each operand a round (elements i, i +
+    grid size, ...): it loads them all before it computes any, so that a multiprocessor has
+    enough loads in flight to keep HBM busy.
     """
     scalar, takes_grad = SCALAR_KERNELS[name]
+    ft = numba.from_dtype(np.dtype(dtype))
+    unroll = LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
 
-    @cuda.jit
+    @cuda.jit(device=True)
+    def at(operand, i, shape, ndim):
+        """Where element ``i`` of ``operand`` is in its flat array."""
+        if flat:  # a constant of the closure: CONTIGUOUS (0) steps by 1, SINGLE (1) by 0
+            return operand[1] + i * (1 - operand[2])
+        return _offset(operand, i, shape, ndim)
+
     def elementwise(shape, ndim, n, x, y, z, weight, scale, p0, p1, p2, loss, dx, dz, atomic_dx, atomic_dz, want_loss,
                     want_dx, want_dz, flag, partial):
         buffer = cuda.shared.array(THREADS, np.float64)
+        xs = cuda.local.array(unroll, ft)
+        ys = cuda.local.array(unroll, ft)
+        zs = cuda.local.array(unroll, ft)
+        ws = cuda.local.array(unroll, ft)
+        gs = cuda.local.array(unroll, ft)
         acc = 0.0
-        i = np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x
         step = np.int64(cuda.gridDim.x) * cuda.blockDim.x
-        while i < n:
-            xv = _read(x, i, shape, ndim)
-            yv = _read(y, i, shape, ndim)
-            zv = _read(z, i, shape, ndim)
-            w = _read(weight, i, shape, ndim)
-            g = _read(scale, i, shape, ndim) * w
-            if takes_grad:  # a constant of the closure: Numba compiles one branch
-                value, gx, gz = scalar(xv, yv, zv, g, p0, p1, p2)
-            else:
-                value, gx, gz = scalar(xv, yv, zv, p0, p1, p2)
-                gx *= g
-                gz *= g
-            value *= w
-            bad = check(xv, yv, zv)
-            if bad:
-                cuda.atomic.min(flag, bad - 1, i)
-                value = gx = gz = xv * math.nan
-            if want_loss:
-                loss[i] = value
-            acc += value
-            if want_dx:
-                if atomic_dx:
-                    cuda.atomic.add(dx[0], _offset(dx, i, shape, ndim), np.float64(gx))
-                else:
-                    dx[0][_offset(dx, i, shape, ndim)] = gx
-            if want_dz:
-                if atomic_dz:
-                    cuda.atomic.add(dz[0], _offset(dz, i, shape, ndim), np.float64(gz))
-                else:
-                    dz[0][_offset(dz, i, shape, ndim)] = gz
-            i += step
+        for first in range(np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x, n, step * unroll):
+            for u in range(unroll):  # every load of the round first
+                i = first + u * step
+                if i < n:
+                    xs[u] = x[0][at(x, i, shape, ndim)]
+                    ys[u] = y[0][at(y, i, shape, ndim)]
+                    zs[u] = z[0][at(z, i, shape, ndim)]
+                    ws[u] = weight[0][at(weight, i, shape, ndim)]
+                    gs[u] = scale[0][at(scale, i, shape, ndim)]
+            for u in range(unroll):
+                i = first + u * step
+                if i < n:
+                    xv, yv, zv, w = xs[u], ys[u], zs[u], ws[u]
+                    g = gs[u] * w
+                    if takes_grad:  # a constant of the closure: Numba compiles one branch
+                        value, gx, gz = scalar(xv, yv, zv, g, p0, p1, p2)
+                    else:
+                        value, gx, gz = scalar(xv, yv, zv, p0, p1, p2)
+                        gx *= g
+                        gz *= g
+                    value *= w
+                    bad = check(xv, yv, zv)
+                    if bad:
+                        cuda.atomic.min(flag, bad - 1, i)
+                        value = gx = gz = xv * math.nan
+                    if want_loss:
+                        loss[i] = value
+                    acc += value
+                    if want_dx:
+                        if atomic_dx:
+                            cuda.atomic.add(dx[0], at(dx, i, shape, ndim), np.float64(gx))
+                        else:
+                            dx[0][at(dx, i, shape, ndim)] = gx
+                    if want_dz:
+                        if atomic_dz:
+                            cuda.atomic.add(dz[0], at(dz, i, shape, ndim), np.float64(gz))
+                        else:
+                            dz[0][at(dz, i, shape, ndim)] = gz
         total = block_sum(buffer, acc)
         if cuda.threadIdx.x == 0:
             partial[cuda.blockIdx.x] = total
 
-    return elementwise
+    elementwise.__name__ = elementwise.__qualname__ = f"elementwise_{name.strip('_')}{'_flat' if flat else ''}"
+    return cuda.jit(**resident(ELEMENTWISE_BLOCKS))(elementwise)
 
 
 @cuda.jit
@@ -374,7 +408,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     scale = _scale(reduction, grad_output, shape, denominator, dtype) if grad else one
     want_loss = reduction == "none"
     loss = cu.device_array(shape if want_loss else 0, dtype)
-    blocks, threads = grid(n)
+    blocks, threads = grid(-(-n // (LOADS_IN_FLIGHT // dtype.itemsize)))  # a round of loads a thread, at least
     partial = cu.device_array(blocks, np.float64) if n else to_device(np.zeros(1))  # no element: the sum is 0
     flag = new_flag(n, 3) if check is not no_check else _constant(np.int64, 0)
     atomic_dx = grad and tuple(x.shape) != shape
@@ -394,7 +428,8 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
                                                          dz_operand if want_dz else stand_in])
         xo, yo, zo, wo, so, dxo, dzo = operands
         params = tuple(dtype.type(p) for p in params)
-        driver(kind.name, check)[blocks, threads](
+        flat = all(operand[2] != STRIDED for operand in operands)
+        driver(kind.name, check, flat, dtype)[blocks, threads](
             merged, ndim, np.int64(n), xo, yo, zo, wo, so, *params, loss.reshape(n) if want_loss else loss, dxo, dzo,
             atomic_dx, atomic_dz, want_loss, grad, want_dz, flag, partial)
     bad = flagged(flag, n) if check is not no_check else None
@@ -522,13 +557,12 @@ def _ptx_signatures():
     flag, partial, boolean = types.int64[::1], types.float64[::1], types.boolean
     listed = []
     for name in SCALAR_KERNELS:
-        signatures = []
         for dtype in (types.float32, types.float64):
             dz = types.float64 if name == "_gaussian_nll_point" else dtype  # gaussian's var is broadcast here
-            signatures.append((index, types.int64, types.int64, *[operand(dtype)] * 5, dtype, dtype, dtype,
-                               dtype[::1], operand(dtype), operand(dz), boolean, boolean, boolean, boolean, boolean,
-                               flag, partial))
-        listed.append((driver(name, checks.get(name, no_check)), signatures))
+            signature = (index, types.int64, types.int64, *[operand(dtype)] * 5, dtype, dtype, dtype, dtype[::1],
+                         operand(dtype), operand(dz), boolean, boolean, boolean, boolean, boolean, flag, partial)
+            for flat in (True, False):
+                listed.append((driver(name, checks.get(name, no_check), flat, np.dtype(dtype.name)), [signature]))
     for dtype in (types.float32, types.float64):
         listed += [(_finish, [(partial, types.int64, partial, types.float64, dtype[::1])]),
                    (_sum, [(index, types.int64, types.int64, operand(dtype), partial)]),

@@ -196,6 +196,27 @@ def test_many_blocks_and_broadcast_axes(cuda, rng):
         _assert_close(actual, expected, np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rounds_of_several_elements_a_thread(cuda, rng, dtype, monkeypatch):
+    """More elements than the grid's threads times the elements a thread loads at once
+    (1500 > 4 blocks x 32 threads x 4 under the simulator: three rounds, the last one
+    partial), every operand contiguous (the flat kernel) and with a target broadcast along
+    an axis (strided reads): the losses, their sum and the gradient."""
+    from fastloss._core import cuda_elementwise
+
+    layouts = []
+    driver = cuda_elementwise.driver
+    monkeypatch.setattr(cuda_elementwise, "driver", lambda *key: layouts.append(key[2]) or driver(*key))
+    x = rng.standard_normal((30, 50)).astype(dtype)
+    for target in (rng.standard_normal((30, 50)).astype(dtype), rng.standard_normal((30, 1)).astype(dtype)):
+        for reduction in ("none", "sum"):
+            expected = fl.smooth_l1_loss(x, target, reduction=reduction, beta=0.5, grad=True)  # the CPU function
+            actual = fl.smooth_l1_loss(cuda.to_device(x), cuda.to_device(target), reduction=reduction, beta=0.5,
+                                       grad=True)
+            _assert_close(actual, expected, dtype)
+    assert layouts == [True, True, False, False]
+
+
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_empty_input(cuda, reduction):
     x = np.zeros((0, 5))
