@@ -8,8 +8,9 @@ buffers at most (the distances and the pair weights; never B^3):
    :func:`label_groups`: the indices sorted by label, ascending within a label, and
    each index's class start and size, by counting (a thread per index, O(B) each): the
    CPU's ``np.unique`` and stable argsort, without leaving the device.
-2. :func:`distance_tiles`: the B x B distances in shared-memory tiles of the Gram
-   product, as the CPU forms them (:math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j`
+2. :func:`distance_tiles`: the B x B distances in register-blocked tiles of the Gram
+   product (each thread 4 x 4 cells, the dimension staged in shared memory), as the CPU
+   forms them (:math:`\|x_i\|^2 + \|x_j\|^2 - 2 x_i \cdot x_j`
    clamped at 0; from the differences where a squared norm is not finite; ``1 -``
    the cosine).
 3. :func:`mine_anchor_rows`: a block per anchor mines its row and writes its pair
@@ -49,8 +50,15 @@ from .cpu import _BATCH_ALL, _BATCH_HARD, _COSINE, _EUCLIDEAN, _SEMI_HARD, METRI
 
 #: Threads per block of the row kernels, and the slots of their shared reduction buffer.
 _THREADS = block_size()
-#: Rows of the square tiles of :func:`distance_tiles`: one thread per tile cell.
+#: :func:`distance_tiles`' blocks: (_TILE, _TILE) threads, each computing _CELLS x _CELLS
+#: distances of a _SPAN x _SPAN tile (64 x 64 on a GPU), the dimension staged _DEPTH at a time.
 _TILE = math.isqrt(_THREADS)
+_CELLS = 4
+_SPAN = _TILE * _CELLS
+_DEPTH = _TILE
+#: The staged tiles' row length: one more than _SPAN, so that the staging stores (a
+#: thread per depth) meet no shared-memory bank twice.
+_PITCH = _SPAN + 1
 _MEAN, _MEAN_NONZERO, _SUM = range(3)
 
 
@@ -124,6 +132,24 @@ def _first_extreme(dist, a, labels, label, same, order, lo, hi, largest, buffer)
     return int(-block_max(buffer, at))
 
 
+@cuda.jit(device=True)
+def _distance(x, sq, inv_norm, metric, i, j, dot):
+    """Cell (i, j) of :func:`distance_tiles` from the dot product x_i . x_j."""
+    if metric == _COSINE:
+        return 1.0 - dot * inv_norm[i] * inv_norm[j]
+    if abs(sq[i]) < math.inf and abs(sq[j]) < math.inf:
+        q = sq[i] + sq[j] - 2.0 * dot
+        q = q if not q < 0.0 else 0.0  # rounding can make it negative; NaN passes
+        if i == j and q == q:
+            q = 0.0
+    else:  # a non-finite squared norm: from the differences (inf stays inf, NaN stays NaN), as torch.cdist
+        q = 0.0
+        for k in range(x.shape[1]):
+            diff = 1.0 * x[i, k] - x[j, k]
+            q += diff * diff
+    return math.sqrt(q) if metric == _EUCLIDEAN else q
+
+
 # ----------------------------------------------------------------- kernels
 
 @cuda.jit
@@ -165,43 +191,53 @@ def label_groups(labels, group_start, group_size, order):
 
 @cuda.jit
 def distance_tiles(x, sq, inv_norm, metric, dist):
-    """dist = the B x B distances of the rows of x, a (tile x tile) block of threads per
-    tile of dist, the dot products accumulated (float64) over tiles of the dimension staged
-    in shared memory; then per cell the CPU's formula (see the module docstring)."""
-    rows = cuda.shared.array((_TILE, _TILE), np.float64)
-    cols = cuda.shared.array((_TILE, _TILE), np.float64)
+    """dist = the B x B distances of the rows of x: a (tile x tile) block of threads per
+    :data:`_SPAN` x :data:`_SPAN` tile of dist, each thread :data:`_CELLS` x :data:`_CELLS`
+    cells (rows ty, ty + tile, ..., columns tx, tx + tile, ...), their dot products
+    accumulated in float64 over the dimension, staged :data:`_DEPTH` at a time in shared
+    memory (each value read from shared memory serves :data:`_CELLS` products); then per
+    cell the CPU's formula (see the module docstring)."""
+    rows = cuda.shared.array((_DEPTH, _PITCH), np.float64)
+    cols = cuda.shared.array((_DEPTH, _PITCH), np.float64)
+    dots = cuda.local.array((_CELLS, _CELLS), np.float64)
+    left = cuda.local.array(_CELLS, np.float64)
+    right = cuda.local.array(_CELLS, np.float64)
     ty = cuda.threadIdx.y
     tx = cuda.threadIdx.x
-    i = cuda.blockIdx.y * _TILE + ty
-    j = cuda.blockIdx.x * _TILE + tx
+    tid = ty * _TILE + tx
+    top = cuda.blockIdx.y * _SPAN
+    first = cuda.blockIdx.x * _SPAN
     n, dim = x.shape
-    dot = 0.0
-    for k0 in range(0, dim, _TILE):
-        # thread (ty, tx) stages x[row ty of the i tile, k0 + tx] and x[row ty of the j tile, k0 + tx]
-        r = cuda.blockIdx.y * _TILE + ty
-        c = cuda.blockIdx.x * _TILE + ty
-        rows[ty, tx] = x[r, k0 + tx] if r < n and k0 + tx < dim else 0.0
-        cols[ty, tx] = x[c, k0 + tx] if c < n and k0 + tx < dim else 0.0
+    for u in range(_CELLS):
+        for v in range(_CELLS):
+            dots[u, v] = 0.0
+    for k0 in range(0, dim, _DEPTH):
+        for e in range(tid, _SPAN * _DEPTH, _TILE * _TILE):  # a row's _DEPTH values by neighbouring threads
+            r = e // _DEPTH
+            k = k0 + e - r * _DEPTH
+            rows[e - r * _DEPTH, r] = x[top + r, k] if top + r < n and k < dim else 0.0
+            cols[e - r * _DEPTH, r] = x[first + r, k] if first + r < n and k < dim else 0.0
         cuda.syncthreads()
-        for k in range(min(_TILE, dim - k0)):
-            dot += rows[ty, k] * cols[tx, k]
+        for k in range(min(_DEPTH, dim - k0)):
+            for u in range(_CELLS):
+                left[u] = rows[k, ty + u * _TILE]
+                right[u] = cols[k, tx + u * _TILE]
+            for u in range(_CELLS):
+                for v in range(_CELLS):
+                    dots[u, v] += left[u] * right[v]
         cuda.syncthreads()
-    if i >= n or j >= n:
-        return
-    if metric == _COSINE:
-        dist[i, j] = 1.0 - dot * inv_norm[i] * inv_norm[j]
-        return
-    if abs(sq[i]) < math.inf and abs(sq[j]) < math.inf:
-        q = sq[i] + sq[j] - 2.0 * dot
-        q = q if not q < 0.0 else 0.0  # rounding can make it negative; NaN passes
-        if i == j and q == q:
-            q = 0.0
-    else:  # a non-finite squared norm: from the differences (inf stays inf, NaN stays NaN), as torch.cdist
-        q = 0.0
-        for k in range(dim):
-            diff = 1.0 * x[i, k] - x[j, k]
-            q += diff * diff
-    dist[i, j] = math.sqrt(q) if metric == _EUCLIDEAN else q
+    # The sums leave the registers once, by constant indices, for the cell-by-cell loop below
+    # (which stays a loop: an index it takes at run time would keep every sum in memory).
+    cells = cuda.local.array((_CELLS, _CELLS), np.float64)
+    for u in range(_CELLS):
+        for v in range(_CELLS):
+            cells[u, v] = dots[u, v]
+    for u in range(_CELLS):
+        for v in range(_CELLS):
+            i = top + ty + u * _TILE
+            j = first + tx + v * _TILE
+            if i < n and j < n:
+                dist[i, j] = _distance(x, sq, inv_norm, metric, i, j, cells[u, v])
 
 
 @cuda.jit
@@ -326,27 +362,59 @@ def triplet_finish(loss, nonzero, terms, reduction, grad_output, out, scale):
 
 @cuda.jit
 def gradient_rows(x, weights, used, inv_norm, metric, eps, scale, out):
-    """out[k] = d loss / d x_k, a block per row k (grid-stride), threads over the dimension:
-    the pairs that a term uses only, with S = W + W^T (see the module docstring), times ``scale[0]``; a
-    row that no pair reaches gets 0."""
+    """out[k] = d loss / d x_k, a block per row k (grid-stride), a thread per dimension:
+    the pairs that a term uses only, with S = W + W^T (see the module docstring), times
+    ``scale[0]``; a row that no pair reaches gets 0.
+
+    Row k's partners (the j with ``used[k, j]`` or ``used[j, k]``) are found a block's
+    width of j at a time and listed in index order in shared memory (a prefix sum of the
+    threads' finds), with their S_kj; then every thread adds, for its dimension, the
+    listed partners' terms in that order, as the CPU's sparse lists do. A batch-hard row
+    has two partners as anchor and a few more as a positive or negative: its cost is the
+    scan of B pairs, not B for every dimension."""
     buffer = cuda.shared.array(_THREADS, np.float64)
+    partners = cuda.shared.array(_THREADS, np.int64)
+    pair_weights = cuda.shared.array(_THREADS, np.float64)
+    counts = cuda.shared.array(_THREADS, np.int64)
+    tid = cuda.threadIdx.x
+    threads = cuda.blockDim.x
     n, dim = x.shape
     for k in range(cuda.blockIdx.x, n, cuda.gridDim.x):
         touched = 0.0
         radial = 0.0  # cosine: x_hat_k . acc
-        for d in range(cuda.threadIdx.x, dim, cuda.blockDim.x):
+        for d0 in range(0, dim, threads):
+            d = d0 + tid
             acc = 0.0
-            for j in range(n):
-                if used[k, j] or used[j, k]:
-                    s = 1.0 * weights[k, j] + weights[j, k]
-                    if metric == _COSINE:
-                        acc -= s * (x[j, d] * inv_norm[j])
-                    else:
-                        acc += 2.0 * s * (1.0 * x[k, d] - x[j, d])
-            out[k, d] = acc
-            touched = 1.0 if acc != 0.0 else touched
-            if metric == _COSINE:
-                radial += x[k, d] * inv_norm[k] * acc
+            for j0 in range(0, n, threads):
+                j = j0 + tid
+                found = j < n and (used[k, j] or used[j, k])
+                counts[tid] = 1 if found else 0
+                cuda.syncthreads()
+                step = 1
+                while step < threads:  # inclusive prefix sum: counts[t] = finds among threads 0..t
+                    below = counts[tid - step] if tid >= step else 0
+                    cuda.syncthreads()
+                    counts[tid] += below
+                    cuda.syncthreads()
+                    step *= 2
+                if found:
+                    partners[counts[tid] - 1] = j
+                    pair_weights[counts[tid] - 1] = 1.0 * weights[k, j] + weights[j, k]
+                listed = counts[threads - 1]
+                cuda.syncthreads()
+                if d < dim:
+                    for q in range(listed):
+                        s = pair_weights[q]
+                        if metric == _COSINE:
+                            acc -= s * (x[partners[q], d] * inv_norm[partners[q]])
+                        else:
+                            acc += 2.0 * s * (1.0 * x[k, d] - x[partners[q], d])
+                cuda.syncthreads()  # the list is read before the next chunk's is written
+            if d < dim:
+                out[k, d] = acc
+                touched = 1.0 if acc != 0.0 else touched
+                if metric == _COSINE:
+                    radial += x[k, d] * inv_norm[k] * acc
         touched = block_max(buffer, touched)
         factor = scale[0]
         if metric == _COSINE:  # through x / max(|x|, eps): minus the radial part (not below eps), over the norm
@@ -354,7 +422,7 @@ def gradient_rows(x, weights, used, inv_norm, metric, eps, scale, out):
             if inv_norm[k] >= 1.0 / eps:
                 radial = 0.0
             factor *= inv_norm[k]
-        for d in range(cuda.threadIdx.x, dim, cuda.blockDim.x):
+        for d in range(tid, dim, threads):
             value = out[k, d]
             if metric == _COSINE:
                 value -= x[k, d] * inv_norm[k] * radial
@@ -436,7 +504,7 @@ def batch_triplet_loss(embeddings, labels, *, strategy="batch_hard", margin=0.2,
     order = cuda.device_array(n, np.int64)
     label_groups[grid(n)](y, group_start, group_size, order)
     dist = cuda.device_array((n, n), dtype)
-    tiles = -(-n // _TILE)
+    tiles = -(-n // _SPAN)
     distance_tiles[(tiles, tiles), (_TILE, _TILE)](x, sq, inv_norm, metric_code, dist)
     weights = cuda.device_array((n, n), dtype)
     used = cuda.device_array((n, n), np.bool_)

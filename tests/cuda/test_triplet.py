@@ -45,6 +45,18 @@ def test_loss_and_gradient_match_the_cpu(rng, cuda, dtype, strategy, metric, sof
            margin=1.0, grad=True, grad_output=0.7)
 
 
+@pytest.mark.parametrize("dtype, strategy, metric", [(np.float32, "batch_all", "euclidean"),
+                                                     (np.float64, "semi_hard", "cosine")])
+def test_batches_over_the_tiles_and_the_blocks(rng, cuda, dtype, strategy, metric):
+    """36 embeddings of 37 dimensions: distance tiles over two tiles a side and, in each, cells
+    past the batch; a gradient row whose partners are listed a block's width of j at a
+    time, twice (36 > 32 threads under the simulator), and a dimension over two blocks'
+    widths (37 > 32); batch_all's partners are every other row."""
+    labels = rng.integers(0, 4, 36)
+    x = rng.standard_normal((36, 37)).astype(dtype)
+    _check(cuda, x, labels, dtype, strategy=strategy, metric=metric, grad=True)
+
+
 def test_loss_alone_with_device_labels(rng, cuda):
     x = rng.standard_normal((LABELS.size, 4))
     expected = fl.batch_triplet_loss(x, LABELS, strategy="batch_all")
