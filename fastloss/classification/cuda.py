@@ -148,6 +148,7 @@ def _row_kernel(ft, mode, want_grad):
         targets' (q_c = keep y_c + spread) or, with smoothing, the class weights' sum (q_c = 1)."""
         n_classes = x.shape[2]
         values = cuda.local.array(unroll, ft)
+        targets = cuda.local.array(unroll, ft)  # soft targets: read with the logits
         m = low
         s = 0.0
         mass = 0.0
@@ -155,6 +156,8 @@ def _row_kernel(ft, mode, want_grad):
             for u in range(unroll):  # every load first (a class past the row reads as -inf: no term)
                 c = start + u * step
                 values[u] = x[n, k, c] if c < n_classes else low
+                if mode == SOFT:
+                    targets[u] = y[n, k, c] if c < n_classes else ft(0)
             top = m
             for u in range(unroll):
                 if values[u] > top:  # NaN is never larger: it reaches s through exp below
@@ -170,7 +173,7 @@ def _row_kernel(ft, mode, want_grad):
                     c = start + u * step
                     if c < n_classes:
                         w = weight[c] if weight.shape[0] else ft(1)
-                        mass += w * (ft(keep) * y[n, k, c] + ft(spread)) if mode == SOFT else w
+                        mass += w * (ft(keep) * targets[u] + ft(spread)) if mode == SOFT else w
         return m, s, mass
 
     @cuda.jit(device=True)
@@ -242,16 +245,19 @@ def _row_kernel(ft, mode, want_grad):
         spread_term = mode == SOFT or spread != 0
         part = 0.0
         values = cuda.local.array(unroll, ft)
+        targets = cuda.local.array(unroll, ft)
         for start in range(cuda.threadIdx.x, n_classes, step * unroll):
             for u in range(unroll):  # every load first, as in pass 1 (this thread's own classes: read before written)
                 c = start + u * step
                 values[u] = x[n, k, c] if c < n_classes else ft(0)
+                if mode == SOFT:
+                    targets[u] = y[n, k, c] if c < n_classes else ft(0)
             for u in range(unroll):
                 c = start + u * step
                 if c < n_classes:
                     v = values[u]
                     w = weight[c] if weight.shape[0] else ft(1)
-                    q = ft(keep) * y[n, k, c] + ft(spread) if mode == SOFT else ft(spread)
+                    q = ft(keep) * targets[u] + ft(spread) if mode == SOFT else ft(spread)
                     if spread_term:
                         part += w * q * (ft(log_total) - (v - top_x))
                     if want_grad:
