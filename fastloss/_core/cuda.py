@@ -3,8 +3,8 @@
 fastloss's GPU kernels are written once, in the ``numba.cuda`` dialect, in the subset that
 both packages implementing it support: grid and block indices, shared and local arrays,
 ``syncthreads``, atomics, ``math`` and launch bounds (:func:`resident`; both packages'
-``jit`` take ``launch_bounds``, and numba-cuda-mlir 0.6 lowers ``cuda.local.array``). :func:`load` gives the module they are compiled
-with, first to last:
+``jit`` take ``launch_bounds``, and numba-cuda-mlir 0.6 lowers ``cuda.local.array``).
+:func:`load` gives the module they are compiled with, first to last:
 
 1. Numba's CUDA simulator, when ``NUMBA_ENABLE_CUDASIM=1`` is set before numba is
    imported (numba-cuda's simulator runs each CUDA thread as a Python thread on the CPU:

@@ -16,10 +16,11 @@ operand is read through a flat view with its own strides (:func:`fastloss._core.
 so that a broadcast target, weight or ``grad_output`` is read where it lies, never
 materialised; axes along which every operand is laid out contiguously are merged on the
 host first, and when every operand is then contiguous or a single value, the common
-case, a variant of the kernel without index arithmetic runs (``flat``). Each block sums its weighted losses in float64 (as the CPU
-driver does) and writes one partial sum; :func:`_finish` adds the partial sums in one
-block and divides by the mean's denominator, on the device. A gradient with respect to a
-broadcast ``z`` is summed over the broadcast axes with float64 atomics, then cast.
+case, a variant of the kernel without index arithmetic runs (``flat``). Each block sums
+its weighted losses in float64 (as the CPU driver does) and writes one partial sum;
+:func:`_finish` adds the partial sums in one block and divides by the mean's denominator,
+on the device. A gradient with respect to a broadcast ``z`` is summed over the broadcast
+axes with float64 atomics, then cast.
 
 Values that only the kernel sees and the CPU wrapper refuses (binary cross-entropy's
 probabilities, a negative Gaussian variance) are checked in the kernel: the element's
@@ -51,6 +52,11 @@ MAXDIM = 8
 #: registers a thread on sm_90): 32 KiB in flight an SM.
 LOADS_IN_FLIGHT = 16
 ELEMENTWISE_BLOCKS = 4
+
+
+def per_thread(dtype):
+    """Elements of ``dtype`` a thread of :func:`driver`'s kernel loads a round."""
+    return LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
 # How an operand's element i is found: at i, at its one value, or through its strides.
 CONTIGUOUS, SINGLE, STRIDED = 0, 1, 2
 
@@ -129,7 +135,7 @@ def driver(name, check=no_check, flat=False, dtype=np.dtype(np.float64)):
     """
     scalar, takes_grad = SCALAR_KERNELS[name]
     ft = numba.from_dtype(np.dtype(dtype))
-    unroll = LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
+    unroll = per_thread(dtype)
 
     @cuda.jit(device=True)
     def at(operand, i, shape, ndim):
@@ -408,7 +414,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     scale = _scale(reduction, grad_output, shape, denominator, dtype) if grad else one
     want_loss = reduction == "none"
     loss = cu.device_array(shape if want_loss else 0, dtype)
-    blocks, threads = grid(-(-n // (LOADS_IN_FLIGHT // dtype.itemsize)))  # a round of loads a thread, at least
+    blocks, threads = grid(-(-n // per_thread(dtype)))  # a round of loads a thread, at least
     partial = cu.device_array(blocks, np.float64) if n else to_device(np.zeros(1))  # no element: the sum is 0
     flag = new_flag(n, 3) if check is not no_check else _constant(np.int64, 0)
     atomic_dx = grad and tuple(x.shape) != shape

@@ -86,6 +86,11 @@ THREADS = block_size()
 LOADS_IN_FLIGHT = 32
 ROW_BLOCKS = 3
 
+
+def per_thread(dtype):
+    """Logits of ``dtype`` a thread of :func:`class_rows_fwd_grad` loads at once."""
+    return LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
+
 #: What a row of :func:`class_rows_fwd_grad` holds: logits and a class index
 #: (cross-entropy, focal loss), logits and probabilities, or log-probabilities and a class
 #: index (nll_loss).
@@ -138,8 +143,20 @@ def _row_kernel(ft, mode, want_grad):
     thread loads its next ``unroll`` logits (classes ``c, c + blockDim, ...``) into
     registers before it uses any, so that a multiprocessor has enough loads in flight to
     keep HBM busy; one load, used at once, would leave it waiting for each."""
-    unroll = LOADS_IN_FLIGHT // np.dtype(str(ft)).itemsize
+    unroll = per_thread(str(ft))
     low = ft(-math.inf)
+
+    @cuda.jit(device=True)
+    def load_round(values, targets, x, y, n, k, start, step, past):
+        """This thread's next ``unroll`` logits of row (n, k) (classes start, start + step,
+        ...) into ``values`` and, for soft targets, their targets into ``targets``, every
+        load issued before any is used; a class past the row reads as ``past`` (target 0)."""
+        n_classes = x.shape[2]
+        for u in range(unroll):
+            c = start + u * step
+            values[u] = x[n, k, c] if c < n_classes else past
+            if mode == SOFT:
+                targets[u] = y[n, k, c] if c < n_classes else ft(0)
 
     @cuda.jit(device=True)
     def online_softmax(x, n, k, y, weight, keep, spread, step):
@@ -153,11 +170,7 @@ def _row_kernel(ft, mode, want_grad):
         s = 0.0
         mass = 0.0
         for start in range(cuda.threadIdx.x, n_classes, step * unroll):
-            for u in range(unroll):  # every load first (a class past the row reads as -inf: no term)
-                c = start + u * step
-                values[u] = x[n, k, c] if c < n_classes else low
-                if mode == SOFT:
-                    targets[u] = y[n, k, c] if c < n_classes else ft(0)
+            load_round(values, targets, x, y, n, k, start, step, low)  # a class past the row: -inf, no term
             top = m
             for u in range(unroll):
                 if values[u] > top:  # NaN is never larger: it reaches s through exp below
@@ -247,11 +260,7 @@ def _row_kernel(ft, mode, want_grad):
         values = cuda.local.array(unroll, ft)
         targets = cuda.local.array(unroll, ft)
         for start in range(cuda.threadIdx.x, n_classes, step * unroll):
-            for u in range(unroll):  # every load first, as in pass 1 (this thread's own classes: read before written)
-                c = start + u * step
-                values[u] = x[n, k, c] if c < n_classes else ft(0)
-                if mode == SOFT:
-                    targets[u] = y[n, k, c] if c < n_classes else ft(0)
+            load_round(values, targets, x, y, n, k, start, step, ft(0))  # this thread's own classes: read, then written
             for u in range(unroll):
                 c = start + u * step
                 if c < n_classes:
@@ -521,7 +530,7 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     blocks = grid(n_rows, 1)[0]  # one block per row (one "item" a block), up to the grid's cap
     # Threads per row: a power of two (the block reductions halve it) near C over the
     # logits a thread loads at once, 32 to THREADS.
-    threads = threads_for(-(-n_classes // (LOADS_IN_FLIGHT // dtype.itemsize)))
+    threads = threads_for(-(-n_classes // per_thread(dtype)))
     # The mean's denominator: the number of rows for probability targets, else summed on the device.
     host_denominator = float(n_rows) if mode == SOFT else 1.0
     if grad:

@@ -226,8 +226,9 @@ def distance_tiles(x, sq, inv_norm, metric, dist):
                 for v in range(_CELLS):
                     dots[u, v] += left[u] * right[v]
         cuda.syncthreads()
-    # The sums leave the registers once, by constant indices, for the cell-by-cell loop below
-    # (which stays a loop: an index it takes at run time would keep every sum in memory).
+    # The sums leave the registers once, by constant indices, for the cell-by-cell loop below,
+    # which stays a loop: indexing ``dots`` there at run time would give ``dots`` a place in
+    # local memory, and its 16 sums would be stored there after every staged depth (sm_90 SASS).
     cells = cuda.local.array((_CELLS, _CELLS), np.float64)
     for u in range(_CELLS):
         for v in range(_CELLS):
