@@ -1,6 +1,7 @@
 """Elementwise losses (regression, and binary cross-entropy with logits), value and
 gradient: fastloss (Numba and Cython kernels) vs torch forward+backward vs NumPy, on
-16M float32 elements (the issue's elementwise size).
+16M float32 elements (the issue's elementwise size), and on 256 (a training step's
+batch, where the cost of a call is the cost of its Python and of entering the kernel).
 
 "copy" is the memory-bandwidth reference of the same group: ``z = x + y`` on both
 cores (a Numba parallel loop; 13% faster here than NumPy's single-threaded
@@ -27,13 +28,13 @@ def _parallel_add(x, y, out):
         out[i] = x[i] + y[i]
 
 
-def _data(dtype):
+def _data(dtype, n=N):
     g = rng()
-    x = g.standard_normal(N).astype(dtype)
-    y = g.standard_normal(N).astype(dtype)
-    var = (g.random(N) + 0.1).astype(dtype)
-    counts = g.poisson(2.0, N).astype(dtype)
-    prob = g.random(N).astype(dtype)
+    x = g.standard_normal(n).astype(dtype)
+    y = g.standard_normal(n).astype(dtype)
+    var = (g.random(n) + 0.1).astype(dtype)
+    counts = g.poisson(2.0, n).astype(dtype)
+    prob = g.random(n).astype(dtype)
     return x, y, var, counts, prob
 
 
@@ -117,3 +118,21 @@ def bench_regression(benchmark, impl, loss):
         backend = "cython" if impl == "cython" else "numba"
         fn = lambda: getattr(fl, name)(*args, grad=True, backend=backend)  # noqa: E731
     run(benchmark, f"{loss} n=16M float32 value+grad", impl, fn)
+
+
+SMALL = 256
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch", "fastloss"])
+@pytest.mark.parametrize("loss", list(CASES))
+def bench_regression_small(benchmark, impl, loss):
+    numpy_fn, name, pick = CASES[loss]
+    args = pick(*_data(np.float32, SMALL))
+    if impl == "numpy":
+        fn = lambda: numpy_fn(*args)  # noqa: E731
+    elif impl == "torch":
+        diff = (0, 2) if name == "gaussian_nll_loss" else (0,)
+        fn = torch_backward(getattr(torch.nn.functional, name, None) if torch else None, args, diff)
+    else:
+        fn = lambda: getattr(fl, name)(*args, grad=True)  # noqa: E731
+    run(benchmark, f"{loss} n={SMALL} float32 value+grad", impl, fn)

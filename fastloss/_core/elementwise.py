@@ -23,6 +23,9 @@ code is cached.
 The gradient may be written over the input (``grad_out=x``): element ``i`` of every
 operand is read before element ``i`` of the gradient is written.
 """
+import functools
+import math
+
 import numpy as np
 
 from .backends import numba
@@ -192,16 +195,24 @@ def elementwise_tiles(kind, x, y, z, weight, p0, p1, p2, scale, loss, dx, dz, wa
 def _two_d(shape, operands):
     """The (rows, cols) view of ``shape`` for the kernel: one long row when every
     operand is full-size or a single value, else (rows, last axis)."""
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if not shape or all(a is None or a.size in (1, size) for a in operands):
         return 1, size
     return size // shape[-1], shape[-1]
 
 
+@functools.cache
+def _single(value, dtype):
+    """``value`` as a read-only (1, 1) operand of ``dtype`` (an absent operand's)."""
+    return read_only(np.full((1, 1), value, dtype))
+
+
 def _pack(a, shape, two_d):
     """Operand ``a`` broadcast to ``shape`` as a read-only C-contiguous 2-D array of
     shape ``two_d``, (1, cols), (rows, 1) or (1, 1) (see :func:`_column`)."""
-    full = np.broadcast_to(a, shape)
+    if a.size == 1 and a.ndim <= len(shape):  # one value, which broadcasts to any shape of as many axes
+        return read_only(np.reshape(a, (1, 1)))
+    full = a if a.shape == shape else np.broadcast_to(a, shape)
     view = reshape_view(full, two_d)
     view = np.reshape(full, two_d) if view is None else view
     rows, cols = two_d
@@ -227,12 +238,12 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     driver, kind = kernels.elementwise_tiles, kernels.KINDS[kind.name]
     dtype = x.dtype
     shape = x.shape
-    one = np.ones((), dtype)
+    one = _single(1, dtype)
     scale = loss_scale(reduction, grad_output, shape, x.size if denominator is None else denominator,
-                       dtype) if grad else one
+                       dtype) if grad else None
     two_d = _two_d(shape, (y, z, weight, scale))
     x2 = read_only(np.ascontiguousarray(np.reshape(x, two_d)))
-    operands = [_pack(a if a is not None else one, shape, two_d) for a in (y, z, weight, scale)]
+    operands = [one if a is None else _pack(a, shape, two_d) for a in (y, z, weight, scale)]
     denominator = x.size if denominator is None else denominator
     want_loss = keeps_losses(reduction)
     loss = np.empty(shape, dtype) if want_loss else np.empty((0, 0), dtype)

@@ -109,7 +109,8 @@ class GradientBuffer:
     def view(self, make_view, undo):
         """``make_view(array)``; if that is a copy, ``undo(copy, shape)`` writes it back in :meth:`result`."""
         view = make_view(self.array)
-        if self.array.size and not np.shares_memory(view, self.array):
+        # a copy is a new array, which never overlaps: the bounds test tells it from a view
+        if self.array.size and not np.may_share_memory(view, self.array):
             self._scratch = (view, undo)
         return view
 

@@ -115,19 +115,26 @@ def check_shape(actual, expected, name, what="input"):
 def common_shape(named_shapes):
     """The shape ``(name, shape)`` pairs broadcast to, as torch broadcasts its operands;
     ValueError naming the first argument whose shape does not broadcast with those before it."""
-    shape, names = (), []
+    shape, names = None, []
     for name, s in named_shapes:
+        s = tuple(s)
+        if shape is None or s == shape:  # the first, and the common case, without broadcast_shapes's cost
+            shape = s
+            names.append(name)
+            continue
         try:
-            shape = np.broadcast_shapes(shape, tuple(s))
+            shape = np.broadcast_shapes(shape, s)
         except ValueError:
             raise ValueError(f"{name} has shape {tuple(s)}, which does not broadcast with {' and '.join(names)} "
                              f"(together of shape {shape})") from None
         names.append(name)
-    return shape
+    return () if shape is None else shape
 
 
 def check_broadcast(shape, target_shape, name):
     """ValueError unless an array of ``shape`` broadcasts to ``target_shape``."""
+    if shape == target_shape:  # the common case, without broadcast_shapes's cost
+        return
     try:
         if np.broadcast_shapes(shape, target_shape) == tuple(target_shape):
             return
