@@ -62,9 +62,11 @@ def _run_pairs(kernels, kind, inputs, target, params, reduction, grad, grad_outp
         full = common_shape([(f"input {k}", a.shape) for k, a in enumerate(inputs)] + [("target", target.shape + (1,))])
     loss_shape = full[:-1]
     shape = (math.prod(loss_shape), full[-1] if full else 1)  # a 0-d input is one feature
-    rows = [read_only(np.ascontiguousarray(np.broadcast_to(a, full).reshape(shape))) for a in inputs]
+    rows = [read_only(np.ascontiguousarray(np.reshape(a if a.shape == full else np.broadcast_to(a, full), shape)))
+            for a in inputs]
     c = rows[2] if len(rows) == 3 else rows[0]
-    y = read_only(np.ascontiguousarray(np.broadcast_to(target, loss_shape).reshape(-1)))
+    y = target if target.shape == loss_shape else np.broadcast_to(target, loss_shape)
+    y = read_only(np.ascontiguousarray(y.reshape(-1)))
     tail = KernelTail(reduction, grad, grad_output, loss_shape, dtype, shape[0])
     none = np.empty((shape[0], 0), dtype)  # rows of nothing: what the kernel is given for no gradient
     views = [none] * 3

@@ -51,31 +51,49 @@ def _shifted_difference(x, y, eps):
 
 
 @jit(fastmath=REDUCE)
+def _square_sum(u, v, eps):
+    """sum_i (u_i - v_i + eps)^2: :func:`_power_sum` at p = 2, small enough to be inlined."""
+    s = typed(0, eps)
+    for i in range(u.shape[0]):
+        a = _shifted_difference(u[i], v[i], eps)
+        s += a * a
+    return s
+
+
+@jit(fastmath=REDUCE)
 def _power_sum(u, v, eps, p):
-    """sum_i |u_i - v_i + eps|^p (p = 1 and 2 without a pow)."""
+    """sum_i |u_i - v_i + eps|^p (p = 1 without a pow; p = 2 is :func:`_square_sum`)."""
     s = typed(0, eps)
     for i in range(u.shape[0]):
         a = abs(_shifted_difference(u[i], v[i], eps))
-        if p == 2:
-            s += a * a
-        elif p == 1:
+        if p == 1:
             s += a
         else:
             s += a ** p
     return s
 
 
-@jit()
+@jit(inline="always")
 def _norm(u, v, eps, p):
     """torch.linalg.vector_norm(u - v + eps, p) of one row, for any real p and +-inf: the
     count of nonzero entries for p = 0 (NaN counts), the largest or smallest |entry| for
     p = +-inf (NaN propagated), else (sum |entry|^p)^(1/p); of one entry, its |entry| for
-    every p but 0, without the overflow of a power (as torch). +-inf needs a nonempty row."""
+    every p but 0, without the overflow of a power (as torch). +-inf needs a nonempty row.
+
+    The Euclidean distance of rows of several entries, the default, is inlined into the
+    row kernels; the other cases are a call (which costs a row kernel more than the
+    distance of a short row: a call that takes a row view counts references to it)."""
+    if p == 2 and u.shape[0] != 1:
+        return np.sqrt(_square_sum(u, v, eps))
+    return _norm_other(u, v, eps, p)
+
+
+@jit()
+def _norm_other(u, v, eps, p):
+    """:func:`_norm` of every p but 2 (and of p = 2 over one entry)."""
     zero = typed(0, p)
     if u.shape[0] == 1 and p != 0:  # torch reduces nothing over one feature: |entry|, for any such p
         return abs(_shifted_difference(u[0], v[0], eps))
-    if p == 2:
-        return np.sqrt(_power_sum(u, v, eps, p))
     if p == 1:
         return _power_sum(u, v, eps, p)
     if p == 0:
@@ -100,13 +118,20 @@ def _sgn(x):
     return one if x > 0 else (-one if x < 0 else typed(0, x))
 
 
-@jit()
+@jit(inline="always")
 def _norm_backward_factor(u, v, eps, p, d, c):
     """The per-row part of torch's norm backward (FunctionsManual.cpp, ``norm_backward``) for
-    d = ||u - v + eps||_p and incoming gradient c, used by :func:`_norm_backward`."""
-    zero = typed(0, p)
+    d = ||u - v + eps||_p and incoming gradient c, used by :func:`_norm_backward`: c itself
+    for p = 0, 1, 2, inlined (see :func:`_norm`)."""
     if p == 0 or p == 1 or p == 2:
         return c
+    return _norm_backward_factor_other(u, v, eps, p, d, c)
+
+
+@jit()
+def _norm_backward_factor_other(u, v, eps, p, d, c):
+    """:func:`_norm_backward_factor` for p other than 0, 1 and 2."""
+    zero = typed(0, p)
     if np.isinf(p):  # grad / (number of entries at the extreme |entry| or NaN)
         count = zero
         for i in range(u.shape[0]):
@@ -118,7 +143,7 @@ def _norm_backward_factor(u, v, eps, p, d, c):
     return c / d ** (p - typed(1, p)) if d != 0 else zero
 
 
-@jit()
+@jit(inline="always")
 def _norm_backward(p, w, d, c, r):
     """Entry w's gradient of c * ||row||_p (d the norm, r the row's factor from
     :func:`_norm_backward_factor`), as torch's norm backward writes it, branch by branch
@@ -145,7 +170,7 @@ def _clamp_min0(x):
     return typed(0, x) if x < 0 else x
 
 
-@jit()
+@jit(inline="always")
 def _hinge(margin, d_ap, d_an, d_pn, swap, s):
     """torch's triplet hinge from its distances (d_pn read only with ``swap``):
     ``clamp_min(margin + d_ap - minimum(d_an, d_pn), 0)``, and the gradients of s times it
@@ -164,7 +189,7 @@ def _hinge(margin, d_ap, d_an, d_pn, swap, s):
     return _clamp_min0(h), c, (zero if d_an > d_pn else g), (zero if d_an < d_pn else g)
 
 
-@jit()
+@jit(inline="always")
 def _triplet_row(u, v, w, margin, p, eps, swap, s, want_grad, gu, gv, gw):
     """One triplet on L_p distances; writes the three gradient rows if ``want_grad``, reading
     entry i of u, v, w before writing entry i of gu, gv, gw. Returns the loss."""
