@@ -476,9 +476,9 @@ def nll_rows(log_probs, target, weight, ignore_index, scale, mean, loss, grad, w
         value = -weight[t] * log_probs[n, k, t] if kept_row else typed(0, log_probs[n, k, 0])
         loss[r] = value
         if want_grad:
-            _zero(grad[n, k])
-            if kept_row:
-                grad[n, k, t] = -weight[t] * (scale[r] / denominator)  # torch's order: w (g / sum w)
+            g = -weight[t] * (scale[r] / denominator) if kept_row else typed(0, value)  # torch's order: w (g / sum w)
+            for c in range(n_classes):  # each entry written once (g is 0 in an ignored row)
+                grad[n, k, c] = g if c == t else typed(0, value)
     return sum_float64(loss), -1, kept
 
 
