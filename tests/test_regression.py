@@ -247,3 +247,26 @@ def test_poisson_full_masks_stirling_below_one_even_at_minus_inf(full):
     for backend in BACKENDS:
         value = fl.poisson_nll_loss(x, y, log_input=False, full=full, reduction="none", backend=backend)
         np.testing.assert_allclose(value, expected.numpy(), rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("make, view", [
+    (lambda a: a, True),                                   # C-contiguous
+    (lambda a: a[:, ::2], True),                           # every other column: one stride for all
+    (lambda a: a[:, :3], False),                           # half rows: two strides
+    (lambda a: a.T, False),                                # transposed
+    (lambda a: a[:0], True),                               # empty
+    (lambda a: np.broadcast_to(a[:1], a.shape), False),    # a zero stride
+])
+def test_reshape_view_before_numpy_2_1_agrees(make, view):
+    """Both reshape_view implementations (NumPy >= 2.1's reshape(copy=False), and the one
+    used before 2.1, which tells a view by the memory it shares) give a view of the same
+    values where the strides allow one, else None. Expected values: NumPy's reshape."""
+    from fastloss._core.layout import _reshape_view, _reshape_view_before_2_1
+
+    array = make(np.arange(24.0).reshape(4, 6))
+    shape = (array.size,)
+    for result in (_reshape_view(array, shape), _reshape_view_before_2_1(array, shape)):
+        assert (result is not None) == view
+        if view:
+            np.testing.assert_array_equal(result, np.reshape(array, shape))
+            assert array.size == 0 or np.shares_memory(result, array)

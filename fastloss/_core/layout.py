@@ -2,12 +2,22 @@
 import numpy as np
 
 
-def reshape_view(array, shape):
+def _reshape_view(array, shape):
     """``array`` reshaped without a copy, or None when its strides do not allow it."""
     try:
         return np.reshape(array, shape, copy=False)
     except ValueError:
         return None
+
+
+def _reshape_view_before_2_1(array, shape):
+    """:func:`_reshape_view` for NumPy before 2.1, whose reshape has no ``copy=`` and
+    copies where it must, silently: a result that shares no memory was a copy."""
+    view = np.reshape(array, shape)
+    return view if array.size == 0 or np.may_share_memory(view, array) else None
+
+
+reshape_view = _reshape_view if np.lib.NumpyVersion(np.__version__) >= "2.1.0" else _reshape_view_before_2_1
 
 
 def class_rows(array):
@@ -41,6 +51,9 @@ def read_only(array):
     return view
 
 
+_TOO_HARD = getattr(np, "exceptions", np).TooHardError  # np.exceptions since NumPy 1.25
+
+
 def overlaps(a, b):
     """Whether arrays ``a`` and ``b`` share an element (cheap bounds test first; a
     problem too hard to decide exactly counts as an overlap)."""
@@ -48,7 +61,7 @@ def overlaps(a, b):
         return False
     try:
         return np.shares_memory(a, b, max_work=1 << 16)
-    except np.exceptions.TooHardError:
+    except _TOO_HARD:
         return True
 
 
