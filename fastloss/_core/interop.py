@@ -30,6 +30,7 @@ import numpy as np
 
 from .cuda import call as call_on_gpu
 from .cuda import is_device_array
+from .layout import NUMPY_2_1
 
 _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 
@@ -162,11 +163,16 @@ class _ArrayAPI:
     def writable(self, array, name):
         view = self.to_numpy(array, name)
         if not view.flags.writeable:
-            raise TypeError(f"{name} ({self.name}) is read-only through DLPack and cannot receive the gradient "
-                            f"in place; leave {name}=None and use the returned gradient")
+            why = "" if NUMPY_2_1 else f" (as every array is before NumPy 2.1; this is NumPy {np.__version__})"
+            raise TypeError(f"{name} ({self.name}) is read-only through DLPack{why} and cannot receive the "
+                            f"gradient in place; leave {name}=None and use the returned gradient")
         return view
 
     def from_numpy(self, array):
+        if not NUMPY_2_1 and array.flags.writeable:
+            # Before NumPy 2.1 an array that comes through DLPack is read-only, and a
+            # read-only array cannot be exported again: the result is built by asarray.
+            return self.xp.asarray(array)
         try:
             return self.xp.from_dlpack(array)
         except (BufferError, TypeError, ValueError, RuntimeError, AttributeError):

@@ -1,6 +1,9 @@
 """Zero-copy views that give kernels a fixed rank, and the gradient buffer."""
 import numpy as np
 
+#: NumPy 2.1 gave ``reshape`` its ``copy=`` and ``from_dlpack`` writable views (DLPack 1.0).
+NUMPY_2_1 = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+
 
 def _reshape_view(array, shape):
     """``array`` reshaped without a copy, or None when its strides do not allow it."""
@@ -17,7 +20,7 @@ def _reshape_view_before_2_1(array, shape):
     return view if array.size == 0 or np.may_share_memory(view, array) else None
 
 
-reshape_view = _reshape_view if np.lib.NumpyVersion(np.__version__) >= "2.1.0" else _reshape_view_before_2_1
+reshape_view = _reshape_view if NUMPY_2_1 else _reshape_view_before_2_1
 
 
 def class_rows(array):
