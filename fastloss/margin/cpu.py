@@ -49,16 +49,18 @@ def _write_hinge_grad(row, base, power, unit, weight, s, out):
 def _worst_competitor(row, t):
     """(index, value) of the largest score other than ``row[t]``, the first index on
     ties; the value is NaN if any competitor is (as ``torch.max`` and ``numpy.max``),
-    and the index then the first competitor. Two vectorised passes: the maximum by
-    ``maxnum`` (NaN skipped) with a count of NaNs, then the first index holding it."""
+    and the index then the first competitor. Three vectorised passes: the maximum by
+    ``maxnum`` (NaN skipped), the count of NaNs, then the first index holding the
+    maximum. (The count in the maximum's loop kept LLVM from vectorising it: the
+    4096x1000 Crammer-Singer hinge with its gradient took 4.2 ms, now 1.35.)"""
     n = row.shape[0]
     low = typed(-np.inf, row[0])
     m = low
+    for c in range(n):
+        m = maxnum(m, row[c] if c != t else low)
     nans = 0
     for c in range(n):
-        v = row[c] if c != t else low
-        m = maxnum(m, v)
-        nans += 1 if v != v else 0
+        nans += 1 if row[c] != row[c] and c != t else 0
     at = n
     for c in range(n):
         at = min(at, c if row[c] == m and c != t else n)
