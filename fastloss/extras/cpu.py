@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.jit import REDUCE, jit, prange
-from .._core.numerics import NORMALIZE_EPS, exp_fast, log1p_unit, log_fast, sigmoid, sum_float64, typed
+from .._core.numerics import NORMALIZE_EPS, exp_fast, log1p_unit, log_fast, maxnum, sigmoid, sum_float64, typed
 
 # ---------------------------------------------------------------- kernels
 
@@ -23,12 +23,17 @@ def _sigmoid_row(row, p, e):
 @jit()
 def _largest_other(p, t):
     """max_{c != t} p_c, at least 0: the reference's max of p times the non-target mask,
-    which is NaN when any p is (the target's too: NaN * 0)."""
-    top = p[0] * 0
+    which is NaN when any p is (the target's too: NaN * 0). Two vectorised loops: the
+    maximum by ``maxnum`` (NaN skipped), then whether any p is NaN (a compare-and-keep
+    that passes NaN on, or both in one loop, LLVM does not vectorise)."""
+    zero = typed(0, p[0])
+    top = zero
     for c in range(p.shape[0]):
-        v = p[c] if c != t else p[c] * 0
-        top = v if v > top or v != v else top
-    return top
+        top = maxnum(top, p[c] if c != t else zero)
+    nans = 0
+    for c in range(p.shape[0]):
+        nans += 1 if p[c] != p[c] else 0
+    return top if nans == 0 else typed(np.nan, zero)
 
 
 @jit()
