@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .backends import numba
-from .jit import jit
+from .jit import jit, prange
 from .table import LOSSES, REAL
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
@@ -104,6 +104,28 @@ def check_class_indices(target, n_classes, name, ignore_index=None, weight=None)
     if bad >= 0:
         raise class_index_error(target, bad, n_classes, name, ignore_index)
     return kept
+
+
+@jit(parallel=True)
+def _count_others(values, a, b):
+    """How many entries of the 1-D ``values`` are neither ``a`` nor ``b`` (NaN counts)."""
+    others = 0
+    for i in prange(values.shape[0]):
+        v = values[i]
+        others += 0 if v == a or v == b else 1
+    return others
+
+
+def check_two_values(values, a, b, name):
+    """ValueError unless every entry of ``values`` is ``a`` or ``b``: one parallel pass
+    (NumPy's comparisons where numba is not in use), the culprit found only for the error."""
+    flat = values.reshape(-1)
+    if numba is not None:
+        others = _count_others(flat, flat.dtype.type(a), flat.dtype.type(b))
+    else:
+        others = np.count_nonzero((flat != a) & (flat != b))
+    if others:
+        raise ValueError(f"{name} must hold only {a} and {b}; found {flat[(flat != a) & (flat != b)][0]}")
 
 
 def check_shape(actual, expected, name, what="input"):

@@ -36,6 +36,7 @@ from .._core.validation import (
     check_broadcast,
     check_option,
     check_shape,
+    check_two_values,
     common_shape,
 )
 from .cpu import CONTRASTIVE, COSINE, TRIPLET, TRIPLET_COSINE
@@ -391,9 +392,7 @@ def contrastive_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike, ma
     margin = check_option("contrastive_loss", "margin", margin)
     x1, x2 = _pair_inputs(("input1", "input2"), (input1, input2), (1, 2))
     y = _labels(target, x1)
-    bad = ~np.isin(y, (0, 1))
-    if bad.any():
-        raise ValueError(f"target must hold only 0 and 1; found {y[bad].flat[0]}")
+    check_two_values(y, 0, 1, "target")
     return _run_pairs(kernels, CONTRASTIVE, (x1, x2), y, (margin, 2.0, 0.0, False), reduction, grad, grad_output, grad_out)
 
 

@@ -41,6 +41,7 @@ from .._core.validation import (
     check_class_indices,
     check_option,
     check_shape,
+    check_two_values,
     common_shape,
 )
 from .cpu import _HINGE_EMBEDDING, _MARGIN_RANKING, _MULTILABEL_SOFT_MARGIN, _SOFT_MARGIN
@@ -53,13 +54,6 @@ if TYPE_CHECKING:
     from .._typing import ArrayLike, Backend, FloatArray, Grad2, Loss, Reduction, WithGrad
 
 # ---------------------------------------------------------------- wrappers
-
-def _check_signs(y, name="target"):
-    """ValueError unless every entry is -1 or 1."""
-    bad = (y != 1) & (y != -1)
-    if bad.any():
-        raise ValueError(f"{name} must hold only -1 and 1; found {y[bad].flat[0]}")
-
 
 def _input_and_target(input, target, name="input"):
     """A float input and a real target that broadcasts to it (any real values, as torch's)."""
@@ -462,7 +456,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, reducti
         raise ValueError(f"input must be (N,) binary scores or (N, C) class scores, got shape {x.shape}")
     x, y = _input_and_target(x, target)
     check_shape(y.shape, x.shape, "target")
-    _check_signs(y)
+    check_two_values(y, -1, 1, "target")
     # margin_ranking_loss's kernel with input2 = 0: clamp_min(margin - y (f - 0), 0)
     return elementwise_loss(_MARGIN_RANKING, x, y, np.zeros((), x.dtype), None, (margin, 0.0, 0.0),
                             reduction=reduction, grad=grad, grad_output=grad_output, grad_out=grad_out,
