@@ -117,14 +117,10 @@ def _count_others(values, a, b):
 
 
 def check_two_values(values, a, b, name):
-    """ValueError unless every entry of ``values`` is ``a`` or ``b``: one parallel pass
-    (NumPy's comparisons where numba is not in use), the culprit found only for the error."""
+    """ValueError unless every entry of ``values`` is ``a`` or ``b``: one parallel pass,
+    the culprit found only for the error (the losses that call it are Numba's alone)."""
     flat = values.reshape(-1)
-    if numba is not None:
-        others = _count_others(flat, flat.dtype.type(a), flat.dtype.type(b))
-    else:
-        others = np.count_nonzero((flat != a) & (flat != b))
-    if others:
+    if _count_others(flat, flat.dtype.type(a), flat.dtype.type(b)):
         raise ValueError(f"{name} must hold only {a} and {b}; found {flat[(flat != a) & (flat != b)][0]}")
 
 
