@@ -121,12 +121,6 @@ def row_block(rows):
 
 
 @jit()
-def _zero(out):
-    for c in range(out.shape[0]):
-        out[c] = 0
-
-
-@jit()
 def _ignored_row_grad(row, weight_sum, out):
     """The gradient of a row whose target is ignored: 0, or NaN across the row where its
     log-softmax is NaN (a NaN or +inf logit, or every logit -inf) or, with smoothing,
