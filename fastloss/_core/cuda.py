@@ -158,6 +158,14 @@ def resident(blocks):
     return {} if simulating() else {"launch_bounds": (BLOCK, blocks)}
 
 
+def per_thread(bytes_in_flight, dtype):
+    """Elements of ``dtype`` a thread loads a round when it keeps ``bytes_in_flight`` bytes
+    of an array in flight (a kernel's batched loads, and the launch size they ask for)."""
+    import numpy as np
+
+    return bytes_in_flight // np.dtype(dtype).itemsize
+
+
 def block_size():
     """Threads per block: :data:`BLOCK`, or :data:`SIMULATOR_BLOCK` under the simulator."""
     return SIMULATOR_BLOCK if simulating() else BLOCK

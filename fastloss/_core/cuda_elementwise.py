@@ -36,7 +36,7 @@ import math
 import numba
 import numpy as np
 
-from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, resident, strided, to_device
+from .cuda import block_size, flagged, grid, is_device_array, load, new_flag, per_thread, resident, strided, to_device
 from .cuda_blocks import block_sum, cuda, divide
 from .elementwise import SCALAR_KERNELS
 from .reduction import loss_scale
@@ -52,11 +52,6 @@ MAXDIM = 8
 #: registers a thread on sm_90): 32 KiB in flight an SM.
 LOADS_IN_FLIGHT = 16
 ELEMENTWISE_BLOCKS = 4
-
-
-def per_thread(dtype):
-    """Elements of ``dtype`` a thread of :func:`driver`'s kernel loads a round."""
-    return LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
 # How an operand's element i is found: at i, at its one value, or through its strides.
 CONTIGUOUS, SINGLE, STRIDED = 0, 1, 2
 
@@ -135,7 +130,7 @@ def driver(name, check=no_check, flat=False, dtype=np.dtype(np.float64)):
     """
     scalar, takes_grad = SCALAR_KERNELS[name]
     ft = numba.from_dtype(np.dtype(dtype))
-    unroll = per_thread(dtype)
+    unroll = per_thread(LOADS_IN_FLIGHT, dtype)
 
     @cuda.jit(device=True)
     def at(operand, i, shape, ndim):
@@ -414,7 +409,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     scale = _scale(reduction, grad_output, shape, denominator, dtype) if grad else one
     want_loss = reduction == "none"
     loss = cu.device_array(shape if want_loss else 0, dtype)
-    blocks, threads = grid(-(-n // per_thread(dtype)))  # a round of loads a thread, at least
+    blocks, threads = grid(-(-n // per_thread(LOADS_IN_FLIGHT, dtype)))  # a round of loads a thread, at least
     partial = cu.device_array(blocks, np.float64) if n else to_device(np.zeros(1))  # no element: the sum is 0
     flag = new_flag(n, 3) if check is not no_check else _constant(np.int64, 0)
     atomic_dx = grad and tuple(x.shape) != shape

@@ -202,9 +202,9 @@ def _two_d(shape, operands):
 
 
 @functools.cache
-def _single(value, dtype):
-    """``value`` as a read-only (1, 1) operand of ``dtype`` (an absent operand's)."""
-    return read_only(np.full((1, 1), value, dtype))
+def _one(dtype):
+    """1 as a read-only (1, 1) operand of ``dtype``: an absent operand's value."""
+    return read_only(np.ones((1, 1), dtype))
 
 
 def _pack(a, shape, two_d):
@@ -238,7 +238,7 @@ def elementwise_loss(kind, x, y, z=None, weight=None, params=(0.0, 0.0, 0.0), *,
     driver, kind = kernels.elementwise_tiles, kernels.KINDS[kind.name]
     dtype = x.dtype
     shape = x.shape
-    one = _single(1, dtype)
+    one = _one(dtype)
     scale = loss_scale(reduction, grad_output, shape, x.size if denominator is None else denominator,
                        dtype) if grad else None
     two_d = _two_d(shape, (y, z, weight, scale))

@@ -46,6 +46,7 @@ from .._core.cuda import (
     grid,
     is_device_array,
     new_flag,
+    per_thread,
     resident,
     simulating,
     threads_for,
@@ -85,11 +86,6 @@ THREADS = block_size()
 #: of up to 1024 float32 classes, blocks of 128 threads: 6 rows of 4 KiB an SM.
 LOADS_IN_FLIGHT = 32
 ROW_BLOCKS = 3
-
-
-def per_thread(dtype):
-    """Logits of ``dtype`` a thread of :func:`class_rows_fwd_grad` loads at once."""
-    return LOADS_IN_FLIGHT // np.dtype(dtype).itemsize
 
 #: What a row of :func:`class_rows_fwd_grad` holds: logits and a class index
 #: (cross-entropy, focal loss), logits and probabilities, or log-probabilities and a class
@@ -143,7 +139,7 @@ def _row_kernel(ft, mode, want_grad):
     thread loads its next ``unroll`` logits (classes ``c, c + blockDim, ...``) into
     registers before it uses any, so that a multiprocessor has enough loads in flight to
     keep HBM busy; one load, used at once, would leave it waiting for each."""
-    unroll = per_thread(str(ft))
+    unroll = per_thread(LOADS_IN_FLIGHT, str(ft))
     low = ft(-math.inf)
 
     @cuda.jit(device=True)
@@ -530,7 +526,7 @@ def _rows_call(mode, x, loss_shape, n_classes, target, y, weight, keep, spread, 
     blocks = grid(n_rows, 1)[0]  # one block per row (one "item" a block), up to the grid's cap
     # Threads per row: a power of two (the block reductions halve it) near C over the
     # logits a thread loads at once, 32 to THREADS.
-    threads = threads_for(-(-n_classes // per_thread(dtype)))
+    threads = threads_for(-(-n_classes // per_thread(LOADS_IN_FLIGHT, dtype)))
     # The mean's denominator: the number of rows for probability targets, else summed on the device.
     host_denominator = float(n_rows) if mode == SOFT else 1.0
     if grad:
